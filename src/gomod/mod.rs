@@ -1,0 +1,2 @@
+//! Go proxy and checksum-database semantics: classify exchanges, decode module paths, build
+//! module journeys.

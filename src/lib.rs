@@ -1,0 +1,17 @@
+//! modtrace: Go module traffic analysis.
+//!
+//! One streaming pipeline, each stage a module with a narrow typed interface:
+//! `source` -> `decode` -> `flow` -> `proto` -> `gomod` -> `detect` -> sinks (`report`).
+//! Only `source` (and `lab`) touch files or sockets; nothing from `decode` to `detect` reads a
+//! clock: time is the packet's timestamp.
+
+pub mod decode;
+pub mod detect;
+pub mod flow;
+pub mod gomod;
+pub mod lab;
+pub mod pipeline;
+pub mod proto;
+pub mod report;
+pub mod source;
+pub mod time;

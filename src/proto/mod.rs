@@ -1,0 +1,129 @@
+//! Application protocols over reassembled streams (HTTP/1.1) and datagrams (DNS). Sans-I/O:
+//! each connection machine takes chunks and pushes what it learned; it owns no socket and no
+//! clock.
+
+pub mod dns;
+pub mod http1;
+
+use crate::flow::FlowId;
+use crate::time::Ts;
+
+/// A header as seen on the wire. Values that are not UTF-8 are kept with each invalid byte
+/// written as `\xNN` (see [`escape_bytes`]), never lossily.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Header {
+    pub name: String,
+    pub value: String,
+}
+
+pub fn header<'h>(headers: &'h [Header], name: &str) -> Option<&'h str> {
+    headers.iter().find(|h| h.name.eq_ignore_ascii_case(name)).map(|h| h.value.as_str())
+}
+
+/// UTF-8 text kept as is; every byte of an invalid sequence written as `\xNN`.
+pub fn escape_bytes(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        out.push_str(chunk.valid());
+        for b in chunk.invalid() {
+            out.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    out
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpRequest {
+    pub method: String,
+    /// The request-target exactly as on the request line (origin-form `/a/b?c`, absolute-form
+    /// `http://h/a` through a forward proxy, authority-form `h:443` for CONNECT).
+    pub target: String,
+    /// Minor version: 1 for HTTP/1.1, 0 for HTTP/1.0.
+    pub version: u8,
+    pub headers: Vec<Header>,
+    /// Time and number of the packet that carried the first byte of the request.
+    pub ts: Ts,
+    pub packet: u64,
+    /// Body bytes as sent (after de-chunking).
+    pub body_len: u64,
+}
+
+/// A message body. Only the first `HttpLimits::max_body_kept` decoded bytes are kept; `len`
+/// counts them all.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Body {
+    /// Decoded bytes (chunked and gzip content-encoding removed), up to the keep limit.
+    pub data: Vec<u8>,
+    /// Decoded length.
+    pub len: u64,
+    /// Bytes on the wire (after de-chunking, before content decoding).
+    pub wire_len: u64,
+    /// The body ended as framed (Content-Length reached, last chunk, or close for
+    /// read-to-close bodies) with no gap inside it.
+    pub complete: bool,
+    /// All decoded bytes are in `data` (none dropped by the keep limit).
+    pub kept_all: bool,
+    /// The content-encoding was gzip/deflate and could not be decoded (then `data` holds the
+    /// raw bytes).
+    pub decode_error: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub reason: String,
+    pub version: u8,
+    pub headers: Vec<Header>,
+    /// Time and packet of the first byte of the status line.
+    pub ts: Ts,
+    pub packet: u64,
+    /// Time and packet of the last byte of the body.
+    pub end_ts: Ts,
+    pub end_packet: u64,
+    pub body: Body,
+}
+
+/// One request and its final (non-1xx) response, or an unanswered request (`response: None`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpExchange {
+    pub flow: FlowId,
+    pub request: HttpRequest,
+    pub response: Option<HttpResponse>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HttpEvent {
+    Exchange(HttpExchange),
+    /// A CONNECT was answered 2xx: from here on the connection is a tunnel, not HTTP.
+    TunnelOpened { flow: FlowId, authority: String, ts: Ts, packet: u64 },
+    /// Bytes inside an open tunnel, passed through for a later layer (TLS).
+    TunnelData { flow: FlowId, dir: crate::flow::Dir, ts: Ts, packet: u64, data: Vec<u8> },
+    /// Something that is not valid HTTP/1 where HTTP/1 was expected, or a limit hit.
+    Anomaly { flow: FlowId, ts: Ts, what: String },
+}
+
+/// Every HTTP/1 limit, with why.
+#[derive(Clone, Debug)]
+pub struct HttpLimits {
+    /// Request/status line plus headers. Larger heads are an anomaly and stop parsing the
+    /// connection (Go's net/http allows 1 MiB; real mirrors send a few KB).
+    pub max_head_bytes: usize,
+    /// Decoded body bytes kept per message, enough for list/.info/.mod bodies and go-get pages.
+    /// Longer bodies are counted, not kept.
+    pub max_body_kept: usize,
+    /// Requests waiting for their response on one connection (pipelining).
+    pub max_pending_requests: usize,
+    /// gzip expansion allowed relative to the wire bytes before it counts as a compression bomb.
+    pub max_gzip_ratio: u64,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        HttpLimits {
+            max_head_bytes: 64 << 10,
+            max_body_kept: 256 << 10,
+            max_pending_requests: 64,
+            max_gzip_ratio: 200,
+        }
+    }
+}

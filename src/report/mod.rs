@@ -1,0 +1,1 @@
+//! Report sinks: text and JSON.

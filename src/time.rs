@@ -1,0 +1,76 @@
+//! Capture timestamps. Time in modtrace is always the packet's time, never the clock's.
+
+use std::fmt;
+
+/// Nanoseconds since the Unix epoch, as recorded in the capture.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Ts(pub i64);
+
+impl Ts {
+    pub const fn from_secs_nanos(secs: i64, nanos: u32) -> Ts {
+        Ts(secs.saturating_mul(1_000_000_000).saturating_add(nanos as i64))
+    }
+    pub fn secs(self) -> i64 {
+        self.0.div_euclid(1_000_000_000)
+    }
+    pub fn subsec_nanos(self) -> u32 {
+        self.0.rem_euclid(1_000_000_000) as u32
+    }
+    /// Milliseconds from `self` to `later` (negative if `later` is earlier).
+    pub fn millis_until(self, later: Ts) -> f64 {
+        (later.0 - self.0) as f64 / 1e6
+    }
+    /// RFC 3339 in UTC with microseconds, e.g. `2026-11-24T02:42:12.123456Z`.
+    pub fn rfc3339(self) -> String {
+        let secs = self.secs();
+        let days = secs.div_euclid(86_400);
+        let sod = secs.rem_euclid(86_400);
+        let (y, m, d) = civil_from_days(days);
+        format!(
+            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:06}Z",
+            sod / 3600,
+            (sod / 60) % 60,
+            sod % 60,
+            self.subsec_nanos() / 1000
+        )
+    }
+}
+
+impl fmt::Display for Ts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.rfc3339())
+    }
+}
+
+/// Howard Hinnant's days-to-civil algorithm (proleptic Gregorian calendar).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_known_values() {
+        assert_eq!(Ts(0).rfc3339(), "1970-01-01T00:00:00.000000Z");
+        // 2026-11-24T02:42:12.5Z
+        assert_eq!(
+            Ts::from_secs_nanos(1_795_488_132, 500_000_000).rfc3339(),
+            "2026-11-24T02:42:12.500000Z"
+        );
+        assert_eq!(
+            Ts::from_secs_nanos(951_782_400, 1_000).rfc3339(),
+            "2000-02-29T00:00:00.000001Z"
+        );
+    }
+}
