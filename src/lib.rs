@@ -5,6 +5,7 @@
 //! Only `source` (and `lab`) touch files or sockets; nothing from `decode` to `detect` reads a
 //! clock: time is the packet's timestamp.
 
+pub mod cli;
 pub mod decode;
 pub mod detect;
 pub mod flow;

@@ -1,8 +1,122 @@
-fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.first().map(String::as_str) == Some("lab") {
-        std::process::exit(modtrace::lab::cli(&args[1..]));
+use clap::Parser;
+use modtrace::cli::{AnalyzeArgs, Cli, Color, Command, FailOn, Format};
+use modtrace::detect::Severity;
+use modtrace::pipeline::{Analyzer, Config};
+use modtrace::report::{write_text, Report};
+use modtrace::source::MergedSource;
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let code = match cli.command {
+        Command::Analyze(a) => analyze(&a),
+        Command::Lab { args } => modtrace::lab::cli(&args),
+        Command::Capture { .. } => {
+            eprintln!(
+                "modtrace: capture: this build has no live capture; rebuild with the `live` feature \
+(needs libpcap-dev): cargo install --path . --features live"
+            );
+            2
+        }
+    };
+    ExitCode::from(code.clamp(0, 255) as u8)
+}
+
+fn fail(msg: impl std::fmt::Display) -> i32 {
+    eprintln!("modtrace: {msg}");
+    2
+}
+
+fn analyze(a: &AnalyzeArgs) -> i32 {
+    for f in &a.files {
+        if let Err(e) = std::fs::metadata(f) {
+            return fail(format_args!("{}: {e}", f.display()));
+        }
     }
-    eprintln!("modtrace: not built yet");
-    std::process::exit(2);
+    let mut src = match MergedSource::open(&a.files) {
+        Ok(s) => s,
+        Err(e) => return fail(e),
+    };
+    let total: u64 = a.files.iter().filter_map(|f| std::fs::metadata(f).ok()).map(|m| m.len()).sum();
+    let progress = (!a.no_progress && std::io::stderr().is_terminal() && total > 8 << 20).then(|| {
+        let pb = indicatif::ProgressBar::new(total);
+        pb.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {bytes}/{total_bytes} {wide_bar} {binary_bytes_per_sec} eta {eta}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        pb
+    });
+
+    let mut an = Analyzer::new(Config::default());
+    an.keep_exchanges(a.format == Format::Json);
+    let mut n: u64 = 0;
+    loop {
+        match src.next_frame() {
+            Ok(Some(frame)) => {
+                an.on_frame(&frame);
+                an.drain_events().for_each(drop);
+                n += 1;
+                if n % 4096 == 0 {
+                    if let Some(pb) = &progress {
+                        pb.set_position(src.position());
+                    }
+                }
+            }
+            Ok(None) => break,
+            Err(e) => {
+                if let Some(pb) = &progress {
+                    pb.finish_and_clear();
+                }
+                return fail(e);
+            }
+        }
+    }
+    if let Some(pb) = &progress {
+        pb.finish_and_clear();
+    }
+    an.finish();
+    let stats: Vec<_> = src.stats().into_iter().cloned().collect();
+    for s in &stats {
+        if s.truncated_file {
+            eprintln!("modtrace: warning: {}: capture is cut short; analysed as far as it goes", s.path.display());
+        }
+    }
+    let report = Report::build(&stats, an.into_parts());
+
+    let mut out: Box<dyn Write> = match &a.output {
+        Some(p) => match std::fs::File::create(p) {
+            Ok(f) => Box::new(std::io::BufWriter::new(f)),
+            Err(e) => return fail(format_args!("{}: {e}", p.display())),
+        },
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    };
+    let color = match a.color {
+        Color::Always => true,
+        Color::Never => false,
+        Color::Auto => a.output.is_none() && std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+    };
+    let res = match a.format {
+        Format::Text => write_text(&report, &mut out, color),
+        Format::Json => report.write_json(&mut out),
+    }
+    .and_then(|_| out.flush());
+    if let Err(e) = res {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            return 0;
+        }
+        return fail(format_args!("writing the report: {e}"));
+    }
+    let threshold = match a.fail_on {
+        FailOn::Never => None,
+        FailOn::Critical => Some(Severity::Critical),
+        FailOn::High => Some(Severity::High),
+        FailOn::Medium => Some(Severity::Medium),
+        FailOn::Low => Some(Severity::Low),
+        FailOn::Info => Some(Severity::Info),
+    };
+    match threshold {
+        Some(t) if report.findings.iter().any(|f| f.severity >= t) => 1,
+        _ => 0,
+    }
 }

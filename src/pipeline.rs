@@ -1,1 +1,430 @@
-//! Wires the stages together.
+//! Wires the stages together: frames in, events out. The same `Analyzer` serves file analysis,
+//! replay and live capture; sinks (reports, TUI) consume the `Event`s it produces.
+
+use crate::decode::{DecodeStats, Decoder, DefragLimits, Transport};
+use crate::detect::{Detector, Finding};
+use crate::flow::{Dir, FlowEvent, FlowId, FlowInfo, FlowStats, FlowTable, Limits};
+use crate::gomod::{self, path::split_url, Credential, Exchange, Journey, Tracker};
+use crate::proto::dns::{self, DnsTcpConn, RData};
+use crate::proto::http1::{looks_like_request, Http1Conn};
+use crate::proto::{header, HttpEvent, HttpExchange, HttpLimits};
+use crate::source::{Frame, LinkType};
+use crate::time::Ts;
+use base64::Engine;
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::net::IpAddr;
+
+/// What sinks see, in order.
+#[derive(Clone, Debug)]
+pub enum Event {
+    Exchange(Box<Exchange>),
+    /// A finding was raised or gained evidence (index into the detector's findings).
+    Finding(usize),
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Config {
+    pub flow: Limits,
+    pub http: HttpLimits,
+    pub defrag: DefragLimits,
+}
+
+/// Per-flow application state, chosen from the first bytes.
+enum Conn {
+    Unknown,
+    Http(Box<Http1Conn>),
+    DnsTcp(DnsTcpConn),
+    /// Not a protocol modtrace parses (yet): bytes are counted only.
+    Opaque,
+    Tunnel,
+}
+
+struct FlowCtx {
+    info: FlowInfo,
+    conn: Conn,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct PipelineStats {
+    pub packets: u64,
+    pub bytes: u64,
+    pub truncated_packets: u64,
+    pub first: Option<Ts>,
+    pub last: Option<Ts>,
+    pub link_types: BTreeSet<LinkType>,
+    pub http_anomalies: u64,
+    pub dns_messages: u64,
+    pub injections: u64,
+}
+
+/// Bound on remembered DNS names (address -> name); the oldest are forgotten first.
+const MAX_DNS_NAMES: usize = 65_536;
+
+pub struct Analyzer {
+    cfg: Config,
+    decoder: Decoder,
+    flows: FlowTable,
+    ctx: HashMap<FlowId, FlowCtx>,
+    names: HashMap<IpAddr, String>,
+    name_order: VecDeque<IpAddr>,
+    tracker: Tracker,
+    detector: Detector,
+    exchanges: Vec<Exchange>,
+    keep_exchanges: bool,
+    next_exchange: u64,
+    stats: PipelineStats,
+    flow_events: Vec<FlowEvent>,
+    http_events: Vec<HttpEvent>,
+    events: Vec<Event>,
+}
+
+impl Analyzer {
+    pub fn new(cfg: Config) -> Analyzer {
+        Analyzer {
+            decoder: Decoder::new(cfg.defrag.clone()),
+            flows: FlowTable::new(cfg.flow.clone()),
+            cfg,
+            ctx: HashMap::new(),
+            names: HashMap::new(),
+            name_order: VecDeque::new(),
+            tracker: Tracker::new(),
+            detector: Detector::new(),
+            exchanges: Vec::new(),
+            keep_exchanges: true,
+            next_exchange: 1,
+            stats: PipelineStats::default(),
+            flow_events: Vec::new(),
+            http_events: Vec::new(),
+            events: Vec::new(),
+        }
+    }
+
+    /// Keep every exchange for the final report (JSON needs them; a text summary does not).
+    pub fn keep_exchanges(&mut self, keep: bool) {
+        self.keep_exchanges = keep;
+    }
+
+    /// Events produced since the last call.
+    pub fn drain_events(&mut self) -> std::vec::Drain<'_, Event> {
+        self.events.drain(..)
+    }
+
+    pub fn stats(&self) -> &PipelineStats {
+        &self.stats
+    }
+    pub fn decode_stats(&self) -> &DecodeStats {
+        self.decoder.stats()
+    }
+    pub fn flow_stats(&self) -> &FlowStats {
+        self.flows.stats()
+    }
+    pub fn findings(&self) -> &[Finding] {
+        self.detector.findings()
+    }
+    pub fn journeys(&self) -> &[Journey] {
+        self.tracker.journeys()
+    }
+
+    pub fn on_frame(&mut self, frame: &Frame) {
+        self.stats.packets += 1;
+        let packet = self.stats.packets;
+        self.stats.bytes += frame.data.len() as u64;
+        if frame.is_truncated() {
+            self.stats.truncated_packets += 1;
+        }
+        self.stats.first = Some(self.stats.first.map_or(frame.ts, |f| f.min(frame.ts)));
+        self.stats.last = Some(self.stats.last.map_or(frame.ts, |l| l.max(frame.ts)));
+        self.stats.link_types.insert(frame.link);
+        let mut fe = std::mem::take(&mut self.flow_events);
+        match self.decoder.decode(frame) {
+            Some(Transport::Tcp(seg)) => self.flows.on_tcp(frame.ts, packet, &seg, &mut fe),
+            Some(Transport::Udp(d)) => {
+                if d.src.port() == 53 || d.dst.port() == 53 || d.src.port() == 5353 {
+                    if let Ok(msg) = dns::parse_message(&d.payload) {
+                        self.on_dns(&msg);
+                    }
+                }
+            }
+            None => {}
+        }
+        self.on_flow_events(&mut fe);
+        self.flow_events = fe;
+    }
+
+    /// End of input: flushes every flow and runs the end-of-capture rules.
+    pub fn finish(&mut self) {
+        let ts = self.stats.last.unwrap_or_default();
+        let mut fe = std::mem::take(&mut self.flow_events);
+        self.flows.finish(ts, &mut fe);
+        self.on_flow_events(&mut fe);
+        self.detector.finish();
+        for i in self.detector.take_touched() {
+            self.events.push(Event::Finding(i));
+        }
+    }
+
+    /// The final state, for reports.
+    pub fn into_parts(self) -> (Vec<Exchange>, Vec<Journey>, Vec<Finding>, PipelineStats, DecodeStats, FlowStats) {
+        let mut ex = self.exchanges;
+        ex.sort_by_key(|e| (e.start, e.id));
+        (
+            ex,
+            self.tracker.into_journeys(),
+            self.detector.into_findings(),
+            self.stats,
+            self.decoder.stats().clone(),
+            self.flows.stats().clone(),
+        )
+    }
+
+    fn on_dns(&mut self, msg: &dns::DnsMessage) {
+        self.stats.dns_messages += 1;
+        if !msg.response {
+            return;
+        }
+        for a in &msg.answers {
+            let ip = match &a.data {
+                RData::A(v4) => IpAddr::V4(*v4),
+                RData::Aaaa(v6) => IpAddr::V6(*v6),
+                _ => continue,
+            };
+            // The name asked for (first question) is what the client used; CNAME targets are
+            // an implementation detail of the resolver.
+            let name = msg.questions.first().map(|q| q.name.clone()).unwrap_or_else(|| a.name.clone());
+            if self.names.insert(ip, name).is_none() {
+                self.name_order.push_back(ip);
+                if self.name_order.len() > MAX_DNS_NAMES {
+                    if let Some(old) = self.name_order.pop_front() {
+                        self.names.remove(&old);
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_flow_events(&mut self, fe: &mut Vec<FlowEvent>) {
+        let mut he = std::mem::take(&mut self.http_events);
+        for ev in fe.drain(..) {
+            match ev {
+                FlowEvent::Opened(info) => {
+                    self.ctx.insert(info.id, FlowCtx { info, conn: Conn::Unknown });
+                }
+                FlowEvent::Data { flow, dir, ts, packet, data } => {
+                    let Some(c) = self.ctx.get_mut(&flow) else { continue };
+                    if let Conn::Unknown = c.conn {
+                        c.conn = pick_protocol(&c.info, dir, &data, &self.cfg.http, flow);
+                    }
+                    match &mut c.conn {
+                        Conn::Http(h) => h.on_data(dir, ts, packet, &data, &mut he),
+                        Conn::DnsTcp(d) => {
+                            let mut msgs = Vec::new();
+                            d.on_data(dir, &data, &mut msgs);
+                            for m in &msgs {
+                                self.on_dns(m);
+                            }
+                        }
+                        Conn::Unknown | Conn::Opaque | Conn::Tunnel => {}
+                    }
+                }
+                FlowEvent::Gap { flow, dir, ts, len } => {
+                    if let Some(FlowCtx { conn: Conn::Http(h), .. }) = self.ctx.get_mut(&flow) {
+                        h.on_gap(dir, ts, len, &mut he);
+                    } else if let Some(FlowCtx { conn: Conn::DnsTcp(d), .. }) = self.ctx.get_mut(&flow) {
+                        d.on_gap(dir);
+                    }
+                }
+                FlowEvent::Fin { flow, dir, ts, packet } | FlowEvent::Reset { flow, dir, ts, packet } => {
+                    if let Some(FlowCtx { conn: Conn::Http(h), .. }) = self.ctx.get_mut(&flow) {
+                        h.on_end(dir, ts, packet, &mut he);
+                    }
+                }
+                FlowEvent::Injection { flow, dir, ts, packet, seq, len } => {
+                    self.stats.injections += 1;
+                    let what = match self.ctx.get(&flow) {
+                        Some(c) => format!(
+                            "TCP {} -> {}: a retransmission of {len} bytes at seq {seq} carried different bytes than the original (packet {packet})",
+                            if dir == Dir::ToServer { c.info.client } else { c.info.server },
+                            if dir == Dir::ToServer { c.info.server } else { c.info.client },
+                        ),
+                        None => format!("TCP flow {flow}: a retransmission carried different bytes (packet {packet})"),
+                    };
+                    self.detector.on_injection(flow, packet, ts, what);
+                }
+                FlowEvent::Closed { flow, ts, .. } => {
+                    if let Some(mut c) = self.ctx.remove(&flow) {
+                        if let Conn::Http(h) = &mut c.conn {
+                            h.finish(ts, &mut he);
+                        }
+                        self.ctx.insert(flow, c);
+                        self.on_http_events(&mut he);
+                        self.ctx.remove(&flow);
+                    }
+                }
+            }
+            self.on_http_events(&mut he);
+        }
+        self.http_events = he;
+        for i in self.detector.take_touched() {
+            self.events.push(Event::Finding(i));
+        }
+    }
+
+    fn on_http_events(&mut self, he: &mut Vec<HttpEvent>) {
+        for ev in he.drain(..) {
+            match ev {
+                HttpEvent::Exchange(x) => {
+                    let Some(info) = self.ctx.get(&x.flow).map(|c| c.info.clone()) else { continue };
+                    let mut ex = self.exchange_record(&info, x);
+                    let outcome = self.tracker.on_exchange(&mut ex);
+                    self.detector.on_exchange(&ex, &outcome, &self.tracker);
+                    self.events.push(Event::Exchange(Box::new(ex.clone())));
+                    if self.keep_exchanges {
+                        self.exchanges.push(ex);
+                    }
+                }
+                HttpEvent::TunnelOpened { flow, .. } => {
+                    if let Some(c) = self.ctx.get_mut(&flow) {
+                        // Keep the HTTP machine: it passes tunnel bytes through as TunnelData,
+                        // which a TLS layer will consume.
+                        let _ = c;
+                    }
+                }
+                HttpEvent::TunnelData { .. } => {}
+                HttpEvent::Anomaly { .. } => self.stats.http_anomalies += 1,
+            }
+        }
+    }
+
+    fn exchange_record(&mut self, info: &FlowInfo, x: HttpExchange) -> Exchange {
+        let id = self.next_exchange;
+        self.next_exchange += 1;
+        let req = &x.request;
+        let host = header(&req.headers, "host").map(str::to_string);
+        let scheme = "http";
+        let is_connect = req.method.eq_ignore_ascii_case("CONNECT");
+        let raw_url = if is_connect {
+            req.target.clone()
+        } else if req.target.contains("://") {
+            // absolute-form through a forward proxy (RFC 9112 3.2.2)
+            req.target.clone()
+        } else {
+            let authority = host.clone().unwrap_or_else(|| info.server.to_string());
+            format!("{scheme}://{authority}{}", req.target)
+        };
+        let (url, mut credential) = redact_userinfo(&raw_url);
+        for (name, source) in [("authorization", "authorization"), ("proxy-authorization", "proxy-authorization")] {
+            if let Some(v) = header(&req.headers, name) {
+                credential = Some(parse_authorization(v, source));
+                break;
+            }
+        }
+        let class = if is_connect { gomod::classify("CONNECT", &format!("{scheme}://{url}")) } else { gomod::classify(&req.method, &url) };
+        let resp = x.response.as_ref();
+        let location = resp
+            .and_then(|r| header(&r.headers, "location"))
+            .map(|l| gomod::path::resolve_location(&url, l));
+        let end = resp.map_or(req.ts, |r| r.end_ts);
+        Exchange {
+            id,
+            method: req.method.clone(),
+            url,
+            status: resp.map(|r| r.status),
+            client: info.client,
+            server: info.server,
+            server_name: self.names.get(&info.server.ip()).cloned(),
+            host,
+            scheme: scheme.to_string(),
+            op: class.op,
+            module: class.module,
+            version: class.version,
+            bytes: resp.map_or(0, |r| r.body.wire_len),
+            location,
+            start: req.ts,
+            duration_ms: resp.map(|r| req.ts.millis_until(r.end_ts)),
+            flow: x.flow,
+            packet: req.packet,
+            base: class.base,
+            credential,
+            redirect_from: None,
+            via: None,
+            complete: resp.is_some_and(|r| r.body.complete),
+            end,
+        }
+    }
+}
+
+fn pick_protocol(info: &FlowInfo, dir: Dir, data: &[u8], limits: &HttpLimits, flow: FlowId) -> Conn {
+    if info.server.port() == 53 || info.client.port() == 53 {
+        return Conn::DnsTcp(DnsTcpConn::default());
+    }
+    let http = match dir {
+        Dir::ToServer => looks_like_request(data),
+        // Picked up midstream with the server talking first.
+        Dir::ToClient => data.starts_with(b"HTTP/1."),
+    };
+    if http {
+        Conn::Http(Box::new(Http1Conn::new(flow, limits.clone())))
+    } else {
+        let _ = Conn::Tunnel;
+        Conn::Opaque
+    }
+}
+
+/// Removes the password from URL userinfo (`http://user:secret@h/` -> `http://user:***@h/`)
+/// and reports the credential without its secret.
+pub fn redact_userinfo(url: &str) -> (String, Option<Credential>) {
+    let Some(parts) = split_url(url) else { return (url.to_string(), None) };
+    let Some(ui) = parts.userinfo else { return (url.to_string(), None) };
+    let (user, has_secret) = match ui.split_once(':') {
+        Some((u, _)) => (u, true),
+        None => (ui, false),
+    };
+    let shown = if has_secret { format!("{user}:***") } else { user.to_string() };
+    let redacted = url.replacen(&format!("{ui}@"), &format!("{shown}@"), 1);
+    let cred = Credential {
+        scheme: "userinfo".into(),
+        user: Some(gomod::path::percent_decode(user).unwrap_or_else(|| user.to_string())),
+        source: "url".into(),
+    };
+    (redacted, Some(cred))
+}
+
+/// The scheme and, for Basic, the user of an Authorization value; never the secret.
+pub fn parse_authorization(value: &str, source: &str) -> Credential {
+    let (scheme, rest) = value.trim().split_once(' ').unwrap_or((value.trim(), ""));
+    let user = if scheme.eq_ignore_ascii_case("basic") {
+        base64::engine::general_purpose::STANDARD
+            .decode(rest.trim())
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .map(|s| s.split(':').next().unwrap_or("").to_string())
+    } else {
+        None
+    };
+    Credential { scheme: scheme.to_string(), user, source: source.to_string() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn userinfo_is_redacted_and_user_kept() {
+        let (u, c) = redact_userinfo("http://bob:hunter2@127.0.0.1:8081/x/@v/list");
+        assert_eq!(u, "http://bob:***@127.0.0.1:8081/x/@v/list");
+        assert!(!u.contains("hunter2"));
+        assert_eq!(c.unwrap().user.as_deref(), Some("bob"));
+        let (u, c) = redact_userinfo("http://127.0.0.1/x");
+        assert_eq!((u.as_str(), c), ("http://127.0.0.1/x", None));
+    }
+
+    #[test]
+    fn basic_auth_user_without_secret() {
+        // "mirror:lab-secret" in base64
+        let c = parse_authorization("Basic bWlycm9yOmxhYi1zZWNyZXQ=", "authorization");
+        assert_eq!(c.scheme, "Basic");
+        assert_eq!(c.user.as_deref(), Some("mirror"));
+        let b = parse_authorization("Bearer abc.def", "authorization");
+        assert_eq!((b.scheme.as_str(), b.user), ("Bearer", None));
+    }
+}

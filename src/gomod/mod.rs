@@ -1,2 +1,80 @@
-//! Go proxy and checksum-database semantics: classify exchanges, decode module paths, build
-//! module journeys.
+//! Go proxy and checksum-database semantics: classify exchanges, decode module paths, follow
+//! redirect chains and group the attempts of each module@version into a journey.
+
+pub mod classify;
+pub mod journey;
+pub mod path;
+
+pub use classify::{classify, Classified, Op};
+pub use journey::{Chain, Hop, HopLink, Journey, TrackOutcome, Tracker};
+
+use crate::flow::FlowId;
+use crate::time::Ts;
+use serde::Serialize;
+use std::net::SocketAddr;
+
+/// A credential seen on the wire. The secret itself is never stored.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Credential {
+    /// `Basic`, `Bearer`, ... or `userinfo` for credentials in the URL.
+    pub scheme: String,
+    /// The user name when the scheme carries one (Basic, URL userinfo).
+    pub user: Option<String>,
+    /// Header or place it was found: `authorization`, `proxy-authorization`, `url`.
+    pub source: String,
+}
+
+/// One HTTP request and its response (or none), annotated with its Go meaning. This is the
+/// unit of the event stream that reports and the TUI consume; field names are the JSON report's
+/// (docs/report.md).
+#[derive(Clone, Debug, Serialize)]
+pub struct Exchange {
+    /// Sequential in order of completion, from 1; findings refer to exchanges by it.
+    pub id: u64,
+    pub method: String,
+    /// Absolute URL as requested on the wire (userinfo password redacted); for CONNECT the
+    /// authority `host:port`.
+    pub url: String,
+    pub status: Option<u16>,
+    #[serde(serialize_with = "ser_addr")]
+    pub client: SocketAddr,
+    #[serde(serialize_with = "ser_addr")]
+    pub server: SocketAddr,
+    /// Name of the server from DNS answers in the capture, when there were any.
+    pub server_name: Option<String>,
+    /// The Host header.
+    pub host: Option<String>,
+    pub scheme: String,
+    pub op: Op,
+    pub module: Option<String>,
+    pub version: Option<String>,
+    /// Response body bytes on the wire (after de-chunking).
+    pub bytes: u64,
+    /// Location header of a 3xx, resolved against the request URL.
+    pub location: Option<String>,
+    #[serde(serialize_with = "ser_ts")]
+    pub start: Ts,
+    pub duration_ms: Option<f64>,
+    pub flow: FlowId,
+    /// Number of the packet that carried the first byte of the request.
+    pub packet: u64,
+    /// GOPROXY base or checksum-database URL the request was made against.
+    pub base: String,
+    pub credential: Option<Credential>,
+    /// The exchange whose redirect led to this request.
+    pub redirect_from: Option<u64>,
+    /// The forward proxy the request went through (CONNECT tunnel), "ip:port".
+    pub via: Option<String>,
+    /// The response body ended as framed, with nothing missing.
+    pub complete: bool,
+    #[serde(skip)]
+    pub end: Ts,
+}
+
+pub fn ser_addr<S: serde::Serializer>(a: &SocketAddr, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(a)
+}
+
+pub fn ser_ts<S: serde::Serializer>(t: &Ts, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&t.rfc3339())
+}

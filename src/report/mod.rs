@@ -1,1 +1,110 @@
-//! Report sinks: text and JSON.
+//! Report sinks. The JSON report's names are documented in docs/report.md and kept stable.
+
+mod text;
+pub use text::write_text;
+
+use crate::decode::DecodeStats;
+use crate::detect::Finding;
+use crate::flow::FlowStats;
+use crate::gomod::{Exchange, Journey};
+use crate::pipeline::PipelineStats;
+use crate::source::SourceStats;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+#[derive(Clone, Debug, Serialize)]
+pub struct CaptureFile {
+    pub path: String,
+    pub format: &'static str,
+    pub gzip: bool,
+    pub packets: u64,
+    /// The file ended in the middle of a record: analysed as far as it went.
+    pub truncated: bool,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct CaptureSummary {
+    pub files: Vec<CaptureFile>,
+    pub packets: u64,
+    pub bytes: u64,
+    pub first: Option<String>,
+    pub last: Option<String>,
+    pub link_types: Vec<String>,
+    /// Packets cut short by the snaplen (used as far as they go).
+    pub truncated_packets: u64,
+    /// Packets that could not be decoded, or whose link type modtrace does not decode.
+    pub undecodable_packets: u64,
+    pub unsupported_link_types: BTreeMap<String, u64>,
+    pub tcp: TcpSummary,
+    pub http_anomalies: u64,
+    pub dns_messages: u64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct TcpSummary {
+    pub flows: u64,
+    pub midstream: u64,
+    pub gaps: u64,
+    pub gap_bytes: u64,
+    pub retransmissions: u64,
+    pub injections: u64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    pub capture: CaptureSummary,
+    pub exchanges: Vec<Exchange>,
+    pub modules: Vec<Journey>,
+    pub findings: Vec<Finding>,
+}
+
+impl Report {
+    pub fn build(
+        sources: &[SourceStats],
+        parts: (Vec<Exchange>, Vec<Journey>, Vec<Finding>, PipelineStats, DecodeStats, FlowStats),
+    ) -> Report {
+        let (exchanges, mut modules, findings, p, d, f) = parts;
+        modules.sort_by(|a, b| a.module.cmp(&b.module).then(a.version.cmp(&b.version)));
+        let unsupported: u64 = d.unsupported_link.values().sum();
+        Report {
+            capture: CaptureSummary {
+                files: sources
+                    .iter()
+                    .map(|s| CaptureFile {
+                        path: s.path.display().to_string(),
+                        format: if s.pcapng { "pcapng" } else { "pcap" },
+                        gzip: s.gzip,
+                        packets: s.packets,
+                        truncated: s.truncated_file,
+                    })
+                    .collect(),
+                packets: p.packets,
+                bytes: p.bytes,
+                first: p.first.map(|t| t.rfc3339()),
+                last: p.last.map(|t| t.rfc3339()),
+                link_types: p.link_types.iter().map(|l| l.name()).collect(),
+                truncated_packets: p.truncated_packets,
+                undecodable_packets: d.undecodable + unsupported,
+                unsupported_link_types: d.unsupported_link.iter().map(|(k, v)| (crate::source::LinkType(*k).name(), *v)).collect(),
+                tcp: TcpSummary {
+                    flows: f.flows,
+                    midstream: f.midstream,
+                    gaps: f.gaps,
+                    gap_bytes: f.gap_bytes,
+                    retransmissions: f.retransmissions,
+                    injections: f.injections,
+                },
+                http_anomalies: p.http_anomalies,
+                dns_messages: p.dns_messages,
+            },
+            exchanges,
+            modules,
+            findings,
+        }
+    }
+
+    pub fn write_json(&self, w: &mut dyn std::io::Write) -> std::io::Result<()> {
+        serde_json::to_writer_pretty(&mut *w, self)?;
+        writeln!(w)
+    }
+}

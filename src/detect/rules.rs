@@ -1,0 +1,182 @@
+//! Every rule modtrace has: stable id, default severity, and the texts that explain it. These
+//! texts are the one place the meaning and the fix of a finding are written; the README table,
+//! reports and later `explain`/SARIF help all read them from here.
+
+use serde::Serialize;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Info,
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+            Severity::Critical => "critical",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Severity> {
+        Severity::ALL.into_iter().find(|v| v.as_str().eq_ignore_ascii_case(s))
+    }
+    pub const ALL: [Severity; 5] = [Severity::Info, Severity::Low, Severity::Medium, Severity::High, Severity::Critical];
+}
+
+impl std::fmt::Display for Severity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Rule {
+    PlaintextModuleFetch,
+    PlaintextSumdb,
+    RedirectLoop,
+    RedirectLimit,
+    InsecureRedirect,
+    NoChecksumVerification,
+    ProxyFallback,
+    CredentialsInPlaintext,
+    TcpInjection,
+}
+
+pub struct RuleText {
+    pub rule: Rule,
+    pub id: &'static str,
+    pub severity: Severity,
+    pub title: &'static str,
+    /// What it means on the wire and why it is dangerous.
+    pub meaning: &'static str,
+    /// The fix, in a Go developer's terms.
+    pub fix: &'static str,
+}
+
+pub const RULES: &[RuleText] = &[
+    RuleText {
+        rule: Rule::PlaintextModuleFetch,
+        id: "plaintext-module-fetch",
+        severity: Severity::High,
+        title: "Module fetched over plain HTTP",
+        meaning: "A GOPROXY, go-get or VCS request for a module travelled over plain HTTP, on the go command's own leg or on a mirror's leg to its upstream. Anyone on the path can read which modules are used and replace their content; only the checksum database or go.sum would catch a changed zip.",
+        fix: "Serve the GOPROXY (and the mirror's upstream) over HTTPS and use https:// entries in GOPROXY. Remove the module's pattern from GOINSECURE. Keep GOSUMDB on so a changed zip is refused.",
+    },
+    RuleText {
+        rule: Rule::PlaintextSumdb,
+        id: "plaintext-sumdb",
+        severity: Severity::High,
+        title: "Checksum database traffic over plain HTTP",
+        meaning: "Checksum-database lookups or tiles travelled over plain HTTP. Signed tree heads still protect the records, but the module paths being verified are visible to anyone on the path, and a path that withholds answers can stall verification.",
+        fix: "Point GOSUMDB at an https:// URL (or at a proxy reached over HTTPS that serves /sumdb/<name>/).",
+    },
+    RuleText {
+        rule: Rule::RedirectLoop,
+        id: "redirect-loop",
+        severity: Severity::High,
+        title: "Redirect loop between mirrors",
+        meaning: "A chain of redirects came back to a URL it had already asked for, or bounced between the same servers. The go command follows it until it gives up after 10 redirects, so the module cannot be fetched, and each hop exposes the request again.",
+        fix: "Fix the mirrors' redirect configuration so each module URL ends at one server that answers it; check GOPROXY lists each mirror once.",
+    },
+    RuleText {
+        rule: Rule::RedirectLimit,
+        id: "redirect-limit",
+        severity: Severity::Medium,
+        title: "Redirect chain reached the go command's limit of 10",
+        meaning: "A chain of 10 redirects: the go command stops there (\"stopped after 10 redirects\") and the fetch fails.",
+        fix: "Shorten the redirect chain between mirrors; point GOPROXY at the final server directly.",
+    },
+    RuleText {
+        rule: Rule::InsecureRedirect,
+        id: "insecure-redirect",
+        severity: Severity::High,
+        title: "Redirect from HTTPS to plain HTTP",
+        meaning: "A server reached over HTTPS redirected to a plain-HTTP URL. The go command refuses such redirects, so the fetch fails; other clients would downgrade the module fetch to plaintext.",
+        fix: "Make the mirror redirect to https:// URLs only.",
+    },
+    RuleText {
+        rule: Rule::NoChecksumVerification,
+        id: "no-checksum-verification",
+        severity: Severity::Medium,
+        title: "Module zip with no checksum-database lookup",
+        meaning: "A module zip was downloaded and no checksum-database lookup for that module@version appears anywhere in the capture. Either go.sum already held its hash (then this is fine), or the checksum database was bypassed (GOSUMDB=off, GONOSUMDB or GOPRIVATE matching) and nothing checked that the zip is the one everyone else got.",
+        fix: "Keep GOSUMDB on for public modules; commit go.sum; limit GONOSUMDB/GOPRIVATE to your private module paths. For private modules, run a private checksum database or rely on committed go.sum files.",
+    },
+    RuleText {
+        rule: Rule::ProxyFallback,
+        id: "proxy-fallback",
+        severity: Severity::Info,
+        title: "GOPROXY fallback to the next entry",
+        meaning: "A GOPROXY entry answered 404 or 410 and the go command asked the next entry in the list for the same file. Normal for a private proxy followed by a public one, but it means the module path was sent to both.",
+        fix: "If the module is private, set GOPRIVATE/GONOPROXY so its path never goes to the later proxies; otherwise nothing to do.",
+    },
+    RuleText {
+        rule: Rule::CredentialsInPlaintext,
+        id: "credentials-in-plaintext",
+        severity: Severity::High,
+        title: "Credentials sent over plain HTTP",
+        meaning: "An Authorization header or credentials in the URL were sent over plain HTTP: anyone on the path can read and reuse them. modtrace shows the scheme and user only, never the secret.",
+        fix: "Send credentials over HTTPS only: serve the proxy or upstream over TLS, and rotate the exposed credential. GOAUTH/.netrc entries should name https:// hosts.",
+    },
+    RuleText {
+        rule: Rule::TcpInjection,
+        id: "tcp-injection",
+        severity: Severity::High,
+        title: "Retransmitted TCP bytes differ from the original",
+        meaning: "A TCP segment overlapped bytes already sent on the connection but carried different content. Endpoints keep one version and drop the other, so this is how off-path injection shows (or a badly broken middlebox).",
+        fix: "Find who is on the path: compare with a capture taken at the other end, move module traffic to TLS so injected bytes are rejected.",
+    },
+];
+
+impl Rule {
+    pub fn text(self) -> &'static RuleText {
+        // RULES holds every Rule exactly once (tested below).
+        RULES.iter().find(|t| t.rule == self).unwrap_or(&RULES[0])
+    }
+    pub fn id(self) -> &'static str {
+        self.text().id
+    }
+    pub fn severity(self) -> Severity {
+        self.text().severity
+    }
+    pub fn from_id(id: &str) -> Option<Rule> {
+        RULES.iter().find(|t| t.id == id).map(|t| t.rule)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_rule_has_one_text_with_a_kebab_id() {
+        let all = [
+            Rule::PlaintextModuleFetch,
+            Rule::PlaintextSumdb,
+            Rule::RedirectLoop,
+            Rule::RedirectLimit,
+            Rule::InsecureRedirect,
+            Rule::NoChecksumVerification,
+            Rule::ProxyFallback,
+            Rule::CredentialsInPlaintext,
+            Rule::TcpInjection,
+        ];
+        assert_eq!(RULES.len(), all.len());
+        for r in all {
+            let t = r.text();
+            assert_eq!(t.rule, r);
+            assert_eq!(Rule::from_id(t.id), Some(r));
+            assert!(t.id.bytes().all(|b| b.is_ascii_lowercase() || b == b'-'), "{}", t.id);
+            assert_eq!(serde_json::to_value(r).unwrap(), serde_json::Value::String(t.id.into()));
+            assert!(!t.meaning.is_empty() && !t.fix.is_empty());
+        }
+    }
+}

@@ -1,0 +1,152 @@
+//! The human-readable report: a summary per module (where each piece came from), then findings.
+
+use super::Report;
+use crate::detect::Severity;
+use crate::gomod::{Hop, HopLink};
+use std::io::{self, Write};
+
+struct Style {
+    color: bool,
+}
+
+impl Style {
+    fn paint(&self, code: &str, s: &str) -> String {
+        if self.color {
+            format!("\x1b[{code}m{s}\x1b[0m")
+        } else {
+            s.to_string()
+        }
+    }
+    fn sev(&self, s: Severity) -> String {
+        let code = match s {
+            Severity::Critical => "1;35",
+            Severity::High => "1;31",
+            Severity::Medium => "33",
+            Severity::Low => "36",
+            Severity::Info => "2",
+        };
+        self.paint(code, &format!("{:<8}", s.as_str().to_uppercase()))
+    }
+}
+
+pub fn write_text(r: &Report, w: &mut dyn Write, color: bool) -> io::Result<()> {
+    let st = Style { color };
+    let c = &r.capture;
+    let files: Vec<&str> = c.files.iter().map(|f| f.path.as_str()).collect();
+    writeln!(w, "{}", st.paint("1", &format!("modtrace report: {}", files.join(", "))))?;
+    writeln!(
+        w,
+        "  {} packets, {} bytes, {} to {}; link types: {}",
+        c.packets,
+        c.bytes,
+        c.first.as_deref().unwrap_or("-"),
+        c.last.as_deref().unwrap_or("-"),
+        if c.link_types.is_empty() { "-".to_string() } else { c.link_types.join(", ") }
+    )?;
+    writeln!(
+        w,
+        "  {} TCP flows, {} HTTP exchanges, {} modules",
+        c.tcp.flows,
+        r.exchanges.len(),
+        r.modules.len()
+    )?;
+    let mut notes = Vec::new();
+    if c.truncated_packets > 0 {
+        notes.push(format!("{} packets cut by the snaplen", c.truncated_packets));
+    }
+    if c.undecodable_packets > 0 {
+        notes.push(format!("{} packets not decoded", c.undecodable_packets));
+    }
+    if c.tcp.gaps > 0 {
+        notes.push(format!("{} gaps in TCP streams ({} bytes missing)", c.tcp.gaps, c.tcp.gap_bytes));
+    }
+    if c.files.iter().any(|f| f.truncated) {
+        notes.push("capture file cut short: analysed as far as it goes".into());
+    }
+    if !notes.is_empty() {
+        writeln!(w, "  note: {}", notes.join("; "))?;
+    }
+
+    writeln!(w)?;
+    writeln!(w, "{}", st.paint("1", "Modules"))?;
+    if r.modules.is_empty() {
+        writeln!(w, "  (no Go module traffic seen)")?;
+    }
+    for m in &r.modules {
+        let title = match &m.version {
+            Some(v) => format!("{}@{}", m.module, v),
+            None => m.module.clone(),
+        };
+        writeln!(w, "  {}", st.paint("1", &title))?;
+        for (i, h) in m.journey.iter().enumerate() {
+            write_hop(w, &st, h, i, 4)?;
+        }
+    }
+
+    writeln!(w)?;
+    let mut counts = [0usize; 5];
+    for f in &r.findings {
+        counts[f.severity as usize] += 1;
+    }
+    let summary: Vec<String> = Severity::ALL
+        .iter()
+        .rev()
+        .filter(|s| counts[**s as usize] > 0)
+        .map(|s| format!("{} {}", counts[*s as usize], s))
+        .collect();
+    writeln!(
+        w,
+        "{}",
+        st.paint("1", &format!("Findings ({}{})", r.findings.len(), if summary.is_empty() { String::new() } else { format!(": {}", summary.join(", ")) }))
+    )?;
+    if r.findings.is_empty() {
+        writeln!(w, "  none")?;
+    }
+    for f in &r.findings {
+        writeln!(w, "  {} {}  {}", st.sev(f.severity), f.rule.id(), f.message)?;
+        let ex: Vec<String> = f.evidence.exchanges.iter().take(12).map(|e| e.to_string()).collect();
+        let more = f.evidence.exchanges.len().saturating_sub(12);
+        writeln!(
+            w,
+            "  {:<8} evidence: packet {} at {}, exchanges [{}{}]",
+            "",
+            f.evidence.packet,
+            f.evidence.time.rfc3339(),
+            ex.join(", "),
+            if more > 0 { format!(", +{more}") } else { String::new() }
+        )?;
+    }
+    Ok(())
+}
+
+fn write_hop(w: &mut dyn Write, st: &Style, h: &Hop, i: usize, indent: usize) -> io::Result<()> {
+    let status = h.status.map_or("---".to_string(), |s| s.to_string());
+    let status = match h.status {
+        Some(200..=299) => st.paint("32", &status),
+        Some(300..=399) => st.paint("36", &status),
+        Some(_) => st.paint("33", &status),
+        None => st.paint("2", &status),
+    };
+    let link = match &h.after {
+        Some(HopLink::Fallback { from }) => format!("  (fallback after #{from})"),
+        Some(HopLink::Redirect { from }) => format!("  (redirected from #{from})"),
+        None => String::new(),
+    };
+    let scheme = if h.scheme == "http" { st.paint("31", "http") } else { h.scheme.clone() };
+    writeln!(
+        w,
+        "{:indent$}#{i:<2} {:<7} {} {} {}{}",
+        "",
+        h.op.as_str(),
+        status,
+        scheme,
+        h.url,
+        link,
+        indent = indent
+    )?;
+    for (j, u) in h.upstream.iter().enumerate() {
+        writeln!(w, "{:indent$}   upstream:", "", indent = indent)?;
+        write_hop(w, st, u, j, indent + 5)?;
+    }
+    Ok(())
+}
