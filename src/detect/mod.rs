@@ -293,3 +293,109 @@ fn bounces(chain: &crate::gomod::Chain) -> bool {
     let origins = chain.origins();
     chain.redirects >= 3 && origins.len() <= 2 && chain.urls.len() > origins.len() + 1
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gomod::journey::tests::ex;
+    use crate::gomod::Credential;
+
+    fn run(exchanges: Vec<Exchange>) -> Vec<Finding> {
+        let mut t = Tracker::new();
+        let mut d = Detector::new();
+        for mut e in exchanges {
+            let o = t.on_exchange(&mut e);
+            d.on_exchange(&e, &o, &t);
+        }
+        d.finish();
+        d.into_findings()
+    }
+
+    fn rules(f: &[Finding]) -> Vec<&'static str> {
+        let mut v: Vec<_> = f.iter().map(|f| f.rule.id()).collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn plaintext_fetch_aggregates_per_module_and_server() {
+        let base = "http://127.0.0.1:8081/example.test/%21util/@v/v0.2.0";
+        let f = run(vec![
+            ex(1, "127.0.0.1:40000", "127.0.0.1:8081", &format!("{base}.info"), 200, 0, 1),
+            ex(2, "127.0.0.1:40000", "127.0.0.1:8081", &format!("{base}.mod"), 200, 1, 2),
+            ex(3, "127.0.0.1:40000", "127.0.0.1:8081", &format!("{base}.zip"), 200, 2, 3),
+        ]);
+        assert_eq!(rules(&f), ["no-checksum-verification", "plaintext-module-fetch"]);
+        let p = f.iter().find(|f| f.rule == Rule::PlaintextModuleFetch).unwrap();
+        assert_eq!(p.evidence.exchanges, [1, 2, 3]);
+        assert_eq!(p.module.as_deref(), Some("example.test/Util"));
+        assert_eq!(p.evidence.packet, 10);
+    }
+
+    #[test]
+    fn https_with_lookup_is_clean() {
+        let f = run(vec![
+            ex(1, "10.0.0.1:40000", "10.0.0.2:443", "https://proxy.test/example.test/x/@v/v1.0.0.zip", 200, 0, 1),
+            ex(2, "10.0.0.1:40001", "10.0.0.3:443", "https://sum.test/lookup/example.test/x@v1.0.0", 200, 1, 2),
+        ]);
+        assert!(f.is_empty(), "{f:#?}");
+    }
+
+    #[test]
+    fn plaintext_sumdb_and_fallback() {
+        let f = run(vec![
+            ex(1, "10.0.0.1:1", "10.0.0.2:80", "http://a.test/example.test/x/@v/v1.0.0.zip", 404, 0, 1),
+            ex(2, "10.0.0.1:2", "10.0.0.3:443", "https://b.test/example.test/x/@v/v1.0.0.zip", 200, 1, 2),
+            ex(3, "10.0.0.1:3", "10.0.0.4:80", "http://sum.test/lookup/example.test/x@v1.0.0", 200, 2, 3),
+        ]);
+        assert_eq!(rules(&f), ["plaintext-module-fetch", "plaintext-sumdb", "proxy-fallback"]);
+        let fb = f.iter().find(|f| f.rule == Rule::ProxyFallback).unwrap();
+        assert_eq!(fb.evidence.exchanges, [1, 2]);
+    }
+
+    #[test]
+    fn credentials_never_carry_the_secret() {
+        let mut e = ex(1, "127.0.0.1:5", "127.0.0.1:8087", "http://127.0.0.1:8087/example.test/x/@v/list", 200, 0, 1);
+        e.credential = Some(Credential { scheme: "Basic".into(), user: Some("mirror".into()), source: "authorization".into() });
+        let f = run(vec![e]);
+        let c = f.iter().find(|f| f.rule == Rule::CredentialsInPlaintext).unwrap();
+        assert!(c.message.contains("mirror") && c.message.contains("Basic"));
+        assert_eq!(c.severity, Severity::High);
+    }
+
+    #[test]
+    fn redirect_loop_and_limit_once_per_chain() {
+        let a = "http://127.0.0.1:8084/example.test/x/@v/v1.0.0.info";
+        let b = "http://127.0.0.1:8085/example.test/x/@v/v1.0.0.info";
+        let mut v = Vec::new();
+        for i in 0..10u64 {
+            let (url, srv, loc) = if i % 2 == 0 { (a, "127.0.0.1:8084", b) } else { (b, "127.0.0.1:8085", a) };
+            let mut e = ex(i + 1, "127.0.0.1:40000", srv, url, 302, i as i64, i as i64);
+            e.location = Some(loc.into());
+            v.push(e);
+        }
+        let f = run(v);
+        assert_eq!(f.iter().filter(|f| f.rule == Rule::RedirectLoop).count(), 1);
+        assert_eq!(f.iter().filter(|f| f.rule == Rule::RedirectLimit).count(), 1);
+        let l = f.iter().find(|f| f.rule == Rule::RedirectLoop).unwrap();
+        assert_eq!(l.evidence.exchanges.len(), 9, "every exchange after the loop closed is evidence");
+        // Nine redirects are not the go command's limit.
+        let mut v = Vec::new();
+        for i in 0..9u64 {
+            let url = format!("http://127.0.0.1:8084/example.test/x/@v/v1.0.{i}.info");
+            let mut e = ex(i + 1, "127.0.0.1:40000", "127.0.0.1:8084", &url, 302, i as i64, i as i64);
+            e.location = Some(format!("http://127.0.0.1:8084/example.test/x/@v/v1.0.{}.info", i + 1));
+            v.push(e);
+        }
+        let f = run(v);
+        assert!(!f.iter().any(|f| f.rule == Rule::RedirectLimit));
+    }
+
+    #[test]
+    fn https_to_http_redirect() {
+        let mut e = ex(1, "10.0.0.1:1", "10.0.0.2:443", "https://m.test/example.test/x/@v/v1.0.0.mod", 301, 0, 1);
+        e.location = Some("http://m.test/example.test/x/@v/v1.0.0.mod".into());
+        let f = run(vec![e]);
+        assert!(f.iter().any(|f| f.rule == Rule::InsecureRedirect), "{f:#?}");
+    }
+}

@@ -258,10 +258,33 @@ impl Tracker {
     }
 }
 
+/// Hops are filed as their exchanges complete; reports show them in the order they started.
+fn sort_by_start(hops: Vec<Hop>) -> Vec<Hop> {
+    let mut order: Vec<usize> = (0..hops.len()).collect();
+    order.sort_by_key(|&i| (hops[i].start, hops[i].exchange));
+    let mut new_pos = vec![0; hops.len()];
+    for (pos, &i) in order.iter().enumerate() {
+        new_pos[i] = pos;
+    }
+    let mut slots: Vec<Option<Hop>> = hops.into_iter().map(Some).collect();
+    order
+        .iter()
+        .filter_map(|&i| slots[i].take())
+        .map(|mut h| {
+            h.after = match h.after {
+                Some(HopLink::Fallback { from }) => Some(HopLink::Fallback { from: new_pos[from] }),
+                Some(HopLink::Redirect { from }) => Some(HopLink::Redirect { from: new_pos[from] }),
+                None => None,
+            };
+            h
+        })
+        .collect()
+}
+
 /// A hop B is upstream of hop A when A's server (by IP) is B's client, B asked another server
 /// for the same operation, and B happened within A's time span.
 fn nest_upstream(j: &mut Journey) {
-    let hops = std::mem::take(&mut j.journey);
+    let hops = sort_by_start(std::mem::take(&mut j.journey));
     let n = hops.len();
     let mut parent: Vec<Option<usize>> = vec![None; n];
     for b in 0..n {
@@ -334,5 +357,123 @@ fn nest_upstream(j: &mut Journey) {
             };
             j.journey.push(h);
         }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::gomod::classify;
+    use crate::time::Ts;
+
+    /// A synthetic exchange as the pipeline would build it.
+    pub(crate) fn ex(id: u64, client: &str, server: &str, url: &str, status: u16, start_ms: i64, end_ms: i64) -> Exchange {
+        let c = classify("GET", url);
+        Exchange {
+            id,
+            method: "GET".into(),
+            url: url.into(),
+            status: Some(status),
+            client: client.parse().unwrap(),
+            server: server.parse().unwrap(),
+            server_name: None,
+            host: None,
+            scheme: url.split("://").next().unwrap().into(),
+            op: c.op,
+            module: c.module,
+            version: c.version,
+            bytes: 0,
+            location: None,
+            start: Ts(start_ms * 1_000_000),
+            duration_ms: Some((end_ms - start_ms) as f64),
+            flow: id,
+            packet: id * 10,
+            base: c.base,
+            credential: None,
+            redirect_from: None,
+            via: None,
+            complete: true,
+            end: Ts(end_ms * 1_000_000),
+        }
+    }
+
+    #[test]
+    fn fallback_410_then_200_is_linked() {
+        let mut t = Tracker::new();
+        let mut a = ex(1, "127.0.0.1:40000", "127.0.0.1:8082", "http://127.0.0.1:8082/example.test/%21util/@v/v0.2.0.info", 410, 0, 1);
+        let mut b = ex(2, "127.0.0.1:40001", "127.0.0.1:8083", "http://127.0.0.1:8083/example.test/%21util/@v/v0.2.0.info", 200, 2, 3);
+        assert_eq!(t.on_exchange(&mut a).fallback_from, None);
+        let o = t.on_exchange(&mut b);
+        assert_eq!(o.fallback_from, Some(1));
+        let j = t.into_journeys();
+        assert_eq!(j.len(), 1);
+        assert_eq!(j[0].module, "example.test/Util");
+        assert_eq!(j[0].version.as_deref(), Some("v0.2.0"));
+        assert_eq!(j[0].journey[1].after, Some(HopLink::Fallback { from: 0 }));
+    }
+
+    #[test]
+    fn same_base_retry_is_not_a_fallback() {
+        let mut t = Tracker::new();
+        let mut a = ex(1, "127.0.0.1:40000", "127.0.0.1:8082", "https://h/example.test/x/@v/v1.0.0.mod", 404, 0, 1);
+        let mut b = ex(2, "127.0.0.1:40000", "127.0.0.1:8082", "https://h/example.test/x/@v/v1.0.0.mod", 404, 2, 3);
+        t.on_exchange(&mut a);
+        assert_eq!(t.on_exchange(&mut b).fallback_from, None);
+    }
+
+    #[test]
+    fn redirect_loop_revisits_and_counts() {
+        let mut t = Tracker::new();
+        let a_url = "http://127.0.0.1:8084/example.test/%21util/@v/v0.2.0.info";
+        let b_url = "http://127.0.0.1:8085/example.test/%21util/@v/v0.2.0.info";
+        let mut last_chain = None;
+        for i in 0..10u64 {
+            let (url, srv, loc) = if i % 2 == 0 { (a_url, "127.0.0.1:8084", b_url) } else { (b_url, "127.0.0.1:8085", a_url) };
+            let mut e = ex(i + 1, "127.0.0.1:40000", srv, url, 302, i as i64, i as i64);
+            e.location = Some(loc.into());
+            let o = t.on_exchange(&mut e);
+            if i > 0 {
+                assert_eq!(e.redirect_from, Some(i), "request {i} follows the redirect before it");
+            }
+            last_chain = o.chain;
+        }
+        let c = t.chain(last_chain.unwrap());
+        assert_eq!(c.redirects, 10);
+        assert!(c.revisits);
+        assert_eq!(c.origins().len(), 2);
+        let j = t.into_journeys();
+        assert_eq!(j.len(), 1);
+        assert_eq!(j[0].journey.len(), 10);
+        assert_eq!(j[0].journey[3].after, Some(HopLink::Redirect { from: 2 }));
+    }
+
+    #[test]
+    fn redirect_to_blob_inherits_the_operation() {
+        let mut t = Tracker::new();
+        let mut a = ex(1, "10.0.0.1:40000", "10.0.0.2:80", "http://m.test/example.test/x/@v/v1.0.0.zip", 302, 0, 1);
+        a.location = Some("/blobs/abc123".into());
+        t.on_exchange(&mut a);
+        let mut b = ex(2, "10.0.0.1:40001", "10.0.0.2:80", "http://m.test/blobs/abc123", 200, 2, 3);
+        assert_eq!(b.op, Op::Other);
+        let o = t.on_exchange(&mut b);
+        assert_eq!(b.op, Op::Zip);
+        assert_eq!(b.module.as_deref(), Some("example.test/x"));
+        assert!(o.journey.is_some());
+    }
+
+    #[test]
+    fn mirror_upstream_hops_nest_under_the_client_hop() {
+        let mut t = Tracker::new();
+        // client -> mirror (8086), spanning 0..10 ms; mirror -> upstream (8087) at 2..5 ms.
+        let mut up = ex(1, "127.0.0.1:50000", "127.0.0.1:8087", "http://127.0.0.1:8087/example.test/%21util/@v/v0.2.0.zip", 200, 2, 5);
+        let mut down = ex(2, "127.0.0.1:40000", "127.0.0.1:8086", "http://127.0.0.1:8086/example.test/%21util/@v/v0.2.0.zip", 200, 0, 10);
+        // The upstream exchange completes first, so it is tracked first.
+        t.on_exchange(&mut up);
+        t.on_exchange(&mut down);
+        let j = t.into_journeys();
+        assert_eq!(j[0].journey.len(), 1, "{:#?}", j[0].journey);
+        assert_eq!(j[0].journey[0].exchange, 2);
+        assert_eq!(j[0].journey[0].upstream.len(), 1);
+        assert_eq!(j[0].journey[0].upstream[0].exchange, 1);
     }
 }
