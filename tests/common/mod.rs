@@ -1,0 +1,188 @@
+//! Helpers for integration tests: synthetic captures and running the modtrace binary.
+#![allow(dead_code)]
+
+use etherparse::PacketBuilder;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn modtrace() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_modtrace"))
+}
+
+pub fn run(args: &[&str]) -> Output {
+    modtrace().args(args).output().expect("run modtrace")
+}
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Writes a classic little-endian microsecond pcap with Ethernet frames.
+pub fn write_pcap(path: &Path, frames: &[(u64, Vec<u8>)]) {
+    let mut out = Vec::new();
+    out.extend_from_slice(&0xa1b2c3d4u32.to_le_bytes());
+    out.extend_from_slice(&2u16.to_le_bytes());
+    out.extend_from_slice(&4u16.to_le_bytes());
+    out.extend_from_slice(&0i32.to_le_bytes());
+    out.extend_from_slice(&0u32.to_le_bytes());
+    out.extend_from_slice(&65535u32.to_le_bytes());
+    out.extend_from_slice(&1u32.to_le_bytes());
+    for (us, f) in frames {
+        out.extend_from_slice(&((us / 1_000_000) as u32).to_le_bytes());
+        out.extend_from_slice(&((us % 1_000_000) as u32).to_le_bytes());
+        out.extend_from_slice(&(f.len() as u32).to_le_bytes());
+        out.extend_from_slice(&(f.len() as u32).to_le_bytes());
+        out.extend_from_slice(f);
+    }
+    std::fs::write(path, out).unwrap();
+}
+
+/// Builds the frames of one TCP connection: handshake, the client's bytes, the server's
+/// bytes, FIN both ways. Times in microseconds from `t0`.
+pub struct Conn {
+    pub client: ([u8; 4], u16),
+    pub server: ([u8; 4], u16),
+    cseq: u32,
+    sseq: u32,
+    pub frames: Vec<(u64, Vec<u8>)>,
+    t: u64,
+}
+
+impl Conn {
+    pub fn new(client: ([u8; 4], u16), server: ([u8; 4], u16), t0: u64) -> Conn {
+        let mut c = Conn { client, server, cseq: 1000, sseq: 5000, frames: Vec::new(), t: t0 };
+        c.seg(true, true, false, false, &[]);
+        c.cseq = c.cseq.wrapping_add(1);
+        c.seg(false, true, true, false, &[]);
+        c.sseq = c.sseq.wrapping_add(1);
+        c.seg(true, false, true, false, &[]);
+        c
+    }
+
+    fn seg(&mut self, from_client: bool, syn: bool, ack: bool, fin: bool, payload: &[u8]) {
+        let (src, dst) = if from_client { (self.client, self.server) } else { (self.server, self.client) };
+        let (seq, ackn) = if from_client { (self.cseq, self.sseq) } else { (self.sseq, self.cseq) };
+        let mut b = PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
+            .ipv4(src.0, dst.0, 64)
+            .tcp(src.1, dst.1, seq, 65535);
+        if syn {
+            b = b.syn();
+        }
+        if ack {
+            b = b.ack(ackn);
+        }
+        if fin {
+            b = b.fin();
+        }
+        let mut buf = Vec::new();
+        b.write(&mut buf, payload).unwrap();
+        self.frames.push((self.t, buf));
+        self.t += 100;
+    }
+
+    /// Sends `data` from one side in segments of at most 1400 bytes.
+    pub fn send(&mut self, from_client: bool, data: &[u8]) -> &mut Self {
+        for chunk in data.chunks(1400) {
+            self.seg(from_client, false, true, false, chunk);
+            if from_client {
+                self.cseq = self.cseq.wrapping_add(chunk.len() as u32);
+            } else {
+                self.sseq = self.sseq.wrapping_add(chunk.len() as u32);
+            }
+        }
+        self
+    }
+
+    pub fn close(&mut self) -> &mut Self {
+        self.seg(true, false, true, true, &[]);
+        self.cseq = self.cseq.wrapping_add(1);
+        self.seg(false, false, true, true, &[]);
+        self.sseq = self.sseq.wrapping_add(1);
+        self
+    }
+}
+
+/// A plain-HTTP GET and its response on a new connection.
+pub fn http_get(t0: u64, cport: u16, server: ([u8; 4], u16), host: &str, target: &str, extra_req: &str, status: &str, resp_headers: &str, body: &[u8]) -> Vec<(u64, Vec<u8>)> {
+    let mut c = Conn::new(([127, 0, 0, 1], cport), server, t0);
+    let req = format!("GET {target} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: Go-http-client/1.1\r\n{extra_req}Accept-Encoding: gzip\r\n\r\n");
+    c.send(true, req.as_bytes());
+    let mut resp = format!("HTTP/1.1 {status}\r\n{resp_headers}Content-Length: {}\r\n\r\n", body.len()).into_bytes();
+    resp.extend_from_slice(body);
+    c.send(false, &resp);
+    c.close();
+    c.frames
+}
+
+/// What a bundled (or re-recorded) capture must give. `findings` are `"rule subject"` strings,
+/// subject = `module@version`, `module`, or `-`, one per finding, order free.
+pub struct Expect {
+    pub name: &'static str,
+    pub modules: &'static [&'static str],
+    pub findings: &'static [&'static str],
+}
+
+/// The captures and their findings; captures/README.md documents the same lists (a test
+/// checks that it does).
+pub const EXPECTED: &[Expect] = &[];
+
+pub fn analyze_json(path: &Path, extra: &[&str]) -> serde_json::Value {
+    let mut args = vec!["analyze", path.to_str().unwrap(), "--format", "json", "--fail-on", "never"];
+    args.extend_from_slice(extra);
+    let out = run(&args);
+    assert_eq!(out.status.code(), Some(0), "analyze {}: {}", path.display(), String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("JSON report")
+}
+
+fn subject(f: &serde_json::Value) -> String {
+    match (f["module"].as_str(), f["version"].as_str()) {
+        (Some(m), Some(v)) => format!("{m}@{v}"),
+        (Some(m), None) => m.to_string(),
+        _ => "-".to_string(),
+    }
+}
+
+/// Checks one capture in `dir` against its expectation: every request the lab servers logged
+/// is an exchange with the same server, target and status; the modules are decoded; the
+/// findings are exactly the expected ones (ignoring none: info findings count too).
+pub fn check_capture(dir: &Path, e: &Expect) {
+    let pcap = ["pcap", "pcapng"].iter().map(|x| dir.join(format!("{}.{x}", e.name))).find(|p| p.exists()).unwrap_or_else(|| panic!("{}: no capture in {}", e.name, dir.display()));
+    let j = analyze_json(&pcap, &[]);
+    let exchanges = j["exchanges"].as_array().unwrap();
+
+    // 1. Each logged request is in the capture's exchanges.
+    let log = std::fs::read_to_string(dir.join(format!("{}.lab.jsonl", e.name))).expect("lab log");
+    let mut unmatched: Vec<&serde_json::Value> = exchanges.iter().collect();
+    let mut logged = 0;
+    for line in log.lines().filter(|l| !l.trim().is_empty()) {
+        let r: serde_json::Value = serde_json::from_str(line).unwrap();
+        logged += 1;
+        let pos = unmatched.iter().position(|x| {
+            let url = x["url"].as_str().unwrap_or("");
+            let path = url.splitn(4, '/').nth(3).map(|p| format!("/{p}")).unwrap_or_default();
+            x["server"] == r["listen"] && path == r["target"].as_str().unwrap() && x["status"] == r["status"] && x["method"] == r["method"]
+        });
+        match pos {
+            Some(i) => {
+                unmatched.remove(i);
+            }
+            None => panic!("{}: logged request not among the exchanges: {line}", e.name),
+        }
+    }
+    assert!(logged > 0, "{}: empty lab log", e.name);
+
+    // 2. Modules.
+    let mut mods: Vec<String> = j["modules"].as_array().unwrap().iter().filter_map(|m| m["version"].as_str().map(|v| format!("{}@{v}", m["module"].as_str().unwrap()))).collect();
+    mods.sort();
+    mods.dedup();
+    let mut want: Vec<String> = e.modules.iter().map(|s| s.to_string()).collect();
+    want.sort();
+    assert_eq!(mods, want, "{}: modules", e.name);
+
+    // 3. Findings, exactly.
+    let mut got: Vec<String> = j["findings"].as_array().unwrap().iter().map(|f| format!("{} {}", f["rule"].as_str().unwrap(), subject(f))).collect();
+    got.sort();
+    let mut want: Vec<String> = e.findings.iter().map(|s| s.to_string()).collect();
+    want.sort();
+    assert_eq!(got, want, "{}: findings", e.name);
+}
