@@ -1,10 +1,459 @@
 //! The lab: loopback HTTP servers (GOPROXY, fallback, redirecting mirrors, a mirror with an
 //! upstream) used to record captures of the real go command. Binds 127.0.0.1 only.
 //! (Owned by the lab work item.)
+//!
+//! Plain HTTP/1.1 on std::net with a thread per connection: the go command's traffic to the
+//! lab is a few dozen small requests, and threads keep the servers simple and inspectable.
+//! Every answered request is logged as one JSON line ([`log::LogEntry`]), the ground truth a
+//! capture is checked against.
+
+pub mod http;
+pub mod log;
+pub mod modules;
+pub mod scenario;
+pub mod server;
+
+pub use http::Limits;
+pub use log::{LogEntry, RequestLog};
+pub use modules::{ModuleStore, ModuleVersion};
+pub use scenario::{Scenario, SCENARIOS};
+pub use server::{Credentials, Lab, ServerInfo, ServerKind, ServerSpec, Target};
+
+use clap::{Args, Parser, Subcommand};
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LabError {
+    #[error("modules: {0}")]
+    Modules(String),
+    #[error("{0}")]
+    Config(String),
+    #[error("cannot listen on {addr}: {cause}")]
+    Bind { addr: SocketAddr, cause: String },
+}
+
+const LAB_LONG_ABOUT: &str = "\
+Loopback HTTP servers for recording (and training on) the go command's module traffic.
+Every server binds 127.0.0.1 only and logs each answered request as one JSON line:
+{\"server\":NAME,\"listen\":\"127.0.0.1:PORT\",\"method\":..,\"target\":..,\"status\":..,\"bytes\":..}
+
+Server kinds (SPEC is [NAME=]KIND:127.0.0.1:PORT[:ARG]):
+  proxy       GOPROXY serving --modules (lab/modules/<module path>@<version>/ trees);
+              ARG: optional path prefix (/mod)
+  proxy-auth  the same, but 401 without Basic auth --user/--password
+  gone        answers ARG (410, default, or 404) to everything
+  redirect    302 to ARG + the same request target; ARG: a server NAME or http://127.0.0.1:PORT
+  mirror      fetches the same target from ARG (a NAME or base) with Basic auth --user/--password
+              and relays status and body
+
+`serve` prints one `server NAME KIND URL` line per server, then `GOPROXY=...` (the servers that
+no other server points at, in order) once all listen, and runs until SIGINT/SIGTERM (each log
+line is written when its response is sent, so a kill loses nothing), --timeout, or with
+--until-stdin-eof until standard input closes.
+
+Examples:
+  modtrace lab serve --scenario fallback-410 --log /tmp/lab.jsonl
+  modtrace lab serve --log lab.jsonl gone:127.0.0.1:8092 proxy:127.0.0.1:8093
+  modtrace lab serve a=redirect:127.0.0.1:8094:b b=redirect:127.0.0.1:8095:a
+  modtrace lab scenarios
+  eval \"$(modtrace lab env redirect-loop)\"   # what captures/record.sh does";
+
+#[derive(Parser, Debug)]
+#[command(name = "modtrace lab", about = "Loopback GOPROXY servers for captures and training", long_about = LAB_LONG_ABOUT)]
+struct LabCli {
+    #[command(subcommand)]
+    cmd: LabCmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum LabCmd {
+    /// Start a scenario's servers or servers given as SPECs
+    Serve(ServeArgs),
+    /// List the scenarios: name, ports, summary
+    Scenarios,
+    /// Print a scenario's settings as shell assignments (GOPROXY, GOSUMDB, DOWNLOADS, ...)
+    Env {
+        /// Scenario name (see `modtrace lab scenarios`)
+        name: String,
+    },
+}
+
+#[derive(Args, Debug)]
+struct ServeArgs {
+    /// Start this scenario's servers on their fixed ports
+    #[arg(long, conflicts_with = "specs")]
+    scenario: Option<String>,
+    /// Servers to start: [NAME=]KIND:127.0.0.1:PORT[:ARG]
+    #[arg(value_name = "SPEC", required_unless_present = "scenario")]
+    specs: Vec<String>,
+    /// Append request log lines to FILE (default: standard error)
+    #[arg(long, value_name = "FILE")]
+    log: Option<PathBuf>,
+    /// Module trees to serve (default: ./lab/modules, else the source checkout's lab/modules)
+    #[arg(long, value_name = "DIR")]
+    modules: Option<PathBuf>,
+    /// Basic-auth user between mirror and proxy-auth
+    #[arg(long, default_value = "mirror")]
+    user: String,
+    /// Basic-auth password between mirror and proxy-auth (a lab credential, not a secret)
+    #[arg(long, default_value = "lab-secret-Zq7")]
+    password: String,
+    /// Exit after SECS seconds (a safety net for scripts)
+    #[arg(long, value_name = "SECS")]
+    timeout: Option<u64>,
+    /// Also exit when standard input reaches EOF
+    #[arg(long)]
+    until_stdin_eof: bool,
+}
 
 /// Entry point of `modtrace lab ...` (arguments after `lab`). Returns the process exit code.
 pub fn cli(args: &[String]) -> i32 {
-    let _ = args;
-    eprintln!("modtrace: lab: not built yet");
-    2
+    let parsed = LabCli::try_parse_from(
+        std::iter::once("modtrace lab".to_string()).chain(args.iter().cloned()),
+    );
+    let cli = match parsed {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return e.exit_code();
+        }
+    };
+    let result = match cli.cmd {
+        LabCmd::Serve(a) => serve(a),
+        LabCmd::Scenarios => {
+            for s in SCENARIOS {
+                let ports: Vec<String> = s.ports().iter().map(u16::to_string).collect();
+                println!("{:<20} ports {:<10} {}", s.name, ports.join(","), s.summary);
+            }
+            Ok(())
+        }
+        LabCmd::Env { name } => match scenario::find(&name) {
+            Some(s) => {
+                print!("{}", env_assignments(s));
+                Ok(())
+            }
+            None => Err(format!(
+                "no scenario {name:?} (see `modtrace lab scenarios`)"
+            )),
+        },
+    };
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("modtrace: lab: {e}");
+            2
+        }
+    }
+}
+
+/// Shell assignments describing a scenario, single-quoted (no value holds a quote).
+pub fn env_assignments(s: &Scenario) -> String {
+    let q = |v: &str| format!("'{}'", v.replace('\'', "'\\''"));
+    let ports: Vec<String> = s.ports().iter().map(u16::to_string).collect();
+    let expect = match s.expect {
+        scenario::GoOutcome::Success => "",
+        scenario::GoOutcome::ErrorContains(t) => t,
+    };
+    [
+        ("SCENARIO", s.name.to_string()),
+        ("SUMMARY", s.summary.to_string()),
+        ("GOPROXY", s.goproxy_value()),
+        ("GOSUMDB", s.gosumdb.to_string()),
+        ("DOWNLOADS", s.downloads.join(" ")),
+        ("INTERFACE", s.interface.to_string()),
+        ("PORTS", ports.join(" ")),
+        ("EXPECT_ERROR", expect.to_string()),
+    ]
+    .iter()
+    .map(|(k, v)| format!("{k}={}\n", q(v)))
+    .collect()
+}
+
+/// Parses `[NAME=]KIND:IP:PORT[:ARG]`.
+pub fn parse_spec(spec: &str, creds: &Credentials) -> Result<ServerSpec, String> {
+    let (name, rest) = match spec.split_once('=') {
+        Some((n, r)) if !n.contains(':') => (Some(n.to_string()), r),
+        _ => (None, spec),
+    };
+    let mut parts = rest.splitn(4, ':');
+    let kind = parts.next().unwrap_or("");
+    let ip = parts
+        .next()
+        .ok_or_else(|| format!("{spec}: expected KIND:127.0.0.1:PORT[:ARG]"))?;
+    let port = parts
+        .next()
+        .ok_or_else(|| format!("{spec}: expected KIND:127.0.0.1:PORT[:ARG]"))?;
+    let arg = parts.next();
+    let addr: SocketAddr = format!("{ip}:{port}")
+        .parse()
+        .map_err(|_| format!("{spec}: bad address {ip}:{port}"))?;
+    let target = |a: Option<&str>| -> Result<Target, String> {
+        match a {
+            Some(a) if a.starts_with("http://") => Ok(Target::Base(a.to_string())),
+            Some(a) if !a.is_empty() => Ok(Target::Server(a.to_string())),
+            _ => Err(format!(
+                "{spec}: {kind} needs a server NAME or http:// base as ARG"
+            )),
+        }
+    };
+    let kind = match kind {
+        "proxy" => ServerKind::Proxy {
+            prefix: arg.unwrap_or("").to_string(),
+            auth: None,
+        },
+        "proxy-auth" => ServerKind::Proxy {
+            prefix: arg.unwrap_or("").to_string(),
+            auth: Some(creds.clone()),
+        },
+        "gone" => {
+            let status = match arg {
+                None | Some("") | Some("410") => 410,
+                Some("404") => 404,
+                Some(o) => return Err(format!("{spec}: gone answers 410 or 404, not {o}")),
+            };
+            ServerKind::Gone { status }
+        }
+        "redirect" => ServerKind::Redirect {
+            to: target(arg)?,
+            status: 302,
+        },
+        "mirror" => ServerKind::Mirror {
+            upstream: target(arg)?,
+            credentials: creds.clone(),
+        },
+        other => {
+            return Err(format!(
+                "{spec}: unknown kind {other:?} (proxy, proxy-auth, gone, redirect, mirror)"
+            ))
+        }
+    };
+    let name = name.unwrap_or_else(|| format!("{}-{}", kind.label(), addr.port()));
+    Ok(ServerSpec { name, addr, kind })
+}
+
+/// GOPROXY for ad-hoc specs: the servers no other server points at, in order (for a loop
+/// where every server is pointed at, the first one).
+pub fn default_goproxy(servers: &[ServerInfo]) -> String {
+    let referenced: Vec<&str> = servers.iter().filter_map(|s| s.kind.refers_to()).collect();
+    let mut entries: Vec<&str> = servers
+        .iter()
+        .filter(|s| !referenced.contains(&s.name.as_str()))
+        .map(|s| s.base_url.as_str())
+        .collect();
+    if entries.is_empty() {
+        entries.extend(servers.first().map(|s| s.base_url.as_str()));
+    }
+    entries.join(",")
+}
+
+/// Where the module trees are when `--modules` is not given.
+pub fn default_modules_dir() -> PathBuf {
+    let here = PathBuf::from("lab/modules");
+    if here.is_dir() {
+        here
+    } else {
+        PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/lab/modules"))
+    }
+}
+
+fn serve(a: ServeArgs) -> Result<(), String> {
+    let creds = Credentials {
+        user: a.user.clone(),
+        password: a.password.clone(),
+    };
+    let (specs, goproxy_fixed) = match &a.scenario {
+        Some(name) => {
+            let s = scenario::find(name)
+                .ok_or_else(|| format!("no scenario {name:?} (see `modtrace lab scenarios`)"))?;
+            let mut specs = s.specs(false);
+            for sp in &mut specs {
+                match &mut sp.kind {
+                    ServerKind::Mirror { credentials, .. } => *credentials = creds.clone(),
+                    ServerKind::Proxy { auth: Some(c), .. } => *c = creds.clone(),
+                    _ => {}
+                }
+            }
+            (specs, Some(s.goproxy_value()))
+        }
+        None => (
+            a.specs
+                .iter()
+                .map(|s| parse_spec(s, &creds))
+                .collect::<Result<Vec<_>, _>>()?,
+            None,
+        ),
+    };
+    let needs_modules = specs
+        .iter()
+        .any(|s| matches!(s.kind, ServerKind::Proxy { .. }));
+    let store = if needs_modules {
+        let dir = a.modules.clone().unwrap_or_else(default_modules_dir);
+        let store = ModuleStore::load(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        if store.is_empty() {
+            return Err(format!(
+                "{}: no <module>@<version> folders found",
+                dir.display()
+            ));
+        }
+        store
+    } else {
+        ModuleStore::default()
+    };
+    let log = match &a.log {
+        Some(p) => RequestLog::to_file(p).map_err(|e| format!("log {}: {e}", p.display()))?,
+        None => RequestLog::to_stderr(),
+    };
+    let mut lab =
+        Lab::start(&specs, Arc::new(store), log, Limits::default()).map_err(|e| e.to_string())?;
+    let goproxy = goproxy_fixed.unwrap_or_else(|| default_goproxy(lab.servers()));
+    {
+        let mut out = std::io::stdout().lock();
+        for s in lab.servers() {
+            let _ = writeln!(out, "server {} {} {}", s.name, s.kind.label(), s.base_url);
+        }
+        let _ = writeln!(out, "GOPROXY={goproxy}");
+        let _ = out.flush();
+    }
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    if a.until_stdin_eof {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            let _ = std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink());
+            let _ = tx.send(());
+        });
+    }
+    // `tx` stays alive here, so recv() only returns on a send (stdin EOF) or never.
+    match a.timeout {
+        Some(secs) => {
+            let _ = rx.recv_timeout(Duration::from_secs(secs));
+        }
+        None => {
+            let _ = rx.recv();
+        }
+    }
+    drop(tx);
+    lab.stop();
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_specs() {
+        let c = Credentials::lab_default();
+        let s = parse_spec("a=redirect:127.0.0.1:8094:b", &c).unwrap();
+        assert_eq!(s.name, "a");
+        assert_eq!(s.addr, "127.0.0.1:8094".parse().unwrap());
+        assert_eq!(
+            s.kind,
+            ServerKind::Redirect {
+                to: Target::Server("b".into()),
+                status: 302
+            }
+        );
+        let m = parse_spec("mirror:127.0.0.1:8096:http://127.0.0.1:8097/mod", &c).unwrap();
+        assert_eq!(m.name, "mirror-8096");
+        assert_eq!(
+            m.kind,
+            ServerKind::Mirror {
+                upstream: Target::Base("http://127.0.0.1:8097/mod".into()),
+                credentials: c.clone()
+            }
+        );
+        assert_eq!(
+            parse_spec("gone:127.0.0.1:1:404", &c).unwrap().kind,
+            ServerKind::Gone { status: 404 }
+        );
+        assert_eq!(
+            parse_spec("gone:127.0.0.1:1", &c).unwrap().kind,
+            ServerKind::Gone { status: 410 }
+        );
+        assert!(parse_spec("gone:127.0.0.1:1:500", &c).is_err());
+        assert!(parse_spec("redirect:127.0.0.1:1", &c).is_err());
+        assert!(parse_spec("teapot:127.0.0.1:1", &c).is_err());
+        assert!(parse_spec("proxy:localhost:1", &c).is_err());
+        assert!(parse_spec("proxy", &c).is_err());
+    }
+
+    #[test]
+    fn default_goproxy_skips_referenced_servers() {
+        let info = |name: &str, port: u16, kind: ServerKind| ServerInfo {
+            name: name.into(),
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            base_url: format!("http://127.0.0.1:{port}"),
+            kind,
+        };
+        let gone = info("g", 1, ServerKind::Gone { status: 410 });
+        let proxy = info(
+            "p",
+            2,
+            ServerKind::Proxy {
+                prefix: String::new(),
+                auth: None,
+            },
+        );
+        assert_eq!(
+            default_goproxy(&[gone, proxy.clone()]),
+            "http://127.0.0.1:1,http://127.0.0.1:2"
+        );
+        let m = info(
+            "m",
+            3,
+            ServerKind::Mirror {
+                upstream: Target::Server("p".into()),
+                credentials: Credentials::lab_default(),
+            },
+        );
+        assert_eq!(default_goproxy(&[m, proxy]), "http://127.0.0.1:3");
+        let a = info(
+            "a",
+            4,
+            ServerKind::Redirect {
+                to: Target::Server("b".into()),
+                status: 302,
+            },
+        );
+        let b = info(
+            "b",
+            5,
+            ServerKind::Redirect {
+                to: Target::Server("a".into()),
+                status: 302,
+            },
+        );
+        assert_eq!(default_goproxy(&[a, b]), "http://127.0.0.1:4");
+    }
+
+    #[test]
+    fn env_lists_what_record_sh_reads() {
+        let e = env_assignments(scenario::find("redirect-loop").unwrap());
+        assert!(e.contains("GOPROXY='http://127.0.0.1:8084'\n"), "{e}");
+        assert!(
+            e.contains("EXPECT_ERROR='stopped after 10 redirects'\n"),
+            "{e}"
+        );
+        assert!(e.contains("PORTS='8084 8085'\n"), "{e}");
+        assert!(
+            e.contains("DOWNLOADS='example.test/Hello@v1.1.0 example.test/Util@v0.2.0'\n"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn help_exits_zero_and_bad_args_two() {
+        let help = LabCli::try_parse_from(["modtrace lab", "--help"]).unwrap_err();
+        assert_eq!(help.exit_code(), 0);
+        assert!(help.to_string().contains("proxy-auth"));
+        assert_eq!(
+            cli(&["serve".to_string(), "teapot:127.0.0.1:1".to_string()]),
+            2
+        );
+        assert_eq!(cli(&["env".to_string(), "nope".to_string()]), 2);
+    }
 }

@@ -1,0 +1,5 @@
+module example.test/Hello
+
+go 1.21
+
+require example.test/Util v0.2.0

@@ -1,0 +1,3 @@
+module example.test/Util
+
+go 1.21

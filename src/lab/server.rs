@@ -1,0 +1,629 @@
+//! The lab's server kinds and how a set of them is started: every listener bound first (so
+//! servers can name each other, e.g. two redirectors pointing at each other), then one accept
+//! thread per server and one thread per connection.
+
+use super::http::{
+    self, fetch, read_request, write_response, HttpBase, Limits, ReadOutcome, Request, Response,
+};
+use super::log::{LogEntry, RequestLog};
+use super::modules::{percent_decode, unescape_path, ModuleStore};
+use super::LabError;
+use base64::Engine;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+/// The only address the lab binds: loopback, never another interface.
+pub const LAB_IP: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+/// Basic-auth credentials between a mirror and its upstream.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Credentials {
+    pub user: String,
+    pub password: String,
+}
+
+impl Credentials {
+    /// The lab's fixed credentials: invented for the lab, safe to publish in captures.
+    pub fn lab_default() -> Credentials {
+        Credentials {
+            user: "mirror".into(),
+            password: "lab-secret-Zq7".into(),
+        }
+    }
+
+    /// RFC 7617 2: `Basic base64(user ":" password)`.
+    pub fn authorization(&self) -> String {
+        let raw = format!("{}:{}", self.user, self.password);
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(raw)
+        )
+    }
+}
+
+/// Where a redirector points or a mirror fetches from: another server of the same lab by
+/// name, or a base URL (`http://127.0.0.1:PORT[/prefix]`, loopback only).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Target {
+    Server(String),
+    Base(String),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ServerKind {
+    /// A GOPROXY serving the module store under `prefix` (`""` or `/something`); with `auth`,
+    /// every request without exactly that Basic authorization gets 401.
+    Proxy {
+        prefix: String,
+        auth: Option<Credentials>,
+    },
+    /// Answers `status` (410 or 404) to everything.
+    Gone { status: u16 },
+    /// Answers `status` (302) with `Location: <target base><same request target>`.
+    Redirect { to: Target, status: u16 },
+    /// Fetches the same request target from `upstream` with Basic auth and relays status, body,
+    /// Content-Type and Location.
+    Mirror {
+        upstream: Target,
+        credentials: Credentials,
+    },
+}
+
+impl ServerKind {
+    pub fn label(&self) -> &'static str {
+        match self {
+            ServerKind::Proxy { auth: None, .. } => "proxy",
+            ServerKind::Proxy { auth: Some(_), .. } => "proxy-auth",
+            ServerKind::Gone { .. } => "gone",
+            ServerKind::Redirect { .. } => "redirect",
+            ServerKind::Mirror { .. } => "mirror",
+        }
+    }
+
+    /// The lab server it names as redirect target or upstream, if any.
+    pub fn refers_to(&self) -> Option<&str> {
+        match self {
+            ServerKind::Redirect {
+                to: Target::Server(n),
+                ..
+            }
+            | ServerKind::Mirror {
+                upstream: Target::Server(n),
+                ..
+            } => Some(n),
+            _ => None,
+        }
+    }
+}
+
+/// One server to start. Port 0 picks an ephemeral port (tests).
+#[derive(Clone, Debug)]
+pub struct ServerSpec {
+    pub name: String,
+    pub addr: SocketAddr,
+    pub kind: ServerKind,
+}
+
+/// A running server as started.
+#[derive(Clone, Debug)]
+pub struct ServerInfo {
+    pub name: String,
+    pub addr: SocketAddr,
+    /// `http://127.0.0.1:PORT[/prefix]`: what GOPROXY or another server should name.
+    pub base_url: String,
+    pub kind: ServerKind,
+}
+
+/// A started set of servers; stops them when dropped.
+pub struct Lab {
+    servers: Vec<ServerInfo>,
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+enum Handler {
+    Proxy {
+        store: Arc<ModuleStore>,
+        prefix: String,
+        authorization: Option<String>,
+    },
+    Gone {
+        status: u16,
+    },
+    Redirect {
+        to_base: String,
+        status: u16,
+    },
+    Mirror {
+        upstream: HttpBase,
+        authorization: String,
+    },
+}
+
+struct ServerCtx {
+    name: String,
+    listen: String,
+    handler: Handler,
+    log: RequestLog,
+    limits: Limits,
+    stop: Arc<AtomicBool>,
+    active: AtomicUsize,
+}
+
+impl Lab {
+    /// Binds every spec, resolves the references between them, and starts serving.
+    pub fn start(
+        specs: &[ServerSpec],
+        store: Arc<ModuleStore>,
+        log: RequestLog,
+        limits: Limits,
+    ) -> Result<Lab, LabError> {
+        let mut names = std::collections::HashSet::new();
+        for s in specs {
+            if !names.insert(s.name.as_str()) {
+                return Err(LabError::Config(format!(
+                    "server name {:?} used twice",
+                    s.name
+                )));
+            }
+            if s.addr.ip() != LAB_IP {
+                return Err(LabError::Config(format!(
+                    "{}: the lab binds 127.0.0.1 only, not {}",
+                    s.name,
+                    s.addr.ip()
+                )));
+            }
+        }
+        let mut listeners = Vec::with_capacity(specs.len());
+        let mut infos: Vec<ServerInfo> = Vec::with_capacity(specs.len());
+        for s in specs {
+            let l = TcpListener::bind(s.addr).map_err(|e| {
+                let hint = if e.kind() == std::io::ErrorKind::AddrInUse {
+                    " (the port is taken: stop what listens there)"
+                } else {
+                    ""
+                };
+                LabError::Bind {
+                    addr: s.addr,
+                    cause: format!("{e}{hint}"),
+                }
+            })?;
+            let addr = l.local_addr().map_err(|e| LabError::Bind {
+                addr: s.addr,
+                cause: e.to_string(),
+            })?;
+            let prefix = match &s.kind {
+                ServerKind::Proxy { prefix, .. } => normalize_prefix(prefix),
+                _ => String::new(),
+            };
+            infos.push(ServerInfo {
+                name: s.name.clone(),
+                addr,
+                base_url: format!("http://{addr}{prefix}"),
+                kind: s.kind.clone(),
+            });
+            listeners.push(l);
+        }
+        let resolve = |t: &Target| -> Result<String, LabError> {
+            match t {
+                Target::Server(n) => infos
+                    .iter()
+                    .find(|i| &i.name == n)
+                    .map(|i| i.base_url.clone())
+                    .ok_or_else(|| LabError::Config(format!("no server named {n:?}"))),
+                Target::Base(b) => {
+                    HttpBase::parse(b).map_err(LabError::Config)?;
+                    Ok(b.trim_end_matches('/').to_string())
+                }
+            }
+        };
+        let mut handlers = Vec::with_capacity(specs.len());
+        for s in specs {
+            handlers.push(match &s.kind {
+                ServerKind::Proxy { prefix, auth } => Handler::Proxy {
+                    store: store.clone(),
+                    prefix: normalize_prefix(prefix),
+                    authorization: auth.as_ref().map(Credentials::authorization),
+                },
+                ServerKind::Gone { status } => Handler::Gone { status: *status },
+                ServerKind::Redirect { to, status } => Handler::Redirect {
+                    to_base: resolve(to)?,
+                    status: *status,
+                },
+                ServerKind::Mirror {
+                    upstream,
+                    credentials,
+                } => Handler::Mirror {
+                    upstream: HttpBase::parse(&resolve(upstream)?).map_err(LabError::Config)?,
+                    authorization: credentials.authorization(),
+                },
+            });
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut threads = Vec::with_capacity(specs.len());
+        for ((listener, handler), info) in listeners.into_iter().zip(handlers).zip(&infos) {
+            let ctx = Arc::new(ServerCtx {
+                name: info.name.clone(),
+                listen: info.addr.to_string(),
+                handler,
+                log: log.clone(),
+                limits: limits.clone(),
+                stop: stop.clone(),
+                active: AtomicUsize::new(0),
+            });
+            let t = std::thread::Builder::new()
+                .name(format!("lab-{}", info.name))
+                .spawn(move || accept_loop(listener, ctx))
+                .map_err(|e| LabError::Config(format!("spawn: {e}")))?;
+            threads.push(t);
+        }
+        Ok(Lab {
+            servers: infos,
+            stop,
+            threads,
+        })
+    }
+
+    pub fn servers(&self) -> &[ServerInfo] {
+        &self.servers
+    }
+
+    pub fn server(&self, name: &str) -> Option<&ServerInfo> {
+        self.servers.iter().find(|s| s.name == name)
+    }
+
+    /// Stops accepting, wakes the accept loops, and waits for them. Connections in progress
+    /// finish their current request and close.
+    pub fn stop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        for s in &self.servers {
+            // A connection to ourselves wakes the blocking accept().
+            let _ = TcpStream::connect_timeout(&s.addr, std::time::Duration::from_secs(1));
+        }
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// `""` or `/a/b` (leading slash, no trailing one).
+fn normalize_prefix(p: &str) -> String {
+    let p = p.trim_matches('/');
+    if p.is_empty() {
+        String::new()
+    } else {
+        format!("/{p}")
+    }
+}
+
+fn accept_loop(listener: TcpListener, ctx: Arc<ServerCtx>) {
+    for stream in listener.incoming() {
+        if ctx.stop.load(Ordering::SeqCst) {
+            break;
+        }
+        let Ok(stream) = stream else { continue };
+        if ctx.active.load(Ordering::SeqCst) >= ctx.limits.max_connections {
+            continue; // dropped: closes the connection
+        }
+        ctx.active.fetch_add(1, Ordering::SeqCst);
+        let c = ctx.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("lab-{}-conn", ctx.name))
+            .spawn(move || {
+                serve_connection(stream, &c);
+                c.active.fetch_sub(1, Ordering::SeqCst);
+            });
+        if spawned.is_err() {
+            ctx.active.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+}
+
+fn serve_connection(mut stream: TcpStream, ctx: &ServerCtx) {
+    let _ = stream.set_read_timeout(Some(ctx.limits.idle_timeout));
+    let _ = stream.set_write_timeout(Some(ctx.limits.idle_timeout));
+    let _ = stream.set_nodelay(true);
+    let mut buf = Vec::new();
+    loop {
+        let (req, resp, close) = match read_request(&mut stream, &mut buf, &ctx.limits) {
+            ReadOutcome::Closed => return,
+            ReadOutcome::Bad(status) => (
+                None,
+                Response::text(status, &format!("{}\n", http::reason(status))),
+                true,
+            ),
+            ReadOutcome::Request(req) => {
+                let resp = ctx.answer(&req);
+                let close = !req.wants_keep_alive() || ctx.stop.load(Ordering::SeqCst);
+                (Some(req), resp, close)
+            }
+        };
+        let head_only = req.as_ref().is_some_and(|r| r.method == "HEAD");
+        let sent = write_response(&mut stream, &resp, head_only, close);
+        if let (Some(req), Ok(bytes)) = (&req, &sent) {
+            ctx.log.record(LogEntry {
+                server: ctx.name.clone(),
+                listen: ctx.listen.clone(),
+                method: req.method.clone(),
+                target: req.target.clone(),
+                status: resp.status,
+                bytes: *bytes,
+            });
+        }
+        if close || sent.is_err() {
+            return;
+        }
+    }
+}
+
+impl ServerCtx {
+    fn answer(&self, req: &Request) -> Response {
+        if req.method != "GET" && req.method != "HEAD" {
+            return Response::text(405, "only GET and HEAD\n").with_header("Allow", "GET, HEAD");
+        }
+        match &self.handler {
+            Handler::Gone { status } => Response::text(
+                *status,
+                &format!(
+                    "{}: this lab server answers {status} to everything\n",
+                    http::reason(*status)
+                ),
+            ),
+            Handler::Redirect { to_base, status } => {
+                let location = format!("{to_base}{}", req.target);
+                Response::text(*status, "").with_header("Location", &location)
+            }
+            Handler::Proxy {
+                store,
+                prefix,
+                authorization,
+            } => {
+                if let Some(want) = authorization {
+                    if req.header("authorization") != Some(want.as_bytes()) {
+                        return Response::text(
+                            401,
+                            "401 Unauthorized: this lab proxy needs Basic auth\n",
+                        )
+                        .with_header("WWW-Authenticate", "Basic realm=\"modtrace-lab\"");
+                    }
+                }
+                proxy_answer(store, prefix, &req.target)
+            }
+            Handler::Mirror {
+                upstream,
+                authorization,
+            } => {
+                match fetch(
+                    upstream,
+                    &req.target,
+                    &[("Authorization", authorization)],
+                    &self.limits,
+                ) {
+                    Ok(up) => {
+                        let mut resp = Response {
+                            status: up.status,
+                            headers: Vec::new(),
+                            body: up.body,
+                        };
+                        for (n, v) in &up.headers {
+                            if n.eq_ignore_ascii_case("content-type")
+                                || n.eq_ignore_ascii_case("location")
+                            {
+                                resp.headers.push((n.clone(), v.clone()));
+                            }
+                        }
+                        resp
+                    }
+                    Err(e) => Response::text(
+                        502,
+                        &format!("lab mirror: upstream {}: {e}\n", upstream.addr),
+                    ),
+                }
+            }
+        }
+    }
+}
+
+/// What a GOPROXY request asks for (Go modules reference, "GOPROXY protocol").
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ProxyRequest {
+    List { module: String },
+    Info { module: String, version: String },
+    Mod { module: String, version: String },
+    Zip { module: String, version: String },
+    Latest { module: String },
+}
+
+/// Parses a request target under `prefix`: percent-decoding first, then `!`-unescaping of the
+/// module path and version (the order go-wire.md gives). `None` for anything else.
+pub fn parse_proxy_target(prefix: &str, target: &str) -> Option<ProxyRequest> {
+    let path = target.split('?').next()?;
+    let rest = path.strip_prefix(prefix)?;
+    if !rest.starts_with('/') {
+        return None;
+    }
+    let decoded = percent_decode(rest)?;
+    let decoded = decoded.strip_prefix('/')?;
+    if let Some(m) = decoded.strip_suffix("/@latest") {
+        return Some(ProxyRequest::Latest {
+            module: unescape_path(m)?,
+        });
+    }
+    let (m, file) = decoded.rsplit_once("/@v/")?;
+    let module = unescape_path(m)?;
+    if module.is_empty() {
+        return None;
+    }
+    if file == "list" {
+        return Some(ProxyRequest::List { module });
+    }
+    let (ver, ext) = file.rsplit_once('.')?;
+    let version = unescape_path(ver)?;
+    if version.is_empty() || version.contains('/') {
+        return None;
+    }
+    match ext {
+        "info" => Some(ProxyRequest::Info { module, version }),
+        "mod" => Some(ProxyRequest::Mod { module, version }),
+        "zip" => Some(ProxyRequest::Zip { module, version }),
+        _ => None,
+    }
+}
+
+fn proxy_answer(store: &ModuleStore, prefix: &str, target: &str) -> Response {
+    let not_found = || {
+        Response::text(
+            404,
+            "not found: unknown module or version in this lab proxy\n",
+        )
+    };
+    let Some(req) = parse_proxy_target(prefix, target) else {
+        return not_found();
+    };
+    match req {
+        ProxyRequest::List { module } => match store.versions(&module) {
+            Some(vs) => {
+                let body: String = vs.iter().map(|v| format!("{v}\n")).collect();
+                Response::new(200, "text/plain; charset=utf-8", body.into_bytes())
+            }
+            None => not_found(),
+        },
+        ProxyRequest::Latest { module } => match store.latest(&module) {
+            Some(v) => Response::new(200, "application/json", v.info.clone()),
+            None => not_found(),
+        },
+        ProxyRequest::Info { module, version } => match store.get(&module, &version) {
+            Some(v) => Response::new(200, "application/json", v.info.clone()),
+            None => not_found(),
+        },
+        ProxyRequest::Mod { module, version } => match store.get(&module, &version) {
+            Some(v) => Response::new(200, "text/plain; charset=utf-8", v.go_mod.clone()),
+            None => not_found(),
+        },
+        ProxyRequest::Zip { module, version } => match store.get(&module, &version) {
+            Some(v) => Response::new(200, "application/zip", v.zip.clone()),
+            None => not_found(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_escaped_proxy_targets() {
+        let m = "example.test/Util".to_string();
+        assert_eq!(
+            parse_proxy_target("", "/example.test/%21util/@v/v0.2.0.info"),
+            Some(ProxyRequest::Info {
+                module: m.clone(),
+                version: "v0.2.0".into()
+            })
+        );
+        assert_eq!(
+            parse_proxy_target("", "/example.test/!util/@v/list"),
+            Some(ProxyRequest::List { module: m.clone() })
+        );
+        assert_eq!(
+            parse_proxy_target("", "/example.test/%21util/@latest"),
+            Some(ProxyRequest::Latest { module: m.clone() })
+        );
+        assert_eq!(
+            parse_proxy_target("/mod", "/mod/example.test/%21util/@v/v0.2.0.zip"),
+            Some(ProxyRequest::Zip {
+                module: m.clone(),
+                version: "v0.2.0".into()
+            })
+        );
+        assert_eq!(
+            parse_proxy_target("", "/example.test/!util/@v/v1.0.0-!r!c.mod"),
+            Some(ProxyRequest::Mod {
+                module: m,
+                version: "v1.0.0-RC".into()
+            })
+        );
+        assert_eq!(
+            parse_proxy_target("", "/example.test/Util/@v/list"),
+            None,
+            "unescaped upper case"
+        );
+        assert_eq!(
+            parse_proxy_target("/mod", "/example.test/!util/@v/list"),
+            None,
+            "prefix missing"
+        );
+        assert_eq!(
+            parse_proxy_target("/mod", "/modx/a/@v/list"),
+            None,
+            "prefix is a path element"
+        );
+        assert_eq!(parse_proxy_target("", "/a/@v/v1.0.0.tar"), None);
+        assert_eq!(
+            parse_proxy_target("", "/sumdb/sum.golang.org/supported"),
+            None
+        );
+        assert_eq!(parse_proxy_target("", "/a/@v/%zz.info"), None);
+    }
+
+    #[test]
+    fn basic_authorization_matches_rfc7617_example() {
+        // RFC 7617 2: Aladdin / open sesame.
+        let c = Credentials {
+            user: "Aladdin".into(),
+            password: "open sesame".into(),
+        };
+        assert_eq!(c.authorization(), "Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==");
+    }
+
+    #[test]
+    fn refuses_non_loopback_and_duplicate_names() {
+        let store = Arc::new(ModuleStore::default());
+        let spec = |name: &str, ip: &str| ServerSpec {
+            name: name.into(),
+            addr: format!("{ip}:0").parse().unwrap(),
+            kind: ServerKind::Gone { status: 410 },
+        };
+        assert!(matches!(
+            Lab::start(
+                &[spec("a", "0.0.0.0")],
+                store.clone(),
+                RequestLog::in_memory(),
+                Limits::default()
+            ),
+            Err(LabError::Config(_))
+        ));
+        assert!(matches!(
+            Lab::start(
+                &[spec("a", "127.0.0.1"), spec("a", "127.0.0.1")],
+                store.clone(),
+                RequestLog::in_memory(),
+                Limits::default()
+            ),
+            Err(LabError::Config(_))
+        ));
+        let bad_ref = ServerSpec {
+            name: "r".into(),
+            addr: "127.0.0.1:0".parse().unwrap(),
+            kind: ServerKind::Redirect {
+                to: Target::Server("nobody".into()),
+                status: 302,
+            },
+        };
+        assert!(Lab::start(
+            &[bad_ref],
+            store,
+            RequestLog::in_memory(),
+            Limits::default()
+        )
+        .is_err());
+    }
+}
