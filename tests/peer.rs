@@ -1,0 +1,182 @@
+//! The public peer corpus (../shared/peer: captures from the Zeek, Suricata, Wireshark and
+//! tcpdump test suites with their published results): every capture analysed without panic and
+//! with bounded memory, every link type decoded or counted as unsupported, and our HTTP
+//! exchanges compared with Zeek's published http.log (method, host, uri, status).
+//! Skips with a message outside CI when ../shared is absent; fails in CI.
+
+mod common;
+use modtrace::pipeline::{Analyzer, Config};
+use modtrace::report::Report;
+use modtrace::source::MergedSource;
+use std::path::{Path, PathBuf};
+
+fn peer_dir() -> Option<PathBuf> {
+    let d = common::repo().join("../shared/peer");
+    if d.join("MANIFEST.md").exists() {
+        return Some(d);
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("CI=true but the peer corpus is missing at {}", d.display());
+    }
+    eprintln!("SKIPPED: peer corpus not found at {} (it lives in the shared folder beside the repo)", d.display());
+    None
+}
+
+fn captures_under(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(rd) = std::fs::read_dir(dir) else { return };
+    let mut entries: Vec<PathBuf> = rd.filter_map(|e| e.ok()).map(|e| e.path()).collect();
+    entries.sort();
+    for p in entries {
+        if p.is_dir() {
+            captures_under(&p, out);
+        } else {
+            let n = p.file_name().unwrap().to_string_lossy().to_string();
+            if n.ends_with(".pcap") || n.ends_with(".pcapng") || n.ends_with(".pcap.gz") || n.ends_with(".pcapng.gz") || n.ends_with(".cap") {
+                out.push(p);
+            }
+        }
+    }
+}
+
+fn analyze(path: &Path) -> Option<Report> {
+    let mut src = MergedSource::open(&[path]).ok()?;
+    let mut an = Analyzer::new(Config::default());
+    loop {
+        match src.next_frame() {
+            Ok(Some(f)) => {
+                an.on_frame(&f);
+                an.drain_events().for_each(drop);
+            }
+            Ok(None) | Err(_) => break,
+        }
+    }
+    an.finish();
+    let stats: Vec<_> = src.stats().into_iter().cloned().collect();
+    Some(Report::build(&stats, an.into_parts()))
+}
+
+fn vm_hwm_kb() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    s.lines().find(|l| l.starts_with("VmHWM:"))?.split_whitespace().nth(1)?.parse().ok()
+}
+
+#[test]
+fn whole_corpus_analyses_without_panic_and_link_types_are_accounted() {
+    let Some(dir) = peer_dir() else { return };
+    let mut files = Vec::new();
+    captures_under(&dir, &mut files);
+    assert!(files.len() > 100, "corpus has {} captures", files.len());
+    let supported = ["ethernet", "linux-sll", "linux-sll2", "raw", "null", "loop", "ipv4", "ipv6"];
+    let (mut analysed, mut rejected, mut packets, mut undecodable) = (0, 0, 0u64, 0u64);
+    let mut unsupported = std::collections::BTreeMap::<String, u64>::new();
+    for f in &files {
+        match analyze(f) {
+            Some(r) => {
+                analysed += 1;
+                packets += r.capture.packets;
+                undecodable += r.capture.undecodable_packets;
+                for lt in &r.capture.link_types {
+                    assert!(
+                        supported.contains(&lt.as_str()) || r.capture.unsupported_link_types.contains_key(lt),
+                        "{}: link type {lt} neither decoded nor counted as unsupported",
+                        f.display()
+                    );
+                }
+                for (k, v) in &r.capture.unsupported_link_types {
+                    *unsupported.entry(k.clone()).or_default() += v;
+                }
+            }
+            None => rejected += 1,
+        }
+    }
+    eprintln!(
+        "peer corpus: {} files, {analysed} analysed, {rejected} not captures, {packets} packets, {undecodable} undecodable; unsupported link types: {unsupported:?}",
+        files.len()
+    );
+    assert!(analysed as f64 >= files.len() as f64 * 0.95, "most peer files open");
+    if let Some(kb) = vm_hwm_kb() {
+        eprintln!("peak RSS of the test process: {kb} kB");
+        assert!(kb < 256 * 1024, "memory stays bounded over the corpus: {kb} kB");
+    }
+}
+
+/// (method, host, uri, status) rows of a Zeek http.log; `-` for unset.
+fn zeek_http_rows(path: &Path) -> Option<Vec<[String; 4]>> {
+    let text = std::fs::read_to_string(path).ok()?;
+    if text.matches("#fields").count() != 1 {
+        return None; // several pcaps concatenated: not comparable one to one
+    }
+    let fields: Vec<&str> = text.lines().find(|l| l.starts_with("#fields"))?.split('\t').skip(1).collect();
+    let col = |n: &str| fields.iter().position(|f| *f == n);
+    let (m, h, u, s) = (col("method")?, col("host")?, col("uri")?, col("status_code")?);
+    Some(
+        text.lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+            .map(|l| {
+                let v: Vec<&str> = l.split('\t').collect();
+                let g = |i: usize| v.get(i).copied().unwrap_or("-").to_string();
+                [g(m), g(h), g(u), g(s)]
+            })
+            .collect(),
+    )
+}
+
+fn uri_of(url: &str) -> String {
+    match url.split_once("://") {
+        Some((_, rest)) => match rest.find('/') {
+            Some(i) => rest[i..].to_string(),
+            None => "/".to_string(),
+        },
+        None => url.to_string(),
+    }
+}
+
+#[test]
+fn http_exchanges_agree_with_zeek_http_log() {
+    let Some(dir) = peer_dir() else { return };
+    let manifest = std::fs::read_to_string(dir.join("MANIFEST.md")).unwrap();
+    let section = manifest.split("### 2.1").nth(1).unwrap().split("\n### ").next().unwrap();
+    let mut pairs: Vec<(String, String)> = Vec::new();
+    for line in section.lines() {
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        if cells.len() > 3 && cells[1].ends_with(".pcap") && !cells[2].is_empty() {
+            let p = (cells[1].to_string(), cells[2].to_string());
+            if !pairs.contains(&p) {
+                pairs.push(p);
+            }
+        }
+    }
+    assert!(pairs.len() >= 10, "manifest rows: {pairs:?}");
+    let (mut total, mut matched) = (0usize, 0usize);
+    let mut report = Vec::new();
+    for (pcap, baseline) in &pairs {
+        let Some(rows) = zeek_http_rows(&dir.join("zeek/Baseline").join(baseline).join("http.log")) else { continue };
+        let Some(r) = analyze(&dir.join("zeek/Traces").join(pcap)) else {
+            report.push(format!("{pcap}: could not open"));
+            total += rows.len();
+            continue;
+        };
+        let mut ours: Vec<[String; 4]> = r
+            .exchanges
+            .iter()
+            .map(|e| [e.method.clone(), e.host.clone().unwrap_or("-".into()), uri_of(&e.url), e.status.map_or("-".into(), |s| s.to_string())])
+            .collect();
+        let mut m = 0;
+        for z in &rows {
+            // Zeek writes `-` for what it did not see, and 0 for a status it could not parse.
+            let pos = ours.iter().position(|o| {
+                (z[0] == "-" || o[0] == z[0]) && (z[1] == "-" || o[1] == z[1]) && (z[2] == "-" || o[2] == z[2]) && (z[3] == "-" || z[3] == "0" || o[3] == z[3])
+            });
+            if let Some(i) = pos {
+                ours.remove(i);
+                m += 1;
+            }
+        }
+        report.push(format!("{pcap}: {m}/{} Zeek rows matched, {} exchanges of ours unmatched", rows.len(), ours.len()));
+        total += rows.len();
+        matched += m;
+    }
+    let pct = 100.0 * matched as f64 / total.max(1) as f64;
+    eprintln!("agreement with Zeek http.log: {matched}/{total} rows ({pct:.1}%)\n  {}", report.join("\n  "));
+    assert!(pct >= 80.0, "agreement with Zeek fell to {pct:.1}%");
+}
