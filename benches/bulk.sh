@@ -60,8 +60,8 @@ if [ -z "$CAPTURE" ]; then
       xargs -n 100 go mod download -json > "$TMP/go.json"
   sleep 1
   kill -INT "$TCPDUMP"; wait "$TCPDUMP" || true
-  grep -q " 0 packets captured" "$TMP/tcpdump.err" && { echo "bulk.sh: tcpdump captured nothing" >&2; exit 1; }
-  [ -n "$KEEP" ] && cp "$CAPTURE" "$KEEP"
+  if grep -q "^0 packets captured" "$TMP/tcpdump.err"; then echo "bulk.sh: tcpdump captured nothing" >&2; exit 1; fi
+  if [ -n "$KEEP" ]; then cp "$CAPTURE" "$KEEP"; fi
 fi
 
 python3 - "$BIN" "$CAPTURE" "$SMOKE" <<'PY'
