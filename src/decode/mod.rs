@@ -79,6 +79,7 @@ impl Default for DefragLimits {
     }
 }
 
+mod defrag;
 mod link;
 pub use link::Decoder;
 

@@ -1,24 +1,443 @@
 //! pcap / pcapng / gzip file reading and the time-ordered merge of several files.
-//! (Implementation owned by the source+decode work item.)
+//!
+//! Streaming with a bounded buffer: one record at a time is parsed out of a buffer that starts at
+//! [`ReaderLimits::buffer_bytes`] and grows only for a record bigger than that, up to
+//! [`ReaderLimits::max_record_bytes`]. pcapng blocks are parsed with pcap-parser's block parsers;
+//! the buffer is ours (not pcap-parser's `PcapReaderIterator`) so that a cut-short file, a
+//! record bigger than the buffer and a clean end can be told apart exactly. Legacy pcap records
+//! are 16 fixed bytes plus data and are read directly, which also covers the byte-swapped
+//! "modified" (Kuznetzov) variant pcap-parser does not accept.
 
-use super::{Frame, SourceError, SourceStats};
-use std::path::Path;
+use super::{Frame, LinkType, SourceError, SourceStats};
+use crate::time::Ts;
+use flate2::read::MultiGzDecoder;
+use pcap_parser::pcapng::Block;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// Memory limits of one reader. Hitting one stops the file with `SourceError::Corrupt` (a record
+/// too big) or drops what does not fit (interfaces, key log), never grows memory further.
+#[derive(Clone, Debug)]
+pub struct ReaderLimits {
+    /// Initial read buffer: holds many ordinary packets, so refills are 64 KiB reads.
+    pub buffer_bytes: usize,
+    /// Largest record (pcap record header + data, or whole pcapng block) accepted. tcpdump and
+    /// Wireshark cap the snaplen at 262144 bytes (libpcap MAXIMUM_SNAPLEN); the rest leaves room
+    /// for record headers and pcapng options. Anything larger is treated as corruption, as
+    /// libpcap does ("invalid packet capture length").
+    pub max_record_bytes: usize,
+    /// pcapng interfaces remembered per section; each is a few bytes, but a hostile file could
+    /// declare millions. Packets on interfaces beyond this are skipped (`skipped_records`).
+    pub max_interfaces: usize,
+    /// TLS key log bytes kept from Decryption Secrets Blocks. One NSS key log line is ~200 bytes,
+    /// so 4 MiB is ~20k sessions; more is dropped (`keylog_dropped_bytes`).
+    pub max_keylog_bytes: usize,
+}
+
+impl Default for ReaderLimits {
+    fn default() -> Self {
+        ReaderLimits {
+            buffer_bytes: 64 << 10,
+            max_record_bytes: (256 << 10) + (16 << 10),
+            max_interfaces: 4096,
+            max_keylog_bytes: 4 << 20,
+        }
+    }
+}
+
+/// pcapng block types (draft-ietf-opsawg-pcapng section 10.1).
+const NG_SHB: u32 = 0x0A0D_0D0A;
+const NG_OBSOLETE_PACKET: u32 = 0x0000_0002;
+/// Byte-order magic of a pcapng Section Header Block, as read little-endian.
+const NG_BOM: u32 = 0x1A2B_3C4D;
+/// Decryption Secrets Block type for a TLS key log ("TLSK").
+const DSB_TLS_KEY_LOG: u32 = 0x544C_534B;
+/// IDB option code of if_tsoffset (seconds added to every timestamp).
+const IF_TSOFFSET: u16 = 14;
+
+/// Legacy pcap file header layout (pcap-savefile(5)).
+const PCAP_HEADER_LEN: usize = 24;
+
+#[derive(Clone, Copy, Debug)]
+struct PcapFormat {
+    big_endian: bool,
+    nanos: bool,
+    /// 16, or 24 for the "modified" format (extra ifindex/protocol/pkt_type/pad fields).
+    record_header_len: usize,
+    link: LinkType,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Interface {
+    link: LinkType,
+    /// Timestamp units per second (if_tsresol; default 10^6).
+    units_per_sec: u64,
+    /// Seconds added to every timestamp (if_tsoffset).
+    offset_secs: i64,
+    /// 0 means no limit.
+    snaplen: u32,
+}
+
+#[derive(Debug)]
+struct NgState {
+    big_endian: bool,
+    interfaces: Vec<Interface>,
+    /// Simple Packet Blocks carry no timestamp: they get the last one seen in the file.
+    last_ts: Ts,
+}
+
+#[derive(Debug)]
+enum Format {
+    Pcap(PcapFormat),
+    PcapNg(NgState),
+}
+
+/// Counts bytes read from the underlying file (compressed bytes for gzip), for progress.
+struct CountingReader<R> {
+    inner: R,
+    count: Arc<AtomicU64>,
+}
+
+impl<R: Read> Read for CountingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+/// A growable window over the input stream: `buf[start..end]` holds unparsed bytes.
+struct InputBuffer {
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    /// The stream has returned end of file.
+    eof: bool,
+    /// The (gzip) stream itself ended early.
+    cut_short: bool,
+}
+
+impl InputBuffer {
+    fn new(capacity: usize) -> InputBuffer {
+        InputBuffer {
+            buf: vec![0; capacity.max(PCAP_HEADER_LEN)],
+            start: 0,
+            end: 0,
+            eof: false,
+            cut_short: false,
+        }
+    }
+
+    fn data(&self) -> &[u8] {
+        self.buf.get(self.start..self.end).unwrap_or(&[])
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.start = self.start.saturating_add(n).min(self.end);
+    }
+
+    /// Reads until at least `at_least` unparsed bytes are buffered or the stream ends. The
+    /// caller has checked `at_least` against the record limit.
+    fn fill(&mut self, reader: &mut dyn Read, at_least: usize) -> io::Result<()> {
+        if self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        if at_least > self.buf.len() {
+            self.buf.resize(at_least, 0);
+        }
+        while self.end < at_least && !self.eof {
+            let space = match self.buf.get_mut(self.end..) {
+                Some(s) if !s.is_empty() => s,
+                _ => break,
+            };
+            match reader.read(space) {
+                Ok(0) => self.eof = true,
+                Ok(n) => self.end += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // flate2 reports a gzip stream cut short as UnexpectedEof.
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                    self.eof = true;
+                    self.cut_short = true;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
 
 /// Reads one capture file, streaming (bounded memory whatever the file size).
 pub struct CaptureReader {
     stats: SourceStats,
+    limits: ReaderLimits,
+    reader: Box<dyn Read + Send>,
+    input: InputBuffer,
+    format: Format,
+    file_index: usize,
+    /// Bytes of the file read so far (compressed for gzip).
+    raw_read: Arc<AtomicU64>,
+    /// Bytes of the (decompressed) stream parsed so far.
+    consumed: u64,
+    finished: bool,
+    /// Records skipped because they could not be attributed (pcapng packet on an undeclared
+    /// interface, or on one past `max_interfaces`).
+    skipped_records: u64,
+    keylog_dropped_bytes: u64,
+    /// Link type of the previous packet, to update `stats.link_types` only on change.
+    last_link: Option<LinkType>,
+}
+
+/// What one step of parsing found at the head of the buffer.
+enum Record<'a> {
+    Packet {
+        len: usize,
+        ts: Ts,
+        link: LinkType,
+        data: &'a [u8],
+        orig_len: u32,
+    },
+    /// A record that carries no packet (or a packet that cannot be attributed).
+    Skip {
+        len: usize,
+    },
+    /// The record needs this many bytes from the buffer head.
+    NeedMore {
+        at_least: usize,
+    },
+    Corrupt(String),
 }
 
 impl CaptureReader {
     /// Opens `path`; detects pcap vs pcapng and gzip by magic bytes, not by name.
     pub fn open(path: &Path, file_index: usize) -> Result<CaptureReader, SourceError> {
-        let _ = file_index;
-        Err(SourceError::NotACapture { path: path.to_path_buf() })
+        Self::open_with_limits(path, file_index, ReaderLimits::default())
+    }
+
+    pub fn open_with_limits(
+        path: &Path,
+        file_index: usize,
+        limits: ReaderLimits,
+    ) -> Result<CaptureReader, SourceError> {
+        let io_err = |err| SourceError::Io {
+            path: path.to_path_buf(),
+            err,
+        };
+        let mut file = File::open(path).map_err(io_err)?;
+        let mut magic = [0u8; 2];
+        let got = read_up_to(&mut file, &mut magic).map_err(io_err)?;
+        file.seek(SeekFrom::Start(0)).map_err(io_err)?;
+        // RFC 1952 2.3.1: ID1 = 0x1f, ID2 = 0x8b.
+        let gzip = got == 2 && magic == [0x1f, 0x8b];
+        let raw_read = Arc::new(AtomicU64::new(0));
+        let counted = CountingReader {
+            inner: file,
+            count: Arc::clone(&raw_read),
+        };
+        let mut reader: Box<dyn Read + Send> = if gzip {
+            // Multi-member: `cat a.gz b.gz` and bgzip-style files are one stream.
+            Box::new(MultiGzDecoder::new(counted))
+        } else {
+            Box::new(counted)
+        };
+        let mut input = InputBuffer::new(limits.buffer_bytes);
+        fill_or_error(&mut input, reader.as_mut(), PCAP_HEADER_LEN, path, gzip)?;
+        let not_a_capture = || SourceError::NotACapture {
+            path: path.to_path_buf(),
+        };
+        let head = input.data();
+        let magic4 = head.get(0..4).ok_or_else(not_a_capture)?;
+        let magic_le = u32::from_le_bytes([magic4[0], magic4[1], magic4[2], magic4[3]]);
+        let mut stats = SourceStats {
+            path: path.to_path_buf(),
+            gzip,
+            ..Default::default()
+        };
+        let mut consumed = 0u64;
+        let format = if magic_le == NG_SHB {
+            // The byte-order magic decides the section's endianness; without it this is not
+            // pcapng (the block type alone is only 4 bytes).
+            let bom = head.get(8..12).ok_or_else(not_a_capture)?;
+            let bom = u32::from_le_bytes([bom[0], bom[1], bom[2], bom[3]]);
+            let big_endian = if bom == NG_BOM {
+                false
+            } else if bom == NG_BOM.swap_bytes() {
+                true
+            } else {
+                return Err(not_a_capture());
+            };
+            stats.pcapng = true;
+            Format::PcapNg(NgState {
+                big_endian,
+                interfaces: Vec::new(),
+                last_ts: Ts(0),
+            })
+        } else {
+            // pcap-savefile(5) magics, as read little-endian; swapped means big-endian file.
+            let (big_endian, nanos, record_header_len) = match magic_le {
+                0xA1B2_C3D4 => (false, false, 16),
+                0xD4C3_B2A1 => (true, false, 16),
+                0xA1B2_3C4D => (false, true, 16),
+                0x4D3C_B2A1 => (true, true, 16),
+                0xA1B2_CD34 => (false, false, 24),
+                0x34CD_B2A1 => (true, false, 24),
+                _ => return Err(not_a_capture()),
+            };
+            let mut finished = false;
+            let link = match head.get(20..24) {
+                Some(b) => {
+                    let network = read_u32([b[0], b[1], b[2], b[3]], big_endian);
+                    // LINKTYPE_ values live in the low 16 bits; the upper bits carry FCS
+                    // information (tcpdump.org linktypes, "LinkType and additional information").
+                    LinkType((network & 0xFFFF) as u16)
+                }
+                None => {
+                    // A pcap magic but the file header is cut short.
+                    stats.truncated_file = true;
+                    finished = true;
+                    LinkType(0)
+                }
+            };
+            if !finished {
+                input.consume(PCAP_HEADER_LEN);
+                consumed = PCAP_HEADER_LEN as u64;
+            }
+            let fmt = PcapFormat {
+                big_endian,
+                nanos,
+                record_header_len,
+                link,
+            };
+            return Ok(CaptureReader {
+                stats,
+                limits,
+                reader,
+                input,
+                format: Format::Pcap(fmt),
+                file_index,
+                raw_read,
+                consumed,
+                finished,
+                skipped_records: 0,
+                keylog_dropped_bytes: 0,
+                last_link: None,
+            });
+        };
+        Ok(CaptureReader {
+            stats,
+            limits,
+            reader,
+            input,
+            format,
+            file_index,
+            raw_read,
+            consumed,
+            finished: false,
+            skipped_records: 0,
+            keylog_dropped_bytes: 0,
+            last_link: None,
+        })
     }
 
     /// Next frame, or `Ok(None)` at the end (or at a cut-short end: see `stats().truncated_file`).
     pub fn next_frame(&mut self) -> Result<Option<Frame>, SourceError> {
-        Ok(None)
+        loop {
+            if self.finished {
+                return Ok(None);
+            }
+            let data = self.input.data();
+            let record = match &mut self.format {
+                Format::Pcap(fmt) => parse_pcap_record(fmt, data, &self.limits),
+                Format::PcapNg(ng) => parse_ng_block(
+                    ng,
+                    data,
+                    &self.limits,
+                    &mut self.stats,
+                    &mut self.skipped_records,
+                    &mut self.keylog_dropped_bytes,
+                ),
+            };
+            match record {
+                Record::Packet {
+                    len,
+                    ts,
+                    link,
+                    data,
+                    orig_len,
+                } => {
+                    let frame = Frame {
+                        ts,
+                        link,
+                        data: data.to_vec(),
+                        orig_len,
+                        file: self.file_index,
+                    };
+                    self.input.consume(len);
+                    self.consumed += len as u64;
+                    self.count(&frame);
+                    return Ok(Some(frame));
+                }
+                Record::Skip { len } => {
+                    self.input.consume(len);
+                    self.consumed += len as u64;
+                }
+                Record::NeedMore { at_least } => {
+                    if at_least > self.limits.max_record_bytes {
+                        self.finished = true;
+                        return Err(self.corrupt(format!(
+                            "record of {at_least} bytes exceeds the {} byte limit",
+                            self.limits.max_record_bytes
+                        )));
+                    }
+                    if self.input.eof {
+                        // A clean end is an empty buffer at a record boundary.
+                        self.stats.truncated_file |=
+                            !self.input.data().is_empty() || self.input.cut_short;
+                        self.finished = true;
+                        return Ok(None);
+                    }
+                    let gzip = self.stats.gzip;
+                    let path = self.stats.path.clone();
+                    if let Err(e) =
+                        fill_or_error(&mut self.input, self.reader.as_mut(), at_least, &path, gzip)
+                    {
+                        self.finished = true;
+                        return Err(e);
+                    }
+                }
+                Record::Corrupt(what) => {
+                    self.finished = true;
+                    return Err(self.corrupt(what));
+                }
+            }
+        }
+    }
+
+    fn count(&mut self, frame: &Frame) {
+        self.stats.packets += 1;
+        self.stats.bytes += frame.data.len() as u64;
+        if frame.is_truncated() {
+            self.stats.truncated_packets += 1;
+        }
+        if self.last_link != Some(frame.link) {
+            self.last_link = Some(frame.link);
+            if !self.stats.link_types.contains(&frame.link) {
+                self.stats.link_types.push(frame.link);
+            }
+        }
+    }
+
+    fn corrupt(&self, what: String) -> SourceError {
+        SourceError::Corrupt {
+            path: self.stats.path.clone(),
+            what,
+        }
     }
 
     pub fn stats(&self) -> &SourceStats {
@@ -27,14 +446,373 @@ impl CaptureReader {
 
     /// Bytes of the (possibly compressed) file consumed so far, for progress bars.
     pub fn file_position(&self) -> u64 {
-        0
+        if self.stats.gzip {
+            self.raw_read.load(Ordering::Relaxed)
+        } else {
+            self.consumed
+        }
     }
+
+    /// Records skipped: pcapng packets on an undeclared interface (or one past the limit).
+    pub fn skipped_records(&self) -> u64 {
+        self.skipped_records
+    }
+
+    /// Key log bytes not kept because of `ReaderLimits::max_keylog_bytes`.
+    pub fn keylog_dropped_bytes(&self) -> u64 {
+        self.keylog_dropped_bytes
+    }
+}
+
+fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(buf.get_mut(n..).unwrap_or(&mut [])) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+fn fill_or_error(
+    input: &mut InputBuffer,
+    reader: &mut dyn Read,
+    at_least: usize,
+    path: &Path,
+    gzip: bool,
+) -> Result<(), SourceError> {
+    input.fill(reader, at_least).map_err(|err| {
+        if gzip
+            && matches!(
+                err.kind(),
+                io::ErrorKind::InvalidInput | io::ErrorKind::InvalidData
+            )
+        {
+            SourceError::Corrupt {
+                path: path.to_path_buf(),
+                what: format!("gzip: {err}"),
+            }
+        } else {
+            SourceError::Io {
+                path: path.to_path_buf(),
+                err,
+            }
+        }
+    })
+}
+
+fn read_u32(b: [u8; 4], big_endian: bool) -> u32 {
+    if big_endian {
+        u32::from_be_bytes(b)
+    } else {
+        u32::from_le_bytes(b)
+    }
+}
+
+fn u32_at(data: &[u8], at: usize, big_endian: bool) -> Option<u32> {
+    let b = data.get(at..at.checked_add(4)?)?;
+    Some(read_u32([b[0], b[1], b[2], b[3]], big_endian))
+}
+
+fn u16_at(data: &[u8], at: usize, big_endian: bool) -> Option<u16> {
+    let b = data.get(at..at.checked_add(2)?)?;
+    Some(if big_endian {
+        u16::from_be_bytes([b[0], b[1]])
+    } else {
+        u16::from_le_bytes([b[0], b[1]])
+    })
+}
+
+/// One legacy pcap record: ts_sec, ts_usec/nsec, caplen, origlen (+8 bytes in the modified
+/// format), then caplen bytes.
+fn parse_pcap_record<'a>(fmt: &PcapFormat, data: &'a [u8], limits: &ReaderLimits) -> Record<'a> {
+    let hdr = fmt.record_header_len;
+    let be = fmt.big_endian;
+    let (Some(sec), Some(frac), Some(caplen), Some(orig_len)) = (
+        u32_at(data, 0, be),
+        u32_at(data, 4, be),
+        u32_at(data, 8, be),
+        u32_at(data, 12, be),
+    ) else {
+        return Record::NeedMore { at_least: hdr };
+    };
+    if data.len() < hdr {
+        return Record::NeedMore { at_least: hdr };
+    }
+    let total = (caplen as usize).saturating_add(hdr);
+    if total > limits.max_record_bytes {
+        return Record::Corrupt(format!(
+            "packet capture length {caplen} exceeds the {} byte limit",
+            limits.max_record_bytes
+        ));
+    }
+    let Some(packet) = data.get(hdr..total) else {
+        return Record::NeedMore { at_least: total };
+    };
+    // ts_sec is unsigned in current libpcap (pcap-savefile(5)); a fraction out of range (seen
+    // in fuzzed files) just adds, as tcpdump prints it.
+    let frac_ns = if fmt.nanos {
+        frac as i64
+    } else {
+        frac as i64 * 1000
+    };
+    let ts = Ts((sec as i64) * 1_000_000_000 + frac_ns);
+    Record::Packet {
+        len: total,
+        ts,
+        link: fmt.link,
+        data: packet,
+        orig_len,
+    }
+}
+
+/// Converts a pcapng timestamp in interface units to nanoseconds since the epoch.
+fn ng_timestamp(iface: &Interface, high: u32, low: u32) -> Ts {
+    let units = ((high as u64) << 32) | low as u64;
+    let per_sec = iface.units_per_sec.max(1);
+    let secs = units / per_sec;
+    let frac = units % per_sec;
+    let nanos = ((frac as u128) * 1_000_000_000 / per_sec as u128) as i64;
+    let secs = i64::try_from(secs)
+        .unwrap_or(i64::MAX)
+        .saturating_add(iface.offset_secs);
+    Ts(secs.saturating_mul(1_000_000_000).saturating_add(nanos))
+}
+
+/// if_tsresol (pcapng 4.2): high bit clear = 10^-n, set = 2^-n seconds. Invalid values (more
+/// than a u64 can count) fall back to the default microseconds.
+fn units_per_sec(tsresol: u8) -> u64 {
+    let exp = (tsresol & 0x7F) as u32;
+    let value = if tsresol & 0x80 == 0 {
+        10u64.checked_pow(exp)
+    } else {
+        1u64.checked_shl(exp)
+    };
+    match value {
+        Some(v) if exp < 64 => v,
+        _ => 1_000_000,
+    }
+}
+
+/// One pcapng block. Non-packet blocks update `ng` / `stats` and are skipped.
+fn parse_ng_block<'a>(
+    ng: &mut NgState,
+    data: &'a [u8],
+    limits: &ReaderLimits,
+    stats: &mut SourceStats,
+    skipped: &mut u64,
+    keylog_dropped: &mut u64,
+) -> Record<'a> {
+    // Generic block: type (4), total length (4), body, total length (4).
+    let Some(raw_type) = u32_at(data, 0, false) else {
+        return Record::NeedMore { at_least: 12 };
+    };
+    let is_shb = raw_type == NG_SHB;
+    let big_endian = if is_shb {
+        match u32_at(data, 8, false) {
+            None => return Record::NeedMore { at_least: 12 },
+            Some(NG_BOM) => false,
+            Some(b) if b == NG_BOM.swap_bytes() => true,
+            Some(_) => return Record::Corrupt("section header with a bad byte-order magic".into()),
+        }
+    } else {
+        ng.big_endian
+    };
+    let Some(block_len) = u32_at(data, 4, big_endian) else {
+        return Record::NeedMore { at_least: 12 };
+    };
+    let block_len = block_len as usize;
+    if block_len < 12 {
+        return Record::Corrupt(format!(
+            "block length {block_len} below the 12-byte minimum"
+        ));
+    }
+    if block_len > limits.max_record_bytes {
+        return Record::NeedMore {
+            at_least: block_len,
+        };
+    }
+    let Some(block) = data.get(..block_len) else {
+        return Record::NeedMore {
+            at_least: block_len,
+        };
+    };
+    let parsed = if is_shb {
+        pcap_parser::pcapng::parse_sectionheaderblock(block).map(|(_, b)| Block::SectionHeader(b))
+    } else if big_endian {
+        pcap_parser::pcapng::parse_block_be(block).map(|(_, b)| b)
+    } else {
+        pcap_parser::pcapng::parse_block_le(block).map(|(_, b)| b)
+    };
+    let block = match parsed {
+        Ok(b) => b,
+        Err(_) => {
+            let block_type = if big_endian {
+                raw_type.swap_bytes()
+            } else {
+                raw_type
+            };
+            return Record::Corrupt(format!("malformed pcapng block of type {block_type:#x}"));
+        }
+    };
+    let skip = Record::Skip { len: block_len };
+    match block {
+        Block::SectionHeader(shb) => {
+            // A new section restarts interface numbering (pcapng 4.1).
+            ng.big_endian = shb.big_endian();
+            ng.interfaces.clear();
+            skip
+        }
+        Block::InterfaceDescription(idb) => {
+            if ng.interfaces.len() < limits.max_interfaces {
+                // pcap-parser reads if_tsoffset little-endian whatever the section: re-read it.
+                let offset_secs = idb
+                    .options
+                    .iter()
+                    .find(|o| o.code.0 == IF_TSOFFSET)
+                    .and_then(|o| o.value.get(..8))
+                    .map(|v| {
+                        let b = [v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]];
+                        if ng.big_endian {
+                            i64::from_be_bytes(b)
+                        } else {
+                            i64::from_le_bytes(b)
+                        }
+                    })
+                    .unwrap_or(0);
+                ng.interfaces.push(Interface {
+                    link: LinkType(idb.linktype.0 as u16),
+                    units_per_sec: units_per_sec(idb.if_tsresol),
+                    offset_secs,
+                    snaplen: idb.snaplen,
+                });
+            } else {
+                // Keep numbering right: later interfaces stay unknown, their packets skipped.
+                ng.interfaces.truncate(limits.max_interfaces);
+            }
+            skip
+        }
+        Block::EnhancedPacket(epb) => {
+            let Some(iface) = ng.interfaces.get(epb.if_id as usize).copied() else {
+                *skipped += 1;
+                return skip;
+            };
+            let caplen = (epb.caplen as usize).min(epb.data.len());
+            let packet = epb.data.get(..caplen).unwrap_or(&[]);
+            let ts = ng_timestamp(&iface, epb.ts_high, epb.ts_low);
+            ng.last_ts = ts;
+            Record::Packet {
+                len: block_len,
+                ts,
+                link: iface.link,
+                data: packet,
+                orig_len: epb.origlen,
+            }
+        }
+        Block::SimplePacket(spb) => {
+            // pcapng 4.4: interface 0; captured length = min(original length, snaplen), the
+            // rest of the body is padding.
+            let Some(iface) = ng.interfaces.first().copied() else {
+                *skipped += 1;
+                return skip;
+            };
+            let mut caplen = (spb.origlen as usize).min(spb.data.len());
+            if iface.snaplen != 0 {
+                caplen = caplen.min(iface.snaplen as usize);
+            }
+            let packet = spb.data.get(..caplen).unwrap_or(&[]);
+            Record::Packet {
+                len: block_len,
+                ts: ng.last_ts,
+                link: iface.link,
+                data: packet,
+                orig_len: spb.origlen,
+            }
+        }
+        Block::DecryptionSecrets(dsb) => {
+            if dsb.secrets_type.0 == DSB_TLS_KEY_LOG {
+                let secrets = dsb.data.get(..dsb.secrets_len as usize).unwrap_or(dsb.data);
+                append_keylog(
+                    &mut stats.keylog,
+                    secrets,
+                    limits.max_keylog_bytes,
+                    keylog_dropped,
+                );
+            }
+            skip
+        }
+        Block::Unknown(ub) => {
+            let block_type = if big_endian {
+                ub.block_type.swap_bytes()
+            } else {
+                ub.block_type
+            };
+            if block_type != NG_OBSOLETE_PACKET {
+                return skip;
+            }
+            // Obsolete Packet Block (pcapng appendix A): interface id u16, drops count u16,
+            // timestamp high/low, captured length, packet length, data.
+            let body = ub.data;
+            let fields = (
+                u16_at(body, 0, big_endian),
+                u32_at(body, 4, big_endian),
+                u32_at(body, 8, big_endian),
+                u32_at(body, 12, big_endian),
+                u32_at(body, 16, big_endian),
+            );
+            let (Some(if_id), Some(high), Some(low), Some(caplen), Some(orig_len)) = fields else {
+                return Record::Corrupt("packet block shorter than its header".into());
+            };
+            let Some(iface) = ng.interfaces.get(if_id as usize).copied() else {
+                *skipped += 1;
+                return skip;
+            };
+            let rest = body.get(20..).unwrap_or(&[]);
+            let packet = rest.get(..caplen as usize).unwrap_or(rest);
+            let ts = ng_timestamp(&iface, high, low);
+            ng.last_ts = ts;
+            Record::Packet {
+                len: block_len,
+                ts,
+                link: iface.link,
+                data: packet,
+                orig_len,
+            }
+        }
+        _ => skip,
+    }
+}
+
+/// Appends one DSB's key log text, keeping lines of consecutive blocks apart.
+fn append_keylog(keylog: &mut Vec<u8>, secrets: &[u8], max: usize, dropped: &mut u64) {
+    let needs_newline = keylog.last().is_some_and(|&b| b != b'\n');
+    let want = secrets.len() + usize::from(needs_newline);
+    if keylog.len().saturating_add(want) > max {
+        *dropped += secrets.len() as u64;
+        return;
+    }
+    if needs_newline {
+        keylog.push(b'\n');
+    }
+    keylog.extend_from_slice(secrets);
 }
 
 /// Several capture files merged into one stream ordered by timestamp (stable: ties go to the
 /// earlier file).
 pub struct MergedSource {
     readers: Vec<CaptureReader>,
+    /// One pending frame per reader at most: the merge is streaming.
+    pending: Vec<Option<Frame>>,
+    /// (timestamp, file index) of each pending frame, smallest first.
+    heap: BinaryHeap<Reverse<(Ts, usize)>>,
+    /// Readers that have ended (or failed) and are not pulled again.
+    done: Vec<bool>,
+    primed: bool,
+    /// Errors of failed files not yet returned (one is returned per call).
+    errors: VecDeque<SourceError>,
 }
 
 impl MergedSource {
@@ -43,11 +821,60 @@ impl MergedSource {
         for (i, p) in paths.iter().enumerate() {
             readers.push(CaptureReader::open(p.as_ref(), i)?);
         }
-        Ok(MergedSource { readers })
+        let n = readers.len();
+        Ok(MergedSource {
+            readers,
+            pending: (0..n).map(|_| None).collect(),
+            heap: BinaryHeap::with_capacity(n),
+            done: vec![false; n],
+            primed: false,
+            errors: VecDeque::new(),
+        })
     }
 
+    /// Pulls the next frame of reader `i` into `pending`. A reader that fails is marked done
+    /// and its error queued.
+    fn pull(&mut self, i: usize) {
+        let (Some(reader), Some(done)) = (self.readers.get_mut(i), self.done.get_mut(i)) else {
+            return;
+        };
+        if *done {
+            return;
+        }
+        match reader.next_frame() {
+            Ok(Some(frame)) => {
+                self.heap.push(Reverse((frame.ts, i)));
+                if let Some(slot) = self.pending.get_mut(i) {
+                    *slot = Some(frame);
+                }
+            }
+            Ok(None) => *done = true,
+            Err(e) => {
+                *done = true;
+                self.errors.push_back(e);
+            }
+        }
+    }
+
+    /// Next frame in timestamp order. An error from one file is returned once (no frame is lost
+    /// for it); calling again continues with the other files.
     pub fn next_frame(&mut self) -> Result<Option<Frame>, SourceError> {
-        Ok(None)
+        if !self.primed {
+            self.primed = true;
+            for i in 0..self.readers.len() {
+                self.pull(i);
+            }
+        }
+        if let Some(e) = self.errors.pop_front() {
+            return Err(e);
+        }
+        // (ts, index) ordering makes ties go to the lower file index.
+        let Some(Reverse((_, i))) = self.heap.pop() else {
+            return Ok(None);
+        };
+        let frame = self.pending.get_mut(i).and_then(Option::take);
+        self.pull(i);
+        Ok(frame)
     }
 
     pub fn stats(&self) -> Vec<&SourceStats> {
@@ -57,5 +884,13 @@ impl MergedSource {
     /// Sum of `file_position()` over the readers.
     pub fn position(&self) -> u64 {
         self.readers.iter().map(|r| r.file_position()).sum()
+    }
+
+    /// The paths, in input order.
+    pub fn paths(&self) -> Vec<PathBuf> {
+        self.readers
+            .iter()
+            .map(|r| r.stats().path.clone())
+            .collect()
     }
 }

@@ -84,4 +84,4 @@ pub struct SourceStats {
 }
 
 mod file;
-pub use file::{CaptureReader, MergedSource};
+pub use file::{CaptureReader, MergedSource, ReaderLimits};
