@@ -15,7 +15,7 @@ use pcap_parser::pcapng::Block;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -225,26 +225,41 @@ impl CaptureReader {
         file_index: usize,
         limits: ReaderLimits,
     ) -> Result<CaptureReader, SourceError> {
-        let io_err = |err| SourceError::Io {
+        let file = File::open(path).map_err(|err| SourceError::Io {
             path: path.to_path_buf(),
             err,
-        };
-        let mut file = File::open(path).map_err(io_err)?;
+        })?;
+        Self::from_reader(file, path, file_index, limits)
+    }
+
+    /// Reads a capture from any byte stream (a pipe, standard input); `name` is used in stats
+    /// and errors. Detection is the same as for [`CaptureReader::open`].
+    pub fn from_reader(
+        mut stream: impl Read + Send + 'static,
+        name: &Path,
+        file_index: usize,
+        limits: ReaderLimits,
+    ) -> Result<CaptureReader, SourceError> {
+        let path = name;
         let mut magic = [0u8; 2];
-        let got = read_up_to(&mut file, &mut magic).map_err(io_err)?;
-        file.seek(SeekFrom::Start(0)).map_err(io_err)?;
+        let got = read_up_to(&mut stream, &mut magic).map_err(|err| SourceError::Io {
+            path: path.to_path_buf(),
+            err,
+        })?;
         // RFC 1952 2.3.1: ID1 = 0x1f, ID2 = 0x8b.
         let gzip = got == 2 && magic == [0x1f, 0x8b];
-        let raw_read = Arc::new(AtomicU64::new(0));
+        let raw_read = Arc::new(AtomicU64::new(got as u64));
         let counted = CountingReader {
-            inner: file,
+            inner: stream,
             count: Arc::clone(&raw_read),
         };
+        // Put the peeked bytes back in front.
+        let head = io::Cursor::new(magic).take(got as u64).chain(counted);
         let mut reader: Box<dyn Read + Send> = if gzip {
             // Multi-member: `cat a.gz b.gz` and bgzip-style files are one stream.
-            Box::new(MultiGzDecoder::new(counted))
+            Box::new(MultiGzDecoder::new(head))
         } else {
-            Box::new(counted)
+            Box::new(head)
         };
         let mut input = InputBuffer::new(limits.buffer_bytes);
         fill_or_error(&mut input, reader.as_mut(), PCAP_HEADER_LEN, path, gzip)?;
@@ -892,5 +907,611 @@ impl MergedSource {
             .iter()
             .map(|r| r.stats().path.clone())
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    /// A frame's identifying parts: (ns timestamp, link, data, orig_len, file).
+    fn parts(f: &Frame) -> (i64, u16, Vec<u8>, u32, usize) {
+        (f.ts.0, f.link.0, f.data.clone(), f.orig_len, f.file)
+    }
+
+    fn read_all(r: &mut CaptureReader) -> Vec<Frame> {
+        let mut out = Vec::new();
+        while let Some(f) = r.next_frame().expect("no error") {
+            out.push(f);
+        }
+        out
+    }
+
+    fn write_temp(dir: &tempfile::TempDir, name: &str, bytes: &[u8]) -> PathBuf {
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        path
+    }
+
+    fn gzip(bytes: &[u8]) -> Vec<u8> {
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        enc.write_all(bytes).unwrap();
+        enc.finish().unwrap()
+    }
+
+    fn from_bytes(bytes: Vec<u8>) -> Result<CaptureReader, SourceError> {
+        CaptureReader::from_reader(
+            io::Cursor::new(bytes),
+            Path::new("mem"),
+            0,
+            ReaderLimits::default(),
+        )
+    }
+
+    /// A legacy pcap written by pcap-file (an independent writer).
+    fn pcap_file_bytes(
+        big: bool,
+        nanos: bool,
+        link: u32,
+        pkts: &[(u64, u32, &[u8], u32)],
+    ) -> Vec<u8> {
+        use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
+        let header = PcapHeader {
+            datalink: pcap_file::DataLink::from(link),
+            ts_resolution: if nanos {
+                pcap_file::TsResolution::NanoSecond
+            } else {
+                pcap_file::TsResolution::MicroSecond
+            },
+            endianness: if big {
+                pcap_file::Endianness::Big
+            } else {
+                pcap_file::Endianness::Little
+            },
+            ..Default::default()
+        };
+        let mut w = PcapWriter::with_header(Vec::new(), header).unwrap();
+        for &(secs, nanos_part, data, orig) in pkts {
+            let ts = std::time::Duration::new(secs, nanos_part);
+            w.write_packet(&PcapPacket::new(ts, orig, data)).unwrap();
+        }
+        w.into_writer()
+    }
+
+    /// Hand-built pcapng blocks (draft-ietf-opsawg-pcapng), in either byte order.
+    struct Ng {
+        big: bool,
+        out: Vec<u8>,
+    }
+
+    impl Ng {
+        fn new(big: bool) -> Ng {
+            let mut ng = Ng {
+                big,
+                out: Vec::new(),
+            };
+            ng.shb();
+            ng
+        }
+        fn u16(&self, v: u16) -> [u8; 2] {
+            if self.big {
+                v.to_be_bytes()
+            } else {
+                v.to_le_bytes()
+            }
+        }
+        fn u32(&self, v: u32) -> [u8; 4] {
+            if self.big {
+                v.to_be_bytes()
+            } else {
+                v.to_le_bytes()
+            }
+        }
+        fn block(&mut self, ty: u32, body: &[u8]) {
+            let mut body = body.to_vec();
+            while body.len() % 4 != 0 {
+                body.push(0);
+            }
+            let len = (body.len() + 12) as u32;
+            let (t, l) = (self.u32(ty), self.u32(len));
+            self.out.extend_from_slice(&t);
+            self.out.extend_from_slice(&l);
+            self.out.extend_from_slice(&body);
+            self.out.extend_from_slice(&l);
+        }
+        fn shb(&mut self) {
+            let mut body = Vec::new();
+            body.extend_from_slice(&self.u32(0x1A2B_3C4D));
+            body.extend_from_slice(&self.u16(1));
+            body.extend_from_slice(&self.u16(0));
+            body.extend_from_slice(&[0xFF; 8]); // section length unknown
+            self.block(0x0A0D_0D0A, &body);
+        }
+        /// An IDB with optional if_tsresol and if_tsoffset options.
+        fn idb(&mut self, link: u16, snaplen: u32, tsresol: Option<u8>, tsoffset: Option<i64>) {
+            let mut body = Vec::new();
+            body.extend_from_slice(&self.u16(link));
+            body.extend_from_slice(&self.u16(0));
+            body.extend_from_slice(&self.u32(snaplen));
+            if let Some(r) = tsresol {
+                body.extend_from_slice(&self.u16(9));
+                body.extend_from_slice(&self.u16(1));
+                body.extend_from_slice(&[r, 0, 0, 0]);
+            }
+            if let Some(o) = tsoffset {
+                body.extend_from_slice(&self.u16(14));
+                body.extend_from_slice(&self.u16(8));
+                let b = if self.big {
+                    o.to_be_bytes()
+                } else {
+                    o.to_le_bytes()
+                };
+                body.extend_from_slice(&b);
+            }
+            if tsresol.is_some() || tsoffset.is_some() {
+                body.extend_from_slice(&[0; 4]); // opt_endofopt
+            }
+            self.block(1, &body);
+        }
+        fn epb(&mut self, if_id: u32, ts_units: u64, data: &[u8], orig_len: u32) {
+            let mut body = Vec::new();
+            body.extend_from_slice(&self.u32(if_id));
+            body.extend_from_slice(&self.u32((ts_units >> 32) as u32));
+            body.extend_from_slice(&self.u32(ts_units as u32));
+            body.extend_from_slice(&self.u32(data.len() as u32));
+            body.extend_from_slice(&self.u32(orig_len));
+            body.extend_from_slice(data);
+            self.block(6, &body);
+        }
+        fn spb(&mut self, data: &[u8]) {
+            let mut body = self.u32(data.len() as u32).to_vec();
+            body.extend_from_slice(data);
+            self.block(3, &body);
+        }
+        fn obsolete_packet(&mut self, if_id: u16, ts_units: u64, data: &[u8]) {
+            let mut body = Vec::new();
+            body.extend_from_slice(&self.u16(if_id));
+            body.extend_from_slice(&self.u16(0));
+            body.extend_from_slice(&self.u32((ts_units >> 32) as u32));
+            body.extend_from_slice(&self.u32(ts_units as u32));
+            body.extend_from_slice(&self.u32(data.len() as u32));
+            body.extend_from_slice(&self.u32(data.len() as u32));
+            body.extend_from_slice(data);
+            self.block(2, &body);
+        }
+        fn dsb(&mut self, secrets_type: u32, secrets: &[u8]) {
+            let mut body = Vec::new();
+            body.extend_from_slice(&self.u32(secrets_type));
+            body.extend_from_slice(&self.u32(secrets.len() as u32));
+            body.extend_from_slice(secrets);
+            self.block(10, &body);
+        }
+    }
+
+    const SEC: i64 = 1_000_000_000;
+
+    #[test]
+    fn pcap_micro_and_nano_both_byte_orders() {
+        for big in [false, true] {
+            for nanos in [false, true] {
+                let frac = if nanos { 123_456_789 } else { 123_456_000 };
+                let bytes = pcap_file_bytes(
+                    big,
+                    nanos,
+                    1,
+                    &[
+                        (1_700_000_000, frac, b"abcdef", 6),
+                        (1_700_000_001, 0, b"xyz", 60),
+                    ],
+                );
+                let mut r = from_bytes(bytes.clone()).unwrap();
+                let frames = read_all(&mut r);
+                let what = format!("big={big} nanos={nanos}");
+                assert_eq!(frames.len(), 2, "{what}");
+                assert_eq!(
+                    parts(&frames[0]),
+                    (
+                        1_700_000_000 * SEC + frac as i64,
+                        1,
+                        b"abcdef".to_vec(),
+                        6,
+                        0
+                    ),
+                    "{what}"
+                );
+                assert_eq!(
+                    parts(&frames[1]),
+                    (1_700_000_001 * SEC, 1, b"xyz".to_vec(), 60, 0)
+                );
+                let st = r.stats();
+                assert_eq!(
+                    (st.packets, st.bytes, st.truncated_packets),
+                    (2, 9, 1),
+                    "{what}"
+                );
+                assert_eq!(st.link_types, vec![LinkType::ETHERNET]);
+                assert!(!st.truncated_file && !st.pcapng && !st.gzip);
+                assert_eq!(r.file_position(), bytes.len() as u64);
+            }
+        }
+    }
+
+    #[test]
+    fn pcap_modified_format_has_24_byte_records() {
+        let mut b = Vec::new();
+        b.extend_from_slice(&0xA1B2_CD34u32.to_le_bytes());
+        b.extend_from_slice(&[
+            2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF, 0, 0, 101, 0, 0, 0,
+        ]);
+        for v in [7u32, 500_000, 3, 3, 0, 0] {
+            b.extend_from_slice(&v.to_le_bytes());
+        }
+        b.extend_from_slice(b"IP!");
+        let frames = read_all(&mut from_bytes(b).unwrap());
+        assert_eq!(
+            parts(&frames[0]),
+            (7 * SEC + 500_000_000, 101, b"IP!".to_vec(), 3, 0)
+        );
+    }
+
+    #[test]
+    fn pcapng_two_interfaces_of_different_link_and_tsresol() {
+        for big in [false, true] {
+            let mut ng = Ng::new(big);
+            ng.idb(1, 0, None, None); // Ethernet, microseconds (default)
+            ng.idb(276, 0, Some(9), Some(100)); // SLL2, nanoseconds, +100 s
+            ng.idb(101, 0, Some(0x80 | 10), None); // raw, 2^-10 s
+            ng.epb(0, 1_700_000_000_250_000, b"eth", 3);
+            ng.epb(1, 1_700_000_000_123_456_789, b"sll2!", 10);
+            ng.epb(2, (5 << 10) | 512, b"raw", 3);
+            let mut r = from_bytes(ng.out).unwrap();
+            let frames = read_all(&mut r);
+            assert_eq!(frames.len(), 3);
+            assert_eq!(
+                parts(&frames[0]),
+                (1_700_000_000 * SEC + 250_000_000, 1, b"eth".to_vec(), 3, 0)
+            );
+            assert_eq!(
+                parts(&frames[1]),
+                (
+                    1_700_000_100 * SEC + 123_456_789,
+                    276,
+                    b"sll2!".to_vec(),
+                    10,
+                    0
+                )
+            );
+            assert_eq!(
+                parts(&frames[2]),
+                (5 * SEC + 500_000_000, 101, b"raw".to_vec(), 3, 0)
+            );
+            let st = r.stats();
+            assert!(st.pcapng);
+            assert_eq!(
+                st.link_types,
+                vec![LinkType(1), LinkType(276), LinkType(101)]
+            );
+            assert_eq!(st.truncated_packets, 1);
+        }
+    }
+
+    #[test]
+    fn pcapng_simple_and_obsolete_packet_blocks() {
+        let mut ng = Ng::new(false);
+        ng.idb(1, 4, None, None); // snaplen 4
+        ng.epb(0, 2_000_000, b"first", 5);
+        ng.spb(b"simple"); // cut to the snaplen, timestamp of the previous packet
+        ng.obsolete_packet(0, 3_000_000, b"old");
+        ng.epb(7, 0, b"nowhere", 7); // undeclared interface: skipped
+        let mut r = from_bytes(ng.out).unwrap();
+        let frames = read_all(&mut r);
+        assert_eq!(frames.len(), 3);
+        assert_eq!(parts(&frames[1]), (2 * SEC, 1, b"simp".to_vec(), 6, 0));
+        assert_eq!(parts(&frames[2]), (3 * SEC, 1, b"old".to_vec(), 3, 0));
+        assert_eq!(r.skipped_records(), 1);
+    }
+
+    #[test]
+    fn pcapng_new_section_restarts_interfaces_and_byte_order() {
+        let mut ng = Ng::new(false);
+        ng.idb(1, 0, None, None);
+        ng.epb(0, 1_000_000, b"le", 2);
+        let mut be = Ng::new(true);
+        be.idb(101, 0, None, None);
+        be.epb(0, 2_000_000, b"be", 2);
+        ng.out.extend_from_slice(&be.out);
+        let frames = read_all(&mut from_bytes(ng.out).unwrap());
+        assert_eq!(parts(&frames[0]), (SEC, 1, b"le".to_vec(), 2, 0));
+        assert_eq!(parts(&frames[1]), (2 * SEC, 101, b"be".to_vec(), 2, 0));
+    }
+
+    #[test]
+    fn pcapng_dsb_keylog_collected() {
+        let line1 = b"CLIENT_RANDOM 0011 2233";
+        let line2 = b"CLIENT_HANDSHAKE_TRAFFIC_SECRET aa bb\n";
+        let mut ng = Ng::new(false);
+        ng.dsb(0x544C_534B, line1);
+        ng.idb(1, 0, None, None);
+        ng.epb(0, 0, b"p", 1);
+        ng.dsb(0x5353_4844, b"ssh secrets are not TLS"); // another secrets type: ignored
+        ng.dsb(0x544C_534B, line2);
+        let mut r = from_bytes(ng.out).unwrap();
+        assert_eq!(read_all(&mut r).len(), 1);
+        let mut want = line1.to_vec();
+        want.push(b'\n');
+        want.extend_from_slice(line2);
+        assert_eq!(r.stats().keylog, want);
+    }
+
+    #[test]
+    fn keylog_limit_drops_and_counts() {
+        let mut ng = Ng::new(false);
+        ng.dsb(0x544C_534B, &[b'k'; 40]);
+        ng.dsb(0x544C_534B, &[b'k'; 40]);
+        let limits = ReaderLimits {
+            max_keylog_bytes: 60,
+            ..ReaderLimits::default()
+        };
+        let mut r =
+            CaptureReader::from_reader(io::Cursor::new(ng.out), Path::new("m"), 0, limits).unwrap();
+        assert!(r.next_frame().unwrap().is_none());
+        assert_eq!(r.stats().keylog.len(), 40);
+        assert_eq!(r.keylog_dropped_bytes(), 40);
+    }
+
+    #[test]
+    fn empty_pcapng_is_a_valid_capture() {
+        let mut r = from_bytes(Ng::new(false).out).unwrap();
+        assert!(r.next_frame().unwrap().is_none());
+        assert!(!r.stats().truncated_file);
+        assert!(r.stats().pcapng);
+        assert_eq!(r.stats().packets, 0);
+    }
+
+    #[test]
+    fn gzip_of_pcap_and_pcapng_detected_by_magic() {
+        let dir = tempfile::tempdir().unwrap();
+        let pcap = pcap_file_bytes(false, false, 1, &[(1, 0, b"one", 3), (2, 0, b"two", 3)]);
+        let mut ng = Ng::new(false);
+        ng.idb(1, 0, None, None);
+        ng.epb(0, 1_000_000, b"one", 3);
+        ng.epb(0, 2_000_000, b"two", 3);
+        for (name, plain) in [("a.capture", pcap), ("b.bin", ng.out)] {
+            let gz = gzip(&plain);
+            let path = write_temp(&dir, name, &gz);
+            let mut r = CaptureReader::open(&path, 3).unwrap();
+            let frames = read_all(&mut r);
+            assert_eq!(
+                frames.iter().map(parts).collect::<Vec<_>>(),
+                vec![
+                    (SEC, 1, b"one".to_vec(), 3, 3),
+                    (2 * SEC, 1, b"two".to_vec(), 3, 3)
+                ]
+            );
+            assert!(r.stats().gzip);
+            assert!(!r.stats().truncated_file);
+            // Progress counts compressed bytes.
+            assert_eq!(r.file_position(), gz.len() as u64);
+        }
+    }
+
+    #[test]
+    fn gzip_cut_short_is_a_truncated_file() {
+        let pcap = pcap_file_bytes(
+            false,
+            false,
+            1,
+            &[(1, 0, &[7u8; 200], 200), (2, 0, &[9u8; 200], 200)],
+        );
+        let gz = gzip(&pcap);
+        let mut r = from_bytes(gz[..gz.len() - 12].to_vec()).unwrap();
+        let frames = read_all(&mut r);
+        assert!(frames.len() <= 2);
+        assert!(r.stats().truncated_file);
+    }
+
+    #[test]
+    fn file_cut_mid_record_returns_earlier_packets() {
+        let pcap = pcap_file_bytes(
+            true,
+            true,
+            1,
+            &[(1, 0, b"complete", 8), (2, 0, b"cut-short", 9)],
+        );
+        for cut in [pcap.len() - 3, pcap.len() - 9 - 10] {
+            let mut r = from_bytes(pcap[..cut].to_vec()).unwrap();
+            let frames = read_all(&mut r);
+            assert_eq!(frames.len(), 1);
+            assert_eq!(frames[0].data, b"complete");
+            assert!(r.stats().truncated_file);
+            assert!(r.next_frame().unwrap().is_none());
+        }
+        let mut ng = Ng::new(false);
+        ng.idb(1, 0, None, None);
+        ng.epb(0, 0, b"complete", 8);
+        ng.epb(0, 0, b"cut-short", 9);
+        let cut = ng.out.len() - 5;
+        let mut r = from_bytes(ng.out[..cut].to_vec()).unwrap();
+        assert_eq!(read_all(&mut r).len(), 1);
+        assert!(r.stats().truncated_file);
+        // A pcap header cut short is a truncated capture with no packets.
+        let mut r = from_bytes(pcap[..10].to_vec()).unwrap();
+        assert!(r.next_frame().unwrap().is_none());
+        assert!(r.stats().truncated_file);
+    }
+
+    #[test]
+    fn not_a_capture() {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, bytes) in [
+            (
+                "text.pcap",
+                b"GET / HTTP/1.1\r\nHost: example\r\n\r\n".to_vec(),
+            ),
+            ("empty.pcap", Vec::new()),
+            ("one.pcap", vec![0xD4]),
+            (
+                "badbom.pcapng",
+                vec![0x0A, 0x0D, 0x0D, 0x0A, 28, 0, 0, 0, 1, 2, 3, 4, 0, 0, 0, 0],
+            ),
+            ("zip.gz", gzip(b"just some text, compressed")),
+        ] {
+            let path = write_temp(&dir, name, &bytes);
+            match CaptureReader::open(&path, 0) {
+                Err(SourceError::NotACapture { path: p }) => assert_eq!(p, path),
+                Err(e) => panic!("{name}: {e}"),
+                Ok(_) => panic!("{name}: accepted"),
+            }
+        }
+        match CaptureReader::open(&dir.path().join("missing"), 0) {
+            Err(SourceError::Io { .. }) => {}
+            _ => panic!("missing file must be an I/O error"),
+        }
+    }
+
+    #[test]
+    fn record_bigger_than_buffer_grows_then_limit_is_corrupt() {
+        let big = vec![0x55u8; 5000];
+        let pcap = pcap_file_bytes(false, false, 1, &[(1, 0, &big, 5000), (2, 0, b"after", 5)]);
+        let small = ReaderLimits {
+            buffer_bytes: 64,
+            max_record_bytes: 6000,
+            ..ReaderLimits::default()
+        };
+        let mut r =
+            CaptureReader::from_reader(io::Cursor::new(pcap.clone()), Path::new("m"), 0, small)
+                .unwrap();
+        let frames = read_all(&mut r);
+        assert_eq!(frames.len(), 2);
+        assert_eq!(frames[0].data, big);
+        let tiny = ReaderLimits {
+            buffer_bytes: 64,
+            max_record_bytes: 1000,
+            ..ReaderLimits::default()
+        };
+        let mut r =
+            CaptureReader::from_reader(io::Cursor::new(pcap), Path::new("m"), 0, tiny).unwrap();
+        assert!(matches!(r.next_frame(), Err(SourceError::Corrupt { .. })));
+        // A reader that failed stays finished.
+        assert!(r.next_frame().unwrap().is_none());
+        // A hostile pcapng block length is refused without allocating it.
+        let mut ng = Ng::new(false);
+        ng.out
+            .extend_from_slice(&[6, 0, 0, 0, 0xF0, 0xFF, 0xFF, 0x7F, 0, 0, 0, 0]);
+        assert!(matches!(
+            from_bytes(ng.out).unwrap().next_frame(),
+            Err(SourceError::Corrupt { .. })
+        ));
+    }
+
+    #[test]
+    fn merge_two_files_interleaved_by_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = pcap_file_bytes(
+            false,
+            false,
+            1,
+            &[(1, 0, b"a1", 2), (3, 0, b"a3", 2), (5, 0, b"a5", 2)],
+        );
+        let mut ng = Ng::new(false);
+        ng.idb(101, 0, None, None);
+        for (t, d) in [(2u64, b"b2"), (3, b"b3"), (4, b"b4")] {
+            ng.epb(0, t * 1_000_000, d, 2);
+        }
+        let pa = write_temp(&dir, "a.pcap", &a);
+        let pb = write_temp(&dir, "b.pcapng.gz", &gzip(&ng.out));
+        let mut m = MergedSource::open(&[&pa, &pb]).unwrap();
+        let mut got = Vec::new();
+        while let Some(f) = m.next_frame().unwrap() {
+            got.push((String::from_utf8(f.data.clone()).unwrap(), f.file));
+        }
+        let want: Vec<(String, usize)> = [
+            ("a1", 0),
+            ("b2", 1),
+            ("a3", 0),
+            ("b3", 1),
+            ("b4", 1),
+            ("a5", 0),
+        ]
+        .iter()
+        .map(|(s, i)| (s.to_string(), *i))
+        .collect();
+        assert_eq!(got, want);
+        let stats = m.stats();
+        assert_eq!(stats.len(), 2);
+        assert_eq!(stats[0].packets + stats[1].packets, 6);
+        assert!(m.position() > 0);
+    }
+
+    #[test]
+    fn merge_reports_a_failing_file_once_and_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = pcap_file_bytes(false, false, 1, &[(1, 0, b"g1", 2), (2, 0, b"g2", 2)]);
+        let mut bad = pcap_file_bytes(false, false, 1, &[(1, 0, b"b1", 2)]);
+        // A second record claiming a 100 MB capture length.
+        bad.extend_from_slice(&[2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 6, 0, 0, 0, 6]);
+        let pg = write_temp(&dir, "g.pcap", &good);
+        let pb = write_temp(&dir, "b.pcap", &bad);
+        let mut m = MergedSource::open(&[&pg, &pb]).unwrap();
+        let mut data = Vec::new();
+        let mut errors = 0;
+        loop {
+            match m.next_frame() {
+                Ok(Some(f)) => data.push(f.data),
+                Ok(None) => break,
+                Err(SourceError::Corrupt { .. }) => errors += 1,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert_eq!(errors, 1);
+        assert_eq!(data, vec![b"g1".to_vec(), b"b1".to_vec(), b"g2".to_vec()]);
+    }
+
+    /// xorshift64 (Marsaglia 2003): deterministic test input without a dependency.
+    fn xorshift(state: &mut u64) -> u64 {
+        *state ^= *state << 13;
+        *state ^= *state >> 7;
+        *state ^= *state << 17;
+        *state
+    }
+
+    #[test]
+    fn random_bytes_never_panic() {
+        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+        let pcap = pcap_file_bytes(false, false, 1, &[(1, 0, b"abc", 3)]);
+        let mut ng = Ng::new(false);
+        ng.idb(1, 0, Some(9), None);
+        ng.epb(0, 5, b"abcd", 4);
+        ng.dsb(0x544C_534B, b"x");
+        let prefixes: [&[u8]; 4] = [&[], &pcap[..24], &ng.out[..28], &ng.out];
+        for round in 0..3000 {
+            let len = (xorshift(&mut seed) % 300) as usize;
+            let mut bytes = prefixes[round % prefixes.len()].to_vec();
+            if round % 8 == 0 {
+                // Mutate a valid file instead of appending noise.
+                bytes = ng.out.clone();
+                let at = (xorshift(&mut seed) as usize) % bytes.len();
+                bytes[at] = xorshift(&mut seed) as u8;
+            }
+            for _ in 0..len {
+                bytes.push(xorshift(&mut seed) as u8);
+            }
+            let limits = ReaderLimits {
+                buffer_bytes: 32,
+                max_record_bytes: 4096,
+                ..ReaderLimits::default()
+            };
+            if let Ok(mut r) =
+                CaptureReader::from_reader(io::Cursor::new(bytes), Path::new("r"), 0, limits)
+            {
+                for _ in 0..1000 {
+                    match r.next_frame() {
+                        Ok(Some(_)) => {}
+                        Ok(None) | Err(_) => break,
+                    }
+                }
+            }
+        }
     }
 }
