@@ -704,3 +704,645 @@ fn parse_l4(protocol: u8, payload: &[u8], announced: usize) -> Option<L4> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::LinkType;
+    use etherparse::{IpFragOffset, Ipv4Header, PacketBuilder, TcpHeader, VlanId};
+
+    const CLIENT: [u8; 4] = [192, 168, 1, 10];
+    const SERVER: [u8; 4] = [10, 0, 0, 80];
+    const MAC_A: [u8; 6] = [2, 0, 0, 0, 0, 1];
+    const MAC_B: [u8; 6] = [2, 0, 0, 0, 0, 2];
+    const BODY: &[u8] = b"GET /golang.org/x/mod/@v/list HTTP/1.1\r\n";
+
+    fn frame(link: u16, data: Vec<u8>) -> Frame {
+        let orig_len = data.len() as u32;
+        Frame {
+            ts: Ts(0),
+            link: LinkType(link),
+            data,
+            orig_len,
+            file: 0,
+        }
+    }
+
+    fn at(ts_ns: i64, link: u16, data: Vec<u8>) -> Frame {
+        Frame {
+            ts: Ts(ts_ns),
+            ..frame(link, data)
+        }
+    }
+
+    fn decoder() -> Decoder {
+        Decoder::new(DefragLimits::default())
+    }
+
+    /// Raw IPv4 + TCP (seq 1000, ack 2000, PSH|ACK) carrying `payload`.
+    fn ipv4_tcp(payload: &[u8]) -> Vec<u8> {
+        let b = PacketBuilder::ipv4(CLIENT, SERVER, 64)
+            .tcp(51000, 80, 1000, 65535)
+            .ack(2000)
+            .psh();
+        let mut out = Vec::new();
+        b.write(&mut out, payload).unwrap();
+        out
+    }
+
+    fn ipv6_tcp(payload: &[u8]) -> Vec<u8> {
+        let b = PacketBuilder::ipv6(
+            [0x20, 0x01, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+            [0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2],
+            64,
+        )
+        .tcp(51000, 443, 1000, 65535)
+        .ack(2000)
+        .psh();
+        let mut out = Vec::new();
+        b.write(&mut out, payload).unwrap();
+        out
+    }
+
+    fn tcp(t: Option<Transport<'_>>) -> TcpSegment<'_> {
+        match t {
+            Some(Transport::Tcp(s)) => s,
+            other => panic!("expected TCP, got {other:?}"),
+        }
+    }
+
+    fn assert_v4_segment(s: &TcpSegment<'_>, payload: &[u8]) {
+        assert_eq!(s.src, "192.168.1.10:51000".parse().unwrap());
+        assert_eq!(s.dst, "10.0.0.80:80".parse().unwrap());
+        assert_eq!((s.seq, s.ack), (1000, 2000));
+        assert_eq!(
+            s.flags,
+            TcpFlags {
+                ack: true,
+                psh: true,
+                ..TcpFlags::default()
+            }
+        );
+        assert_eq!(&s.payload[..], payload);
+        assert_eq!(s.wire_len as usize, payload.len());
+        assert!(!s.truncated);
+    }
+
+    fn ethernet_frame(ethertype: u16, payload: &[u8]) -> Vec<u8> {
+        let mut out = MAC_B.to_vec();
+        out.extend_from_slice(&MAC_A);
+        out.extend_from_slice(&ethertype.to_be_bytes());
+        out.extend_from_slice(payload);
+        out
+    }
+
+    #[test]
+    fn ethernet_ipv4_tcp() {
+        let mut out = Vec::new();
+        PacketBuilder::ethernet2(MAC_A, MAC_B)
+            .ipv4(CLIENT, SERVER, 64)
+            .tcp(51000, 80, 1000, 65535)
+            .ack(2000)
+            .psh()
+            .write(&mut out, BODY)
+            .unwrap();
+        let f = frame(1, out);
+        let mut d = decoder();
+        assert_v4_segment(&tcp(d.decode(&f)), BODY);
+        assert!(matches!(tcp(d.decode(&f)).payload, Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn ethernet_padding_and_fcs_do_not_leak_into_payload() {
+        // 2 bytes of TCP payload: the frame is padded to the 60-byte minimum, plus an FCS.
+        let mut data = ethernet_frame(0x0800, &ipv4_tcp(b"hi"));
+        data.resize(60, 0);
+        data.extend_from_slice(&[0xDE, 0xAD, 0xBE, 0xEF]);
+        let f = frame(1, data);
+        assert_v4_segment(&tcp(decoder().decode(&f)), b"hi");
+    }
+
+    #[test]
+    fn single_and_double_vlan() {
+        let mut single = Vec::new();
+        PacketBuilder::ethernet2(MAC_A, MAC_B)
+            .single_vlan(VlanId::try_new(42).unwrap())
+            .ipv4(CLIENT, SERVER, 64)
+            .tcp(51000, 80, 1000, 65535)
+            .ack(2000)
+            .psh()
+            .write(&mut single, BODY)
+            .unwrap();
+        let mut double = Vec::new();
+        PacketBuilder::ethernet2(MAC_A, MAC_B)
+            .double_vlan(VlanId::try_new(100).unwrap(), VlanId::try_new(200).unwrap())
+            .ipv4(CLIENT, SERVER, 64)
+            .tcp(51000, 80, 1000, 65535)
+            .ack(2000)
+            .psh()
+            .write(&mut double, BODY)
+            .unwrap();
+        assert_eq!(&double[12..14], &[0x88, 0xA8]); // 802.1ad outer tag
+        let mut d = decoder();
+        for data in [single, double] {
+            let f = frame(1, data);
+            assert_v4_segment(&tcp(d.decode(&f)), BODY);
+        }
+    }
+
+    #[test]
+    fn linux_sll_v1_and_v2() {
+        // SLL: packet type 0 (to us), ARPHRD_ETHER, address length 6, address, protocol.
+        let mut sll = vec![0, 0, 0, 1, 0, 6, 2, 0, 0, 0, 0, 1, 0, 0, 0x08, 0x00];
+        sll.extend_from_slice(&ipv4_tcp(BODY));
+        // SLL2: protocol, reserved, ifindex, ARPHRD_ETHER, packet type, address length, address.
+        let mut sll2 = vec![
+            0x08, 0x00, 0, 0, 0, 0, 0, 2, 0, 1, 4, 6, 2, 0, 0, 0, 0, 1, 0, 0,
+        ];
+        sll2.extend_from_slice(&ipv4_tcp(BODY));
+        let mut d = decoder();
+        assert_v4_segment(&tcp(d.decode(&frame(113, sll))), BODY);
+        assert_v4_segment(&tcp(d.decode(&frame(276, sll2))), BODY);
+        // SLL2 carrying IPv6.
+        let mut sll2v6 = vec![
+            0x86, 0xDD, 0, 0, 0, 0, 0, 2, 0, 1, 4, 6, 2, 0, 0, 0, 0, 1, 0, 0,
+        ];
+        sll2v6.extend_from_slice(&ipv6_tcp(BODY));
+        let f = frame(276, sll2v6);
+        let s = tcp(d.decode(&f));
+        assert_eq!(s.dst, "[fe80::2]:443".parse().unwrap());
+        assert_eq!(&s.payload[..], BODY);
+    }
+
+    #[test]
+    fn raw_ip_link_types() {
+        let mut d = decoder();
+        for link in [101, 12, 14, 228] {
+            assert_v4_segment(&tcp(d.decode(&frame(link, ipv4_tcp(BODY)))), BODY);
+        }
+        for link in [101, 229] {
+            let f = frame(link, ipv6_tcp(BODY));
+            let s = tcp(d.decode(&f));
+            assert_eq!(s.src, "[2001:db8::1]:51000".parse().unwrap());
+            assert_eq!(&s.payload[..], BODY);
+        }
+        // LINKTYPE_IPV4 with an IPv6 packet inside is not decodable.
+        assert!(d.decode(&frame(228, ipv6_tcp(BODY))).is_none());
+        assert_eq!(d.stats().undecodable, 1);
+    }
+
+    #[test]
+    fn bsd_null_and_openbsd_loop() {
+        let mut d = decoder();
+        // NULL: host byte order, either way round.
+        for family in [2u32.to_le_bytes(), 2u32.to_be_bytes()] {
+            let mut data = family.to_vec();
+            data.extend_from_slice(&ipv4_tcp(BODY));
+            assert_v4_segment(&tcp(d.decode(&frame(0, data))), BODY);
+        }
+        for v6 in [24u32, 28, 30] {
+            let mut data = v6.to_le_bytes().to_vec();
+            data.extend_from_slice(&ipv6_tcp(BODY));
+            assert_eq!(&tcp(d.decode(&frame(0, data))).payload[..], BODY);
+        }
+        // LOOP: network byte order.
+        let mut data = 24u32.to_be_bytes().to_vec();
+        data.extend_from_slice(&ipv6_tcp(BODY));
+        assert_eq!(&tcp(d.decode(&frame(108, data))).payload[..], BODY);
+        let mut data = 2u32.to_be_bytes().to_vec();
+        data.extend_from_slice(&ipv4_tcp(BODY));
+        assert_v4_segment(&tcp(d.decode(&frame(108, data))), BODY);
+        // An unknown family is not IP.
+        let mut data = 7u32.to_le_bytes().to_vec();
+        data.extend_from_slice(&ipv4_tcp(BODY));
+        assert!(d.decode(&frame(0, data)).is_none());
+        assert_eq!(d.stats().other_protocol, 1);
+    }
+
+    #[test]
+    fn nflog_payload_tlv() {
+        let ip = ipv4_tcp(BODY);
+        let mut data = vec![2, 0, 0, 0]; // AF_INET, version 0, resource id 0
+                                         // NFULA_PACKET_HDR (1), 8 bytes, little-endian host.
+        data.extend_from_slice(&[8, 0, 1, 0, 0x08, 0x00, 3, 0]);
+        // NFULA_PAYLOAD (9).
+        let len = (ip.len() + 4) as u16;
+        data.extend_from_slice(&len.to_le_bytes());
+        data.extend_from_slice(&9u16.to_le_bytes());
+        data.extend_from_slice(&ip);
+        assert_v4_segment(&tcp(decoder().decode(&frame(239, data))), BODY);
+    }
+
+    #[test]
+    fn mpls_pppoe_snap_gre_and_ip_in_ip() {
+        let ip = ipv4_tcp(BODY);
+        let mut d = decoder();
+        // Two MPLS labels, the second bottom of stack.
+        let mut mpls = vec![0, 1, 0x00, 64, 0, 2, 0x01, 64];
+        mpls.extend_from_slice(&ip);
+        assert_v4_segment(
+            &tcp(d.decode(&frame(1, ethernet_frame(0x8847, &mpls)))),
+            BODY,
+        );
+        // PPPoE session, PPP protocol IPv4.
+        let mut pppoe = vec![0x11, 0, 0, 1, 0, 0, 0x00, 0x21];
+        pppoe.extend_from_slice(&ip);
+        assert_v4_segment(
+            &tcp(d.decode(&frame(1, ethernet_frame(0x8864, &pppoe)))),
+            BODY,
+        );
+        // 802.3 length + LLC SNAP.
+        let mut snap = vec![0xAA, 0xAA, 0x03, 0, 0, 0, 0x08, 0x00];
+        snap.extend_from_slice(&ip);
+        assert_v4_segment(
+            &tcp(d.decode(&frame(1, ethernet_frame(snap.len() as u16, &snap)))),
+            BODY,
+        );
+        // GRE with a key, around IPv4.
+        let mut gre = vec![0x20, 0x00, 0x08, 0x00, 0, 0, 0, 7];
+        gre.extend_from_slice(&ip);
+        let outer = {
+            let mut h = Ipv4Header::new(
+                gre.len() as u16,
+                64,
+                IpNumber(47),
+                [1, 1, 1, 1],
+                [2, 2, 2, 2],
+            )
+            .unwrap();
+            h.header_checksum = h.calc_header_checksum();
+            let mut v = h.to_bytes().to_vec();
+            v.extend_from_slice(&gre);
+            v
+        };
+        assert_v4_segment(&tcp(d.decode(&frame(101, outer))), BODY);
+        // IPv4 in IPv4.
+        let mut h =
+            Ipv4Header::new(ip.len() as u16, 64, IpNumber(4), [1, 1, 1, 1], [2, 2, 2, 2]).unwrap();
+        h.header_checksum = h.calc_header_checksum();
+        let mut ipip = h.to_bytes().to_vec();
+        ipip.extend_from_slice(&ip);
+        assert_v4_segment(&tcp(d.decode(&frame(101, ipip))), BODY);
+    }
+
+    /// IPv6 header + hop-by-hop (8 bytes) + destination options (8 bytes) + TCP.
+    fn ipv6_with_extension_headers(payload: &[u8]) -> Vec<u8> {
+        let tcp_header = {
+            let mut h = TcpHeader::new(40000, 80, 7, 1024);
+            h.syn = false;
+            h.ack = true;
+            h.acknowledgment_number = 9;
+            h.to_bytes().to_vec()
+        };
+        let payload_len = 8 + 8 + tcp_header.len() + payload.len();
+        let mut p = vec![0x60, 0, 0, 0];
+        p.extend_from_slice(&(payload_len as u16).to_be_bytes());
+        p.push(0); // next header: hop-by-hop
+        p.push(64);
+        p.extend_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+        p.extend_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
+        // Hop-by-hop: next = destination options (60), length 0, PadN of 4.
+        p.extend_from_slice(&[60, 0, 1, 4, 0, 0, 0, 0]);
+        // Destination options: next = TCP, length 0, PadN of 4.
+        p.extend_from_slice(&[6, 0, 1, 4, 0, 0, 0, 0]);
+        p.extend_from_slice(&tcp_header);
+        p.extend_from_slice(payload);
+        p
+    }
+
+    #[test]
+    fn ipv6_tcp_behind_hop_by_hop_and_destination_options() {
+        let f = frame(229, ipv6_with_extension_headers(b"payload"));
+        let s = tcp(decoder().decode(&f));
+        assert_eq!(s.src, "[2001:db8::1]:40000".parse().unwrap());
+        assert_eq!(s.dst, "[2001:db8::2]:80".parse().unwrap());
+        assert_eq!((s.seq, s.ack, s.flags.ack), (7, 9, true));
+        assert_eq!(&s.payload[..], b"payload");
+        assert_eq!(s.wire_len, 7);
+    }
+
+    #[test]
+    fn snaplen_truncated_tcp_keeps_partial_payload() {
+        let body = vec![b'x'; 1000];
+        let full = ethernet_frame(0x0800, &ipv4_tcp(&body));
+        let orig_len = full.len() as u32;
+        let f = Frame {
+            data: full[..100].to_vec(),
+            orig_len,
+            ..frame(1, Vec::new())
+        };
+        let s = tcp(decoder().decode(&f));
+        assert_eq!(s.payload.len(), 100 - 14 - 20 - 20);
+        assert_eq!(s.wire_len, 1000);
+        assert!(s.truncated);
+        // Cut inside the TCP header options: the segment is still reported, without payload.
+        let mut with_options = Vec::new();
+        let mut th = TcpHeader::new(51000, 80, 1, 100);
+        th.set_options(&[etherparse::TcpOptionElement::MaximumSegmentSize(1460)])
+            .unwrap();
+        let mut ih = Ipv4Header::new(
+            (th.header_len() + 10) as u16,
+            64,
+            IpNumber::TCP,
+            CLIENT,
+            SERVER,
+        )
+        .unwrap();
+        ih.header_checksum = ih.calc_header_checksum();
+        with_options.extend_from_slice(&ih.to_bytes());
+        with_options.extend_from_slice(&th.to_bytes());
+        with_options.extend_from_slice(&[0; 10]);
+        let cut = Frame {
+            data: with_options[..42].to_vec(),
+            orig_len: with_options.len() as u32,
+            ..frame(101, Vec::new())
+        };
+        let s = tcp(decoder().decode(&cut));
+        assert!(s.payload.is_empty() && s.truncated);
+        assert_eq!(s.wire_len, 10);
+        // Same for IPv6.
+        let v6 = ipv6_tcp(&body);
+        let f = Frame {
+            data: v6[..200].to_vec(),
+            orig_len: v6.len() as u32,
+            ..frame(229, Vec::new())
+        };
+        let s = tcp(decoder().decode(&f));
+        assert_eq!(
+            (s.payload.len(), s.wire_len, s.truncated),
+            (200 - 40 - 20, 1000, true)
+        );
+    }
+
+    #[test]
+    fn udp_datagram_and_its_truncation() {
+        let mut out = Vec::new();
+        PacketBuilder::ipv4(CLIENT, [8, 8, 8, 8], 64)
+            .udp(5353, 53)
+            .write(&mut out, b"dns query")
+            .unwrap();
+        let mut d = decoder();
+        match d.decode(&frame(101, out.clone())) {
+            Some(Transport::Udp(u)) => {
+                assert_eq!(u.src, "192.168.1.10:5353".parse().unwrap());
+                assert_eq!(u.dst, "8.8.8.8:53".parse().unwrap());
+                assert_eq!(&u.payload[..], b"dns query");
+                assert!(!u.truncated);
+            }
+            other => panic!("{other:?}"),
+        }
+        let f = Frame {
+            data: out[..31].to_vec(),
+            orig_len: out.len() as u32,
+            ..frame(101, Vec::new())
+        };
+        match d.decode(&f) {
+            Some(Transport::Udp(u)) => assert!(u.truncated && &u.payload[..] == b"dns"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn unsupported_link_other_protocol_and_garbage_are_counted() {
+        let mut d = decoder();
+        assert!(d.decode(&frame(147, ipv4_tcp(BODY))).is_none());
+        assert!(d.decode(&frame(147, vec![])).is_none());
+        assert!(d.decode(&frame(9999, vec![1, 2, 3])).is_none());
+        // ARP, and ICMP inside IPv4.
+        assert!(d
+            .decode(&frame(1, ethernet_frame(0x0806, &[0; 28])))
+            .is_none());
+        let mut icmp = Vec::new();
+        PacketBuilder::ipv4(CLIENT, SERVER, 64)
+            .icmpv4_echo_request(1, 1)
+            .write(&mut icmp, b"ping")
+            .unwrap();
+        assert!(d.decode(&frame(101, icmp)).is_none());
+        // Garbage: bad version nibble, short Ethernet, TCP with a data offset below 5.
+        assert!(d
+            .decode(&frame(1, ethernet_frame(0x0800, &[0x75; 40])))
+            .is_none());
+        assert!(d.decode(&frame(1, vec![1, 2, 3])).is_none());
+        let mut bad_tcp = ipv4_tcp(b"");
+        bad_tcp[32] = 0x20;
+        assert!(d.decode(&frame(101, bad_tcp)).is_none());
+        let st = d.stats();
+        assert_eq!(st.unsupported_link.get(&147), Some(&2));
+        assert_eq!(st.unsupported_link.get(&9999), Some(&1));
+        assert_eq!(st.other_protocol, 2);
+        assert_eq!(st.undecodable, 3);
+    }
+
+    /// Splits the IPv4 packet `ip` (20-byte header) into fragments at the given payload
+    /// offsets (multiples of 8).
+    fn fragment(ip: &[u8], id: u16, cuts: &[usize]) -> Vec<Vec<u8>> {
+        let header = Ipv4Header::from_slice(ip).unwrap().0;
+        let payload = &ip[20..];
+        let mut bounds = vec![0];
+        bounds.extend_from_slice(cuts);
+        bounds.push(payload.len());
+        bounds
+            .windows(2)
+            .map(|w| {
+                let mut h = header.clone();
+                h.identification = id;
+                h.more_fragments = w[1] != payload.len();
+                h.fragment_offset = IpFragOffset::try_new((w[0] / 8) as u16).unwrap();
+                h.set_payload_len(w[1] - w[0]).unwrap();
+                h.header_checksum = h.calc_header_checksum();
+                let mut v = h.to_bytes().to_vec();
+                v.extend_from_slice(&payload[w[0]..w[1]]);
+                v
+            })
+            .collect()
+    }
+
+    fn body(n: usize) -> Vec<u8> {
+        (0..n).map(|i| (i % 251) as u8).collect()
+    }
+
+    #[test]
+    fn ipv4_fragments_in_order_and_out_of_order() {
+        let data = body(3000);
+        let ip = ipv4_tcp(&data);
+        for order in [[0usize, 1, 2], [2, 0, 1], [1, 2, 0]] {
+            let frags = fragment(&ip, 77, &[1480, 2960]);
+            let frames: Vec<Frame> = order
+                .iter()
+                .map(|&i| frame(101, frags[i].clone()))
+                .collect();
+            let mut d = decoder();
+            assert!(d.decode(&frames[0]).is_none());
+            assert!(d.decode(&frames[1]).is_none());
+            let s = tcp(d.decode(&frames[2]));
+            assert_v4_segment(&s, &data);
+            assert!(matches!(s.payload, Cow::Owned(_)));
+            let st = d.stats();
+            assert_eq!(
+                (st.ipv4_fragments, st.ipv4_reassembled, st.fragments_dropped),
+                (3, 1, 0)
+            );
+        }
+    }
+
+    #[test]
+    fn ipv4_duplicate_and_overlapping_fragments() {
+        let data = body(64);
+        let ip = ipv4_tcp(&data);
+        let frags = fragment(&ip, 5, &[40]);
+        // An overlapping fragment with different bytes for offsets 32..48 of the payload.
+        let mut overlap = fragment(&ip, 5, &[32, 48])[1].clone();
+        let n = overlap.len();
+        overlap[20..n].fill(0xEE);
+        let mut d = decoder();
+        assert!(d.decode(&frame(101, frags[0].clone())).is_none());
+        assert!(d.decode(&frame(101, frags[0].clone())).is_none()); // exact duplicate
+        assert!(d.decode(&frame(101, overlap)).is_none());
+        let f = frame(101, frags[1].clone());
+        let s = tcp(d.decode(&f));
+        // First received wins: bytes 32..40 come from the first fragment, 40..48 from the
+        // overlapping one (it arrived before the last fragment).
+        let mut want = data.clone();
+        want[32 - 20..48 - 20].copy_from_slice(&[0xEE; 16]);
+        want[32 - 20..40 - 20].copy_from_slice(&data[12..20]);
+        assert_eq!(&s.payload[..], &want[..]);
+        assert_eq!(d.stats().ipv4_reassembled, 1);
+    }
+
+    #[test]
+    fn incomplete_fragment_set_expires_by_capture_time() {
+        let ip = ipv4_tcp(&body(100));
+        let frags = fragment(&ip, 9, &[64]);
+        let limits = DefragLimits {
+            timeout_ns: 30 * 1_000_000_000,
+            ..DefragLimits::default()
+        };
+        let mut d = Decoder::new(limits);
+        assert!(d.decode(&at(0, 101, frags[0].clone())).is_none());
+        // 31 s later (any frame): the set is gone, so the last fragment alone cannot complete.
+        d.decode(&at(31_000_000_000, 101, ipv4_tcp(b"unrelated")));
+        assert_eq!(d.stats().fragments_dropped, 1);
+        assert!(d
+            .decode(&at(31_000_000_001, 101, frags[1].clone()))
+            .is_none());
+        assert_eq!(d.stats().ipv4_reassembled, 0);
+        // Within the timeout it completes.
+        let mut d = Decoder::new(DefragLimits::default());
+        d.decode(&at(0, 101, frags[0].clone()));
+        assert!(d
+            .decode(&at(29_000_000_000, 101, frags[1].clone()))
+            .is_some());
+    }
+
+    #[test]
+    fn fragment_pool_limit_evicts_oldest() {
+        let limits = DefragLimits {
+            max_sets: 2,
+            ..DefragLimits::default()
+        };
+        let mut d = Decoder::new(limits);
+        let ip = ipv4_tcp(&body(100));
+        let sets: Vec<Vec<Vec<u8>>> = (1..=3).map(|id| fragment(&ip, id, &[64])).collect();
+        for s in &sets {
+            assert!(d.decode(&frame(101, s[0].clone())).is_none());
+        }
+        assert_eq!(d.stats().fragments_dropped, 1);
+        // Sets 2 and 3 still complete; set 1 was evicted, its last fragment alone does not.
+        assert!(d.decode(&frame(101, sets[1][1].clone())).is_some());
+        assert!(d.decode(&frame(101, sets[2][1].clone())).is_some());
+        assert!(d.decode(&frame(101, sets[0][1].clone())).is_none());
+        assert_eq!(d.stats().ipv4_reassembled, 2);
+        // A byte limit too small for any set drops every one and counts it.
+        let mut d = Decoder::new(DefragLimits {
+            max_bytes: 16,
+            ..DefragLimits::default()
+        });
+        assert!(d.decode(&frame(101, sets[0][0].clone())).is_none());
+        assert_eq!(d.stats().fragments_dropped, 1);
+    }
+
+    #[test]
+    fn ipv6_fragments_reassembled() {
+        let full = ipv6_tcp(&body(2000));
+        let (header, payload) = full.split_at(40);
+        let mut frames = Vec::new();
+        for (start, end) in [(0usize, 1232usize), (1232, payload.len())] {
+            let more = end != payload.len();
+            let mut p = header.to_vec();
+            p[4..6].copy_from_slice(&((end - start + 8) as u16).to_be_bytes());
+            p[6] = 44; // fragment header next
+            p.push(6); // TCP
+            p.push(0);
+            p.extend_from_slice(&(((start / 8) as u16) << 3 | u16::from(more)).to_be_bytes());
+            p.extend_from_slice(&0xABCD_0123u32.to_be_bytes());
+            p.extend_from_slice(&payload[start..end]);
+            frames.push(frame(229, p));
+        }
+        let mut d = decoder();
+        assert!(d.decode(&frames[1]).is_none());
+        let s = tcp(d.decode(&frames[0]));
+        assert_eq!(&s.payload[..], &body(2000)[..]);
+        assert_eq!(s.dst.port(), 443);
+        assert_eq!((d.ipv6_fragments(), d.ipv6_reassembled()), (2, 1));
+    }
+
+    /// xorshift64 (Marsaglia 2003): deterministic test input without a dependency.
+    fn xorshift(state: &mut u64) -> u64 {
+        *state ^= *state << 13;
+        *state ^= *state >> 7;
+        *state ^= *state << 17;
+        *state
+    }
+
+    #[test]
+    fn random_frames_never_panic() {
+        let mut seed = 0x2545_F491_4F6C_DD1Du64;
+        let links = [0u16, 1, 12, 14, 101, 108, 113, 228, 229, 239, 258, 276, 147];
+        let mut seeds = vec![
+            ethernet_frame(0x0800, &ipv4_tcp(BODY)),
+            ipv4_tcp(BODY),
+            ipv6_with_extension_headers(BODY),
+            ethernet_frame(0x8100, &[0, 1, 0x86, 0xDD]),
+        ];
+        seeds.extend(fragment(&ipv4_tcp(&body(300)), 3, &[64, 128]));
+        let limits = DefragLimits {
+            max_sets: 8,
+            max_bytes: 1 << 16,
+            timeout_ns: 1_000,
+        };
+        let mut d = Decoder::new(limits);
+        let mut frames = 0u64;
+        for round in 0..5000u64 {
+            let link = links[(xorshift(&mut seed) % links.len() as u64) as usize];
+            let mut data = if round % 2 == 0 {
+                let s = &seeds[(xorshift(&mut seed) % seeds.len() as u64) as usize];
+                let mut v = s.clone();
+                for _ in 0..(xorshift(&mut seed) % 4) {
+                    let i = (xorshift(&mut seed) as usize) % v.len();
+                    v[i] = xorshift(&mut seed) as u8;
+                }
+                let keep = (xorshift(&mut seed) as usize) % (v.len() + 1);
+                v.truncate(keep.max(v.len() / 2));
+                v
+            } else {
+                (0..xorshift(&mut seed) % 128)
+                    .map(|_| xorshift(&mut seed) as u8)
+                    .collect()
+            };
+            if link != 1 && round % 3 == 0 && !data.is_empty() {
+                data[0] = 0x45; // push the random bytes through the IPv4 parser
+            }
+            let orig_len = data.len() as u32 + (xorshift(&mut seed) % 3) as u32 * 100;
+            let f = Frame {
+                ts: Ts(round as i64 * 100),
+                link: LinkType(link),
+                data,
+                orig_len,
+                file: 0,
+            };
+            let _ = d.decode(&f);
+            frames += 1;
+        }
+        assert_eq!(frames, 5000);
+    }
+}
