@@ -82,6 +82,15 @@ log_targets() {
   sed -n 's/.*"target":"\([^"]*\)".*/\1/p' "$1" | sort
 }
 
+# Status codes of the responses on the wire, and in the server log, sorted.
+wire_statuses() {
+  "$TCPDUMP" -r "$1" -nn -A 2>/dev/null | grep -a -o 'HTTP/1\.1 [0-9][0-9][0-9] ' | sed -e 's/^HTTP\/1\.1 //' -e 's/ $//' | sort || true
+}
+
+log_statuses() {
+  sed -n 's/.*"status":\([0-9]*\).*/\1/p' "$1" | sort
+}
+
 # record_once NAME DIR: one attempt; returns 0 when the recording is complete and checked,
 # 2 when packets were lost (retry), exits on anything else.
 record_once() {
@@ -167,6 +176,13 @@ record_once() {
   [ -n "$logged" ] || die "$name: the lab servers logged no request"
   if [ "$logged" != "$wire" ]; then
     echo "record.sh: $name: server log and capture differ (packets lost?):" >&2
+    diff <(echo "$logged") <(echo "$wire") >&2 || true
+    return 2
+  fi
+  logged=$(log_statuses "$d/lab.jsonl")
+  wire=$(wire_statuses "$d/capture.pcap")
+  if [ "$logged" != "$wire" ]; then
+    echo "record.sh: $name: response statuses in the server log and the capture differ (packets lost?):" >&2
     diff <(echo "$logged") <(echo "$wire") >&2 || true
     return 2
   fi
