@@ -124,4 +124,6 @@ pub struct FlowStats {
 
 mod reassembly;
 mod table;
+#[cfg(test)]
+mod tests;
 pub use table::FlowTable;
