@@ -352,6 +352,8 @@ fn link_to_net(link: u16, data: &[u8], depth: u8) -> Net<'_> {
         113 => linux_sll(data),
         276 => linux_sll2(data),
         239 => nflog(data),
+        104 => cisco_hdlc(data),
+        226 => ipnet(data),
         258 => pktap(data, depth),
         _ => Net::Unsupported,
     }
@@ -422,13 +424,8 @@ fn ether_payload(mut et: u16, mut data: &[u8]) -> Net<'_> {
                 };
             }
             ethertype::PPPOE_SESSION => {
-                // version/type (1), code (1), session id (2), length (2), PPP protocol (2).
-                return match (be16(data, 6), data.get(8..)) {
-                    // RFC 1332 IPv4 0x0021, RFC 5072 IPv6 0x0057.
-                    (Some(0x0021), Some(ip)) | (Some(0x0057), Some(ip)) => Net::Ip(ip),
-                    (Some(_), Some(_)) => Net::NotIp,
-                    _ => Net::Bad,
-                };
+                // version/type (1), code (1), session id (2), length (2), then PPP.
+                return ppp(data.get(6..).unwrap_or(&[]));
             }
             len if len <= ethertype::MAX_8023_LEN => {
                 // 802.3 length: 802.2 LLC; only SNAP (AA AA 03, OUI, EtherType) carries IP.
@@ -444,6 +441,45 @@ fn ether_payload(mut et: u16, mut data: &[u8]) -> Net<'_> {
         }
     }
     Net::Bad
+}
+
+/// A PPP protocol field then its payload. The field is 1 byte when compressed (RFC 1661 6.5:
+/// protocol numbers are odd in their low byte, even in their high byte).
+fn ppp(data: &[u8]) -> Net<'_> {
+    let (protocol, payload) = match data.first() {
+        Some(b) if b & 1 == 1 => (u16::from(*b), data.get(1..)),
+        Some(_) => match be16(data, 0) {
+            Some(p) => (p, data.get(2..)),
+            None => return Net::Bad,
+        },
+        None => return Net::Bad,
+    };
+    match (protocol, payload) {
+        // RFC 1332 IPv4 0x0021, RFC 5072 IPv6 0x0057.
+        (0x0021 | 0x0057, Some(ip)) => Net::Ip(ip),
+        (_, Some(_)) => Net::NotIp,
+        (_, None) => Net::Bad,
+    }
+}
+
+/// Cisco HDLC (LINKTYPE_C_HDLC): address (1), control (1), EtherType (2).
+fn cisco_hdlc(data: &[u8]) -> Net<'_> {
+    match (be16(data, 2), data.get(4..)) {
+        (Some(et), Some(payload)) if et > ethertype::MAX_8023_LEN => ether_payload(et, payload),
+        (Some(_), Some(_)) => Net::NotIp,
+        _ => Net::Bad,
+    }
+}
+
+/// Solaris ipnet (LINKTYPE_IPNET): version (1), family (1: 2 IPv4, 26 IPv6), hardware type
+/// (2), packet length (4), interface index (4), group interface index (4), source and
+/// destination zone (4 + 4); 24 bytes in all.
+fn ipnet(data: &[u8]) -> Net<'_> {
+    match (data.get(1), data.get(24..)) {
+        (Some(2 | 26), Some(ip)) => Net::Ip(ip),
+        (Some(_), Some(_)) => Net::NotIp,
+        _ => Net::Bad,
+    }
 }
 
 /// Linux cooked capture v1 (LINKTYPE_LINUX_SLL): packet type (2), ARPHRD type (2), address
@@ -951,6 +987,21 @@ mod tests {
             &tcp(d.decode(&frame(1, ethernet_frame(0x8864, &pppoe)))),
             BODY,
         );
+        // PPPoE with a compressed (1-byte) PPP protocol field.
+        let mut pfc = vec![0x11, 0, 0, 1, 0, 0, 0x21];
+        pfc.extend_from_slice(&ip);
+        assert_v4_segment(
+            &tcp(d.decode(&frame(1, ethernet_frame(0x8864, &pfc)))),
+            BODY,
+        );
+        // Cisco HDLC and Solaris ipnet.
+        let mut chdlc = vec![0x0F, 0x00, 0x08, 0x00];
+        chdlc.extend_from_slice(&ip);
+        assert_v4_segment(&tcp(d.decode(&frame(104, chdlc))), BODY);
+        let mut ipnet = vec![1, 2, 0, 0, 0, 0, 0, 0];
+        ipnet.extend_from_slice(&[0; 16]);
+        ipnet.extend_from_slice(&ip);
+        assert_v4_segment(&tcp(d.decode(&frame(226, ipnet))), BODY);
         // 802.3 length + LLC SNAP.
         let mut snap = vec![0xAA, 0xAA, 0x03, 0, 0, 0, 0x08, 0x00];
         snap.extend_from_slice(&ip);
@@ -1297,7 +1348,9 @@ mod tests {
     #[test]
     fn random_frames_never_panic() {
         let mut seed = 0x2545_F491_4F6C_DD1Du64;
-        let links = [0u16, 1, 12, 14, 101, 108, 113, 228, 229, 239, 258, 276, 147];
+        let links = [
+            0u16, 1, 12, 14, 101, 104, 108, 113, 226, 228, 229, 239, 258, 276, 147,
+        ];
         let mut seeds = vec![
             ethernet_frame(0x0800, &ipv4_tcp(BODY)),
             ipv4_tcp(BODY),

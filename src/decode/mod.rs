@@ -79,6 +79,8 @@ impl Default for DefragLimits {
     }
 }
 
+#[cfg(test)]
+mod corpus_tests;
 mod defrag;
 mod link;
 pub use link::Decoder;
