@@ -64,6 +64,13 @@ impl Entry {
     }
 }
 
+enum Lookup {
+    Found,
+    Missing,
+    /// The entry ends (with this reason) and a new flow takes its key.
+    Replace(CloseReason),
+}
+
 #[derive(Default)]
 struct Live {
     streams: [HalfStream; 2],
@@ -104,27 +111,27 @@ impl FlowTable {
         self.sweep_if_due(ts, packet, out);
         let key = flow_key(seg.src, seg.dst);
         let idle_ns = self.shared.limits.idle_timeout_ns;
-        let replace = match self.flows.get(&key) {
-            None => None,
+        let found = match self.flows.get(&key) {
+            None => Lookup::Missing,
             Some(e) => {
                 if ts.0.saturating_sub(e.last_seen.0) > idle_ns {
-                    Some(CloseReason::Idle)
+                    Lookup::Replace(CloseReason::Idle)
                 } else if seg.flags.syn && e.is_port_reuse(e.dir_of(seg.src), seg.seq) {
                     // The old connection ended with a FIN (ours or the one the capture
                     // missed); when it is a tombstone nothing is emitted.
-                    Some(CloseReason::Fin)
+                    Lookup::Replace(CloseReason::Fin)
                 } else {
-                    None
+                    Lookup::Found
                 }
             }
         };
-        match replace {
-            Some(reason) => {
+        match found {
+            Lookup::Found => {}
+            Lookup::Missing => self.open(key, ts, packet, seg, out),
+            Lookup::Replace(reason) => {
                 self.remove(&key, ts, packet, reason, out);
                 self.open(key, ts, packet, seg, out);
             }
-            None if !self.flows.contains_key(&key) => self.open(key, ts, packet, seg, out),
-            None => {}
         }
         self.process(&key, ts, packet, seg, out);
     }
@@ -239,6 +246,11 @@ impl FlowTable {
             seg.seq.wrapping_add(1)
         } else {
             own.start(seg.seq);
+            if flags.ack && e.isn[dir.index()].is_some() {
+                // This side sent the SYN, so its ACK acknowledges the peer's SYN: the peer's
+                // data starts there even when the capture missed the SYN-ACK.
+                peer.start(seg.ack);
+            }
             seg.seq
         };
         let captured: &[u8] = &seg.payload;
@@ -362,10 +374,7 @@ impl FlowTable {
         }
         self.last_sweep = Some(ts);
         let cutoff = ts.0.saturating_sub(self.shared.limits.idle_timeout_ns);
-        loop {
-            let Some((&(indexed, id), &key)) = self.by_age.first_key_value() else {
-                break;
-            };
+        while let Some((&(indexed, id), &key)) = self.by_age.first_key_value() {
             if indexed.0 >= cutoff {
                 break;
             }

@@ -838,3 +838,99 @@ fn random_reordering_and_duplicates_reassemble_exactly() {
         assert_eq!(h.stats().injections, 0);
     }
 }
+
+#[test]
+fn missed_syn_ack_server_stream_starts_at_the_clients_ack() {
+    let mut h = Harness::new(Limits::default());
+    h.feed(seg(C, S, 1000, 0, "S", b""));
+    // The SYN-ACK was not captured; the handshake's ACK tells where the server's data starts.
+    h.feed(seg(C, S, 1001, 5001, "A", b""));
+    assert!(h.feed(seg(S, C, 5003, 1001, "PA", b"BB")).is_empty());
+    assert_eq!(
+        h.feed(seg(S, C, 5001, 1001, "PA", b"AA")),
+        [r#"1 data < "AABB" #4"#]
+    );
+    h.finish();
+}
+
+/// Throughput of the in-order path (run: cargo test --release --lib flow::tests::throughput
+/// -- --ignored --nocapture).
+#[test]
+#[ignore]
+fn throughput() {
+    let mut table = FlowTable::new(Limits::default());
+    let body = vec![0x5au8; 1448];
+    let flows = 16u32;
+    let n = 400_000u32;
+    let mut segs = Vec::new();
+    for f in 0..flows {
+        let c = format!("10.0.0.1:{}", 40000 + f);
+        segs.push(seg(&c, S, 0, 0, "S", b""));
+    }
+    for i in 0..n {
+        let f = i % flows;
+        let c = format!("10.0.0.1:{}", 40000 + f);
+        let k = i / flows;
+        if i % 3 == 0 {
+            segs.push(seg(S, &c, 0, 1 + k * 1448, "A", b""));
+        }
+        segs.push(seg(&c, S, 1 + k * 1448, 0, "PA", &body));
+    }
+    let start = std::time::Instant::now();
+    let mut out = Vec::new();
+    let mut bytes = 0usize;
+    for (i, s) in segs.iter().enumerate() {
+        table.on_tcp(Ts(i as i64 * 1000), i as u64 + 1, s, &mut out);
+        for ev in out.drain(..) {
+            if let FlowEvent::Data { data, .. } = ev {
+                bytes += data.len();
+            }
+        }
+    }
+    let dt = start.elapsed();
+    assert_eq!(bytes, n as usize * 1448);
+    eprintln!(
+        "{} segments, {} MB in {:?}: {:.0} MB/s, {:.0} ns/segment",
+        segs.len(),
+        bytes >> 20,
+        dt,
+        bytes as f64 / dt.as_secs_f64() / 1e6,
+        dt.as_nanos() as f64 / segs.len() as f64
+    );
+}
+
+#[test]
+fn overlaps_older_than_the_compare_tail_are_counted_not_compared() {
+    let mut h = Harness::new(Limits::default());
+    h.table = FlowTable::with_tail_limits(Limits::default(), 8, 1 << 20);
+    h.handshake(1000, 5000);
+    h.feed(seg(C, S, 1001, 5001, "PA", b"0123456789abcdefghij"));
+    // Bytes 1001..1013 fell out of the 8-byte tail: different bytes there are not comparable.
+    assert!(h.feed(seg(C, S, 1001, 5001, "PA", b"XXXXX")).is_empty());
+    assert_eq!((h.stats().retransmissions, h.stats().injections), (1, 0));
+    // The last 8 bytes are still compared.
+    assert_eq!(
+        h.feed(seg(C, S, 1016, 5001, "PA", b"fgHij")),
+        ["1 inject > seq=1018 len=1 #6"]
+    );
+    h.finish();
+}
+
+#[test]
+fn held_piece_count_limit_declares_a_gap() {
+    use super::reassembly::MAX_HELD_PIECES_PER_DIR;
+    let mut h = Harness::new(Limits::default());
+    h.handshake(1000, 5000);
+    // One-byte pieces with one-byte holes between them: each is held until the count limit.
+    for i in 0..MAX_HELD_PIECES_PER_DIR as u32 {
+        assert!(h.feed(seg(C, S, 1002 + 2 * i, 5001, "PA", b"x")).is_empty());
+    }
+    assert_eq!(h.table.buffered_bytes(), MAX_HELD_PIECES_PER_DIR);
+    let n = MAX_HELD_PIECES_PER_DIR as u32;
+    let ev = h.feed(seg(C, S, 1002 + 2 * n, 5001, "PA", b"y"));
+    // The first hole (1001) is declared; the first held byte delivered; the new piece fits.
+    assert_eq!(ev, ["1 gap > 1", r#"1 data > "x" #4100"#]);
+    assert_eq!(h.table.buffered_bytes(), MAX_HELD_PIECES_PER_DIR);
+    assert_eq!(h.stats().buffer_limit_hits, 1);
+    h.finish();
+}
