@@ -18,7 +18,7 @@ pub struct LogEntry {
     /// The request target exactly as on the request line.
     pub target: String,
     pub status: u16,
-    /// Body bytes sent.
+    /// Body bytes of the response (0 for HEAD), written in one write right after logging.
     pub bytes: u64,
 }
 

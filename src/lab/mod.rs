@@ -238,10 +238,18 @@ pub fn parse_spec(spec: &str, creds: &Credentials) -> Result<ServerSpec, String>
 /// GOPROXY for ad-hoc specs: the servers no other server points at, in order (for a loop
 /// where every server is pointed at, the first one).
 pub fn default_goproxy(servers: &[ServerInfo]) -> String {
-    let referenced: Vec<&str> = servers.iter().filter_map(|s| s.kind.refers_to()).collect();
+    let is_referenced = |s: &ServerInfo| {
+        servers.iter().any(|o| match &o.kind {
+            ServerKind::Redirect { to, .. } | ServerKind::Mirror { upstream: to, .. } => match to {
+                Target::Server(n) => n == &s.name,
+                Target::Base(b) => b.trim_end_matches('/') == s.base_url,
+            },
+            _ => false,
+        })
+    };
     let mut entries: Vec<&str> = servers
         .iter()
-        .filter(|s| !referenced.contains(&s.name.as_str()))
+        .filter(|s| !is_referenced(s))
         .map(|s| s.base_url.as_str())
         .collect();
     if entries.is_empty() {
@@ -292,7 +300,7 @@ fn serve(a: ServeArgs) -> Result<(), String> {
         .any(|s| matches!(s.kind, ServerKind::Proxy { .. }));
     let store = if needs_modules {
         let dir = a.modules.clone().unwrap_or_else(default_modules_dir);
-        let store = ModuleStore::load(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let store = ModuleStore::load(&dir).map_err(|e| e.to_string())?;
         if store.is_empty() {
             return Err(format!(
                 "{}: no <module>@<version> folders found",
@@ -428,6 +436,20 @@ mod tests {
             },
         );
         assert_eq!(default_goproxy(&[a, b]), "http://127.0.0.1:4");
+        let g = info("g", 6, ServerKind::Gone { status: 410 });
+        let r = info(
+            "r",
+            7,
+            ServerKind::Redirect {
+                to: Target::Base("http://127.0.0.1:6/".into()),
+                status: 302,
+            },
+        );
+        assert_eq!(
+            default_goproxy(&[g, r]),
+            "http://127.0.0.1:7",
+            "a base URL naming a lab server counts too"
+        );
     }
 
     #[test]

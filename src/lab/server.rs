@@ -347,17 +347,20 @@ fn serve_connection(mut stream: TcpStream, ctx: &ServerCtx) {
             }
         };
         let head_only = req.as_ref().is_some_and(|r| r.method == "HEAD");
-        let sent = write_response(&mut stream, &resp, head_only, close);
-        if let (Some(req), Ok(bytes)) = (&req, &sent) {
+        // Logged just before the response goes out, so the log is causal across servers: a
+        // request caused by an answer (a fallback, a redirect hop, a mirror's upstream fetch
+        // finishing before the mirror answers) is always logged after that answer.
+        if let Some(req) = &req {
             ctx.log.record(LogEntry {
                 server: ctx.name.clone(),
                 listen: ctx.listen.clone(),
                 method: req.method.clone(),
                 target: req.target.clone(),
                 status: resp.status,
-                bytes: *bytes,
+                bytes: if head_only { 0 } else { resp.body.len() as u64 },
             });
         }
+        let sent = write_response(&mut stream, &resp, head_only, close);
         if close || sent.is_err() {
             return;
         }
