@@ -99,7 +99,7 @@ fn get(addr: SocketAddr, target: &str) -> Resp {
     get_on(&mut connect(addr), target, "")
 }
 
-/// Waits until the log has `n` entries (a server logs right after writing its response).
+/// Waits until the log has `n` entries (a server logs right before writing its response).
 fn wait_entries(log: &RequestLog, n: usize) -> Vec<LogEntry> {
     for _ in 0..200 {
         let e = log.entries();
