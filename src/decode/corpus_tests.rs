@@ -119,3 +119,32 @@ fn peer_corpus_reads_and_decodes_without_panic() {
         failures.len()
     );
 }
+
+/// Throughput of reading + decoding one file: `MODTRACE_BENCH_FILE=big.pcap cargo test
+/// --release --lib decode::corpus_tests::bench -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn bench_read_and_decode() {
+    let Some(path) = std::env::var_os("MODTRACE_BENCH_FILE") else {
+        eprintln!("skipped: set MODTRACE_BENCH_FILE to a capture");
+        return;
+    };
+    let start = std::time::Instant::now();
+    let mut reader = CaptureReader::open(Path::new(&path), 0).expect("open");
+    let mut decoder = Decoder::new(DefragLimits::default());
+    let (mut frames, mut payload) = (0u64, 0u64);
+    while let Some(frame) = reader.next_frame().expect("read") {
+        frames += 1;
+        if let Some(Transport::Tcp(s)) = decoder.decode(&frame) {
+            payload += s.payload.len() as u64;
+        }
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let bytes = reader.file_position();
+    eprintln!(
+        "{frames} frames, {bytes} file bytes, {payload} TCP payload bytes in {secs:.3} s: \
+         {:.0} MB/s, {:.1} M frames/s",
+        bytes as f64 / secs / 1e6,
+        frames as f64 / secs / 1e6
+    );
+}
