@@ -136,8 +136,9 @@ impl Detector {
                         ex.server,
                         ex.base
                     ),
-                    module: ex.module.clone(),
-                    version: ex.version.clone(),
+                    // One finding per leg and user, whatever modules went over it.
+                    module: None,
+                    version: None,
                     evidence: Evidence::of(ex),
                 });
             }
