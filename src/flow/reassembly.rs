@@ -295,6 +295,12 @@ impl HalfStream {
         self.finished
     }
 
+    /// Out-of-order bytes held now.
+    #[cfg(test)]
+    pub fn held_bytes(&self) -> usize {
+        self.held_bytes
+    }
+
     fn next_i(&self) -> i64 {
         i64::try_from(self.next).unwrap_or(i64::MAX)
     }

@@ -166,6 +166,17 @@ impl FlowTable {
         self.flows.len()
     }
 
+    /// The most out-of-order bytes any one direction holds now.
+    #[cfg(test)]
+    pub(super) fn max_held_per_dir(&self) -> usize {
+        self.flows
+            .values()
+            .filter_map(|e| e.live.as_ref())
+            .flat_map(|l| l.streams.iter().map(HalfStream::held_bytes))
+            .max()
+            .unwrap_or(0)
+    }
+
     fn open(
         &mut self,
         key: FlowKey,

@@ -705,7 +705,7 @@ fn random_segments_never_panic_and_stay_within_limits() {
         per_flow_buffer: 3000,
         global_buffer: 8000,
         idle_timeout_ns: 50 * MS,
-        max_flows: 4,
+        max_flows: 5,
     };
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let mut h = Harness::new(limits.clone());
@@ -714,18 +714,25 @@ fn random_segments_never_panic_and_stay_within_limits() {
         "10.0.0.2:443",
         "10.0.0.3:8080",
         "[::1]:50000",
-        "10.0.0.1:80",
     ];
-    let bases = [0u32, u32::MAX - 3000, 1 << 31, 12345];
+    // Each direction keeps its own sequence base, so most segments land near each other.
+    let bases = [
+        0u32,
+        u32::MAX - 3000,
+        1 << 31,
+        12345,
+        7,
+        u32::MAX - 10,
+        99_999,
+        1 << 30,
+    ];
     let payload: Vec<u8> = (0..4000u32).map(|i| (i % 256) as u8).collect();
     let mut ts = 0i64;
     for _ in 0..20_000 {
-        let a = hosts[rng.below(hosts.len() as u64) as usize];
-        let mut b = hosts[rng.below(hosts.len() as u64) as usize];
-        if a == b {
-            b = hosts[(hosts.iter().position(|x| *x == a).unwrap() + 1) % hosts.len()];
-        }
-        let base = bases[rng.below(bases.len() as u64) as usize];
+        let ai = rng.below(hosts.len() as u64) as usize;
+        let bi = (ai + 1 + rng.below(hosts.len() as u64 - 1) as usize) % hosts.len();
+        let (a, b) = (hosts[ai], hosts[bi]);
+        let base = bases[(ai * 3 + bi) % bases.len()];
         // Mostly near a base (overlaps, holes, retransmissions), sometimes anywhere.
         let seq = if rng.below(10) == 0 {
             rng.next() as u32
@@ -761,7 +768,9 @@ fn random_segments_never_panic_and_stay_within_limits() {
             s.truncated = true;
             s.wire_len = len as u32 + rng.below(3000) as u32;
         }
-        if rng.below(30) != 0 {
+        if rng.below(500) == 0 {
+            ts += 60 * MS; // a pause: flows idle out
+        } else if rng.below(30) != 0 {
             ts += rng.below(3 * MS as u64) as i64;
         } else {
             ts -= rng.below(MS as u64) as i64; // merged captures can step back
@@ -771,9 +780,20 @@ fn random_segments_never_panic_and_stay_within_limits() {
         h.table.on_tcp(Ts(ts), h.packet, &s, &mut out);
         h.all.extend(out);
         assert!(h.table.buffered_bytes() <= limits.global_buffer);
+        assert!(h.table.max_held_per_dir() <= limits.per_flow_buffer);
         assert!(h.table.tracked() <= limits.max_flows);
     }
     h.finish();
+    let closes = h.all.iter().filter_map(|e| match e {
+        FlowEvent::Closed { reason, .. } => Some(*reason),
+        _ => None,
+    });
+    let mut by_reason = std::collections::BTreeMap::new();
+    for r in closes {
+        *by_reason.entry(format!("{r:?}")).or_insert(0u32) += 1;
+    }
+    // Every way of closing was exercised.
+    assert_eq!(by_reason.len(), 5, "{by_reason:?}");
     let st = h.stats().clone();
     assert!(
         st.flows > 10 && st.gaps > 0 && st.retransmissions > 0 && st.injections > 0,
