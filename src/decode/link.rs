@@ -308,19 +308,25 @@ fn owned_transport(src: IpAddr, dst: IpAddr, protocol: u8, mut data: Vec<u8>) ->
     }
 }
 
+/// `N` bytes at `at`, if there.
+fn array_at<const N: usize>(data: &[u8], at: usize) -> Option<[u8; N]> {
+    data.get(at..at.checked_add(N)?)?.try_into().ok()
+}
+
 fn be16(data: &[u8], at: usize) -> Option<u16> {
-    let b = data.get(at..at.checked_add(2)?)?;
-    Some(u16::from_be_bytes([b[0], b[1]]))
+    array_at(data, at).map(u16::from_be_bytes)
+}
+
+fn le16(data: &[u8], at: usize) -> Option<u16> {
+    array_at(data, at).map(u16::from_le_bytes)
 }
 
 fn be32(data: &[u8], at: usize) -> Option<u32> {
-    let b = data.get(at..at.checked_add(4)?)?;
-    Some(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    array_at(data, at).map(u32::from_be_bytes)
 }
 
 fn le32(data: &[u8], at: usize) -> Option<u32> {
-    let b = data.get(at..at.checked_add(4)?)?;
-    Some(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    array_at(data, at).map(u32::from_le_bytes)
 }
 
 /// Link layer to network layer, by LINKTYPE_ value (tcpdump.org/linktypes.html).
@@ -405,10 +411,11 @@ fn ether_payload(mut et: u16, mut data: &[u8]) -> Net<'_> {
                 let mut rest = data;
                 let mut bottom = false;
                 for _ in 0..MAX_ETHER_LAYERS {
-                    let Some(entry) = rest.get(..4) else {
+                    // Label (20 bits), traffic class (3), bottom of stack (1), TTL (8).
+                    let (Some(exp_s), true) = (rest.get(2), rest.len() >= 4) else {
                         return Net::Bad;
                     };
-                    bottom = entry[2] & 1 == 1;
+                    bottom = exp_s & 1 == 1;
                     rest = rest.get(4..).unwrap_or(&[]);
                     if bottom {
                         break;
@@ -523,17 +530,13 @@ fn nflog(data: &[u8]) -> Net<'_> {
         return Net::Bad;
     }
     while pos < data.len() {
-        let (Some(h), Some(rest)) = (data.get(pos..pos + 4), data.get(pos..)) else {
+        let (Some(le), Some(be), Some(rest)) = (
+            le16(data, pos).zip(le16(data, pos + 2)),
+            be16(data, pos).zip(be16(data, pos + 2)),
+            data.get(pos..),
+        ) else {
             return Net::Bad;
         };
-        let le = (
-            u16::from_le_bytes([h[0], h[1]]),
-            u16::from_le_bytes([h[2], h[3]]),
-        );
-        let be = (
-            u16::from_be_bytes([h[0], h[1]]),
-            u16::from_be_bytes([h[2], h[3]]),
-        );
         let fits = |len: u16| len >= 4 && usize::from(len) <= rest.len();
         let (len, ty) = if fits(le.0) { le } else { be };
         if !fits(len) {

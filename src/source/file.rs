@@ -267,8 +267,7 @@ impl CaptureReader {
             path: path.to_path_buf(),
         };
         let head = input.data();
-        let magic4 = head.get(0..4).ok_or_else(not_a_capture)?;
-        let magic_le = u32::from_le_bytes([magic4[0], magic4[1], magic4[2], magic4[3]]);
+        let magic_le = u32_at(head, 0, false).ok_or_else(not_a_capture)?;
         let mut stats = SourceStats {
             path: path.to_path_buf(),
             gzip,
@@ -278,8 +277,7 @@ impl CaptureReader {
         let format = if magic_le == NG_SHB {
             // The byte-order magic decides the section's endianness; without it this is not
             // pcapng (the block type alone is only 4 bytes).
-            let bom = head.get(8..12).ok_or_else(not_a_capture)?;
-            let bom = u32::from_le_bytes([bom[0], bom[1], bom[2], bom[3]]);
+            let bom = u32_at(head, 8, false).ok_or_else(not_a_capture)?;
             let big_endian = if bom == NG_BOM {
                 false
             } else if bom == NG_BOM.swap_bytes() {
@@ -305,9 +303,8 @@ impl CaptureReader {
                 _ => return Err(not_a_capture()),
             };
             let mut finished = false;
-            let link = match head.get(20..24) {
-                Some(b) => {
-                    let network = read_u32([b[0], b[1], b[2], b[3]], big_endian);
+            let link = match u32_at(head, 20, big_endian) {
+                Some(network) => {
                     // LINKTYPE_ values live in the low 16 bits; the upper bits carry FCS
                     // information (tcpdump.org linktypes, "LinkType and additional information").
                     LinkType((network & 0xFFFF) as u16)
@@ -527,17 +524,21 @@ fn read_u32(b: [u8; 4], big_endian: bool) -> u32 {
     }
 }
 
+/// `N` bytes at `at`, if there.
+fn array_at<const N: usize>(data: &[u8], at: usize) -> Option<[u8; N]> {
+    data.get(at..at.checked_add(N)?)?.try_into().ok()
+}
+
 fn u32_at(data: &[u8], at: usize, big_endian: bool) -> Option<u32> {
-    let b = data.get(at..at.checked_add(4)?)?;
-    Some(read_u32([b[0], b[1], b[2], b[3]], big_endian))
+    Some(read_u32(array_at(data, at)?, big_endian))
 }
 
 fn u16_at(data: &[u8], at: usize, big_endian: bool) -> Option<u16> {
-    let b = data.get(at..at.checked_add(2)?)?;
+    let b = array_at(data, at)?;
     Some(if big_endian {
-        u16::from_be_bytes([b[0], b[1]])
+        u16::from_be_bytes(b)
     } else {
-        u16::from_le_bytes([b[0], b[1]])
+        u16::from_le_bytes(b)
     })
 }
 
@@ -688,9 +689,8 @@ fn parse_ng_block<'a>(
                     .options
                     .iter()
                     .find(|o| o.code.0 == IF_TSOFFSET)
-                    .and_then(|o| o.value.get(..8))
-                    .map(|v| {
-                        let b = [v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]];
+                    .and_then(|o| array_at::<8>(&o.value, 0))
+                    .map(|b| {
                         if ng.big_endian {
                             i64::from_be_bytes(b)
                         } else {
@@ -1474,6 +1474,13 @@ mod tests {
         *state ^= *state >> 7;
         *state ^= *state << 17;
         *state
+    }
+
+    #[test]
+    fn readers_can_move_to_another_thread() {
+        fn assert_send<T: Send>() {}
+        assert_send::<CaptureReader>();
+        assert_send::<MergedSource>();
     }
 
     #[test]
