@@ -41,7 +41,11 @@ impl Layer {
     }
 
     /// Decodes `input`, passing output on to `next` as it is produced.
-    fn feed(&mut self, input: &[u8], next: &mut dyn FnMut(&[u8]) -> Result<(), Stop>) -> Result<(), Stop> {
+    fn feed(
+        &mut self,
+        input: &[u8],
+        next: &mut dyn FnMut(&[u8]) -> Result<(), Stop>,
+    ) -> Result<(), Stop> {
         if let Layer::DeflateSniff(held) = self {
             held.extend_from_slice(input);
             if held.len() < 2 {
@@ -99,7 +103,9 @@ impl Layer {
 
     /// Hands what the decoder wrote so far to `next`, reusing the buffer.
     fn drain(&mut self, next: &mut dyn FnMut(&[u8]) -> Result<(), Stop>) -> Result<(), Stop> {
-        let Some(out) = self.output() else { return Ok(()) };
+        let Some(out) = self.output() else {
+            return Ok(());
+        };
         if out.is_empty() {
             return Ok(());
         }
@@ -134,15 +140,24 @@ impl Layer {
 }
 
 /// Feeds `input` through `layers` (innermost decoding first) into `out`.
-fn feed_layers(layers: &mut [Layer], input: &[u8], out: &mut dyn FnMut(&[u8]) -> Result<(), Stop>) -> Result<(), Stop> {
+fn feed_layers(
+    layers: &mut [Layer],
+    input: &[u8],
+    out: &mut dyn FnMut(&[u8]) -> Result<(), Stop>,
+) -> Result<(), Stop> {
     match layers.split_first_mut() {
         None => out(input),
         Some((first, rest)) => first.feed(input, &mut |produced| feed_layers(rest, produced, out)),
     }
 }
 
-fn finish_layers(layers: &mut [Layer], out: &mut dyn FnMut(&[u8]) -> Result<(), Stop>) -> Result<(), Stop> {
-    let Some((first, rest)) = layers.split_first_mut() else { return Ok(()) };
+fn finish_layers(
+    layers: &mut [Layer],
+    out: &mut dyn FnMut(&[u8]) -> Result<(), Stop>,
+) -> Result<(), Stop> {
+    let Some((first, rest)) = layers.split_first_mut() else {
+        return Ok(());
+    };
     first.finish(&mut |produced| feed_layers(rest, produced, out))?;
     finish_layers(rest, out)
 }
@@ -177,7 +192,8 @@ pub(crate) struct BodySink {
 impl BodySink {
     /// A sink for a body with the given content codings (outermost last, `identity` removed).
     pub(crate) fn new(codings: &[String], max_kept: usize, max_ratio: u64) -> BodySink {
-        let layers: Option<Vec<Layer>> = if codings.is_empty() || codings.len() > MAX_CODING_LAYERS {
+        let layers: Option<Vec<Layer>> = if codings.is_empty() || codings.len() > MAX_CODING_LAYERS
+        {
             None
         } else {
             // Decode the last-applied coding first (RFC 9110 8.4).
@@ -187,12 +203,26 @@ impl BodySink {
             Some(l) if !l.is_empty() => Mode::Decoding(l),
             _ => Mode::Identity,
         };
-        BodySink { body: Body::default(), mode, raw: Vec::new(), max_kept, max_ratio, gap: false }
+        BodySink {
+            body: Body::default(),
+            mode,
+            raw: Vec::new(),
+            max_kept,
+            max_ratio,
+            gap: false,
+        }
     }
 
     /// Counts bytes only.
     pub(crate) fn discard() -> BodySink {
-        BodySink { body: Body::default(), mode: Mode::Discard, raw: Vec::new(), max_kept: 0, max_ratio: 0, gap: false }
+        BodySink {
+            body: Body::default(),
+            mode: Mode::Discard,
+            raw: Vec::new(),
+            max_kept: 0,
+            max_ratio: 0,
+            gap: false,
+        }
     }
 
     /// Bytes held in memory (for the bounded-memory tests).
@@ -215,7 +245,9 @@ impl BodySink {
             Mode::Decoding(layers) => {
                 keep(&mut self.raw, data, self.max_kept);
                 let (body, max_kept, max_ratio) = (&mut self.body, self.max_kept, self.max_ratio);
-                let r = feed_layers(layers, data, &mut |out| emit(body, out, max_kept, max_ratio));
+                let r = feed_layers(layers, data, &mut |out| {
+                    emit(body, out, max_kept, max_ratio)
+                });
                 match r {
                     Ok(()) => None,
                     Err(stop) => Some(self.fail(stop)),
@@ -308,7 +340,10 @@ mod tests {
         s.write(b"hello");
         s.write(b" world");
         let (b, note) = s.finish(true);
-        assert_eq!((b.data.as_slice(), b.len, b.wire_len, b.kept_all, b.complete), (&b"hell"[..], 11, 11, false, true));
+        assert_eq!(
+            (b.data.as_slice(), b.len, b.wire_len, b.kept_all, b.complete),
+            (&b"hell"[..], 11, 11, false, true)
+        );
         assert_eq!(note, None);
     }
 
@@ -322,7 +357,10 @@ mod tests {
         let (b, note) = s.finish(true);
         assert_eq!(note, None);
         assert_eq!(b.data, b"module example.com/m\n");
-        assert_eq!((b.len, b.wire_len, b.decode_error, b.kept_all), (21, z.len() as u64, false, true));
+        assert_eq!(
+            (b.len, b.wire_len, b.decode_error, b.kept_all),
+            (21, z.len() as u64, false, true)
+        );
     }
 
     #[test]
@@ -396,6 +434,9 @@ mod tests {
         s.gap(10);
         s.write(b"def");
         let (b, _) = s.finish(true);
-        assert_eq!((b.data.as_slice(), b.wire_len, b.complete), (&b"abc"[..], 16, false));
+        assert_eq!(
+            (b.data.as_slice(), b.wire_len, b.complete),
+            (&b"abc"[..], 16, false)
+        );
     }
 }

@@ -43,7 +43,9 @@ enum Slot {
     Request(Box<Pending>),
     /// Zero or more requests lost in a gap of the client stream (their number is unknown);
     /// `packet` is the last client packet before the gap.
-    Lost { packet: u64 },
+    Lost {
+        packet: u64,
+    },
     /// Requests already reported unanswered to stay within `max_pending_requests`; their
     /// responses are still due, in order, and are dropped when they come.
     Evicted(u64),
@@ -81,25 +83,38 @@ enum BodyState {
 
 enum ChunkAt {
     Size,
-    Data { remaining: u64 },
+    Data {
+        remaining: u64,
+    },
     /// The CRLF after chunk data.
-    DataEnd { saw_cr: bool },
+    DataEnd {
+        saw_cr: bool,
+    },
     /// Trailer lines after the last chunk, until an empty line (RFC 9112 7.1.2).
-    Trailer { line_len: usize, total: usize },
+    Trailer {
+        line_len: usize,
+        total: usize,
+    },
 }
 
 enum BodyStep {
     More,
     Done,
     /// The framing broke; resynchronise. `line_start`: the next byte starts a line.
-    Bad { what: &'static str, line_start: bool },
+    Bad {
+        what: &'static str,
+        line_start: bool,
+    },
 }
 
 impl BodyState {
     fn new(framing: Framing) -> Option<BodyState> {
         match framing {
             Framing::Length(n) if n > 0 => Some(BodyState::Length { remaining: n }),
-            Framing::Chunked => Some(BodyState::Chunked { at: ChunkAt::Size, line: Vec::new() }),
+            Framing::Chunked => Some(BodyState::Chunked {
+                at: ChunkAt::Size,
+                line: Vec::new(),
+            }),
             Framing::ToClose => Some(BodyState::ToClose),
             Framing::Length(_) | Framing::None | Framing::Tunnel => None,
         }
@@ -107,7 +122,12 @@ impl BodyState {
 
     /// Consumes body bytes from `input`, passing de-chunked content to `sink`. Returns the bytes
     /// used and whether the body ended.
-    fn consume(&mut self, input: &[u8], max_trailer: usize, sink: &mut dyn FnMut(&[u8])) -> (usize, BodyStep) {
+    fn consume(
+        &mut self,
+        input: &[u8],
+        max_trailer: usize,
+        sink: &mut dyn FnMut(&[u8]),
+    ) -> (usize, BodyStep) {
         let mut i = 0usize;
         loop {
             let rest = input.get(i..).unwrap_or(&[]);
@@ -119,7 +139,14 @@ impl BodyState {
                     }
                     *remaining = remaining.saturating_sub(n as u64);
                     i += n;
-                    return (i, if *remaining == 0 { BodyStep::Done } else { BodyStep::More });
+                    return (
+                        i,
+                        if *remaining == 0 {
+                            BodyStep::Done
+                        } else {
+                            BodyStep::More
+                        },
+                    );
                 }
                 BodyState::ToClose => {
                     if !rest.is_empty() {
@@ -136,7 +163,13 @@ impl BodyState {
                             None => {
                                 if line.len().saturating_add(rest.len()) > MAX_CHUNK_LINE {
                                     let what = "chunk-size line longer than 4096 bytes";
-                                    return (input.len(), BodyStep::Bad { what, line_start: false });
+                                    return (
+                                        input.len(),
+                                        BodyStep::Bad {
+                                            what,
+                                            line_start: false,
+                                        },
+                                    );
                                 }
                                 line.extend_from_slice(rest);
                                 return (input.len(), BodyStep::More);
@@ -145,7 +178,13 @@ impl BodyState {
                                 i += lf + 1;
                                 if line.len().saturating_add(lf) > MAX_CHUNK_LINE {
                                     let what = "chunk-size line longer than 4096 bytes";
-                                    return (i, BodyStep::Bad { what, line_start: true });
+                                    return (
+                                        i,
+                                        BodyStep::Bad {
+                                            what,
+                                            line_start: true,
+                                        },
+                                    );
                                 }
                                 line.extend_from_slice(rest.get(..lf).unwrap_or(&[]));
                                 let size = parser::parse_chunk_size_line(line);
@@ -153,15 +192,27 @@ impl BodyState {
                                 match size {
                                     None => {
                                         let what = "invalid chunk-size line";
-                                        return (i, BodyStep::Bad { what, line_start: true });
+                                        return (
+                                            i,
+                                            BodyStep::Bad {
+                                                what,
+                                                line_start: true,
+                                            },
+                                        );
                                     }
-                                    Some(0) => *at = ChunkAt::Trailer { line_len: 0, total: 0 },
+                                    Some(0) => {
+                                        *at = ChunkAt::Trailer {
+                                            line_len: 0,
+                                            total: 0,
+                                        }
+                                    }
                                     Some(n) => *at = ChunkAt::Data { remaining: n },
                                 }
                             }
                         },
                         ChunkAt::Data { remaining } => {
-                            let n = usize::try_from(*remaining).map_or(rest.len(), |r| r.min(rest.len()));
+                            let n = usize::try_from(*remaining)
+                                .map_or(rest.len(), |r| r.min(rest.len()));
                             sink(rest.get(..n).unwrap_or(&[]));
                             *remaining = remaining.saturating_sub(n as u64);
                             i += n;
@@ -180,7 +231,13 @@ impl BodyState {
                             }
                             _ => {
                                 let what = "chunk data not followed by CRLF";
-                                return (i, BodyStep::Bad { what, line_start: true });
+                                return (
+                                    i,
+                                    BodyStep::Bad {
+                                        what,
+                                        line_start: true,
+                                    },
+                                );
                             }
                         },
                         ChunkAt::Trailer { line_len, total } => {
@@ -188,7 +245,13 @@ impl BodyState {
                                 *total = total.saturating_add(1);
                                 if *total > max_trailer {
                                     let what = "trailer section larger than max_head_bytes";
-                                    return (i + k + 1, BodyStep::Bad { what, line_start: false });
+                                    return (
+                                        i + k + 1,
+                                        BodyStep::Bad {
+                                            what,
+                                            line_start: false,
+                                        },
+                                    );
                                 }
                                 match b {
                                     b'\n' if *line_len == 0 => return (i + k + 1, BodyStep::Done),
@@ -260,9 +323,15 @@ fn head_step(r: &mut HeadReader, input: &[u8], kind: StartKind, max_head: usize)
     let added = input.get(..take).unwrap_or(&[]);
     r.buf.extend_from_slice(added);
     if r.line_end.is_none() {
-        let due = r.checked_len == 0 || added.contains(&b'\n') || r.buf.len() >= r.checked_len.saturating_mul(2);
+        let due = r.checked_len == 0
+            || added.contains(&b'\n')
+            || r.buf.len() >= r.checked_len.saturating_mul(2);
         if !due {
-            return if r.buf.len() > max_head { HeadStep::TooBig } else { HeadStep::NeedMore };
+            return if r.buf.len() > max_head {
+                HeadStep::TooBig
+            } else {
+                HeadStep::NeedMore
+            };
         }
         r.checked_len = r.buf.len();
         let line = match kind {
@@ -278,15 +347,26 @@ fn head_step(r: &mut HeadReader, input: &[u8], kind: StartKind, max_head: usize)
             },
         };
         match line {
-            Check::No => return HeadStep::NotStart { resume: usize::from(old == 0), old_len: old },
+            Check::No => {
+                return HeadStep::NotStart {
+                    resume: usize::from(old == 0),
+                    old_len: old,
+                }
+            }
             Check::Maybe => {
-                return if r.buf.len() > max_head { HeadStep::TooBig } else { HeadStep::NeedMore };
+                return if r.buf.len() > max_head {
+                    HeadStep::TooBig
+                } else {
+                    HeadStep::NeedMore
+                };
             }
             Check::Yes((end, simple)) => {
                 if simple {
                     // HTTP/0.9: the request is the one line.
                     r.buf.truncate(end);
-                    return HeadStep::Complete { consumed: end.saturating_sub(old) };
+                    return HeadStep::Complete {
+                        consumed: end.saturating_sub(old),
+                    };
                 }
                 r.line_end = Some(end);
                 r.search_from = end.saturating_sub(1);
@@ -296,7 +376,9 @@ fn head_step(r: &mut HeadReader, input: &[u8], kind: StartKind, max_head: usize)
     match parser::find_head_end(&r.buf, r.search_from) {
         Some(end) => {
             r.buf.truncate(end);
-            HeadStep::Complete { consumed: end.saturating_sub(old) }
+            HeadStep::Complete {
+                consumed: end.saturating_sub(old),
+            }
         }
         None => {
             r.search_from = r.buf.len().saturating_sub(2);
@@ -329,11 +411,21 @@ enum ResyncStep {
 
 /// Looks for the next start line after a gap or junk, keeping at most one partial candidate
 /// line in the head buffer.
-fn resync_step(side: &mut Side, ts: Ts, packet: u64, input: &[u8], kind: StartKind, max_head: usize) -> ResyncStep {
+fn resync_step(
+    side: &mut Side,
+    ts: Ts,
+    packet: u64,
+    input: &[u8],
+    kind: StartKind,
+    max_head: usize,
+) -> ResyncStep {
     let r = &mut side.head;
     if !r.buf.is_empty() {
         // A candidate line started in an earlier chunk: complete it, up to its LF.
-        let upto = input.iter().position(|&b| b == b'\n').map_or(input.len(), |p| p + 1);
+        let upto = input
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(input.len(), |p| p + 1);
         let room = max_head.saturating_add(1).saturating_sub(r.buf.len());
         let take = upto.min(room);
         let added = input.get(..take).unwrap_or(&[]);
@@ -399,7 +491,11 @@ struct Hold {
 
 enum ClientState {
     Head,
-    Body { seq: u64, state: BodyState, then_hold: bool },
+    Body {
+        seq: u64,
+        state: BodyState,
+        then_hold: bool,
+    },
     Hold(Box<Hold>),
     Resync,
     Ended,
@@ -432,7 +528,8 @@ pub struct Http1Conn {
     server: Side,
     server_state: ServerState,
     queue: VecDeque<Slot>,
-    /// The client sent a request while an earlier one was unanswered.
+    /// Seen with intact streams: several requests were sent before the first was answered.
+    /// Until then the client is assumed not to pipeline (Go's net/http does not).
     pipelined: bool,
     /// Whole responses may have been lost (server gap or junk): pair only when certain.
     server_desync: bool,
@@ -447,7 +544,10 @@ const MAX_STALLED_STEPS: u32 = 8;
 impl Http1Conn {
     pub fn new(flow: FlowId, limits: HttpLimits) -> Http1Conn {
         // The start of each stream is a line start, for the midstream scan.
-        let side = || Side { line_start: true, ..Side::default() };
+        let side = || Side {
+            line_start: true,
+            ..Side::default()
+        };
         Http1Conn {
             flow,
             limits,
@@ -464,7 +564,14 @@ impl Http1Conn {
         }
     }
 
-    pub fn on_data(&mut self, dir: Dir, ts: Ts, packet: u64, data: &[u8], out: &mut Vec<HttpEvent>) {
+    pub fn on_data(
+        &mut self,
+        dir: Dir,
+        ts: Ts,
+        packet: u64,
+        data: &[u8],
+        out: &mut Vec<HttpEvent>,
+    ) {
         if self.finished || data.is_empty() {
             return;
         }
@@ -507,7 +614,9 @@ impl Http1Conn {
                         let complete = matches!(f.state, BodyState::ToClose);
                         self.finish_response(f, complete, ts, packet, out);
                     }
-                    ServerState::Head if !self.server.head.buf.is_empty() && self.mode == Mode::Http => {
+                    ServerState::Head
+                        if !self.server.head.buf.is_empty() && self.mode == Mode::Http =>
+                    {
                         self.anomaly(out, ts, "the server closed inside a response head".into());
                     }
                     _ => {}
@@ -518,7 +627,9 @@ impl Http1Conn {
                 match self.client_state {
                     // The answer to a CONNECT/Upgrade can still come.
                     ClientState::Hold(_) => return,
-                    ClientState::Head if !self.client.head.buf.is_empty() && self.mode == Mode::Http => {
+                    ClientState::Head
+                        if !self.client.head.buf.is_empty() && self.mode == Mode::Http =>
+                    {
                         self.anomaly(out, ts, "the client closed inside a request head".into());
                     }
                     _ => {}
@@ -542,7 +653,10 @@ impl Http1Conn {
             let (end_ts, end_packet) = (self.server.last_ts, self.server.last_packet);
             self.finish_response(f, complete, end_ts, end_packet, out);
         }
-        if self.mode == Mode::Http && matches!(self.client_state, ClientState::Head) && !self.client.head.buf.is_empty() {
+        if self.mode == Mode::Http
+            && matches!(self.client_state, ClientState::Head)
+            && !self.client.head.buf.is_empty()
+        {
             self.anomaly(out, ts, "connection ended inside a request head".into());
         }
         while let Some(slot) = self.queue.pop_front() {
@@ -561,6 +675,10 @@ impl Http1Conn {
     fn client_data(&mut self, ts: Ts, packet: u64, data: &[u8], out: &mut Vec<HttpEvent>) {
         self.client.last_ts = ts;
         self.client.last_packet = packet;
+        // A segment often starts a message (one write per message): when resynchronising,
+        // the start of each chunk is a candidate too (the strict start-line check keeps false
+        // positives rare).
+        self.client.line_start = true;
         let mut input = data;
         let mut stalled = 0u32;
         while !input.is_empty() {
@@ -579,7 +697,14 @@ impl Http1Conn {
                     return;
                 }
                 ClientState::Resync => {
-                    match resync_step(&mut self.client, ts, packet, input, StartKind::Request, self.limits.max_head_bytes) {
+                    match resync_step(
+                        &mut self.client,
+                        ts,
+                        packet,
+                        input,
+                        StartKind::Request,
+                        self.limits.max_head_bytes,
+                    ) {
                         ResyncStep::Skipped(n) => n,
                         ResyncStep::Start(n) => {
                             self.client_state = ClientState::Head;
@@ -593,7 +718,11 @@ impl Http1Conn {
             if used == 0 {
                 stalled += 1;
                 if stalled > MAX_STALLED_STEPS {
-                    self.stop(out, ts, "HTTP/1 parser made no progress on client data; parsing stopped".into());
+                    self.stop(
+                        out,
+                        ts,
+                        "HTTP/1 parser made no progress on client data; parsing stopped".into(),
+                    );
                     return;
                 }
             } else {
@@ -603,20 +732,37 @@ impl Http1Conn {
         }
     }
 
-    fn client_head(&mut self, ts: Ts, packet: u64, input: &[u8], out: &mut Vec<HttpEvent>) -> usize {
+    fn client_head(
+        &mut self,
+        ts: Ts,
+        packet: u64,
+        input: &[u8],
+        out: &mut Vec<HttpEvent>,
+    ) -> usize {
         let mut skipped = 0;
         if self.client.head.buf.is_empty() {
-            skipped = input.iter().take_while(|&&b| b == b'\r' || b == b'\n').count();
+            skipped = input
+                .iter()
+                .take_while(|&&b| b == b'\r' || b == b'\n')
+                .count();
             if skipped == input.len() {
                 return skipped;
             }
             self.client.head.start(ts, packet);
         }
         let rest = input.get(skipped..).unwrap_or(&[]);
-        match head_step(&mut self.client.head, rest, StartKind::Request, self.limits.max_head_bytes) {
+        match head_step(
+            &mut self.client.head,
+            rest,
+            StartKind::Request,
+            self.limits.max_head_bytes,
+        ) {
             HeadStep::NeedMore => input.len(),
             HeadStep::TooBig => {
-                let what = format!("request head over max_head_bytes ({}); connection no longer parsed", self.limits.max_head_bytes);
+                let what = format!(
+                    "request head over max_head_bytes ({}); connection no longer parsed",
+                    self.limits.max_head_bytes
+                );
                 self.stop(out, ts, what);
                 input.len()
             }
@@ -640,20 +786,41 @@ impl Http1Conn {
         }
     }
 
-    fn on_request_head(&mut self, head: &[u8], head_ts: Ts, head_packet: u64, ts: Ts, out: &mut Vec<HttpEvent>) {
+    fn on_request_head(
+        &mut self,
+        head: &[u8],
+        head_ts: Ts,
+        head_packet: u64,
+        ts: Ts,
+        out: &mut Vec<HttpEvent>,
+    ) {
         let Some(h) = parser::parse_request_head(head) else {
             // Unreachable in practice: the start line was checked before.
-            self.anomaly(out, ts, "unparsable request head; skipping to the next request".into());
+            self.anomaly(
+                out,
+                ts,
+                "unparsable request head; skipping to the next request".into(),
+            );
             self.client_state = ClientState::Resync;
             self.push_lost(head_packet, out);
             return;
         };
         if h.bad_lines > 0 {
-            self.anomaly(out, ts, format!("request head has {} malformed header line(s), ignored", h.bad_lines));
+            self.anomaly(
+                out,
+                ts,
+                format!(
+                    "request head has {} malformed header line(s), ignored",
+                    h.bad_lines
+                ),
+            );
         }
         let simple = h.version.is_none();
         let decision = if simple {
-            parser::FramingDecision { framing: Framing::None, anomaly: None }
+            parser::FramingDecision {
+                framing: Framing::None,
+                anomaly: None,
+            }
         } else {
             parser::request_framing(&h.headers)
         };
@@ -685,14 +852,22 @@ impl Http1Conn {
         self.push_request(pending, ts, out);
         let then_hold = is_connect || upgrade;
         self.client_state = match BodyState::new(decision.framing) {
-            Some(state) => ClientState::Body { seq, state, then_hold },
+            Some(state) => ClientState::Body {
+                seq,
+                state,
+                then_hold,
+            },
             None => Self::after_request(seq, then_hold),
         };
     }
 
     fn after_request(seq: u64, then_hold: bool) -> ClientState {
         if then_hold {
-            ClientState::Hold(Box::new(Hold { seq, chunks: Vec::new(), bytes: 0 }))
+            ClientState::Hold(Box::new(Hold {
+                seq,
+                chunks: Vec::new(),
+                bytes: 0,
+            }))
         } else {
             ClientState::Head
         }
@@ -700,16 +875,29 @@ impl Http1Conn {
 
     fn client_body(&mut self, ts: Ts, input: &[u8], out: &mut Vec<HttpEvent>) -> usize {
         let max_trailer = self.limits.max_head_bytes;
-        let ClientState::Body { seq, state, then_hold } = &mut self.client_state else { return 0 };
+        let ClientState::Body {
+            seq,
+            state,
+            then_hold,
+        } = &mut self.client_state
+        else {
+            return 0;
+        };
         let (seq, then_hold) = (*seq, *then_hold);
         let mut counted = 0u64;
-        let (used, step) = state.consume(input, max_trailer, &mut |d| counted = counted.saturating_add(d.len() as u64));
+        let (used, step) = state.consume(input, max_trailer, &mut |d| {
+            counted = counted.saturating_add(d.len() as u64)
+        });
         self.add_request_body(seq, counted);
         match step {
             BodyStep::More => {}
             BodyStep::Done => self.client_state = Self::after_request(seq, then_hold),
             BodyStep::Bad { what, line_start } => {
-                self.anomaly(out, ts, format!("request body: {what}; request dropped, skipping to the next request"));
+                self.anomaly(
+                    out,
+                    ts,
+                    format!("request body: {what}; request dropped, skipping to the next request"),
+                );
                 self.lose_request(seq);
                 self.client_state = ClientState::Resync;
                 self.client.line_start = line_start;
@@ -720,7 +908,9 @@ impl Http1Conn {
 
     fn hold_client(&mut self, ts: Ts, packet: u64, input: &[u8], out: &mut Vec<HttpEvent>) {
         let max = self.limits.max_head_bytes;
-        let ClientState::Hold(h) = &mut self.client_state else { return };
+        let ClientState::Hold(h) = &mut self.client_state else {
+            return;
+        };
         if h.bytes.saturating_add(input.len()) > max {
             let what = format!(
                 "client sent over {max} bytes before the answer to its CONNECT/Upgrade request; they are skipped"
@@ -740,7 +930,10 @@ impl Http1Conn {
         if !matches!(&self.client_state, ClientState::Hold(h) if h.seq == seq) {
             return;
         }
-        let ClientState::Hold(h) = std::mem::replace(&mut self.client_state, ClientState::Head) else { return };
+        let ClientState::Hold(h) = std::mem::replace(&mut self.client_state, ClientState::Head)
+        else {
+            return;
+        };
         for (ts, packet, data) in h.chunks {
             self.client_data(ts, packet, &data, out);
         }
@@ -750,7 +943,11 @@ impl Http1Conn {
         let last_packet = self.client.last_packet;
         match &mut self.client_state {
             ClientState::Ended => return,
-            ClientState::Body { seq, state: BodyState::Length { remaining }, then_hold } if len <= *remaining => {
+            ClientState::Body {
+                seq,
+                state: BodyState::Length { remaining },
+                then_hold,
+            } if len <= *remaining => {
                 // Inside a Content-Length body: framing survives, only bytes are missing.
                 let (seq, then_hold) = (*seq, *then_hold);
                 *remaining -= len;
@@ -762,7 +959,11 @@ impl Http1Conn {
                 }
                 return;
             }
-            ClientState::Body { seq, state: BodyState::Length { remaining }, .. } => {
+            ClientState::Body {
+                seq,
+                state: BodyState::Length { remaining },
+                ..
+            } => {
                 let (seq, remaining) = (*seq, *remaining);
                 self.add_request_body(seq, remaining);
                 self.anomaly(out, ts, format!("{len} bytes missing at the end of a request body and after it; skipping to the next request"));
@@ -781,7 +982,11 @@ impl Http1Conn {
                 self.anomaly(out, ts, what);
             }
             ClientState::Hold(_) => {
-                self.anomaly(out, ts, format!("{len} bytes missing after a CONNECT/Upgrade request"));
+                self.anomaly(
+                    out,
+                    ts,
+                    format!("{len} bytes missing after a CONNECT/Upgrade request"),
+                );
             }
             ClientState::Resync => {}
         }
@@ -796,6 +1001,10 @@ impl Http1Conn {
     fn server_data(&mut self, ts: Ts, packet: u64, data: &[u8], out: &mut Vec<HttpEvent>) {
         self.server.last_ts = ts;
         self.server.last_packet = packet;
+        // A segment often starts a message (one write per message): when resynchronising,
+        // the start of each chunk is a candidate too (the strict start-line check keeps false
+        // positives rare).
+        self.server.line_start = true;
         let mut input = data;
         let mut stalled = 0u32;
         while !input.is_empty() {
@@ -810,7 +1019,14 @@ impl Http1Conn {
             let used = match &mut self.server_state {
                 ServerState::Ended => return,
                 ServerState::Resync => {
-                    match resync_step(&mut self.server, ts, packet, input, StartKind::Response, self.limits.max_head_bytes) {
+                    match resync_step(
+                        &mut self.server,
+                        ts,
+                        packet,
+                        input,
+                        StartKind::Response,
+                        self.limits.max_head_bytes,
+                    ) {
                         ResyncStep::Skipped(n) => n,
                         ResyncStep::Start(n) => {
                             self.server_state = ServerState::Head;
@@ -824,7 +1040,11 @@ impl Http1Conn {
             if used == 0 {
                 stalled += 1;
                 if stalled > MAX_STALLED_STEPS {
-                    self.stop(out, ts, "HTTP/1 parser made no progress on server data; parsing stopped".into());
+                    self.stop(
+                        out,
+                        ts,
+                        "HTTP/1 parser made no progress on server data; parsing stopped".into(),
+                    );
                     return;
                 }
             } else {
@@ -834,25 +1054,44 @@ impl Http1Conn {
         }
     }
 
-    fn server_head(&mut self, ts: Ts, packet: u64, input: &[u8], out: &mut Vec<HttpEvent>) -> usize {
+    fn server_head(
+        &mut self,
+        ts: Ts,
+        packet: u64,
+        input: &[u8],
+        out: &mut Vec<HttpEvent>,
+    ) -> usize {
         let mut skipped = 0;
         if self.server.head.buf.is_empty() {
-            skipped = input.iter().take_while(|&&b| b == b'\r' || b == b'\n').count();
+            skipped = input
+                .iter()
+                .take_while(|&&b| b == b'\r' || b == b'\n')
+                .count();
             if skipped == input.len() {
                 return skipped;
             }
             self.server.head.start(ts, packet);
         }
         let rest = input.get(skipped..).unwrap_or(&[]);
-        match head_step(&mut self.server.head, rest, StartKind::Response, self.limits.max_head_bytes) {
+        match head_step(
+            &mut self.server.head,
+            rest,
+            StartKind::Response,
+            self.limits.max_head_bytes,
+        ) {
             HeadStep::NeedMore => input.len(),
             HeadStep::TooBig => {
-                let what = format!("response head over max_head_bytes ({}); connection no longer parsed", self.limits.max_head_bytes);
+                let what = format!(
+                    "response head over max_head_bytes ({}); connection no longer parsed",
+                    self.limits.max_head_bytes
+                );
                 self.stop(out, ts, what);
                 input.len()
             }
             HeadStep::NotStart { resume, old_len } => {
-                if matches!(self.queue.front(), Some(Slot::Request(p)) if p.simple) && !self.server_desync {
+                if matches!(self.queue.front(), Some(Slot::Request(p)) if p.simple)
+                    && !self.server_desync
+                {
                     // RFC 1945 6: an HTTP/0.9 request is answered with the bare entity body.
                     let mut earlier = std::mem::take(&mut self.server.head.buf);
                     earlier.truncate(old_len);
@@ -879,7 +1118,13 @@ impl Http1Conn {
         }
     }
 
-    fn start_simple_response(&mut self, head_ts: Ts, head_packet: u64, earlier: &[u8], out: &mut Vec<HttpEvent>) {
+    fn start_simple_response(
+        &mut self,
+        head_ts: Ts,
+        head_packet: u64,
+        earlier: &[u8],
+        out: &mut Vec<HttpEvent>,
+    ) {
         let pending = self.pair_response(head_packet, head_ts, out);
         let response = HttpResponse {
             status: 0,
@@ -897,18 +1142,42 @@ impl Http1Conn {
             None => BodySink::discard(),
         };
         sink.write(earlier);
-        self.server_state = ServerState::Body(Box::new(InFlight { pending, response, sink, state: BodyState::ToClose }));
+        self.server_state = ServerState::Body(Box::new(InFlight {
+            pending,
+            response,
+            sink,
+            state: BodyState::ToClose,
+        }));
     }
 
-    fn on_response_head(&mut self, head: &[u8], head_ts: Ts, head_packet: u64, ts: Ts, packet: u64, out: &mut Vec<HttpEvent>) {
+    fn on_response_head(
+        &mut self,
+        head: &[u8],
+        head_ts: Ts,
+        head_packet: u64,
+        ts: Ts,
+        packet: u64,
+        out: &mut Vec<HttpEvent>,
+    ) {
         let Some(h) = parser::parse_response_head(head) else {
-            self.anomaly(out, ts, "unparsable response head; skipping to the next response".into());
+            self.anomaly(
+                out,
+                ts,
+                "unparsable response head; skipping to the next response".into(),
+            );
             self.server_state = ServerState::Resync;
             self.server_desync = true;
             return;
         };
         if h.bad_lines > 0 {
-            self.anomaly(out, ts, format!("response head has {} malformed header line(s), ignored", h.bad_lines));
+            self.anomaly(
+                out,
+                ts,
+                format!(
+                    "response head has {} malformed header line(s), ignored",
+                    h.bad_lines
+                ),
+            );
         }
         // RFC 9110 15.2: 1xx responses are interim; the final response follows. 101 is final
         // for HTTP/1 on this connection.
@@ -916,7 +1185,9 @@ impl Http1Conn {
             return;
         }
         let pending = self.pair_response(head_packet, ts, out);
-        let (is_head, is_connect) = pending.as_ref().map_or((false, false), |p| (p.is_head, p.is_connect));
+        let (is_head, is_connect) = pending
+            .as_ref()
+            .map_or((false, false), |p| (p.is_head, p.is_connect));
         let decision = parser::response_framing(is_head, is_connect, h.status, &h.headers);
         if let Some(what) = decision.anomaly {
             self.anomaly(out, ts, what.into());
@@ -931,7 +1202,11 @@ impl Http1Conn {
             packet: head_packet,
             end_ts: ts,
             end_packet: packet,
-            body: Body { complete: true, kept_all: true, ..Body::default() },
+            body: Body {
+                complete: true,
+                kept_all: true,
+                ..Body::default()
+            },
         };
         if h.status == 101 {
             if let Some(p) = pending {
@@ -947,7 +1222,12 @@ impl Http1Conn {
                 let Some(p) = pending else { return };
                 let authority = p.request.target.clone();
                 self.emit(out, p.request, Some(response));
-                out.push(HttpEvent::TunnelOpened { flow: self.flow, authority, ts, packet });
+                out.push(HttpEvent::TunnelOpened {
+                    flow: self.flow,
+                    authority,
+                    ts,
+                    packet,
+                });
                 self.mode = Mode::Tunnel;
                 self.open_tunnel_client(out);
             }
@@ -962,10 +1242,19 @@ impl Http1Conn {
                 }
                 Some(state) => {
                     let sink = match pending {
-                        Some(_) => BodySink::new(&codings, self.limits.max_body_kept, self.limits.max_gzip_ratio),
+                        Some(_) => BodySink::new(
+                            &codings,
+                            self.limits.max_body_kept,
+                            self.limits.max_gzip_ratio,
+                        ),
                         None => BodySink::discard(),
                     };
-                    self.server_state = ServerState::Body(Box::new(InFlight { pending, response, sink, state }));
+                    self.server_state = ServerState::Body(Box::new(InFlight {
+                        pending,
+                        response,
+                        sink,
+                        state,
+                    }));
                     if let Some(seq) = seq {
                         self.release_hold(seq, out);
                     }
@@ -993,9 +1282,17 @@ impl Http1Conn {
         self.client.head.reset();
     }
 
-    fn server_body(&mut self, ts: Ts, packet: u64, input: &[u8], out: &mut Vec<HttpEvent>) -> usize {
+    fn server_body(
+        &mut self,
+        ts: Ts,
+        packet: u64,
+        input: &[u8],
+        out: &mut Vec<HttpEvent>,
+    ) -> usize {
         let max_trailer = self.limits.max_head_bytes;
-        let ServerState::Body(f) = &mut self.server_state else { return 0 };
+        let ServerState::Body(f) = &mut self.server_state else {
+            return 0;
+        };
         let f = &mut **f;
         let mut note = None;
         let (used, step) = f.state.consume(input, max_trailer, &mut |d| {
@@ -1009,13 +1306,21 @@ impl Http1Conn {
         match step {
             BodyStep::More => {}
             BodyStep::Done => {
-                if let ServerState::Body(f) = std::mem::replace(&mut self.server_state, ServerState::Head) {
+                if let ServerState::Body(f) =
+                    std::mem::replace(&mut self.server_state, ServerState::Head)
+                {
                     self.finish_response(f, true, ts, packet, out);
                 }
             }
             BodyStep::Bad { what, line_start } => {
-                self.anomaly(out, ts, format!("response body: {what}; skipping to the next response"));
-                if let ServerState::Body(f) = std::mem::replace(&mut self.server_state, ServerState::Resync) {
+                self.anomaly(
+                    out,
+                    ts,
+                    format!("response body: {what}; skipping to the next response"),
+                );
+                if let ServerState::Body(f) =
+                    std::mem::replace(&mut self.server_state, ServerState::Resync)
+                {
                     self.finish_response(f, false, ts, packet, out);
                 }
                 self.server.line_start = line_start;
@@ -1039,8 +1344,14 @@ impl Http1Conn {
                 }
                 BodyState::Length { remaining } if len == *remaining => {
                     f.sink.gap(len);
-                    self.anomaly(out, ts, format!("{len} bytes missing at the end of a response body"));
-                    if let ServerState::Body(f) = std::mem::replace(&mut self.server_state, ServerState::Head) {
+                    self.anomaly(
+                        out,
+                        ts,
+                        format!("{len} bytes missing at the end of a response body"),
+                    );
+                    if let ServerState::Body(f) =
+                        std::mem::replace(&mut self.server_state, ServerState::Head)
+                    {
                         self.finish_response(f, false, end_ts, end_packet, out);
                     }
                     return;
@@ -1054,13 +1365,17 @@ impl Http1Conn {
                     let remaining = *remaining;
                     f.sink.gap(remaining);
                     self.anomaly(out, ts, format!("{len} bytes missing at the end of a response body and after it; skipping to the next response"));
-                    if let ServerState::Body(f) = std::mem::replace(&mut self.server_state, ServerState::Resync) {
+                    if let ServerState::Body(f) =
+                        std::mem::replace(&mut self.server_state, ServerState::Resync)
+                    {
                         self.finish_response(f, false, end_ts, end_packet, out);
                     }
                 }
                 BodyState::Chunked { .. } => {
                     self.anomaly(out, ts, format!("{len} bytes missing in a chunked response body; skipping to the next response"));
-                    if let ServerState::Body(f) = std::mem::replace(&mut self.server_state, ServerState::Resync) {
+                    if let ServerState::Body(f) =
+                        std::mem::replace(&mut self.server_state, ServerState::Resync)
+                    {
                         self.finish_response(f, false, end_ts, end_packet, out);
                     }
                 }
@@ -1081,8 +1396,20 @@ impl Http1Conn {
         self.server_desync = true;
     }
 
-    fn finish_response(&mut self, f: Box<InFlight>, complete: bool, end_ts: Ts, end_packet: u64, out: &mut Vec<HttpEvent>) {
-        let InFlight { pending, mut response, sink, .. } = *f;
+    fn finish_response(
+        &mut self,
+        f: Box<InFlight>,
+        complete: bool,
+        end_ts: Ts,
+        end_packet: u64,
+        out: &mut Vec<HttpEvent>,
+    ) {
+        let InFlight {
+            pending,
+            mut response,
+            sink,
+            ..
+        } = *f;
         let (body, note) = sink.finish(complete);
         if let Some(n) = note {
             self.sink_anomaly(out, end_ts, n);
@@ -1109,13 +1436,18 @@ impl Http1Conn {
     // ----- pairing -----
 
     fn push_request(&mut self, pending: Pending, ts: Ts, out: &mut Vec<HttpEvent>) {
-        if self.queue.iter().any(|s| matches!(s, Slot::Request(_))) {
-            self.pipelined = true;
-        }
         let max = self.limits.max_pending_requests.max(1);
-        let waiting = self.queue.iter().filter(|s| matches!(s, Slot::Request(_))).count();
+        let waiting = self
+            .queue
+            .iter()
+            .filter(|s| matches!(s, Slot::Request(_)))
+            .count();
         if waiting >= max {
-            if let Some(i) = self.queue.iter().position(|s| matches!(s, Slot::Request(_))) {
+            if let Some(i) = self
+                .queue
+                .iter()
+                .position(|s| matches!(s, Slot::Request(_)))
+            {
                 let merge = i > 0 && matches!(self.queue.get(i - 1), Some(Slot::Evicted(_)));
                 let slot = if merge {
                     if let Some(Slot::Evicted(n)) = self.queue.get_mut(i - 1) {
@@ -1123,7 +1455,9 @@ impl Http1Conn {
                     }
                     self.queue.remove(i)
                 } else {
-                    self.queue.get_mut(i).map(|s| std::mem::replace(s, Slot::Evicted(1)))
+                    self.queue
+                        .get_mut(i)
+                        .map(|s| std::mem::replace(s, Slot::Evicted(1)))
                 };
                 if let Some(Slot::Request(p)) = slot {
                     self.anomaly(out, ts, format!("more than {max} requests waiting for a response; the oldest is reported unanswered"));
@@ -1146,7 +1480,12 @@ impl Http1Conn {
     /// Keeps the queue bounded even with many gap markers: past twice the pending limit the
     /// oldest slot goes (reported unanswered if it was a request) and pairing turns careful.
     fn bound_queue(&mut self, out: &mut Vec<HttpEvent>) {
-        let max_slots = self.limits.max_pending_requests.max(1).saturating_mul(2).saturating_add(2);
+        let max_slots = self
+            .limits
+            .max_pending_requests
+            .max(1)
+            .saturating_mul(2)
+            .saturating_add(2);
         while self.queue.len() > max_slots {
             if let Some(Slot::Request(p)) = self.queue.pop_front() {
                 self.emit(out, p.request, None);
@@ -1191,19 +1530,35 @@ impl Http1Conn {
     /// Picks the request a final response starting at `packet` answers, or `None` when it
     /// answers no request we can name (midstream start, lost request, or an ambiguous pairing
     /// after a gap). Requests whose answers were evidently lost are reported unanswered.
-    fn pair_response(&mut self, packet: u64, ts: Ts, out: &mut Vec<HttpEvent>) -> Option<Box<Pending>> {
+    fn pair_response(
+        &mut self,
+        packet: u64,
+        ts: Ts,
+        out: &mut Vec<HttpEvent>,
+    ) -> Option<Box<Pending>> {
         // Candidates: requests that arrived before the response started.
-        let candidates = self.queue.iter().take_while(|s| s.packet() <= packet).count();
+        let candidates = self
+            .queue
+            .iter()
+            .take_while(|s| s.packet() <= packet)
+            .count();
         if candidates == 0 {
             self.anomaly(out, ts, "response to no request seen on this connection (midstream or lost request); dropped".into());
             return None;
         }
         let prefix = || self.queue.iter().take(candidates);
+        let requests = prefix().filter(|s| matches!(s, Slot::Request(_))).count();
         let has_lost = prefix().any(|s| matches!(s, Slot::Lost { .. }));
-        if !self.server_desync && !has_lost {
+        let front_is_lost = matches!(self.queue.front(), Some(Slot::Lost { .. }));
+        if !self.server_desync && !front_is_lost {
+            // Both streams intact up to the oldest waiting request: arrival order holds (a
+            // client-side loss after it does not change which request is oldest).
+            if !has_lost && requests >= 2 {
+                // Several requests were out before this first answer: the client pipelines.
+                self.pipelined = true;
+            }
             return self.pop_answered();
         }
-        let requests = prefix().filter(|s| matches!(s, Slot::Request(_))).count();
         if candidates == 1 && requests == 1 {
             self.server_desync = false;
             return self.pop_answered();
@@ -1212,9 +1567,17 @@ impl Http1Conn {
             self.anomaly(out, ts, "response after a gap on a pipelining connection cannot be paired for sure; dropped".into());
             return None;
         }
-        // Not pipelining: the newest request sent before this response is the one answered;
-        // answers to older ones were lost.
-        let last_is_lost = matches!(self.queue.get(candidates - 1), Some(Slot::Lost { .. }));
+        // Not pipelining: a request is sent only after the previous answer, so the newest
+        // request sent before this response is the one answered and older ones lost their
+        // answers in a gap. If the newest is a gap marker, the answer is to a lost request.
+        if matches!(self.queue.get(candidates - 1), Some(Slot::Lost { .. })) {
+            self.anomaly(
+                out,
+                ts,
+                "response to a request lost in a gap; dropped".into(),
+            );
+            return None;
+        }
         let mut unanswered = 0;
         for _ in 0..candidates - 1 {
             if let Some(Slot::Request(p)) = self.queue.pop_front() {
@@ -1224,10 +1587,6 @@ impl Http1Conn {
         }
         if unanswered > 0 {
             self.anomaly(out, ts, format!("{unanswered} request(s) whose responses were lost in a gap reported unanswered"));
-        }
-        if last_is_lost {
-            self.anomaly(out, ts, "response to a request lost in a gap; dropped".into());
-            return None;
         }
         self.server_desync = false;
         self.pop_answered()
@@ -1257,12 +1616,20 @@ impl Http1Conn {
     fn held_bytes(&self) -> usize {
         let hold = match &self.client_state {
             ClientState::Hold(h) => h.bytes,
-            ClientState::Body { state: BodyState::Chunked { line, .. }, .. } => line.len(),
+            ClientState::Body {
+                state: BodyState::Chunked { line, .. },
+                ..
+            } => line.len(),
             _ => 0,
         };
         let body = match &self.server_state {
             ServerState::Body(f) => {
-                f.sink.held_bytes() + if let BodyState::Chunked { line, .. } = &f.state { line.len() } else { 0 }
+                f.sink.held_bytes()
+                    + if let BodyState::Chunked { line, .. } = &f.state {
+                        line.len()
+                    } else {
+                        0
+                    }
             }
             _ => 0,
         };
@@ -1271,17 +1638,36 @@ impl Http1Conn {
 
     // ----- output -----
 
-    fn emit(&mut self, out: &mut Vec<HttpEvent>, request: HttpRequest, response: Option<HttpResponse>) {
-        out.push(HttpEvent::Exchange(HttpExchange { flow: self.flow, request, response }));
+    fn emit(
+        &mut self,
+        out: &mut Vec<HttpEvent>,
+        request: HttpRequest,
+        response: Option<HttpResponse>,
+    ) {
+        out.push(HttpEvent::Exchange(HttpExchange {
+            flow: self.flow,
+            request,
+            response,
+        }));
     }
 
     fn anomaly(&self, out: &mut Vec<HttpEvent>, ts: Ts, what: String) {
-        out.push(HttpEvent::Anomaly { flow: self.flow, ts, what });
+        out.push(HttpEvent::Anomaly {
+            flow: self.flow,
+            ts,
+            what,
+        });
     }
 
     fn tunnel_data(&self, out: &mut Vec<HttpEvent>, dir: Dir, ts: Ts, packet: u64, data: &[u8]) {
         if !data.is_empty() {
-            out.push(HttpEvent::TunnelData { flow: self.flow, dir, ts, packet, data: data.to_vec() });
+            out.push(HttpEvent::TunnelData {
+                flow: self.flow,
+                dir,
+                ts,
+                packet,
+                data: data.to_vec(),
+            });
         }
     }
 
@@ -1307,8 +1693,18 @@ fn dir_name(dir: Dir) -> &'static str {
 /// pick the protocol of a flow from its first client bytes.
 pub fn looks_like_request(data: &[u8]) -> bool {
     const METHODS: &[&[u8]] = &[
-        b"GET ", b"POST ", b"HEAD ", b"PUT ", b"DELETE ", b"OPTIONS ", b"CONNECT ", b"PATCH ",
-        b"TRACE ", b"PROPFIND ",
+        b"GET ",
+        b"POST ",
+        b"HEAD ",
+        b"PUT ",
+        b"DELETE ",
+        b"OPTIONS ",
+        b"CONNECT ",
+        b"PATCH ",
+        b"TRACE ",
+        b"PROPFIND ",
     ];
-    METHODS.iter().any(|m| data.starts_with(m) || (data.len() < m.len() && m.starts_with(data) && !data.is_empty()))
+    METHODS.iter().any(|m| {
+        data.starts_with(m) || (data.len() < m.len() && m.starts_with(data) && !data.is_empty())
+    })
 }

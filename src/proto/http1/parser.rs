@@ -82,7 +82,20 @@ fn is_tchar(b: u8) -> bool {
     b.is_ascii_alphanumeric()
         || matches!(
             b,
-            b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*' | b'+' | b'-' | b'.' | b'^' | b'_' | b'`' | b'|' | b'~'
+            b'!' | b'#'
+                | b'$'
+                | b'%'
+                | b'&'
+                | b'\''
+                | b'*'
+                | b'+'
+                | b'-'
+                | b'.'
+                | b'^'
+                | b'_'
+                | b'`'
+                | b'|'
+                | b'~'
         )
 }
 
@@ -189,7 +202,12 @@ pub(crate) fn check_request_line(buf: &[u8], known_method_only: bool) -> Check<R
                 return Check::No;
             }
             return match line_end_at(buf, i) {
-                Check::Yes(end) => Check::Yes(RequestLine { method, target, version: None, end }),
+                Check::Yes(end) => Check::Yes(RequestLine {
+                    method,
+                    target,
+                    version: None,
+                    end,
+                }),
                 Check::Maybe => Check::Maybe,
                 Check::No => Check::No,
             };
@@ -208,7 +226,12 @@ pub(crate) fn check_request_line(buf: &[u8], known_method_only: bool) -> Check<R
     };
     i = skip_spaces(buf, i + 1);
     match line_end_at(buf, i) {
-        Check::Yes(end) => Check::Yes(RequestLine { method, target, version: Some(minor), end }),
+        Check::Yes(end) => Check::Yes(RequestLine {
+            method,
+            target,
+            version: Some(minor),
+            end,
+        }),
         Check::Maybe => Check::Maybe,
         Check::No => Check::No,
     }
@@ -269,7 +292,12 @@ pub(crate) fn check_status_line(buf: &[u8], max_line: usize) -> Check<StatusLine
             while r1 > r0 && matches!(buf.get(r1 - 1), Some(b' ') | Some(b'\t')) {
                 r1 -= 1;
             }
-            Check::Yes(StatusLine { version, status, reason: r0..r1, end })
+            Check::Yes(StatusLine {
+                version,
+                status,
+                reason: r0..r1,
+                end,
+            })
         }
     }
 }
@@ -295,8 +323,17 @@ pub(crate) enum Scan {
 /// Looks for a start line beginning at a line start: index 0 when `first_is_line_start`, or
 /// just after any LF. Requests need a known method and an `HTTP/1.x` version (HTTP/0.9 too
 /// weak a signal here); responses `HTTP/1.x NNN`.
-pub(crate) fn scan_for_start(buf: &[u8], first_is_line_start: bool, kind: StartKind, max_line: usize) -> Scan {
-    let mut cand = if first_is_line_start { Some(0) } else { next_line_start(buf, 0) };
+pub(crate) fn scan_for_start(
+    buf: &[u8],
+    first_is_line_start: bool,
+    kind: StartKind,
+    max_line: usize,
+) -> Scan {
+    let mut cand = if first_is_line_start {
+        Some(0)
+    } else {
+        next_line_start(buf, 0)
+    };
     while let Some(i) = cand {
         let rest = buf.get(i..).unwrap_or(&[]);
         if rest.is_empty() {
@@ -388,7 +425,10 @@ pub(crate) fn parse_header_block(block: &[u8]) -> (Vec<Header>, usize) {
     }
     let headers = raw
         .into_iter()
-        .map(|(n, v)| Header { name: escape_bytes(&n), value: escape_bytes(&v) })
+        .map(|(n, v)| Header {
+            name: escape_bytes(&n),
+            value: escape_bytes(&v),
+        })
         .collect();
     (headers, bad_lines)
 }
@@ -417,7 +457,9 @@ pub(crate) struct RequestHead {
 /// Parses a complete request head (`head` ends with the empty line, or is just the line for
 /// HTTP/0.9).
 pub(crate) fn parse_request_head(head: &[u8]) -> Option<RequestHead> {
-    let Check::Yes(line) = check_request_line(head, false) else { return None };
+    let Check::Yes(line) = check_request_line(head, false) else {
+        return None;
+    };
     let (headers, bad_lines) = match line.version {
         Some(_) => parse_header_block(head.get(line.end..).unwrap_or(&[])),
         None => (Vec::new(), 0),
@@ -441,7 +483,9 @@ pub(crate) struct ResponseHead {
 }
 
 pub(crate) fn parse_response_head(head: &[u8]) -> Option<ResponseHead> {
-    let Check::Yes(line) = check_status_line(head, head.len()) else { return None };
+    let Check::Yes(line) = check_status_line(head, head.len()) else {
+        return None;
+    };
     let (headers, bad_lines) = parse_header_block(head.get(line.end..).unwrap_or(&[]));
     Some(ResponseHead {
         version: line.version,
@@ -490,10 +534,16 @@ pub(crate) enum Framing {
 fn transfer_codings(headers: &[Header]) -> Option<Vec<String>> {
     let mut codings = Vec::new();
     let mut seen = false;
-    for h in headers.iter().filter(|h| h.name.eq_ignore_ascii_case("transfer-encoding")) {
+    for h in headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("transfer-encoding"))
+    {
         seen = true;
         codings.extend(
-            h.value.split(',').map(|c| c.trim().to_ascii_lowercase()).filter(|c| !c.is_empty()),
+            h.value
+                .split(',')
+                .map(|c| c.trim().to_ascii_lowercase())
+                .filter(|c| !c.is_empty()),
         );
     }
     seen.then_some(codings)
@@ -503,7 +553,10 @@ fn transfer_codings(headers: &[Header]) -> Option<Vec<String>> {
 /// the same decimal value (RFC 9112 6.3 item 5). `Err(())` when present but invalid.
 fn content_length(headers: &[Header]) -> Result<Option<u64>, ()> {
     let mut value: Option<u64> = None;
-    for h in headers.iter().filter(|h| h.name.eq_ignore_ascii_case("content-length")) {
+    for h in headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("content-length"))
+    {
         for part in h.value.split(',') {
             let part = part.trim();
             if part.is_empty() || part.len() > 19 || !part.bytes().all(|b| b.is_ascii_digit()) {
@@ -537,7 +590,10 @@ pub(crate) fn request_framing(headers: &[Header]) -> FramingDecision {
             None
         };
         if codings.last().map(String::as_str) == Some("chunked") {
-            return FramingDecision { framing: Framing::Chunked, anomaly };
+            return FramingDecision {
+                framing: Framing::Chunked,
+                anomaly,
+            };
         }
         // RFC 9112 6.3 item 4: the server answers 400 and closes; whatever follows is not
         // framed, and the start-of-message check will notice.
@@ -547,8 +603,14 @@ pub(crate) fn request_framing(headers: &[Header]) -> FramingDecision {
         };
     }
     match cl {
-        Ok(Some(n)) if n > 0 => FramingDecision { framing: Framing::Length(n), anomaly: None },
-        Ok(_) => FramingDecision { framing: Framing::None, anomaly: None },
+        Ok(Some(n)) if n > 0 => FramingDecision {
+            framing: Framing::Length(n),
+            anomaly: None,
+        },
+        Ok(_) => FramingDecision {
+            framing: Framing::None,
+            anomaly: None,
+        },
         Err(()) => FramingDecision {
             framing: Framing::None,
             anomaly: Some("request has an invalid Content-Length (RFC 9112 6.3 item 5)"),
@@ -557,14 +619,25 @@ pub(crate) fn request_framing(headers: &[Header]) -> FramingDecision {
 }
 
 /// Response body framing, RFC 9112 6.3.
-pub(crate) fn response_framing(request_is_head: bool, request_is_connect: bool, status: u16, headers: &[Header]) -> FramingDecision {
+pub(crate) fn response_framing(
+    request_is_head: bool,
+    request_is_connect: bool,
+    status: u16,
+    headers: &[Header],
+) -> FramingDecision {
     // Item 1: HEAD, 1xx, 204, 304 have no body whatever the headers say.
     if request_is_head || (100..200).contains(&status) || status == 204 || status == 304 {
-        return FramingDecision { framing: Framing::None, anomaly: None };
+        return FramingDecision {
+            framing: Framing::None,
+            anomaly: None,
+        };
     }
     // Item 2: a 2xx to CONNECT switches to a tunnel.
     if request_is_connect && (200..300).contains(&status) {
-        return FramingDecision { framing: Framing::Tunnel, anomaly: None };
+        return FramingDecision {
+            framing: Framing::Tunnel,
+            anomaly: None,
+        };
     }
     let cl = content_length(headers);
     if let Some(codings) = transfer_codings(headers) {
@@ -574,14 +647,27 @@ pub(crate) fn response_framing(request_is_head: bool, request_is_connect: bool, 
             None
         };
         // Item 3: chunked last => chunked; otherwise read until close.
-        let framing = if codings.last().map(String::as_str) == Some("chunked") { Framing::Chunked } else { Framing::ToClose };
+        let framing = if codings.last().map(String::as_str) == Some("chunked") {
+            Framing::Chunked
+        } else {
+            Framing::ToClose
+        };
         return FramingDecision { framing, anomaly };
     }
     match cl {
-        Ok(Some(0)) => FramingDecision { framing: Framing::None, anomaly: None },
-        Ok(Some(n)) => FramingDecision { framing: Framing::Length(n), anomaly: None },
+        Ok(Some(0)) => FramingDecision {
+            framing: Framing::None,
+            anomaly: None,
+        },
+        Ok(Some(n)) => FramingDecision {
+            framing: Framing::Length(n),
+            anomaly: None,
+        },
         // Item 7: no length => read until close.
-        Ok(None) => FramingDecision { framing: Framing::ToClose, anomaly: None },
+        Ok(None) => FramingDecision {
+            framing: Framing::ToClose,
+            anomaly: None,
+        },
         // Item 5: invalid Content-Length is unrecoverable for a client; the best an observer
         // can do is read until close.
         Err(()) => FramingDecision {
@@ -618,25 +704,43 @@ mod tests {
 
     #[test]
     fn request_line_forms() {
-        let Check::Yes(l) = check_request_line(b"GET /a?b HTTP/1.1\r\n", false) else { panic!() };
-        assert_eq!((l.method, l.target, l.version, l.end), (0..3, 4..8, Some(1), 19));
+        let Check::Yes(l) = check_request_line(b"GET /a?b HTTP/1.1\r\n", false) else {
+            panic!()
+        };
+        assert_eq!(
+            (l.method, l.target, l.version, l.end),
+            (0..3, 4..8, Some(1), 19)
+        );
         // Bare LF and several spaces.
-        let Check::Yes(l) = check_request_line(b"GET  /x  HTTP/1.0\n", false) else { panic!() };
+        let Check::Yes(l) = check_request_line(b"GET  /x  HTTP/1.0\n", false) else {
+            panic!()
+        };
         assert_eq!((l.target, l.version, l.end), (5..7, Some(0), 18));
         // HTTP/0.9 needs a known method.
-        let Check::Yes(l) = check_request_line(b"GET /x\r\n", false) else { panic!() };
+        let Check::Yes(l) = check_request_line(b"GET /x\r\n", false) else {
+            panic!()
+        };
         assert_eq!(l.version, None);
         assert_eq!(check_request_line(b"FOO /x\r\n", false), Check::No);
         // Unknown methods are fine in sync, not when resynchronising.
-        assert!(matches!(check_request_line(b"FOO /x HTTP/1.1\r\n", false), Check::Yes(_)));
+        assert!(matches!(
+            check_request_line(b"FOO /x HTTP/1.1\r\n", false),
+            Check::Yes(_)
+        ));
         assert_eq!(check_request_line(b"FOO /x HTTP/1.1\r\n", true), Check::No);
         // Partial lines.
         assert_eq!(check_request_line(b"GE", true), Check::Maybe);
         assert_eq!(check_request_line(b"GET /x HTT", false), Check::Maybe);
-        assert_eq!(check_request_line(b"GET /x HTTP/1.1\r", false), Check::Maybe);
+        assert_eq!(
+            check_request_line(b"GET /x HTTP/1.1\r", false),
+            Check::Maybe
+        );
         assert_eq!(check_request_line(b"", false), Check::Maybe);
         // Not HTTP.
-        assert_eq!(check_request_line(b"\x16\x03\x01\x02\x00", false), Check::No);
+        assert_eq!(
+            check_request_line(b"\x16\x03\x01\x02\x00", false),
+            Check::No
+        );
         assert_eq!(check_request_line(b"T / HTTP\r\n", false), Check::No);
         assert_eq!(check_request_line(b"GET /x HTTP/2.0\r\n", false), Check::No);
         assert_eq!(check_request_line(b"XY", true), Check::No);
@@ -644,9 +748,13 @@ mod tests {
 
     #[test]
     fn status_line_forms() {
-        let Check::Yes(s) = check_status_line(b"HTTP/1.1 404 Not Found\r\n", 100) else { panic!() };
+        let Check::Yes(s) = check_status_line(b"HTTP/1.1 404 Not Found\r\n", 100) else {
+            panic!()
+        };
         assert_eq!((s.version, s.status, s.reason, s.end), (1, 404, 13..22, 24));
-        let Check::Yes(s) = check_status_line(b"HTTP/1.0 200\n", 100) else { panic!() };
+        let Check::Yes(s) = check_status_line(b"HTTP/1.0 200\n", 100) else {
+            panic!()
+        };
         assert_eq!((s.status, s.reason.len(), s.end), (200, 0, 13));
         assert_eq!(check_status_line(b"HTTP/1.1 20", 100), Check::Maybe);
         assert_eq!(check_status_line(b"HTTP/1.1 200 OK", 100), Check::Maybe);
@@ -658,18 +766,47 @@ mod tests {
     #[test]
     fn scan_finds_line_starts_only() {
         let buf = b"junk GET / HTTP/1.1\r\nmore\r\nGET /b HTTP/1.1\r\n";
-        assert_eq!(scan_for_start(buf, true, StartKind::Request, 1000), Scan::Found(27));
-        assert_eq!(scan_for_start(b"GET /b HTTP/1.1\r\n", true, StartKind::Request, 1000), Scan::Found(0));
-        assert_eq!(scan_for_start(b"GET /b HTTP/1.1\r\n", false, StartKind::Request, 1000), Scan::NotFound);
-        assert_eq!(scan_for_start(b"xx\nGET /lo", false, StartKind::Request, 1000), Scan::Partial(3));
-        assert_eq!(scan_for_start(b"body\r\nHTTP/1.1 200 OK\r\n", false, StartKind::Response, 1000), Scan::Found(6));
-        assert_eq!(scan_for_start(b"\n\n\n", false, StartKind::Response, 1000), Scan::NotFound);
-        assert_eq!(scan_for_start(b"", true, StartKind::Response, 1000), Scan::NotFound);
+        assert_eq!(
+            scan_for_start(buf, true, StartKind::Request, 1000),
+            Scan::Found(27)
+        );
+        assert_eq!(
+            scan_for_start(b"GET /b HTTP/1.1\r\n", true, StartKind::Request, 1000),
+            Scan::Found(0)
+        );
+        assert_eq!(
+            scan_for_start(b"GET /b HTTP/1.1\r\n", false, StartKind::Request, 1000),
+            Scan::NotFound
+        );
+        assert_eq!(
+            scan_for_start(b"xx\nGET /lo", false, StartKind::Request, 1000),
+            Scan::Partial(3)
+        );
+        assert_eq!(
+            scan_for_start(
+                b"body\r\nHTTP/1.1 200 OK\r\n",
+                false,
+                StartKind::Response,
+                1000
+            ),
+            Scan::Found(6)
+        );
+        assert_eq!(
+            scan_for_start(b"\n\n\n", false, StartKind::Response, 1000),
+            Scan::NotFound
+        );
+        assert_eq!(
+            scan_for_start(b"", true, StartKind::Response, 1000),
+            Scan::NotFound
+        );
     }
 
     #[test]
     fn head_end_with_crlf_and_lf() {
-        assert_eq!(find_head_end(b"GET / HTTP/1.1\r\nA: b\r\n\r\nrest", 0), Some(25));
+        assert_eq!(
+            find_head_end(b"GET / HTTP/1.1\r\nA: b\r\n\r\nrest", 0),
+            Some(24)
+        );
         assert_eq!(find_head_end(b"GET / HTTP/1.1\nA: b\n\nrest", 0), Some(21));
         assert_eq!(find_head_end(b"GET / HTTP/1.1\r\nA: b\r\n", 0), None);
     }
@@ -678,8 +815,19 @@ mod tests {
     fn header_block_is_lenient() {
         let (h, bad) = parse_header_block(b"Host: a\r\nX-Fold: one\r\n  two\r\nBad line\r\nName : v \r\nV: \xff\r\n\r\nIgnored: yes\r\n");
         assert_eq!(bad, 1);
-        let pairs: Vec<(&str, &str)> = h.iter().map(|h| (h.name.as_str(), h.value.as_str())).collect();
-        assert_eq!(pairs, vec![("Host", "a"), ("X-Fold", "one two"), ("Name", "v"), ("V", "\\xff")]);
+        let pairs: Vec<(&str, &str)> = h
+            .iter()
+            .map(|h| (h.name.as_str(), h.value.as_str()))
+            .collect();
+        assert_eq!(
+            pairs,
+            vec![
+                ("Host", "a"),
+                ("X-Fold", "one two"),
+                ("Name", "v"),
+                ("V", "\\xff")
+            ]
+        );
     }
 
     #[test]
@@ -696,25 +844,64 @@ mod tests {
     #[test]
     fn framing_rules() {
         let h = |pairs: &[(&str, &str)]| -> Vec<Header> {
-            pairs.iter().map(|(n, v)| Header { name: n.to_string(), value: v.to_string() }).collect()
+            pairs
+                .iter()
+                .map(|(n, v)| Header {
+                    name: n.to_string(),
+                    value: v.to_string(),
+                })
+                .collect()
         };
         let cl = h(&[("Content-Length", "10")]);
-        assert_eq!(response_framing(true, false, 200, &cl).framing, Framing::None);
-        assert_eq!(response_framing(false, false, 304, &cl).framing, Framing::None);
-        assert_eq!(response_framing(false, false, 204, &cl).framing, Framing::None);
-        assert_eq!(response_framing(false, true, 200, &cl).framing, Framing::Tunnel);
-        assert_eq!(response_framing(false, true, 407, &cl).framing, Framing::Length(10));
-        assert_eq!(response_framing(false, false, 200, &h(&[])).framing, Framing::ToClose);
-        let te = h(&[("Transfer-Encoding", "gzip, chunked"), ("Content-Length", "3")]);
+        assert_eq!(
+            response_framing(true, false, 200, &cl).framing,
+            Framing::None
+        );
+        assert_eq!(
+            response_framing(false, false, 304, &cl).framing,
+            Framing::None
+        );
+        assert_eq!(
+            response_framing(false, false, 204, &cl).framing,
+            Framing::None
+        );
+        assert_eq!(
+            response_framing(false, true, 200, &cl).framing,
+            Framing::Tunnel
+        );
+        assert_eq!(
+            response_framing(false, true, 407, &cl).framing,
+            Framing::Length(10)
+        );
+        assert_eq!(
+            response_framing(false, false, 200, &h(&[])).framing,
+            Framing::ToClose
+        );
+        let te = h(&[
+            ("Transfer-Encoding", "gzip, chunked"),
+            ("Content-Length", "3"),
+        ]);
         let d = response_framing(false, false, 200, &te);
         assert_eq!(d.framing, Framing::Chunked);
         assert!(d.anomaly.is_some());
-        assert_eq!(response_framing(false, false, 200, &h(&[("Transfer-Encoding", "gzip")])).framing, Framing::ToClose);
-        assert_eq!(response_framing(false, false, 200, &h(&[("Content-Length", "5, 5")])).framing, Framing::Length(5));
+        assert_eq!(
+            response_framing(false, false, 200, &h(&[("Transfer-Encoding", "gzip")])).framing,
+            Framing::ToClose
+        );
+        assert_eq!(
+            response_framing(false, false, 200, &h(&[("Content-Length", "5, 5")])).framing,
+            Framing::Length(5)
+        );
         let bad = response_framing(false, false, 200, &h(&[("Content-Length", "5, 6")]));
-        assert_eq!((bad.framing, bad.anomaly.is_some()), (Framing::ToClose, true));
+        assert_eq!(
+            (bad.framing, bad.anomaly.is_some()),
+            (Framing::ToClose, true)
+        );
         assert_eq!(request_framing(&h(&[])).framing, Framing::None);
         assert_eq!(request_framing(&cl).framing, Framing::Length(10));
-        assert_eq!(request_framing(&h(&[("transfer-encoding", "Chunked")])).framing, Framing::Chunked);
+        assert_eq!(
+            request_framing(&h(&[("transfer-encoding", "Chunked")])).framing,
+            Framing::Chunked
+        );
     }
 }
