@@ -3,7 +3,12 @@
 //!
 //! A closed flow leaves a small tombstone (ids and ISNs, no buffers) until it idles out or is
 //! evicted, so the last ACK, a retransmitted FIN or a late RST do not open a new flow; a SYN
-//! with a new ISN on the same ports does (port reuse).
+//! with a new ISN on the same ports does (port reuse). Tombstones count towards
+//! `Limits::max_flows` and are evicted like flows (silently: their Closed was already emitted).
+//!
+//! Least-recently-active order is a BTreeMap filed lazily: an entry is refiled only when it
+//! reaches the old end and turns out to have seen packets since, so eviction and the idle sweep
+//! are amortised O(log n) per packet, with no per-packet index update.
 
 use super::reassembly::{Ctx, HalfStream, Shared, RETRANSMIT_TAIL_GLOBAL, RETRANSMIT_TAIL_PER_DIR};
 use super::{CloseReason, Dir, FlowEvent, FlowId, FlowInfo, FlowStats, Limits};
@@ -281,7 +286,7 @@ impl FlowTable {
         let mut closed = None;
         {
             let mut ctx = Ctx::new(id, dir, ts, packet, shared, out);
-            // RFC 9293 3.10.7.x / RFC 1122 4.2.2.12: data on a RST is diagnostic text, not
+            // RFC 1122 4.2.2.12, RFC 9293 3.5.3: data on a RST is diagnostic text, not
             // stream bytes.
             if !flags.rst {
                 own.on_segment(&mut ctx, data_seq, captured, total);
