@@ -55,6 +55,7 @@ pub struct PipelineStats {
     pub http_anomalies: u64,
     pub dns_messages: u64,
     pub injections: u64,
+    pub exchanges: u64,
 }
 
 /// Bound on remembered DNS names (address -> name); the oldest are forgotten first.
@@ -275,6 +276,7 @@ impl Analyzer {
                 HttpEvent::Exchange(x) => {
                     let Some(info) = self.ctx.get(&x.flow).map(|c| c.info.clone()) else { continue };
                     let mut ex = self.exchange_record(&info, x);
+                    self.stats.exchanges += 1;
                     let outcome = self.tracker.on_exchange(&mut ex);
                     self.detector.on_exchange(&ex, &outcome, &self.tracker);
                     self.events.push(Event::Exchange(Box::new(ex.clone())));

@@ -36,6 +36,8 @@ pub struct CaptureSummary {
     pub undecodable_packets: u64,
     pub unsupported_link_types: BTreeMap<String, u64>,
     pub tcp: TcpSummary,
+    /// HTTP exchanges seen (also when the report does not list them).
+    pub http_exchanges: u64,
     pub http_anomalies: u64,
     pub dns_messages: u64,
 }
@@ -94,6 +96,7 @@ impl Report {
                     retransmissions: f.retransmissions,
                     injections: f.injections,
                 },
+                http_exchanges: p.exchanges,
                 http_anomalies: p.http_anomalies,
                 dns_messages: p.dns_messages,
             },

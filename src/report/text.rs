@@ -47,7 +47,7 @@ pub fn write_text(r: &Report, w: &mut dyn Write, color: bool) -> io::Result<()> 
         w,
         "  {} TCP flows, {} HTTP exchanges, {} modules",
         c.tcp.flows,
-        r.exchanges.len(),
+        c.http_exchanges,
         r.modules.len()
     )?;
     let mut notes = Vec::new();

@@ -124,7 +124,81 @@ pub struct Expect {
 
 /// The captures and their findings; captures/README.md documents the same lists (a test
 /// checks that it does).
-pub const EXPECTED: &[Expect] = &[];
+pub const EXPECTED: &[Expect] = &[
+    Expect {
+        name: "plaintext-proxy",
+        modules: &["example.test/Hello@v1.1.0", "example.test/Util@v0.2.0"],
+        findings: &[
+            "plaintext-module-fetch example.test/Hello@v1.1.0",
+            "plaintext-module-fetch example.test/Util@v0.2.0",
+            "no-checksum-verification example.test/Hello@v1.1.0",
+            "no-checksum-verification example.test/Util@v0.2.0",
+        ],
+    },
+    Expect {
+        name: "fallback-410",
+        modules: &["example.test/Hello@v1.1.0", "example.test/Util@v0.2.0"],
+        findings: &[
+            "plaintext-module-fetch example.test/Hello@v1.1.0",
+            "plaintext-module-fetch example.test/Hello@v1.1.0",
+            "plaintext-module-fetch example.test/Util@v0.2.0",
+            "plaintext-module-fetch example.test/Util@v0.2.0",
+            "proxy-fallback example.test/Hello@v1.1.0",
+            "proxy-fallback example.test/Hello@v1.1.0",
+            "proxy-fallback example.test/Hello@v1.1.0",
+            "proxy-fallback example.test/Util@v0.2.0",
+            "proxy-fallback example.test/Util@v0.2.0",
+            "proxy-fallback example.test/Util@v0.2.0",
+            "no-checksum-verification example.test/Hello@v1.1.0",
+            "no-checksum-verification example.test/Util@v0.2.0",
+        ],
+    },
+    Expect {
+        name: "fallback-410-any",
+        modules: &["example.test/Hello@v1.1.0", "example.test/Util@v0.2.0"],
+        findings: &[
+            "plaintext-module-fetch example.test/Hello@v1.1.0",
+            "plaintext-module-fetch example.test/Hello@v1.1.0",
+            "plaintext-module-fetch example.test/Util@v0.2.0",
+            "plaintext-module-fetch example.test/Util@v0.2.0",
+            "proxy-fallback example.test/Hello@v1.1.0",
+            "proxy-fallback example.test/Hello@v1.1.0",
+            "proxy-fallback example.test/Hello@v1.1.0",
+            "proxy-fallback example.test/Util@v0.2.0",
+            "proxy-fallback example.test/Util@v0.2.0",
+            "proxy-fallback example.test/Util@v0.2.0",
+            "no-checksum-verification example.test/Hello@v1.1.0",
+            "no-checksum-verification example.test/Util@v0.2.0",
+        ],
+    },
+    Expect {
+        name: "redirect-loop",
+        modules: &["example.test/Hello@v1.1.0", "example.test/Util@v0.2.0"],
+        findings: &[
+            "plaintext-module-fetch example.test/Hello@v1.1.0",
+            "plaintext-module-fetch example.test/Hello@v1.1.0",
+            "plaintext-module-fetch example.test/Util@v0.2.0",
+            "plaintext-module-fetch example.test/Util@v0.2.0",
+            "redirect-loop example.test/Hello@v1.1.0",
+            "redirect-loop example.test/Util@v0.2.0",
+            "redirect-limit example.test/Hello@v1.1.0",
+            "redirect-limit example.test/Util@v0.2.0",
+        ],
+    },
+    Expect {
+        name: "mirror-basic-auth",
+        modules: &["example.test/Hello@v1.1.0", "example.test/Util@v0.2.0"],
+        findings: &[
+            "plaintext-module-fetch example.test/Hello@v1.1.0",
+            "plaintext-module-fetch example.test/Hello@v1.1.0",
+            "plaintext-module-fetch example.test/Util@v0.2.0",
+            "plaintext-module-fetch example.test/Util@v0.2.0",
+            "credentials-in-plaintext -",
+            "no-checksum-verification example.test/Hello@v1.1.0",
+            "no-checksum-verification example.test/Util@v0.2.0",
+        ],
+    },
+];
 
 pub fn analyze_json(path: &Path, extra: &[&str]) -> serde_json::Value {
     let mut args = vec!["analyze", path.to_str().unwrap(), "--format", "json", "--fail-on", "never"];
