@@ -24,7 +24,11 @@ impl LinkType {
         match self.0 {
             0 => "null".into(),
             1 => "ethernet".into(),
-            101 => "raw".into(),
+            12 | 14 | 101 => "raw".into(),
+            104 => "c-hdlc".into(),
+            226 => "ipnet".into(),
+            239 => "nflog".into(),
+            258 => "pktap".into(),
             108 => "loop".into(),
             113 => "linux-sll".into(),
             228 => "ipv4".into(),
