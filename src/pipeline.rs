@@ -139,14 +139,12 @@ impl Analyzer {
         let mut fe = std::mem::take(&mut self.flow_events);
         match self.decoder.decode(frame) {
             Some(Transport::Tcp(seg)) => self.flows.on_tcp(frame.ts, packet, &seg, &mut fe),
-            Some(Transport::Udp(d)) => {
-                if d.src.port() == 53 || d.dst.port() == 53 || d.src.port() == 5353 {
-                    if let Ok(msg) = dns::parse_message(&d.payload) {
-                        self.on_dns(&msg);
-                    }
+            Some(Transport::Udp(d)) if [d.src.port(), d.dst.port()].iter().any(|p| *p == 53 || *p == 5353) => {
+                if let Ok(msg) = dns::parse_message(&d.payload) {
+                    self.on_dns(&msg);
                 }
             }
-            None => {}
+            Some(Transport::Udp(_)) | None => {}
         }
         self.on_flow_events(&mut fe);
         self.flow_events = fe;
