@@ -7,6 +7,16 @@
 //! name length (Suricata `rust/src/dns/parser.rs` `dns_parse_name` style), so hostile pointers
 //! cannot loop.
 
+// House style: no indexing, unwrap or unchecked arithmetic on wire data outside tests.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::indexing_slicing,
+        clippy::unwrap_used,
+        clippy::arithmetic_side_effects
+    )
+)]
+
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -77,7 +87,7 @@ fn truncated(need: usize, have: usize) -> DnsError {
     DnsError::Truncated { need, have }
 }
 
-fn bytes<'a>(msg: &'a [u8], at: usize, len: usize) -> Result<&'a [u8], DnsError> {
+fn bytes(msg: &[u8], at: usize, len: usize) -> Result<&[u8], DnsError> {
     let end = at
         .checked_add(len)
         .ok_or(DnsError::BadField { name: "offset" })?;
@@ -137,7 +147,7 @@ fn read_name(msg: &[u8], at: usize) -> Result<(String, usize), DnsError> {
                 if after.is_none() {
                     after = Some(pos.saturating_add(2));
                 }
-                jumps += 1;
+                jumps = jumps.saturating_add(1);
                 if jumps > limits::MAX_POINTER_JUMPS {
                     return Err(DnsError::BadField {
                         name: "name pointer loop",

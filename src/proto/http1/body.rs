@@ -75,7 +75,7 @@ impl Layer {
     fn deflate_for(first: &[u8]) -> Layer {
         let cmf = first.first().copied().unwrap_or(0);
         let flg = first.get(1).copied().unwrap_or(0);
-        if cmf & 0x0f == 8 && (u16::from(cmf) * 256 + u16::from(flg)) % 31 == 0 {
+        if cmf & 0x0f == 8 && u16::from_be_bytes([cmf, flg]) % 31 == 0 {
             Layer::Zlib(ZlibDecoder::new(Vec::new()))
         } else {
             Layer::RawDeflate(DeflateDecoder::new(Vec::new()))

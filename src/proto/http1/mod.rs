@@ -12,6 +12,16 @@
 //! only after the previous answer, so the newest request seen before the response is the one
 //! answered); otherwise it is dropped with an Anomaly rather than mis-paired.
 
+// House style: no indexing, unwrap or unchecked arithmetic on wire data outside tests.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::indexing_slicing,
+        clippy::unwrap_used,
+        clippy::arithmetic_side_effects
+    )
+)]
+
 mod body;
 mod parser;
 #[cfg(test)]
@@ -138,7 +148,7 @@ impl BodyState {
                         sink(rest.get(..n).unwrap_or(&[]));
                     }
                     *remaining = remaining.saturating_sub(n as u64);
-                    i += n;
+                    i = i.saturating_add(n);
                     return (
                         i,
                         if *remaining == 0 {
@@ -175,7 +185,7 @@ impl BodyState {
                                 return (input.len(), BodyStep::More);
                             }
                             Some(lf) => {
-                                i += lf + 1;
+                                i = i.saturating_add(lf).saturating_add(1);
                                 if line.len().saturating_add(lf) > MAX_CHUNK_LINE {
                                     let what = "chunk-size line longer than 4096 bytes";
                                     return (
@@ -215,7 +225,7 @@ impl BodyState {
                                 .map_or(rest.len(), |r| r.min(rest.len()));
                             sink(rest.get(..n).unwrap_or(&[]));
                             *remaining = remaining.saturating_sub(n as u64);
-                            i += n;
+                            i = i.saturating_add(n);
                             if *remaining == 0 {
                                 *at = ChunkAt::DataEnd { saw_cr: false };
                             }
@@ -223,11 +233,11 @@ impl BodyState {
                         ChunkAt::DataEnd { saw_cr } => match rest.first() {
                             Some(b'\r') if !*saw_cr => {
                                 *saw_cr = true;
-                                i += 1;
+                                i = i.saturating_add(1);
                             }
                             Some(b'\n') => {
                                 *at = ChunkAt::Size;
-                                i += 1;
+                                i = i.saturating_add(1);
                             }
                             _ => {
                                 let what = "chunk data not followed by CRLF";
@@ -246,7 +256,7 @@ impl BodyState {
                                 if *total > max_trailer {
                                     let what = "trailer section larger than max_head_bytes";
                                     return (
-                                        i + k + 1,
+                                        i.saturating_add(k).saturating_add(1),
                                         BodyStep::Bad {
                                             what,
                                             line_start: false,
@@ -254,7 +264,12 @@ impl BodyState {
                                     );
                                 }
                                 match b {
-                                    b'\n' if *line_len == 0 => return (i + k + 1, BodyStep::Done),
+                                    b'\n' if *line_len == 0 => {
+                                        return (
+                                            i.saturating_add(k).saturating_add(1),
+                                            BodyStep::Done,
+                                        )
+                                    }
                                     b'\n' => *line_len = 0,
                                     b'\r' => {}
                                     _ => *line_len = line_len.saturating_add(1),
@@ -425,7 +440,7 @@ fn resync_step(
         let upto = input
             .iter()
             .position(|&b| b == b'\n')
-            .map_or(input.len(), |p| p + 1);
+            .map_or(input.len(), |p| p.saturating_add(1));
         let room = max_head.saturating_add(1).saturating_sub(r.buf.len());
         let take = upto.min(room);
         let added = input.get(..take).unwrap_or(&[]);
@@ -716,7 +731,7 @@ impl Http1Conn {
                 ClientState::Body { .. } => self.client_body(ts, input, out),
             };
             if used == 0 {
-                stalled += 1;
+                stalled = stalled.saturating_add(1);
                 if stalled > MAX_STALLED_STEPS {
                     self.stop(
                         out,
@@ -774,14 +789,14 @@ impl Http1Conn {
                 // The server may answer what it received here: its answer must not be paired
                 // with a later request.
                 self.push_lost(self.client.last_packet, out);
-                skipped + resume
+                skipped.saturating_add(resume)
             }
             HeadStep::Complete { consumed } => {
                 let head = std::mem::take(&mut self.client.head.buf);
                 let (head_ts, head_packet) = (self.client.head.ts, self.client.head.packet);
                 self.client.head.reset();
                 self.on_request_head(&head, head_ts, head_packet, ts, out);
-                skipped + consumed
+                skipped.saturating_add(consumed)
             }
         }
     }
@@ -921,7 +936,7 @@ impl Http1Conn {
             self.push_lost(packet, out);
             return;
         }
-        h.bytes += input.len();
+        h.bytes = h.bytes.saturating_add(input.len());
         h.chunks.push((ts, packet, input.to_vec()));
     }
 
@@ -950,7 +965,7 @@ impl Http1Conn {
             } if len <= *remaining => {
                 // Inside a Content-Length body: framing survives, only bytes are missing.
                 let (seq, then_hold) = (*seq, *then_hold);
-                *remaining -= len;
+                *remaining = remaining.saturating_sub(len);
                 let done = *remaining == 0;
                 self.add_request_body(seq, len);
                 self.anomaly(out, ts, format!("{len} bytes missing in a request body"));
@@ -1038,7 +1053,7 @@ impl Http1Conn {
                 ServerState::Body(_) => self.server_body(ts, packet, input, out),
             };
             if used == 0 {
-                stalled += 1;
+                stalled = stalled.saturating_add(1);
                 if stalled > MAX_STALLED_STEPS {
                     self.stop(
                         out,
@@ -1106,14 +1121,14 @@ impl Http1Conn {
                 self.server_state = ServerState::Resync;
                 // What was skipped may have been a response: later ones are paired with care.
                 self.server_desync = true;
-                skipped + resume
+                skipped.saturating_add(resume)
             }
             HeadStep::Complete { consumed } => {
                 let head = std::mem::take(&mut self.server.head.buf);
                 let (head_ts, head_packet) = (self.server.head.ts, self.server.head.packet);
                 self.server.head.reset();
                 self.on_response_head(&head, head_ts, head_packet, ts, packet, out);
-                skipped + consumed
+                skipped.saturating_add(consumed)
             }
         }
     }
@@ -1337,7 +1352,7 @@ impl Http1Conn {
             ServerState::Body(f) => match &mut f.state {
                 BodyState::Length { remaining } if len < *remaining => {
                     // Inside a Content-Length body: count it and keep the framing.
-                    *remaining -= len;
+                    *remaining = remaining.saturating_sub(len);
                     f.sink.gap(len);
                     self.anomaly(out, ts, format!("{len} bytes missing in a response body"));
                     return;
@@ -1448,9 +1463,10 @@ impl Http1Conn {
                 .iter()
                 .position(|s| matches!(s, Slot::Request(_)))
             {
-                let merge = i > 0 && matches!(self.queue.get(i - 1), Some(Slot::Evicted(_)));
+                let merge =
+                    i > 0 && matches!(self.queue.get(i.saturating_sub(1)), Some(Slot::Evicted(_)));
                 let slot = if merge {
-                    if let Some(Slot::Evicted(n)) = self.queue.get_mut(i - 1) {
+                    if let Some(Slot::Evicted(n)) = self.queue.get_mut(i.saturating_sub(1)) {
                         *n = n.saturating_add(1);
                     }
                     self.queue.remove(i)
@@ -1570,7 +1586,10 @@ impl Http1Conn {
         // Not pipelining: a request is sent only after the previous answer, so the newest
         // request sent before this response is the one answered and older ones lost their
         // answers in a gap. If the newest is a gap marker, the answer is to a lost request.
-        if matches!(self.queue.get(candidates - 1), Some(Slot::Lost { .. })) {
+        if matches!(
+            self.queue.get(candidates.saturating_sub(1)),
+            Some(Slot::Lost { .. })
+        ) {
             self.anomaly(
                 out,
                 ts,
@@ -1578,10 +1597,10 @@ impl Http1Conn {
             );
             return None;
         }
-        let mut unanswered = 0;
-        for _ in 0..candidates - 1 {
+        let mut unanswered = 0u64;
+        for _ in 0..candidates.saturating_sub(1) {
             if let Some(Slot::Request(p)) = self.queue.pop_front() {
-                unanswered += 1;
+                unanswered = unanswered.saturating_add(1);
                 self.emit(out, p.request, None);
             }
         }
@@ -1596,7 +1615,7 @@ impl Http1Conn {
     fn pop_answered(&mut self) -> Option<Box<Pending>> {
         match self.queue.front_mut() {
             Some(Slot::Evicted(n)) if *n > 1 => {
-                *n -= 1;
+                *n = n.saturating_sub(1);
                 None
             }
             Some(Slot::Evicted(_)) | Some(Slot::Lost { .. }) => {

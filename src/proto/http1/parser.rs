@@ -158,7 +158,7 @@ pub(crate) fn check_request_line(buf: &[u8], known_method_only: bool) -> Check<R
         if !is_tchar(b) {
             break;
         }
-        i += 1;
+        i = i.saturating_add(1);
         if i > MAX_METHOD_LEN {
             return Check::No;
         }
@@ -185,7 +185,7 @@ pub(crate) fn check_request_line(buf: &[u8], known_method_only: bool) -> Check<R
         if !is_target_byte(b) {
             break;
         }
-        i += 1;
+        i = i.saturating_add(1);
     }
     let target = t0..i;
     match buf.get(i) {
@@ -221,10 +221,10 @@ pub(crate) fn check_request_line(buf: &[u8], known_method_only: bool) -> Check<R
     };
     let minor = match buf.get(i) {
         None => return Check::Maybe,
-        Some(d) if d.is_ascii_digit() => d - b'0',
+        Some(d) if d.is_ascii_digit() => d.saturating_sub(b'0'),
         Some(_) => return Check::No,
     };
-    i = skip_spaces(buf, i + 1);
+    i = skip_spaces(buf, i.saturating_add(1));
     match line_end_at(buf, i) {
         Check::Yes(end) => Check::Yes(RequestLine {
             method,
@@ -247,10 +247,10 @@ pub(crate) fn check_status_line(buf: &[u8], max_line: usize) -> Check<StatusLine
     };
     let version = match buf.get(i) {
         None => return Check::Maybe,
-        Some(d) if d.is_ascii_digit() => d - b'0',
+        Some(d) if d.is_ascii_digit() => d.saturating_sub(b'0'),
         Some(_) => return Check::No,
     };
-    i += 1;
+    i = i.saturating_add(1);
     match buf.get(i) {
         None => return Check::Maybe,
         Some(b' ') => {}
@@ -262,8 +262,10 @@ pub(crate) fn check_status_line(buf: &[u8], max_line: usize) -> Check<StatusLine
         match buf.get(i) {
             None => return Check::Maybe,
             Some(d) if d.is_ascii_digit() => {
-                status = status * 10 + u16::from(d - b'0');
-                i += 1;
+                status = status
+                    .saturating_mul(10)
+                    .saturating_add(u16::from(d.saturating_sub(b'0')));
+                i = i.saturating_add(1);
             }
             Some(_) => return Check::No,
         }
@@ -284,13 +286,13 @@ pub(crate) fn check_status_line(buf: &[u8], max_line: usize) -> Check<StatusLine
             }
         }
         Some(lf) => {
-            let end = r0 + lf + 1;
-            let mut r1 = r0 + lf;
-            if r1 > r0 && buf.get(r1 - 1) == Some(&b'\r') {
-                r1 -= 1;
+            let end = r0.saturating_add(lf).saturating_add(1);
+            let mut r1 = r0.saturating_add(lf);
+            if r1 > r0 && buf.get(r1.saturating_sub(1)) == Some(&b'\r') {
+                r1 = r1.saturating_sub(1);
             }
-            while r1 > r0 && matches!(buf.get(r1 - 1), Some(b' ') | Some(b'\t')) {
-                r1 -= 1;
+            while r1 > r0 && matches!(buf.get(r1.saturating_sub(1)), Some(b' ') | Some(b'\t')) {
+                r1 = r1.saturating_sub(1);
             }
             Check::Yes(StatusLine {
                 version,
@@ -365,7 +367,7 @@ pub(crate) fn scan_for_start(
 fn next_line_start(buf: &[u8], from: usize) -> Option<usize> {
     let rest = buf.get(from..)?;
     let lf = rest.iter().position(|&b| b == b'\n')?;
-    Some(from + lf + 1)
+    Some(from.saturating_add(lf).saturating_add(1))
 }
 
 /// Finds the end of a header block: the index just past the empty line that ends it. Searches
@@ -375,11 +377,13 @@ pub(crate) fn find_head_end(buf: &[u8], from: usize) -> Option<usize> {
     let mut i = from;
     loop {
         let rest = buf.get(i..)?;
-        let lf = i + rest.iter().position(|&b| b == b'\n')?;
-        match buf.get(lf + 1) {
-            Some(b'\n') => return Some(lf + 2),
-            Some(b'\r') if buf.get(lf + 2) == Some(&b'\n') => return Some(lf + 3),
-            _ => i = lf + 1,
+        let lf = i.saturating_add(rest.iter().position(|&b| b == b'\n')?);
+        match buf.get(lf.saturating_add(1)) {
+            Some(b'\n') => return Some(lf.saturating_add(2)),
+            Some(b'\r') if buf.get(lf.saturating_add(2)) == Some(&b'\n') => {
+                return Some(lf.saturating_add(3))
+            }
+            _ => i = lf.saturating_add(1),
         }
     }
 }
@@ -407,20 +411,20 @@ pub(crate) fn parse_header_block(block: &[u8]) -> (Vec<Header>, usize) {
                         value.extend_from_slice(cont);
                     }
                 }
-                None => bad_lines += 1,
+                None => bad_lines = bad_lines.saturating_add(1),
             }
             continue;
         }
         let Some(colon) = line.iter().position(|&b| b == b':') else {
-            bad_lines += 1;
+            bad_lines = bad_lines.saturating_add(1);
             continue;
         };
         let name = trim_ows(line.get(..colon).unwrap_or(&[]));
         if name.is_empty() {
-            bad_lines += 1;
+            bad_lines = bad_lines.saturating_add(1);
             continue;
         }
-        let value = trim_ows(line.get(colon + 1..).unwrap_or(&[]));
+        let value = trim_ows(line.get(colon.saturating_add(1)..).unwrap_or(&[]));
         raw.push((name.to_vec(), value.to_vec()));
     }
     let headers = raw
@@ -503,13 +507,13 @@ pub(crate) fn parse_chunk_size_line(line: &[u8]) -> Option<u64> {
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     let mut start = 0;
     while matches!(line.get(start), Some(b' ') | Some(b'\t')) {
-        start += 1;
+        start = start.saturating_add(1);
     }
     let line = line.get(start..)?;
     if !line.first()?.is_ascii_hexdigit() {
         return None;
     }
-    let mut with_crlf = Vec::with_capacity(line.len() + 2);
+    let mut with_crlf = Vec::with_capacity(line.len().saturating_add(2));
     with_crlf.extend_from_slice(line);
     with_crlf.extend_from_slice(b"\r\n");
     match httparse::parse_chunk_size(&with_crlf) {
