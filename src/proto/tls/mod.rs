@@ -1,0 +1,1 @@
+//! TLS on the wire. (Owned by the TLS work item.)
