@@ -376,8 +376,16 @@ fn head_step(r: &mut HeadReader, input: &[u8], kind: StartKind, max_head: usize)
                 };
             }
             Check::Yes((end, simple)) => {
-                if simple {
-                    // HTTP/0.9: the request is the one line.
+                // A version-less request line is HTTP/0.9 (the request is that one line) unless
+                // header lines follow it in the same bytes, as malformed HTTP/1 clients send.
+                if simple && matches!(r.buf.get(end), None | Some(b'\r') | Some(b'\n')) {
+                    // An empty line right after it is consumed with it.
+                    let blank = match (r.buf.get(end), r.buf.get(end.saturating_add(1))) {
+                        (Some(b'\n'), _) => 1,
+                        (Some(b'\r'), Some(b'\n')) => 2,
+                        _ => 0,
+                    };
+                    let end = end.saturating_add(blank);
                     r.buf.truncate(end);
                     return HeadStep::Complete {
                         consumed: end.saturating_sub(old),
@@ -1708,9 +1716,13 @@ fn dir_name(dir: Dir) -> &'static str {
     }
 }
 
-/// True when `data` starts like an HTTP/1 request (a known method token and a space), used to
-/// pick the protocol of a flow from its first client bytes.
+/// True when `data` starts like an HTTP/1 request (a known method token and a space, or a
+/// complete request line with any method token, e.g. `CCM_POST / HTTP/1.1`), used to pick the
+/// protocol of a flow from its first client bytes.
 pub fn looks_like_request(data: &[u8]) -> bool {
+    if matches!(parser::check_request_line(data, false), Check::Yes(l) if l.version.is_some()) {
+        return true;
+    }
     const METHODS: &[&[u8]] = &[
         b"GET ",
         b"POST ",

@@ -149,10 +149,13 @@ fn expect_literal(buf: &[u8], i: usize, lit: &[u8]) -> Check<usize> {
 }
 
 /// Does `buf` start with a request line (RFC 9112 3)? `known_method_only` requires a method
-/// from [`KNOWN_METHODS`] (used when resynchronising); HTTP/0.9 simple requests (`GET /x` with
-/// no version, RFC 1945 4.1) always require a known method. Lenient: several spaces between
-/// the parts, bare LF, non-UTF-8 bytes in the target.
+/// from [`KNOWN_METHODS`] and a well-formed version (used when resynchronising). Otherwise it
+/// is lenient like Zeek (http/methods.pcap): several spaces between the parts, bare LF,
+/// non-UTF-8 bytes in the target, an empty target (`OPTIONS HTTP/1.1`), a version without its
+/// minor digit (`HTTP/1.`, read as 0). HTTP/0.9 simple requests (`GET /x` with no version,
+/// RFC 1945 4.1) always require a known method.
 pub(crate) fn check_request_line(buf: &[u8], known_method_only: bool) -> Check<RequestLine> {
+    let lenient = !known_method_only;
     let mut i = 0usize;
     while let Some(&b) = buf.get(i) {
         if !is_tchar(b) {
@@ -180,6 +183,17 @@ pub(crate) fn check_request_line(buf: &[u8], known_method_only: bool) -> Check<R
         return Check::No;
     }
     i = skip_spaces(buf, i);
+    if lenient {
+        // An empty target: the version follows the method directly.
+        if let Check::Yes((minor, end)) = version_to_line_end(buf, i, true) {
+            return Check::Yes(RequestLine {
+                method,
+                target: i..i,
+                version: Some(minor),
+                end,
+            });
+        }
+    }
     let t0 = i;
     while let Some(&b) = buf.get(i) {
         if !is_target_byte(b) {
@@ -197,7 +211,7 @@ pub(crate) fn check_request_line(buf: &[u8], known_method_only: bool) -> Check<R
     match buf.get(i) {
         None => return Check::Maybe,
         Some(b'\r') | Some(b'\n') => {
-            // HTTP/0.9 simple request: method SP target CRLF, nothing else.
+            // HTTP/0.9 simple request: method SP target CRLF.
             if !known {
                 return Check::No;
             }
@@ -214,24 +228,38 @@ pub(crate) fn check_request_line(buf: &[u8], known_method_only: bool) -> Check<R
         }
         Some(_) => {}
     }
-    i = match expect_literal(buf, i, b"HTTP/1.") {
+    match version_to_line_end(buf, i, lenient) {
+        Check::Yes((minor, end)) => Check::Yes(RequestLine {
+            method,
+            target,
+            version: Some(minor),
+            end,
+        }),
+        Check::Maybe => Check::Maybe,
+        Check::No => Check::No,
+    }
+}
+
+/// `HTTP/1.x`, optional spaces, then the line end, at `i`. Returns the minor version and the
+/// index past the LF. `lenient` accepts a missing minor digit (read as 0).
+fn version_to_line_end(buf: &[u8], i: usize, lenient: bool) -> Check<(u8, usize)> {
+    let mut i = match expect_literal(buf, i, b"HTTP/1.") {
         Check::Yes(j) => j,
         Check::Maybe => return Check::Maybe,
         Check::No => return Check::No,
     };
     let minor = match buf.get(i) {
         None => return Check::Maybe,
-        Some(d) if d.is_ascii_digit() => d.saturating_sub(b'0'),
+        Some(d) if d.is_ascii_digit() => {
+            i = i.saturating_add(1);
+            d.saturating_sub(b'0')
+        }
+        Some(b'\r') | Some(b'\n') | Some(b' ') if lenient => 0,
         Some(_) => return Check::No,
     };
-    i = skip_spaces(buf, i.saturating_add(1));
+    i = skip_spaces(buf, i);
     match line_end_at(buf, i) {
-        Check::Yes(end) => Check::Yes(RequestLine {
-            method,
-            target,
-            version: Some(minor),
-            end,
-        }),
+        Check::Yes(end) => Check::Yes((minor, end)),
         Check::Maybe => Check::Maybe,
         Check::No => Check::No,
     }
@@ -464,10 +492,8 @@ pub(crate) fn parse_request_head(head: &[u8]) -> Option<RequestHead> {
     let Check::Yes(line) = check_request_line(head, false) else {
         return None;
     };
-    let (headers, bad_lines) = match line.version {
-        Some(_) => parse_header_block(head.get(line.end..).unwrap_or(&[])),
-        None => (Vec::new(), 0),
-    };
+    // A version-less line may still be followed by header lines (Zeek reads them too).
+    let (headers, bad_lines) = parse_header_block(head.get(line.end..).unwrap_or(&[]));
     Some(RequestHead {
         method: escape_bytes(head.get(line.method).unwrap_or(&[])),
         target: escape_bytes(head.get(line.target).unwrap_or(&[])),
@@ -746,6 +772,17 @@ mod tests {
             Check::No
         );
         assert_eq!(check_request_line(b"T / HTTP\r\n", false), Check::No);
+        // Zeek http/methods.pcap oddities, accepted in sync but not when resynchronising.
+        let Check::Yes(l) = check_request_line(b"OPTIONS HTTP/1.1\r\n", false) else {
+            panic!()
+        };
+        assert_eq!((l.target.len(), l.version), (0, Some(1)));
+        let Check::Yes(l) = check_request_line(b"GET / HTTP/1.\r\n", false) else {
+            panic!()
+        };
+        assert_eq!((l.target, l.version), (4..5, Some(0)));
+        assert_eq!(check_request_line(b"GET / HTTP/1.\r\n", true), Check::No);
+        assert_eq!(check_request_line(b"GET/ HTTP/1.1\r\n", false), Check::No);
         assert_eq!(check_request_line(b"GET /x HTTP/2.0\r\n", false), Check::No);
         assert_eq!(check_request_line(b"XY", true), Check::No);
     }

@@ -806,3 +806,48 @@ fn random_bytes_never_panic_and_stay_bounded() {
         }
     }
 }
+
+#[test]
+fn methods_pcap_oddities() {
+    // Zeek http/methods.pcap: each of these is one connection; Zeek logs the method and uri.
+    let cases: &[(&[u8], &str, &str)] = &[
+        (
+            b"OPTIONS HTTP/1.1\r\nHost: www.google.com\r\n\r\n",
+            "OPTIONS",
+            "",
+        ),
+        (b"GET / HTTP/1.\r\nHost: www.google.com\r\n\r\n", "GET", "/"),
+        (
+            b"GET /HTTP/1.1\r\nHost: www.google.com\r\n\r\n",
+            "GET",
+            "/HTTP/1.1",
+        ),
+        (
+            b"CCM_POST / HTTP/1.1\r\nHost: www.google.com\r\n\r\n",
+            "CCM_POST",
+            "/",
+        ),
+    ];
+    for (req, method, target) in cases {
+        assert!(looks_like_request(req));
+        let mut t = T::new();
+        t.c(req)
+            .s(b"HTTP/1.0 400 Bad Request\r\nContent-Length: 3\r\n\r\nbad")
+            .finish();
+        let x = t.exchanges();
+        assert_eq!(x.len(), 1, "{}", String::from_utf8_lossy(req));
+        assert_eq!(
+            (x[0].request.method.as_str(), x[0].request.target.as_str()),
+            (*method, *target)
+        );
+        assert_eq!(
+            header(&x[0].request.headers, "host"),
+            Some("www.google.com")
+        );
+        assert_eq!(resp(x[0]).status, 400);
+        assert!(t.anomalies().is_empty(), "{:?}", t.anomalies());
+    }
+    assert!(!looks_like_request(b"GET/ HTTP/1.1\r\n"));
+    assert!(!looks_like_request(b"\x16\x03\x01"));
+    assert!(!looks_like_request(b"EHLO mail\r\n"));
+}
