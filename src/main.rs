@@ -56,6 +56,7 @@ fn analyze(a: &AnalyzeArgs) -> i32 {
             Ok(Some(frame)) => {
                 an.on_frame(&frame);
                 an.drain_events().for_each(drop);
+                src.recycle(frame);
                 n += 1;
                 if n % 4096 == 0 {
                     if let Some(pb) = &progress {

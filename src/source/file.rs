@@ -192,6 +192,9 @@ pub struct CaptureReader {
     keylog_dropped_bytes: u64,
     /// Link type of the previous packet, to update `stats.link_types` only on change.
     last_link: Option<LinkType>,
+    /// A frame buffer given back by the consumer (`recycle`), reused for the next frame so
+    /// the hot path does not allocate and fault in fresh pages per packet.
+    spare: Vec<u8>,
 }
 
 /// What one step of parsing found at the head of the buffer.
@@ -339,6 +342,7 @@ impl CaptureReader {
                 skipped_records: 0,
                 keylog_dropped_bytes: 0,
                 last_link: None,
+                spare: Vec::new(),
             });
         };
         Ok(CaptureReader {
@@ -354,6 +358,7 @@ impl CaptureReader {
             skipped_records: 0,
             keylog_dropped_bytes: 0,
             last_link: None,
+            spare: Vec::new(),
         })
     }
 
@@ -383,10 +388,13 @@ impl CaptureReader {
                     data,
                     orig_len,
                 } => {
+                    let mut buf = std::mem::take(&mut self.spare);
+                    buf.clear();
+                    buf.extend_from_slice(data);
                     let frame = Frame {
                         ts,
                         link,
-                        data: data.to_vec(),
+                        data: buf,
                         orig_len,
                         file: self.file_index,
                     };
@@ -454,6 +462,13 @@ impl CaptureReader {
 
     pub fn stats(&self) -> &SourceStats {
         &self.stats
+    }
+
+    /// Gives a frame's buffer back for reuse by the next `next_frame`.
+    pub fn recycle(&mut self, frame: Frame) {
+        if frame.data.capacity() > self.spare.capacity() {
+            self.spare = frame.data;
+        }
     }
 
     /// Bytes of the (possibly compressed) file consumed so far, for progress bars.
@@ -894,6 +909,13 @@ impl MergedSource {
 
     pub fn stats(&self) -> Vec<&SourceStats> {
         self.readers.iter().map(|r| r.stats()).collect()
+    }
+
+    /// Gives a frame's buffer back to the reader it came from, for reuse.
+    pub fn recycle(&mut self, frame: Frame) {
+        if let Some(r) = self.readers.get_mut(frame.file) {
+            r.recycle(frame);
+        }
     }
 
     /// Sum of `file_position()` over the readers.
