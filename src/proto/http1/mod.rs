@@ -919,9 +919,13 @@ impl Http1Conn {
                 self.anomaly(
                     out,
                     ts,
-                    format!("request body: {what}; request dropped, skipping to the next request"),
+                    format!("request body: {what}; skipping to the next request"),
                 );
-                self.lose_request(seq);
+                // The request itself was seen whole (a smuggling attempt shows up here as the
+                // request plus what the resynchronisation finds in its "body"); what follows
+                // may hold requests the server answers, so pairing turns careful.
+                let packet = self.client.last_packet;
+                self.push_lost(packet, out);
                 self.client_state = ClientState::Resync;
                 self.client.line_start = line_start;
             }

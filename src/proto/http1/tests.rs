@@ -851,3 +851,16 @@ fn methods_pcap_oddities() {
     assert!(!looks_like_request(b"\x16\x03\x01"));
     assert!(!looks_like_request(b"EHLO mail\r\n"));
 }
+
+#[test]
+fn invalid_chunk_size_keeps_request_and_finds_smuggled_one() {
+    // Zeek http/261 chunk_2pow64_overflow: the chunk size overflows 64 bits.
+    let mut t = T::new();
+    t.c(b"POST / HTTP/1.1\r\nHost: target\r\nTransfer-Encoding: chunked\r\n\r\n10000000000000000\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: target\r\n\r\n");
+    t.finish();
+    assert_eq!(t.pairs(), pairs(&[("/", None), ("/smuggled", None)]));
+    assert!(t
+        .anomalies()
+        .iter()
+        .any(|a| a.contains("invalid chunk-size line")));
+}
