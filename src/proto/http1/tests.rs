@@ -864,3 +864,126 @@ fn invalid_chunk_size_keeps_request_and_finds_smuggled_one() {
         .iter()
         .any(|a| a.contains("invalid chunk-size line")));
 }
+
+/// What an exchange says apart from timing.
+fn summary(out: &[HttpEvent]) -> Vec<String> {
+    out.iter()
+        .filter_map(|e| match e {
+            HttpEvent::Exchange(x) => Some(format!(
+                "{} {} v{} body={} -> {:?}",
+                x.request.method,
+                x.request.target,
+                x.request.version,
+                x.request.body_len,
+                x.response.as_ref().map(|r| (
+                    r.status,
+                    crate::proto::escape_bytes(&r.body.data),
+                    r.body.len,
+                    r.body.wire_len,
+                    r.body.complete,
+                    r.body.decode_error
+                ))
+            )),
+            HttpEvent::TunnelData { dir, data, .. } => Some(format!("tunnel {dir:?} {data:?}")),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn any_chunking_gives_the_same_exchanges() {
+    let z = gzip(b"line one\nline two\n");
+    let mut gz_resp = format!(
+        "HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: {}\r\n\r\n",
+        z.len()
+    )
+    .into_bytes();
+    gz_resp.extend_from_slice(&z);
+    let phases: Vec<(Dir, Vec<u8>)> = vec![
+        (Dir::ToServer, b"GET /1 HTTP/1.1\r\nHost: h\r\n\r\nPOST /2 HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3;x=y\r\nabc\r\n0\r\nT: 1\r\n\r\n".to_vec()),
+        (Dir::ToClient, b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nwxyz\r\n0\r\n\r\nHTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\nContent-Length: 2\n\nok".to_vec()),
+        (Dir::ToServer, b"HEAD /3 HTTP/1.1\r\n\r\nGET /4 HTTP/1.1\r\n\r\n".to_vec()),
+        (Dir::ToClient, [&b"HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\n"[..], &gz_resp].concat()),
+        (Dir::ToServer, b"CONNECT h:443 HTTP/1.1\r\n\r\n\x16\x03\x01".to_vec()),
+        (Dir::ToClient, b"HTTP/1.1 200 OK\r\n\r\n\x16\x03\x03".to_vec()),
+    ];
+    let run = |rng: Option<&mut Rng>| -> Vec<String> {
+        let mut conn = Http1Conn::new(1, HttpLimits::default());
+        let mut out = Vec::new();
+        let mut packet = 0;
+        let mut rng = rng;
+        for (dir, bytes) in &phases {
+            let mut rest = &bytes[..];
+            while !rest.is_empty() {
+                let n = match rng.as_deref_mut() {
+                    Some(r) => 1 + r.below(rest.len() as u64) as usize,
+                    None => rest.len(),
+                };
+                packet += 1;
+                conn.on_data(*dir, ts(packet), packet, &rest[..n], &mut out);
+                rest = &rest[n..];
+            }
+        }
+        conn.finish(ts(packet + 1), &mut out);
+        // Tunnel bytes may come in other chunks: join them per direction.
+        let mut s = summary(&out);
+        s.retain(|l| !l.starts_with("tunnel"));
+        let tunnel: Vec<u8> = out
+            .iter()
+            .filter_map(|e| match e {
+                HttpEvent::TunnelData { data, .. } => Some(data.clone()),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        s.push(format!("tunnel bytes {tunnel:?}"));
+        s
+    };
+    let reference = run(None);
+    assert_eq!(reference.len(), 6, "{reference:#?}");
+    assert!(reference[3].contains("line one"), "{reference:#?}");
+    let mut rng = Rng(42);
+    for _ in 0..300 {
+        assert_eq!(run(Some(&mut rng)), reference);
+    }
+}
+
+#[test]
+fn mutated_transcripts_never_panic() {
+    let base: Vec<(Dir, &[u8])> = vec![
+        (Dir::ToServer, b"GET /1 HTTP/1.1\r\nHost: h\r\n\r\nPOST /2 HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"),
+        (Dir::ToClient, b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Encoding: deflate\r\n\r\n4\r\nwxyz\r\n0\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nok"),
+        (Dir::ToServer, b"CONNECT h:443 HTTP/1.1\r\n\r\n"),
+        (Dir::ToClient, b"HTTP/1.1 407 No\r\nContent-Length: 0\r\n\r\n"),
+    ];
+    let limits = HttpLimits {
+        max_head_bytes: 200,
+        max_body_kept: 16,
+        max_pending_requests: 2,
+        max_gzip_ratio: 5,
+    };
+    let mut rng = Rng(7);
+    for round in 0..3000 {
+        let mut conn = Http1Conn::new(round, limits.clone());
+        let mut out = Vec::new();
+        let mut packet = 0;
+        for (dir, bytes) in &base {
+            let mut v = bytes.to_vec();
+            for _ in 0..rng.below(4) {
+                let i = rng.below(v.len() as u64) as usize;
+                v[i] = rng.next() as u8;
+            }
+            let mut rest = &v[..];
+            while !rest.is_empty() {
+                let n = 1 + rng.below(rest.len() as u64) as usize;
+                packet += 1;
+                if rng.below(30) == 0 {
+                    conn.on_gap(*dir, ts(packet), rng.below(50), &mut out);
+                }
+                conn.on_data(*dir, ts(packet), packet, &rest[..n], &mut out);
+                rest = &rest[n..];
+            }
+        }
+        conn.finish(ts(packet + 1), &mut out);
+    }
+}
