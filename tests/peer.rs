@@ -164,6 +164,10 @@ fn http_exchanges_agree_with_zeek_http_log() {
             .map(|e| [e.method.clone(), e.host.clone().unwrap_or("-".into()), uri_of(&e.url), e.status.map_or("-".into(), |s| s.to_string())])
             .collect();
         let mut m = 0;
+        // Rows with a parsed request first, so that a wildcard row (`-` method) cannot take the
+        // exchange a specific row needs.
+        let mut rows = rows;
+        rows.sort_by_key(|z| z[0] == "-");
         for z in &rows {
             // Zeek writes `-` for what it did not see, and 0 for a status it could not parse.
             let pos = ours.iter().position(|o| {
@@ -192,6 +196,6 @@ fn http_exchanges_agree_with_zeek_http_log() {
     );
     // Floors at the agreement measured when this test was written (see the issue note); a
     // parser change that loses exchanges fails here.
-    assert!(parsed_pct >= 85.0, "agreement with Zeek on parsed requests fell to {parsed_pct:.1}%");
-    assert!(pct >= 55.0, "agreement with Zeek fell to {pct:.1}%");
+    assert!(parsed_pct >= 90.0, "agreement with Zeek on parsed requests fell to {parsed_pct:.1}%");
+    assert!(pct >= 65.0, "agreement with Zeek fell to {pct:.1}%");
 }
