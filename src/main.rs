@@ -38,15 +38,23 @@ fn analyze(a: &AnalyzeArgs) -> i32 {
         Ok(s) => s,
         Err(e) => return fail(e),
     };
-    let total: u64 = a.files.iter().filter_map(|f| std::fs::metadata(f).ok()).map(|m| m.len()).sum();
-    let progress = (!a.no_progress && std::io::stderr().is_terminal() && total > 8 << 20).then(|| {
-        let pb = indicatif::ProgressBar::new(total);
-        pb.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} {bytes}/{total_bytes} {wide_bar} {binary_bytes_per_sec} eta {eta}")
+    let total: u64 = a
+        .files
+        .iter()
+        .filter_map(|f| std::fs::metadata(f).ok())
+        .map(|m| m.len())
+        .sum();
+    let progress =
+        (!a.no_progress && std::io::stderr().is_terminal() && total > 8 << 20).then(|| {
+            let pb = indicatif::ProgressBar::new(total);
+            pb.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{spinner} {bytes}/{total_bytes} {wide_bar} {binary_bytes_per_sec} eta {eta}",
+                )
                 .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        pb
-    });
+            );
+            pb
+        });
 
     let mut an = Analyzer::new(Config::default());
     an.keep_exchanges(a.format == Format::Json);
@@ -80,7 +88,10 @@ fn analyze(a: &AnalyzeArgs) -> i32 {
     let stats: Vec<_> = src.stats().into_iter().cloned().collect();
     for s in &stats {
         if s.truncated_file {
-            eprintln!("modtrace: warning: {}: capture is cut short; analysed as far as it goes", s.path.display());
+            eprintln!(
+                "modtrace: warning: {}: capture is cut short; analysed as far as it goes",
+                s.path.display()
+            );
         }
     }
     let report = Report::build(&stats, an.into_parts());
@@ -95,7 +106,11 @@ fn analyze(a: &AnalyzeArgs) -> i32 {
     let color = match a.color {
         Color::Always => true,
         Color::Never => false,
-        Color::Auto => a.output.is_none() && std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+        Color::Auto => {
+            a.output.is_none()
+                && std::io::stdout().is_terminal()
+                && std::env::var_os("NO_COLOR").is_none()
+        }
     };
     let res = match a.format {
         Format::Text => write_text(&report, &mut out, color),

@@ -139,7 +139,11 @@ impl Analyzer {
         let mut fe = std::mem::take(&mut self.flow_events);
         match self.decoder.decode(frame) {
             Some(Transport::Tcp(seg)) => self.flows.on_tcp(frame.ts, packet, &seg, &mut fe),
-            Some(Transport::Udp(d)) if [d.src.port(), d.dst.port()].iter().any(|p| *p == 53 || *p == 5353) => {
+            Some(Transport::Udp(d))
+                if [d.src.port(), d.dst.port()]
+                    .iter()
+                    .any(|p| *p == 53 || *p == 5353) =>
+            {
                 if let Ok(msg) = dns::parse_message(&d.payload) {
                     self.on_dns(&msg);
                 }
@@ -163,7 +167,16 @@ impl Analyzer {
     }
 
     /// The final state, for reports.
-    pub fn into_parts(self) -> (Vec<Exchange>, Vec<Journey>, Vec<Finding>, PipelineStats, DecodeStats, FlowStats) {
+    pub fn into_parts(
+        self,
+    ) -> (
+        Vec<Exchange>,
+        Vec<Journey>,
+        Vec<Finding>,
+        PipelineStats,
+        DecodeStats,
+        FlowStats,
+    ) {
         let mut ex = self.exchanges;
         ex.sort_by_key(|e| (e.start, e.id));
         (
@@ -189,7 +202,11 @@ impl Analyzer {
             };
             // The name asked for (first question) is what the client used; CNAME targets are
             // an implementation detail of the resolver.
-            let name = msg.questions.first().map(|q| q.name.clone()).unwrap_or_else(|| a.name.clone());
+            let name = msg
+                .questions
+                .first()
+                .map(|q| q.name.clone())
+                .unwrap_or_else(|| a.name.clone());
             if self.names.insert(ip, name).is_none() {
                 self.name_order.push_back(ip);
                 if self.name_order.len() > MAX_DNS_NAMES {
@@ -206,10 +223,24 @@ impl Analyzer {
         for ev in fe.drain(..) {
             match ev {
                 FlowEvent::Opened(info) => {
-                    self.ctx.insert(info.id, FlowCtx { info, conn: Conn::Unknown });
+                    self.ctx.insert(
+                        info.id,
+                        FlowCtx {
+                            info,
+                            conn: Conn::Unknown,
+                        },
+                    );
                 }
-                FlowEvent::Data { flow, dir, ts, packet, data } => {
-                    let Some(c) = self.ctx.get_mut(&flow) else { continue };
+                FlowEvent::Data {
+                    flow,
+                    dir,
+                    ts,
+                    packet,
+                    data,
+                } => {
+                    let Some(c) = self.ctx.get_mut(&flow) else {
+                        continue;
+                    };
                     if let Conn::Unknown = c.conn {
                         c.conn = pick_protocol(&c.info, dir, &data, &self.cfg.http, flow);
                     }
@@ -226,18 +257,48 @@ impl Analyzer {
                     }
                 }
                 FlowEvent::Gap { flow, dir, ts, len } => {
-                    if let Some(FlowCtx { conn: Conn::Http(h), .. }) = self.ctx.get_mut(&flow) {
+                    if let Some(FlowCtx {
+                        conn: Conn::Http(h),
+                        ..
+                    }) = self.ctx.get_mut(&flow)
+                    {
                         h.on_gap(dir, ts, len, &mut he);
-                    } else if let Some(FlowCtx { conn: Conn::DnsTcp(d), .. }) = self.ctx.get_mut(&flow) {
+                    } else if let Some(FlowCtx {
+                        conn: Conn::DnsTcp(d),
+                        ..
+                    }) = self.ctx.get_mut(&flow)
+                    {
                         d.on_gap(dir);
                     }
                 }
-                FlowEvent::Fin { flow, dir, ts, packet } | FlowEvent::Reset { flow, dir, ts, packet } => {
-                    if let Some(FlowCtx { conn: Conn::Http(h), .. }) = self.ctx.get_mut(&flow) {
+                FlowEvent::Fin {
+                    flow,
+                    dir,
+                    ts,
+                    packet,
+                }
+                | FlowEvent::Reset {
+                    flow,
+                    dir,
+                    ts,
+                    packet,
+                } => {
+                    if let Some(FlowCtx {
+                        conn: Conn::Http(h),
+                        ..
+                    }) = self.ctx.get_mut(&flow)
+                    {
                         h.on_end(dir, ts, packet, &mut he);
                     }
                 }
-                FlowEvent::Injection { flow, dir, ts, packet, seq, len } => {
+                FlowEvent::Injection {
+                    flow,
+                    dir,
+                    ts,
+                    packet,
+                    seq,
+                    len,
+                } => {
                     self.stats.injections += 1;
                     let what = match self.ctx.get(&flow) {
                         Some(c) => format!(
@@ -272,7 +333,9 @@ impl Analyzer {
         for ev in he.drain(..) {
             match ev {
                 HttpEvent::Exchange(x) => {
-                    let Some(info) = self.ctx.get(&x.flow).map(|c| c.info.clone()) else { continue };
+                    let Some(info) = self.ctx.get(&x.flow).map(|c| c.info.clone()) else {
+                        continue;
+                    };
                     let mut ex = self.exchange_record(&info, x);
                     self.stats.exchanges += 1;
                     let outcome = self.tracker.on_exchange(&mut ex);
@@ -312,13 +375,20 @@ impl Analyzer {
             format!("{scheme}://{authority}{}", req.target)
         };
         let (url, mut credential) = redact_userinfo(&raw_url);
-        for (name, source) in [("authorization", "authorization"), ("proxy-authorization", "proxy-authorization")] {
+        for (name, source) in [
+            ("authorization", "authorization"),
+            ("proxy-authorization", "proxy-authorization"),
+        ] {
             if let Some(v) = header(&req.headers, name) {
                 credential = Some(parse_authorization(v, source));
                 break;
             }
         }
-        let class = if is_connect { gomod::classify("CONNECT", &format!("{scheme}://{url}")) } else { gomod::classify(&req.method, &url) };
+        let class = if is_connect {
+            gomod::classify("CONNECT", &format!("{scheme}://{url}"))
+        } else {
+            gomod::classify(&req.method, &url)
+        };
         let resp = x.response.as_ref();
         let location = resp
             .and_then(|r| header(&r.headers, "location"))
@@ -353,7 +423,13 @@ impl Analyzer {
     }
 }
 
-fn pick_protocol(info: &FlowInfo, dir: Dir, data: &[u8], limits: &HttpLimits, flow: FlowId) -> Conn {
+fn pick_protocol(
+    info: &FlowInfo,
+    dir: Dir,
+    data: &[u8],
+    limits: &HttpLimits,
+    flow: FlowId,
+) -> Conn {
     if info.server.port() == 53 || info.client.port() == 53 {
         return Conn::DnsTcp(DnsTcpConn::default());
     }
@@ -373,13 +449,21 @@ fn pick_protocol(info: &FlowInfo, dir: Dir, data: &[u8], limits: &HttpLimits, fl
 /// Removes the password from URL userinfo (`http://user:secret@h/` -> `http://user:***@h/`)
 /// and reports the credential without its secret.
 pub fn redact_userinfo(url: &str) -> (String, Option<Credential>) {
-    let Some(parts) = split_url(url) else { return (url.to_string(), None) };
-    let Some(ui) = parts.userinfo else { return (url.to_string(), None) };
+    let Some(parts) = split_url(url) else {
+        return (url.to_string(), None);
+    };
+    let Some(ui) = parts.userinfo else {
+        return (url.to_string(), None);
+    };
     let (user, has_secret) = match ui.split_once(':') {
         Some((u, _)) => (u, true),
         None => (ui, false),
     };
-    let shown = if has_secret { format!("{user}:***") } else { user.to_string() };
+    let shown = if has_secret {
+        format!("{user}:***")
+    } else {
+        user.to_string()
+    };
     let redacted = url.replacen(&format!("{ui}@"), &format!("{shown}@"), 1);
     let cred = Credential {
         scheme: "userinfo".into(),
@@ -401,7 +485,11 @@ pub fn parse_authorization(value: &str, source: &str) -> Credential {
     } else {
         None
     };
-    Credential { scheme: scheme.to_string(), user, source: source.to_string() }
+    Credential {
+        scheme: scheme.to_string(),
+        user,
+        source: source.to_string(),
+    }
 }
 
 #[cfg(test)]

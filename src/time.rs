@@ -8,7 +8,9 @@ pub struct Ts(pub i64);
 
 impl Ts {
     pub const fn from_secs_nanos(secs: i64, nanos: u32) -> Ts {
-        Ts(secs.saturating_mul(1_000_000_000).saturating_add(nanos as i64))
+        Ts(secs
+            .saturating_mul(1_000_000_000)
+            .saturating_add(nanos as i64))
     }
     pub fn secs(self) -> i64 {
         self.0.div_euclid(1_000_000_000)

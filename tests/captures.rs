@@ -21,11 +21,19 @@ fn captures_readme_lists_the_same_findings() {
             .split("\n## ")
             .find(|s| s.starts_with(&format!("`{}`", e.name)))
             .unwrap_or_else(|| panic!("captures/README.md has no section for {}", e.name));
-        let list = section.split("### Expected findings").nth(1).unwrap_or_else(|| panic!("{}: no Expected findings", e.name));
+        let list = section
+            .split("### Expected findings")
+            .nth(1)
+            .unwrap_or_else(|| panic!("{}: no Expected findings", e.name));
         let mut documented = Vec::new();
         for line in list.lines().filter(|l| l.starts_with("- `")) {
             let item = line[3..].split('`').next().unwrap().to_string();
-            let times = line.split('×').nth(1).and_then(|t| t.split(|c: char| !c.is_ascii_digit()).next()).and_then(|n| n.parse().ok()).unwrap_or(1);
+            let times = line
+                .split('×')
+                .nth(1)
+                .and_then(|t| t.split(|c: char| !c.is_ascii_digit()).next())
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(1);
             for _ in 0..times {
                 documented.push(item.clone());
             }

@@ -5,15 +5,36 @@ use common::*;
 use serde_json::Value;
 
 fn json_of(out: &std::process::Output) -> Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("bad JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("bad JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
 }
 
 /// A fallback chain like GOPROXY=http://127.0.0.1:8082,http://127.0.0.1:8083 produces.
 fn fallback_capture(dir: &std::path::Path) -> std::path::PathBuf {
     let p = dir.join("fallback.pcap");
     let mut frames = Vec::new();
-    frames.extend(http_get(1_000_000, 40001, ([127, 0, 0, 1], 8082), "127.0.0.1:8082", "/example.test/%21util/@v/v0.2.0.zip", "", "410 Gone", "", b"gone\n"));
-    frames.extend(http_get(2_000_000, 40002, ([127, 0, 0, 1], 8083), "127.0.0.1:8083", "/example.test/%21util/@v/v0.2.0.zip", "Authorization: Basic bWlycm9yOmxhYi1zZWNyZXQtWnE3\r\n", "200 OK", "Content-Type: application/zip\r\n", &[0x50; 3000]));
+    frames.extend(http_get(
+        1_000_000,
+        40001,
+        ([127, 0, 0, 1], 8082),
+        "127.0.0.1:8082",
+        "/example.test/%21util/@v/v0.2.0.zip",
+        "",
+        "410 Gone",
+        "",
+        b"gone\n",
+    ));
+    frames.extend(http_get(
+        2_000_000,
+        40002,
+        ([127, 0, 0, 1], 8083),
+        "127.0.0.1:8083",
+        "/example.test/%21util/@v/v0.2.0.zip",
+        "Authorization: Basic bWlycm9yOmxhYi1zZWNyZXQtWnE3\r\n",
+        "200 OK",
+        "Content-Type: application/zip\r\n",
+        &[0x50; 3000],
+    ));
     write_pcap(&p, &frames);
     p
 }
@@ -22,17 +43,41 @@ fn fallback_capture(dir: &std::path::Path) -> std::path::PathBuf {
 fn json_report_has_the_documented_names() {
     let d = tempfile::tempdir().unwrap();
     let p = fallback_capture(d.path());
-    let out = run(&["analyze", p.to_str().unwrap(), "--format", "json", "--fail-on", "never"]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = run(&[
+        "analyze",
+        p.to_str().unwrap(),
+        "--format",
+        "json",
+        "--fail-on",
+        "never",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let j = json_of(&out);
-    for k in ["files", "packets", "bytes", "first", "last", "link_types", "truncated_packets", "undecodable_packets"] {
+    for k in [
+        "files",
+        "packets",
+        "bytes",
+        "first",
+        "last",
+        "link_types",
+        "truncated_packets",
+        "undecodable_packets",
+    ] {
         assert!(j["capture"].get(k).is_some(), "capture.{k}");
     }
     assert_eq!(j["capture"]["link_types"], serde_json::json!(["ethernet"]));
     let ex = j["exchanges"].as_array().unwrap();
     assert_eq!(ex.len(), 2);
     let e0 = &ex[0];
-    assert_eq!(e0["url"], "http://127.0.0.1:8082/example.test/%21util/@v/v0.2.0.zip");
+    assert_eq!(
+        e0["url"],
+        "http://127.0.0.1:8082/example.test/%21util/@v/v0.2.0.zip"
+    );
     assert_eq!(e0["status"], 410);
     assert_eq!(e0["client"], "127.0.0.1:40001");
     assert_eq!(e0["server"], "127.0.0.1:8082");
@@ -53,12 +98,24 @@ fn json_report_has_the_documented_names() {
         assert!(m["journey"][0].get(k).is_some(), "hop.{k}");
     }
     assert!(m.get("h1").is_some() && m.get("mod_h1").is_some());
-    let rules: Vec<&str> = j["findings"].as_array().unwrap().iter().map(|f| f["rule"].as_str().unwrap()).collect();
-    for r in ["plaintext-module-fetch", "credentials-in-plaintext", "no-checksum-verification", "proxy-fallback"] {
+    let rules: Vec<&str> = j["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["rule"].as_str().unwrap())
+        .collect();
+    for r in [
+        "plaintext-module-fetch",
+        "credentials-in-plaintext",
+        "no-checksum-verification",
+        "proxy-fallback",
+    ] {
         assert!(rules.contains(&r), "{r} in {rules:?}");
     }
     let f = &j["findings"][0];
-    for k in ["rule", "severity", "message", "module", "version", "evidence"] {
+    for k in [
+        "rule", "severity", "message", "module", "version", "evidence",
+    ] {
         assert!(f.get(k).is_some(), "finding.{k}");
     }
     assert!(f["evidence"]["packet"].as_u64().unwrap() >= 1);
@@ -73,7 +130,10 @@ fn basic_auth_secret_never_printed() {
         let all = [out.stdout.clone(), out.stderr.clone()].concat();
         let s = String::from_utf8_lossy(&all);
         assert!(!s.contains("lab-secret-Zq7"), "{fmt} leaks the password");
-        assert!(!s.contains("bWlycm9yOmxhYi1zZWNyZXQtWnE3"), "{fmt} leaks the header");
+        assert!(
+            !s.contains("bWlycm9yOmxhYi1zZWNyZXQtWnE3"),
+            "{fmt} leaks the header"
+        );
         assert!(s.contains("mirror"), "{fmt} names the user");
     }
 }
@@ -83,14 +143,42 @@ fn exit_codes_follow_fail_on() {
     let d = tempfile::tempdir().unwrap();
     let p = fallback_capture(d.path());
     let p = p.to_str().unwrap();
-    assert_eq!(run(&["analyze", p]).status.code(), Some(1), "high findings, default --fail-on high");
-    assert_eq!(run(&["analyze", p, "--fail-on", "critical"]).status.code(), Some(0));
-    assert_eq!(run(&["analyze", p, "--fail-on", "never"]).status.code(), Some(0));
+    assert_eq!(
+        run(&["analyze", p]).status.code(),
+        Some(1),
+        "high findings, default --fail-on high"
+    );
+    assert_eq!(
+        run(&["analyze", p, "--fail-on", "critical"]).status.code(),
+        Some(0)
+    );
+    assert_eq!(
+        run(&["analyze", p, "--fail-on", "never"]).status.code(),
+        Some(0)
+    );
     // A capture with no Go traffic is clean.
     let clean = d.path().join("clean.pcap");
-    write_pcap(&clean, &http_get(0, 40000, ([127, 0, 0, 1], 80), "example.test", "/index.html", "", "200 OK", "", b"hi"));
+    write_pcap(
+        &clean,
+        &http_get(
+            0,
+            40000,
+            ([127, 0, 0, 1], 80),
+            "example.test",
+            "/index.html",
+            "",
+            "200 OK",
+            "",
+            b"hi",
+        ),
+    );
     let out = run(&["analyze", clean.to_str().unwrap(), "--fail-on", "info"]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }
 
 #[test]
@@ -100,14 +188,20 @@ fn input_errors_exit_2_with_one_line() {
     let out = run(&["analyze", missing.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.starts_with("modtrace: ") && err.trim_end().lines().count() == 1, "{err}");
+    assert!(
+        err.starts_with("modtrace: ") && err.trim_end().lines().count() == 1,
+        "{err}"
+    );
     let garbage = d.path().join("garbage.pcap");
     std::fs::write(&garbage, b"this is not a capture at all, just text\n").unwrap();
     let out = run(&["analyze", garbage.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a pcap or pcapng"));
     assert_eq!(run(&["analyze"]).status.code(), Some(2), "usage error");
-    assert_eq!(run(&["analyze", "--format", "yaml", "x"]).status.code(), Some(2));
+    assert_eq!(
+        run(&["analyze", "--format", "yaml", "x"]).status.code(),
+        Some(2)
+    );
 }
 
 #[test]
@@ -118,11 +212,18 @@ fn truncated_capture_is_analysed_with_a_warning() {
     let cut = d.path().join("cut.pcap");
     std::fs::write(&cut, &bytes[..bytes.len() - 700]).unwrap();
     let out = run(&["analyze", cut.to_str().unwrap(), "--format", "json"]);
-    assert!(matches!(out.status.code(), Some(0 | 1)), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        matches!(out.status.code(), Some(0 | 1)),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("cut short"));
     let j = json_of(&out);
     assert_eq!(j["capture"]["files"][0]["truncated"], true);
-    assert!(!j["exchanges"].as_array().unwrap().is_empty(), "the first exchange survives the cut");
+    assert!(
+        !j["exchanges"].as_array().unwrap().is_empty(),
+        "the first exchange survives the cut"
+    );
 }
 
 #[test]
@@ -131,15 +232,55 @@ fn gzip_and_several_files_merge_by_time() {
     let d = tempfile::tempdir().unwrap();
     let a = d.path().join("a.pcap");
     let b = d.path().join("b.pcap");
-    write_pcap(&a, &http_get(5_000_000, 40010, ([127, 0, 0, 1], 8081), "127.0.0.1:8081", "/example.test/hello/@v/v1.1.0.mod", "", "200 OK", "", b"module example.test/hello\n"));
-    write_pcap(&b, &http_get(1_000_000, 40011, ([127, 0, 0, 1], 8081), "127.0.0.1:8081", "/example.test/hello/@v/v1.1.0.info", "", "200 OK", "", b"{}"));
+    write_pcap(
+        &a,
+        &http_get(
+            5_000_000,
+            40010,
+            ([127, 0, 0, 1], 8081),
+            "127.0.0.1:8081",
+            "/example.test/hello/@v/v1.1.0.mod",
+            "",
+            "200 OK",
+            "",
+            b"module example.test/hello\n",
+        ),
+    );
+    write_pcap(
+        &b,
+        &http_get(
+            1_000_000,
+            40011,
+            ([127, 0, 0, 1], 8081),
+            "127.0.0.1:8081",
+            "/example.test/hello/@v/v1.1.0.info",
+            "",
+            "200 OK",
+            "",
+            b"{}",
+        ),
+    );
     let gz = d.path().join("b.pcap.gz");
-    let mut e = flate2::write::GzEncoder::new(std::fs::File::create(&gz).unwrap(), flate2::Compression::default());
+    let mut e = flate2::write::GzEncoder::new(
+        std::fs::File::create(&gz).unwrap(),
+        flate2::Compression::default(),
+    );
     e.write_all(&std::fs::read(&b).unwrap()).unwrap();
     e.finish().unwrap();
-    let out = run(&["analyze", a.to_str().unwrap(), gz.to_str().unwrap(), "--format", "json"]);
+    let out = run(&[
+        "analyze",
+        a.to_str().unwrap(),
+        gz.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
     let j = json_of(&out);
-    let ops: Vec<&str> = j["exchanges"].as_array().unwrap().iter().map(|e| e["op"].as_str().unwrap()).collect();
+    let ops: Vec<&str> = j["exchanges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["op"].as_str().unwrap())
+        .collect();
     assert_eq!(ops, ["info", "mod"], "merged by time, not by file order");
     assert_eq!(j["capture"]["files"][1]["gzip"], true);
 }

@@ -7,12 +7,21 @@ use common::*;
 
 fn missing_prerequisites() -> Vec<String> {
     let mut missing = Vec::new();
-    let is_root = std::process::Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0")).unwrap_or(false);
+    let is_root = std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout.starts_with(b"0"))
+        .unwrap_or(false);
     if !is_root {
         missing.push("root (tcpdump must capture on lo)".to_string());
     }
     for tool in ["go", "tcpdump"] {
-        if std::process::Command::new("sh").args(["-c", &format!("command -v {tool}")]).output().map(|o| !o.status.success()).unwrap_or(true) {
+        if std::process::Command::new("sh")
+            .args(["-c", &format!("command -v {tool}")])
+            .output()
+            .map(|o| !o.status.success())
+            .unwrap_or(true)
+        {
             missing.push(tool.to_string());
         }
     }
@@ -32,7 +41,10 @@ fn rerecorded_captures_give_the_same_findings() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let status = std::process::Command::new(repo().join("captures/record.sh")).arg(dir.path()).status().expect("run captures/record.sh");
+    let status = std::process::Command::new(repo().join("captures/record.sh"))
+        .arg(dir.path())
+        .status()
+        .expect("run captures/record.sh");
     assert!(status.success(), "captures/record.sh failed");
     assert!(!EXPECTED.is_empty());
     for e in EXPECTED {
@@ -41,5 +53,8 @@ fn rerecorded_captures_give_the_same_findings() {
     // The go command's own account of the redirect loop.
     let out = std::fs::read_to_string(dir.path().join("redirect-loop.go.json")).unwrap_or_default()
         + &std::fs::read_to_string(dir.path().join("redirect-loop.go.stderr")).unwrap_or_default();
-    assert!(out.contains("stopped after 10 redirects"), "go did not report the redirect limit: {out}");
+    assert!(
+        out.contains("stopped after 10 redirects"),
+        "go did not report the redirect limit: {out}"
+    );
 }

@@ -20,12 +20,36 @@ impl XorShift {
 fn seeds(dir: &std::path::Path) -> Vec<Vec<u8>> {
     let mut v = Vec::new();
     let syn = dir.join("seed.pcap");
-    let mut frames = http_get(1_000_000, 40001, ([127, 0, 0, 1], 8082), "127.0.0.1:8082", "/example.test/%21util/@v/v0.2.0.zip", "", "410 Gone", "", b"gone\n");
-    frames.extend(http_get(2_000_000, 40002, ([127, 0, 0, 1], 8083), "127.0.0.1:8083", "/example.test/%21util/@v/list", "", "200 OK", "Transfer-Encoding: chunked\r\n", b""));
+    let mut frames = http_get(
+        1_000_000,
+        40001,
+        ([127, 0, 0, 1], 8082),
+        "127.0.0.1:8082",
+        "/example.test/%21util/@v/v0.2.0.zip",
+        "",
+        "410 Gone",
+        "",
+        b"gone\n",
+    );
+    frames.extend(http_get(
+        2_000_000,
+        40002,
+        ([127, 0, 0, 1], 8083),
+        "127.0.0.1:8083",
+        "/example.test/%21util/@v/list",
+        "",
+        "200 OK",
+        "Transfer-Encoding: chunked\r\n",
+        b"",
+    ));
     write_pcap(&syn, &frames);
     v.push(std::fs::read(&syn).unwrap());
     if let Ok(rd) = std::fs::read_dir(repo().join("captures")) {
-        let mut paths: Vec<_> = rd.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "pcap" || x == "pcapng")).collect();
+        let mut paths: Vec<_> = rd
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "pcap" || x == "pcapng"))
+            .collect();
         paths.sort();
         for p in paths {
             v.push(std::fs::read(p).unwrap());
@@ -35,7 +59,9 @@ fn seeds(dir: &std::path::Path) -> Vec<Vec<u8>> {
 }
 
 fn analyze_in_process(path: &std::path::Path) {
-    let Ok(mut src) = MergedSource::open(&[path]) else { return };
+    let Ok(mut src) = MergedSource::open(&[path]) else {
+        return;
+    };
     let mut an = Analyzer::new(Config::default());
     while let Ok(Some(f)) = src.next_frame() {
         an.on_frame(&f);
@@ -118,9 +144,14 @@ fn binary_exits_cleanly_on_bad_files() {
         std::fs::write(&p, &b).unwrap();
         let out = run(&["analyze", p.to_str().unwrap(), "--format", "json"]);
         let code = out.status.code();
-        assert!(matches!(code, Some(0..=2)), "exit {code:?} on case {i}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            matches!(code, Some(0..=2)),
+            "exit {code:?} on case {i}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         if code != Some(2) {
-            serde_json::from_slice::<serde_json::Value>(&out.stdout).expect("valid JSON whenever analysis ran");
+            serde_json::from_slice::<serde_json::Value>(&out.stdout)
+                .expect("valid JSON whenever analysis ran");
         }
     }
 }

@@ -75,7 +75,11 @@ pub struct DefragLimits {
 
 impl Default for DefragLimits {
     fn default() -> Self {
-        DefragLimits { max_sets: 1024, max_bytes: 4 << 20, timeout_ns: 30_000_000_000 }
+        DefragLimits {
+            max_sets: 1024,
+            max_bytes: 4 << 20,
+            timeout_ns: 30_000_000_000,
+        }
     }
 }
 

@@ -25,7 +25,12 @@ pub struct Evidence {
 
 impl Evidence {
     fn of(ex: &Exchange) -> Evidence {
-        Evidence { exchanges: vec![ex.id], flows: vec![ex.flow], packet: ex.packet, time: ex.start }
+        Evidence {
+            exchanges: vec![ex.id],
+            flows: vec![ex.flow],
+            packet: ex.packet,
+            time: ex.start,
+        }
     }
     fn add(&mut self, ex: &Exchange) {
         if !self.exchanges.contains(&ex.id) {
@@ -115,7 +120,10 @@ impl Detector {
             self.raise_at(key, ex, || Finding {
                 rule: Rule::PlaintextSumdb,
                 severity: Rule::PlaintextSumdb.severity(),
-                message: format!("checksum database {} reached over plain HTTP (server {}, client {})", ex.base, ex.server, ex.client),
+                message: format!(
+                    "checksum database {} reached over plain HTTP (server {}, client {})",
+                    ex.base, ex.server, ex.client
+                ),
                 module: None,
                 version: None,
                 evidence: Evidence::of(ex),
@@ -124,7 +132,13 @@ impl Detector {
         if let Some(c) = &ex.credential {
             if plain {
                 let user = c.user.as_deref().unwrap_or("-");
-                let key = format!("cred|{}|{}|{}|{}", ex.client.ip(), ex.server, c.scheme, user);
+                let key = format!(
+                    "cred|{}|{}|{}|{}",
+                    ex.client.ip(),
+                    ex.server,
+                    c.scheme,
+                    user
+                );
                 self.raise_at(key, ex, || Finding {
                     rule: Rule::CredentialsInPlaintext,
                     severity: Rule::CredentialsInPlaintext.severity(),
@@ -155,7 +169,11 @@ impl Detector {
                     Some(&i) => self.zips[i].evidence.add(ex),
                     None => {
                         self.zip_index.insert(k, self.zips.len());
-                        self.zips.push(ZipSeen { module: m.clone(), version: v.clone(), evidence: Evidence::of(ex) });
+                        self.zips.push(ZipSeen {
+                            module: m.clone(),
+                            version: v.clone(),
+                            evidence: Evidence::of(ex),
+                        });
                     }
                 }
             }
@@ -207,7 +225,10 @@ impl Detector {
                     self.raise_at(key, ex, || Finding {
                         rule: Rule::InsecureRedirect,
                         severity: Rule::InsecureRedirect.severity(),
-                        message: format!("{} redirected from {} to plain-HTTP {loc}", ex.server, ex.url),
+                        message: format!(
+                            "{} redirected from {} to plain-HTTP {loc}",
+                            ex.server, ex.url
+                        ),
                         module: ex.module.clone(),
                         version: ex.version.clone(),
                         evidence: Evidence::of(ex),
@@ -253,7 +274,12 @@ impl Detector {
             message: what,
             module: None,
             version: None,
-            evidence: Evidence { exchanges: Vec::new(), flows: vec![flow], packet, time: ts },
+            evidence: Evidence {
+                exchanges: Vec::new(),
+                flows: vec![flow],
+                packet,
+                time: ts,
+            },
         });
         self.keys.insert(key, self.findings.len() - 1);
         self.touched.push(self.findings.len() - 1);
@@ -262,7 +288,10 @@ impl Detector {
     /// End of capture: rules that need to have seen everything.
     pub fn finish(&mut self) {
         for z in std::mem::take(&mut self.zips) {
-            if self.lookups.contains(&(z.module.clone(), z.version.clone())) {
+            if self
+                .lookups
+                .contains(&(z.module.clone(), z.version.clone()))
+            {
                 continue;
             }
             self.findings.push(Finding {
@@ -283,7 +312,12 @@ impl Detector {
     pub fn into_findings(self) -> Vec<Finding> {
         let mut f = self.findings;
         // Most severe first, then by first packet: stable for reports and tests.
-        f.sort_by(|a, b| b.severity.cmp(&a.severity).then(a.evidence.packet.cmp(&b.evidence.packet)).then(a.rule.cmp(&b.rule)));
+        f.sort_by(|a, b| {
+            b.severity
+                .cmp(&a.severity)
+                .then(a.evidence.packet.cmp(&b.evidence.packet))
+                .then(a.rule.cmp(&b.rule))
+        });
         f
     }
 }
@@ -322,12 +356,42 @@ mod tests {
     fn plaintext_fetch_aggregates_per_module_and_server() {
         let base = "http://127.0.0.1:8081/example.test/%21util/@v/v0.2.0";
         let f = run(vec![
-            ex(1, "127.0.0.1:40000", "127.0.0.1:8081", &format!("{base}.info"), 200, 0, 1),
-            ex(2, "127.0.0.1:40000", "127.0.0.1:8081", &format!("{base}.mod"), 200, 1, 2),
-            ex(3, "127.0.0.1:40000", "127.0.0.1:8081", &format!("{base}.zip"), 200, 2, 3),
+            ex(
+                1,
+                "127.0.0.1:40000",
+                "127.0.0.1:8081",
+                &format!("{base}.info"),
+                200,
+                0,
+                1,
+            ),
+            ex(
+                2,
+                "127.0.0.1:40000",
+                "127.0.0.1:8081",
+                &format!("{base}.mod"),
+                200,
+                1,
+                2,
+            ),
+            ex(
+                3,
+                "127.0.0.1:40000",
+                "127.0.0.1:8081",
+                &format!("{base}.zip"),
+                200,
+                2,
+                3,
+            ),
         ]);
-        assert_eq!(rules(&f), ["no-checksum-verification", "plaintext-module-fetch"]);
-        let p = f.iter().find(|f| f.rule == Rule::PlaintextModuleFetch).unwrap();
+        assert_eq!(
+            rules(&f),
+            ["no-checksum-verification", "plaintext-module-fetch"]
+        );
+        let p = f
+            .iter()
+            .find(|f| f.rule == Rule::PlaintextModuleFetch)
+            .unwrap();
         assert_eq!(p.evidence.exchanges, [1, 2, 3]);
         assert_eq!(p.module.as_deref(), Some("example.test/Util"));
         assert_eq!(p.evidence.packet, 10);
@@ -336,8 +400,24 @@ mod tests {
     #[test]
     fn https_with_lookup_is_clean() {
         let f = run(vec![
-            ex(1, "10.0.0.1:40000", "10.0.0.2:443", "https://proxy.test/example.test/x/@v/v1.0.0.zip", 200, 0, 1),
-            ex(2, "10.0.0.1:40001", "10.0.0.3:443", "https://sum.test/lookup/example.test/x@v1.0.0", 200, 1, 2),
+            ex(
+                1,
+                "10.0.0.1:40000",
+                "10.0.0.2:443",
+                "https://proxy.test/example.test/x/@v/v1.0.0.zip",
+                200,
+                0,
+                1,
+            ),
+            ex(
+                2,
+                "10.0.0.1:40001",
+                "10.0.0.3:443",
+                "https://sum.test/lookup/example.test/x@v1.0.0",
+                200,
+                1,
+                2,
+            ),
         ]);
         assert!(f.is_empty(), "{f:#?}");
     }
@@ -345,21 +425,67 @@ mod tests {
     #[test]
     fn plaintext_sumdb_and_fallback() {
         let f = run(vec![
-            ex(1, "10.0.0.1:1", "10.0.0.2:80", "http://a.test/example.test/x/@v/v1.0.0.zip", 404, 0, 1),
-            ex(2, "10.0.0.1:2", "10.0.0.3:443", "https://b.test/example.test/x/@v/v1.0.0.zip", 200, 1, 2),
-            ex(3, "10.0.0.1:3", "10.0.0.4:80", "http://sum.test/lookup/example.test/x@v1.0.0", 200, 2, 3),
+            ex(
+                1,
+                "10.0.0.1:1",
+                "10.0.0.2:80",
+                "http://a.test/example.test/x/@v/v1.0.0.zip",
+                404,
+                0,
+                1,
+            ),
+            ex(
+                2,
+                "10.0.0.1:2",
+                "10.0.0.3:443",
+                "https://b.test/example.test/x/@v/v1.0.0.zip",
+                200,
+                1,
+                2,
+            ),
+            ex(
+                3,
+                "10.0.0.1:3",
+                "10.0.0.4:80",
+                "http://sum.test/lookup/example.test/x@v1.0.0",
+                200,
+                2,
+                3,
+            ),
         ]);
-        assert_eq!(rules(&f), ["plaintext-module-fetch", "plaintext-sumdb", "proxy-fallback"]);
+        assert_eq!(
+            rules(&f),
+            [
+                "plaintext-module-fetch",
+                "plaintext-sumdb",
+                "proxy-fallback"
+            ]
+        );
         let fb = f.iter().find(|f| f.rule == Rule::ProxyFallback).unwrap();
         assert_eq!(fb.evidence.exchanges, [1, 2]);
     }
 
     #[test]
     fn credentials_never_carry_the_secret() {
-        let mut e = ex(1, "127.0.0.1:5", "127.0.0.1:8087", "http://127.0.0.1:8087/example.test/x/@v/list", 200, 0, 1);
-        e.credential = Some(Credential { scheme: "Basic".into(), user: Some("mirror".into()), source: "authorization".into() });
+        let mut e = ex(
+            1,
+            "127.0.0.1:5",
+            "127.0.0.1:8087",
+            "http://127.0.0.1:8087/example.test/x/@v/list",
+            200,
+            0,
+            1,
+        );
+        e.credential = Some(Credential {
+            scheme: "Basic".into(),
+            user: Some("mirror".into()),
+            source: "authorization".into(),
+        });
         let f = run(vec![e]);
-        let c = f.iter().find(|f| f.rule == Rule::CredentialsInPlaintext).unwrap();
+        let c = f
+            .iter()
+            .find(|f| f.rule == Rule::CredentialsInPlaintext)
+            .unwrap();
         assert!(c.message.contains("mirror") && c.message.contains("Basic"));
         assert_eq!(c.severity, Severity::High);
     }
@@ -370,22 +496,44 @@ mod tests {
         let b = "http://127.0.0.1:8085/example.test/x/@v/v1.0.0.info";
         let mut v = Vec::new();
         for i in 0..10u64 {
-            let (url, srv, loc) = if i % 2 == 0 { (a, "127.0.0.1:8084", b) } else { (b, "127.0.0.1:8085", a) };
+            let (url, srv, loc) = if i % 2 == 0 {
+                (a, "127.0.0.1:8084", b)
+            } else {
+                (b, "127.0.0.1:8085", a)
+            };
             let mut e = ex(i + 1, "127.0.0.1:40000", srv, url, 302, i as i64, i as i64);
             e.location = Some(loc.into());
             v.push(e);
         }
         let f = run(v);
         assert_eq!(f.iter().filter(|f| f.rule == Rule::RedirectLoop).count(), 1);
-        assert_eq!(f.iter().filter(|f| f.rule == Rule::RedirectLimit).count(), 1);
+        assert_eq!(
+            f.iter().filter(|f| f.rule == Rule::RedirectLimit).count(),
+            1
+        );
         let l = f.iter().find(|f| f.rule == Rule::RedirectLoop).unwrap();
-        assert_eq!(l.evidence.exchanges.len(), 9, "every exchange after the loop closed is evidence");
+        assert_eq!(
+            l.evidence.exchanges.len(),
+            9,
+            "every exchange after the loop closed is evidence"
+        );
         // Nine redirects are not the go command's limit.
         let mut v = Vec::new();
         for i in 0..9u64 {
             let url = format!("http://127.0.0.1:8084/example.test/x/@v/v1.0.{i}.info");
-            let mut e = ex(i + 1, "127.0.0.1:40000", "127.0.0.1:8084", &url, 302, i as i64, i as i64);
-            e.location = Some(format!("http://127.0.0.1:8084/example.test/x/@v/v1.0.{}.info", i + 1));
+            let mut e = ex(
+                i + 1,
+                "127.0.0.1:40000",
+                "127.0.0.1:8084",
+                &url,
+                302,
+                i as i64,
+                i as i64,
+            );
+            e.location = Some(format!(
+                "http://127.0.0.1:8084/example.test/x/@v/v1.0.{}.info",
+                i + 1
+            ));
             v.push(e);
         }
         let f = run(v);
@@ -394,7 +542,15 @@ mod tests {
 
     #[test]
     fn https_to_http_redirect() {
-        let mut e = ex(1, "10.0.0.1:1", "10.0.0.2:443", "https://m.test/example.test/x/@v/v1.0.0.mod", 301, 0, 1);
+        let mut e = ex(
+            1,
+            "10.0.0.1:1",
+            "10.0.0.2:443",
+            "https://m.test/example.test/x/@v/v1.0.0.mod",
+            301,
+            0,
+            1,
+        );
         e.location = Some("http://m.test/example.test/x/@v/v1.0.0.mod".into());
         let f = run(vec![e]);
         assert!(f.iter().any(|f| f.rule == Rule::InsecureRedirect), "{f:#?}");

@@ -25,9 +25,17 @@ impl Severity {
         }
     }
     pub fn parse(s: &str) -> Option<Severity> {
-        Severity::ALL.into_iter().find(|v| v.as_str().eq_ignore_ascii_case(s))
+        Severity::ALL
+            .into_iter()
+            .find(|v| v.as_str().eq_ignore_ascii_case(s))
     }
-    pub const ALL: [Severity; 5] = [Severity::Info, Severity::Low, Severity::Medium, Severity::High, Severity::Critical];
+    pub const ALL: [Severity; 5] = [
+        Severity::Info,
+        Severity::Low,
+        Severity::Medium,
+        Severity::High,
+        Severity::Critical,
+    ];
 }
 
 impl std::fmt::Display for Severity {
@@ -174,8 +182,15 @@ mod tests {
             let t = r.text();
             assert_eq!(t.rule, r);
             assert_eq!(Rule::from_id(t.id), Some(r));
-            assert!(t.id.bytes().all(|b| b.is_ascii_lowercase() || b == b'-'), "{}", t.id);
-            assert_eq!(serde_json::to_value(r).unwrap(), serde_json::Value::String(t.id.into()));
+            assert!(
+                t.id.bytes().all(|b| b.is_ascii_lowercase() || b == b'-'),
+                "{}",
+                t.id
+            );
+            assert_eq!(
+                serde_json::to_value(r).unwrap(),
+                serde_json::Value::String(t.id.into())
+            );
             assert!(!t.meaning.is_empty() && !t.fix.is_empty());
         }
     }

@@ -59,15 +59,47 @@ pub enum CloseReason {
 pub enum FlowEvent {
     Opened(FlowInfo),
     /// In-order bytes. `packet` is the number of the packet that completed them.
-    Data { flow: FlowId, dir: Dir, ts: Ts, packet: u64, data: Vec<u8> },
+    Data {
+        flow: FlowId,
+        dir: Dir,
+        ts: Ts,
+        packet: u64,
+        data: Vec<u8>,
+    },
     /// Bytes that were never seen (lost, not captured, or dropped by a limit). Parsing resumes
     /// after them where it can.
-    Gap { flow: FlowId, dir: Dir, ts: Ts, len: u64 },
-    Fin { flow: FlowId, dir: Dir, ts: Ts, packet: u64 },
-    Reset { flow: FlowId, dir: Dir, ts: Ts, packet: u64 },
+    Gap {
+        flow: FlowId,
+        dir: Dir,
+        ts: Ts,
+        len: u64,
+    },
+    Fin {
+        flow: FlowId,
+        dir: Dir,
+        ts: Ts,
+        packet: u64,
+    },
+    Reset {
+        flow: FlowId,
+        dir: Dir,
+        ts: Ts,
+        packet: u64,
+    },
     /// A segment overlapped bytes already received with different content.
-    Injection { flow: FlowId, dir: Dir, ts: Ts, packet: u64, seq: u32, len: u32 },
-    Closed { flow: FlowId, ts: Ts, reason: CloseReason },
+    Injection {
+        flow: FlowId,
+        dir: Dir,
+        ts: Ts,
+        packet: u64,
+        seq: u32,
+        len: u32,
+    },
+    Closed {
+        flow: FlowId,
+        ts: Ts,
+        reason: CloseReason,
+    },
 }
 
 impl FlowEvent {

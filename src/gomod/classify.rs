@@ -46,7 +46,10 @@ impl Op {
     }
     /// GOPROXY protocol operations (module content).
     pub fn is_proxy(self) -> bool {
-        matches!(self, Op::List | Op::Info | Op::Mod | Op::Zip | Op::Latest | Op::Toolchain)
+        matches!(
+            self,
+            Op::List | Op::Info | Op::Mod | Op::Zip | Op::Latest | Op::Toolchain
+        )
     }
     pub fn is_sumdb(self) -> bool {
         matches!(self, Op::Supported | Op::Lookup | Op::Tile)
@@ -83,7 +86,13 @@ pub struct Classified {
 
 /// Classifies a request by method and absolute URL.
 pub fn classify(method: &str, url: &str) -> Classified {
-    let other = |base: String| Classified { op: Op::Other, module: None, version: None, base, sumdb_name: None };
+    let other = |base: String| Classified {
+        op: Op::Other,
+        module: None,
+        version: None,
+        base,
+        sumdb_name: None,
+    };
     let Some(u) = split_url(url) else {
         return other(String::new());
     };
@@ -106,12 +115,20 @@ pub fn classify(method: &str, url: &str) -> Classified {
         };
     }
     // git smart HTTP
-    if (path.ends_with("/info/refs") && query.contains("service=git-")) || path.ends_with("/git-upload-pack") {
-        let repo = path.trim_end_matches("/info/refs").trim_end_matches("/git-upload-pack");
+    if (path.ends_with("/info/refs") && query.contains("service=git-"))
+        || path.ends_with("/git-upload-pack")
+    {
+        let repo = path
+            .trim_end_matches("/info/refs")
+            .trim_end_matches("/git-upload-pack");
         let repo = repo.trim_end_matches(".git");
         return Classified {
             op: Op::Git,
-            module: Some(format!("{}{}", host_of(u.authority), percent_decode(repo).unwrap_or(repo.to_string()))),
+            module: Some(format!(
+                "{}{}",
+                host_of(u.authority),
+                percent_decode(repo).unwrap_or(repo.to_string())
+            )),
             version: None,
             base: origin,
             sumdb_name: None,
@@ -202,7 +219,11 @@ fn is_tile_path(s: &str) -> bool {
     let level_ok = parts[1] == "data" || parts[1].parse::<u8>().is_ok();
     let n = &parts[2..];
     let groups_ok = n.iter().enumerate().all(|(i, g)| {
-        let digits = if i + 1 < n.len() { g.strip_prefix('x') } else { Some(*g) };
+        let digits = if i + 1 < n.len() {
+            g.strip_prefix('x')
+        } else {
+            Some(*g)
+        };
         digits.is_some_and(|d| d.len() == 3 && d.bytes().all(|b| b.is_ascii_digit()))
     });
     height_ok && level_ok && groups_ok
@@ -233,7 +254,11 @@ fn classify_proxy(origin: &str, path: &str) -> Option<Classified> {
     }
     let (base_path, module) = split_base_and_module(prefix)?;
     let module = decode_element(module);
-    let op = if op == Op::Zip && module == TOOLCHAIN_MODULE { Op::Toolchain } else { op };
+    let op = if op == Op::Zip && module == TOOLCHAIN_MODULE {
+        Op::Toolchain
+    } else {
+        op
+    };
     Some(Classified {
         op,
         version: version.map(decode_element),
@@ -279,7 +304,10 @@ mod tests {
         assert_eq!(c("http://h/example.test/hello/@v/v1.0.0.mod").op, Op::Mod);
         assert_eq!(c("http://h/example.test/hello/@v/v1.0.0.zip").op, Op::Zip);
         let l = c("http://h/goproxy/example.test/hello/@latest");
-        assert_eq!((l.op, l.base.as_str(), l.module.as_deref()), (Op::Latest, "http://h/goproxy", Some("example.test/hello")));
+        assert_eq!(
+            (l.op, l.base.as_str(), l.module.as_deref()),
+            (Op::Latest, "http://h/goproxy", Some("example.test/hello"))
+        );
         let t = c("https://proxy.example/golang.org/toolchain/@v/v0.0.1-go1.26.8.linux-amd64.zip");
         assert_eq!(t.op, Op::Toolchain);
         assert_eq!(t.version.as_deref(), Some("v0.0.1-go1.26.8.linux-amd64"));
@@ -290,18 +318,35 @@ mod tests {
     #[test]
     fn sumdb_ops() {
         let s = c("http://127.0.0.1:8081/sumdb/sum.lab.test/supported");
-        assert_eq!((s.op, s.sumdb_name.as_deref()), (Op::Supported, Some("sum.lab.test")));
+        assert_eq!(
+            (s.op, s.sumdb_name.as_deref()),
+            (Op::Supported, Some("sum.lab.test"))
+        );
         let l = c("http://127.0.0.1:8090/lookup/example.test/!util@v0.2.0");
         assert_eq!(l.op, Op::Lookup);
         assert_eq!(l.module.as_deref(), Some("example.test/Util"));
         assert_eq!(l.version.as_deref(), Some("v0.2.0"));
         assert_eq!(l.base, "http://127.0.0.1:8090");
         let p = c("http://127.0.0.1:8081/sumdb/sum.lab.test/lookup/example.test/hello@v1.1.0");
-        assert_eq!((p.op, p.base.as_str()), (Op::Lookup, "http://127.0.0.1:8081/sumdb/sum.lab.test"));
-        for tile in ["tile/8/0/000.p/5", "tile/8/0/x001/x234/567", "tile/8/1/000.p/1", "tile/8/0/001", "tile/8/data/000.p/9"] {
+        assert_eq!(
+            (p.op, p.base.as_str()),
+            (Op::Lookup, "http://127.0.0.1:8081/sumdb/sum.lab.test")
+        );
+        for tile in [
+            "tile/8/0/000.p/5",
+            "tile/8/0/x001/x234/567",
+            "tile/8/1/000.p/1",
+            "tile/8/0/001",
+            "tile/8/data/000.p/9",
+        ] {
             assert_eq!(c(&format!("http://h/{tile}")).op, Op::Tile, "{tile}");
         }
-        for bad in ["tile/8/0/1", "tile/8/0/000.p/256", "tile/8/0/000.p/0", "tile/x/0/000"] {
+        for bad in [
+            "tile/8/0/1",
+            "tile/8/0/000.p/256",
+            "tile/8/0/000.p/0",
+            "tile/x/0/000",
+        ] {
             assert_eq!(c(&format!("http://h/{bad}")).op, Op::Other, "{bad}");
         }
     }
@@ -309,10 +354,19 @@ mod tests {
     #[test]
     fn discovery_and_git() {
         let g = c("https://example.test/Util?go-get=1");
-        assert_eq!((g.op, g.module.as_deref()), (Op::GoGet, Some("example.test/Util")));
+        assert_eq!(
+            (g.op, g.module.as_deref()),
+            (Op::GoGet, Some("example.test/Util"))
+        );
         let r = c("http://git.lab.test:8085/repo/x.git/info/refs?service=git-upload-pack");
-        assert_eq!((r.op, r.module.as_deref()), (Op::Git, Some("git.lab.test/repo/x")));
-        assert_eq!(classify("POST", "http://git.lab.test/repo/x.git/git-upload-pack").op, Op::Git);
+        assert_eq!(
+            (r.op, r.module.as_deref()),
+            (Op::Git, Some("git.lab.test/repo/x"))
+        );
+        assert_eq!(
+            classify("POST", "http://git.lab.test/repo/x.git/git-upload-pack").op,
+            Op::Git
+        );
         assert_eq!(classify("CONNECT", "http://h:443").op, Op::Other);
         assert_eq!(c("http://h/").op, Op::Other);
         assert_eq!(c("not a url").op, Op::Other);

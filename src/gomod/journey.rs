@@ -207,9 +207,17 @@ impl Tracker {
         if after.is_none() && ex.op.is_proxy() {
             // GOPROXY list walk: the latest attempt of this operation failed with 404/410 on
             // another base.
-            let prev = journey.journey.iter().enumerate().rev().find(|(_, h)| h.op == ex.op);
+            let prev = journey
+                .journey
+                .iter()
+                .enumerate()
+                .rev()
+                .find(|(_, h)| h.op == ex.op);
             if let Some((i, h)) = prev {
-                if matches!(h.status, Some(404 | 410)) && h.base != ex.base && h.client_ip == ex.client.ip() {
+                if matches!(h.status, Some(404 | 410))
+                    && h.base != ex.base
+                    && h.client_ip == ex.client.ip()
+                {
                     after = Some(HopLink::Fallback { from: i });
                     out.fallback_from = Some(h.exchange);
                 }
@@ -272,8 +280,12 @@ fn sort_by_start(hops: Vec<Hop>) -> Vec<Hop> {
         .filter_map(|&i| slots[i].take())
         .map(|mut h| {
             h.after = match h.after {
-                Some(HopLink::Fallback { from }) => Some(HopLink::Fallback { from: new_pos[from] }),
-                Some(HopLink::Redirect { from }) => Some(HopLink::Redirect { from: new_pos[from] }),
+                Some(HopLink::Fallback { from }) => Some(HopLink::Fallback {
+                    from: new_pos[from],
+                }),
+                Some(HopLink::Redirect { from }) => Some(HopLink::Redirect {
+                    from: new_pos[from],
+                }),
                 None => None,
             };
             h
@@ -351,8 +363,12 @@ fn nest_upstream(j: &mut Journey) {
             kids.reverse();
             h.upstream.extend(kids);
             h.after = match h.after {
-                Some(HopLink::Fallback { from }) => new_index[from].map(|f| HopLink::Fallback { from: f }),
-                Some(HopLink::Redirect { from }) => new_index[from].map(|f| HopLink::Redirect { from: f }),
+                Some(HopLink::Fallback { from }) => {
+                    new_index[from].map(|f| HopLink::Fallback { from: f })
+                }
+                Some(HopLink::Redirect { from }) => {
+                    new_index[from].map(|f| HopLink::Redirect { from: f })
+                }
                 None => None,
             };
             j.journey.push(h);
@@ -367,7 +383,15 @@ pub(crate) mod tests {
     use crate::time::Ts;
 
     /// A synthetic exchange as the pipeline would build it.
-    pub(crate) fn ex(id: u64, client: &str, server: &str, url: &str, status: u16, start_ms: i64, end_ms: i64) -> Exchange {
+    pub(crate) fn ex(
+        id: u64,
+        client: &str,
+        server: &str,
+        url: &str,
+        status: u16,
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Exchange {
         let c = classify("GET", url);
         Exchange {
             id,
@@ -400,8 +424,24 @@ pub(crate) mod tests {
     #[test]
     fn fallback_410_then_200_is_linked() {
         let mut t = Tracker::new();
-        let mut a = ex(1, "127.0.0.1:40000", "127.0.0.1:8082", "http://127.0.0.1:8082/example.test/%21util/@v/v0.2.0.info", 410, 0, 1);
-        let mut b = ex(2, "127.0.0.1:40001", "127.0.0.1:8083", "http://127.0.0.1:8083/example.test/%21util/@v/v0.2.0.info", 200, 2, 3);
+        let mut a = ex(
+            1,
+            "127.0.0.1:40000",
+            "127.0.0.1:8082",
+            "http://127.0.0.1:8082/example.test/%21util/@v/v0.2.0.info",
+            410,
+            0,
+            1,
+        );
+        let mut b = ex(
+            2,
+            "127.0.0.1:40001",
+            "127.0.0.1:8083",
+            "http://127.0.0.1:8083/example.test/%21util/@v/v0.2.0.info",
+            200,
+            2,
+            3,
+        );
         assert_eq!(t.on_exchange(&mut a).fallback_from, None);
         let o = t.on_exchange(&mut b);
         assert_eq!(o.fallback_from, Some(1));
@@ -415,8 +455,24 @@ pub(crate) mod tests {
     #[test]
     fn same_base_retry_is_not_a_fallback() {
         let mut t = Tracker::new();
-        let mut a = ex(1, "127.0.0.1:40000", "127.0.0.1:8082", "https://h/example.test/x/@v/v1.0.0.mod", 404, 0, 1);
-        let mut b = ex(2, "127.0.0.1:40000", "127.0.0.1:8082", "https://h/example.test/x/@v/v1.0.0.mod", 404, 2, 3);
+        let mut a = ex(
+            1,
+            "127.0.0.1:40000",
+            "127.0.0.1:8082",
+            "https://h/example.test/x/@v/v1.0.0.mod",
+            404,
+            0,
+            1,
+        );
+        let mut b = ex(
+            2,
+            "127.0.0.1:40000",
+            "127.0.0.1:8082",
+            "https://h/example.test/x/@v/v1.0.0.mod",
+            404,
+            2,
+            3,
+        );
         t.on_exchange(&mut a);
         assert_eq!(t.on_exchange(&mut b).fallback_from, None);
     }
@@ -428,12 +484,20 @@ pub(crate) mod tests {
         let b_url = "http://127.0.0.1:8085/example.test/%21util/@v/v0.2.0.info";
         let mut last_chain = None;
         for i in 0..10u64 {
-            let (url, srv, loc) = if i % 2 == 0 { (a_url, "127.0.0.1:8084", b_url) } else { (b_url, "127.0.0.1:8085", a_url) };
+            let (url, srv, loc) = if i % 2 == 0 {
+                (a_url, "127.0.0.1:8084", b_url)
+            } else {
+                (b_url, "127.0.0.1:8085", a_url)
+            };
             let mut e = ex(i + 1, "127.0.0.1:40000", srv, url, 302, i as i64, i as i64);
             e.location = Some(loc.into());
             let o = t.on_exchange(&mut e);
             if i > 0 {
-                assert_eq!(e.redirect_from, Some(i), "request {i} follows the redirect before it");
+                assert_eq!(
+                    e.redirect_from,
+                    Some(i),
+                    "request {i} follows the redirect before it"
+                );
             }
             last_chain = o.chain;
         }
@@ -450,10 +514,26 @@ pub(crate) mod tests {
     #[test]
     fn redirect_to_blob_inherits_the_operation() {
         let mut t = Tracker::new();
-        let mut a = ex(1, "10.0.0.1:40000", "10.0.0.2:80", "http://m.test/example.test/x/@v/v1.0.0.zip", 302, 0, 1);
+        let mut a = ex(
+            1,
+            "10.0.0.1:40000",
+            "10.0.0.2:80",
+            "http://m.test/example.test/x/@v/v1.0.0.zip",
+            302,
+            0,
+            1,
+        );
         a.location = Some("/blobs/abc123".into());
         t.on_exchange(&mut a);
-        let mut b = ex(2, "10.0.0.1:40001", "10.0.0.2:80", "http://m.test/blobs/abc123", 200, 2, 3);
+        let mut b = ex(
+            2,
+            "10.0.0.1:40001",
+            "10.0.0.2:80",
+            "http://m.test/blobs/abc123",
+            200,
+            2,
+            3,
+        );
         assert_eq!(b.op, Op::Other);
         let o = t.on_exchange(&mut b);
         assert_eq!(b.op, Op::Zip);
@@ -465,8 +545,24 @@ pub(crate) mod tests {
     fn mirror_upstream_hops_nest_under_the_client_hop() {
         let mut t = Tracker::new();
         // client -> mirror (8086), spanning 0..10 ms; mirror -> upstream (8087) at 2..5 ms.
-        let mut up = ex(1, "127.0.0.1:50000", "127.0.0.1:8087", "http://127.0.0.1:8087/example.test/%21util/@v/v0.2.0.zip", 200, 2, 5);
-        let mut down = ex(2, "127.0.0.1:40000", "127.0.0.1:8086", "http://127.0.0.1:8086/example.test/%21util/@v/v0.2.0.zip", 200, 0, 10);
+        let mut up = ex(
+            1,
+            "127.0.0.1:50000",
+            "127.0.0.1:8087",
+            "http://127.0.0.1:8087/example.test/%21util/@v/v0.2.0.zip",
+            200,
+            2,
+            5,
+        );
+        let mut down = ex(
+            2,
+            "127.0.0.1:40000",
+            "127.0.0.1:8086",
+            "http://127.0.0.1:8086/example.test/%21util/@v/v0.2.0.zip",
+            200,
+            0,
+            10,
+        );
         // The upstream exchange completes first, so it is tracked first.
         t.on_exchange(&mut up);
         t.on_exchange(&mut down);

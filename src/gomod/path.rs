@@ -97,7 +97,13 @@ pub fn split_url(url: &str) -> Option<UrlParts<'_>> {
         Some((p, q)) => (p, Some(q)),
         None => (tail, None),
     };
-    Some(UrlParts { scheme, authority, userinfo, path, query })
+    Some(UrlParts {
+        scheme,
+        authority,
+        userinfo,
+        path,
+        query,
+    })
 }
 
 /// Resolves a Location header value against the URL of the request it answered
@@ -130,15 +136,26 @@ mod tests {
     #[test]
     fn bang_escaping_matches_go() {
         let cases = [
-            ("ascii.com/abcdefghijklmnopqrstuvwxyz.-/~_0123456789", "ascii.com/abcdefghijklmnopqrstuvwxyz.-/~_0123456789"),
-            ("github.com/GoogleCloudPlatform/omega", "github.com/!google!cloud!platform/omega"),
+            (
+                "ascii.com/abcdefghijklmnopqrstuvwxyz.-/~_0123456789",
+                "ascii.com/abcdefghijklmnopqrstuvwxyz.-/~_0123456789",
+            ),
+            (
+                "github.com/GoogleCloudPlatform/omega",
+                "github.com/!google!cloud!platform/omega",
+            ),
             ("example.test/Util", "example.test/!util"),
         ];
         for (path, esc) in cases {
             assert_eq!(escape_bang(path), esc);
             assert_eq!(unescape_bang(esc).as_deref(), Some(path));
         }
-        for bad in ["github.com/GoogleCloudPlatform/omega", "github.com/!google!cloud!platform!/omega", "github.com/!0/x", "x!"] {
+        for bad in [
+            "github.com/GoogleCloudPlatform/omega",
+            "github.com/!google!cloud!platform!/omega",
+            "github.com/!0/x",
+            "x!",
+        ] {
             assert_eq!(unescape_bang(bad), None, "{bad}");
         }
     }
@@ -161,9 +178,15 @@ mod tests {
         assert_eq!(u.path, "/a/b");
         assert_eq!(u.query, Some("go-get=1"));
         let base = "http://127.0.0.1:8081/example.test/%21util/@v/v0.2.0.info";
-        assert_eq!(resolve_location(base, "http://127.0.0.1:8082/x"), "http://127.0.0.1:8082/x");
+        assert_eq!(
+            resolve_location(base, "http://127.0.0.1:8082/x"),
+            "http://127.0.0.1:8082/x"
+        );
         assert_eq!(resolve_location(base, "/y/z"), "http://127.0.0.1:8081/y/z");
         assert_eq!(resolve_location(base, "//h:1/q"), "http://h:1/q");
-        assert_eq!(resolve_location(base, "v0.2.0.mod"), "http://127.0.0.1:8081/example.test/%21util/@v/v0.2.0.mod");
+        assert_eq!(
+            resolve_location(base, "v0.2.0.mod"),
+            "http://127.0.0.1:8081/example.test/%21util/@v/v0.2.0.mod"
+        );
     }
 }

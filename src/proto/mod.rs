@@ -18,7 +18,10 @@ pub struct Header {
 }
 
 pub fn header<'h>(headers: &'h [Header], name: &str) -> Option<&'h str> {
-    headers.iter().find(|h| h.name.eq_ignore_ascii_case(name)).map(|h| h.value.as_str())
+    headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case(name))
+        .map(|h| h.value.as_str())
 }
 
 /// UTF-8 text kept as is; every byte of an invalid sequence written as `\xNN`.
@@ -96,11 +99,26 @@ pub struct HttpExchange {
 pub enum HttpEvent {
     Exchange(HttpExchange),
     /// A CONNECT was answered 2xx: from here on the connection is a tunnel, not HTTP.
-    TunnelOpened { flow: FlowId, authority: String, ts: Ts, packet: u64 },
+    TunnelOpened {
+        flow: FlowId,
+        authority: String,
+        ts: Ts,
+        packet: u64,
+    },
     /// Bytes inside an open tunnel, passed through for a later layer (TLS).
-    TunnelData { flow: FlowId, dir: crate::flow::Dir, ts: Ts, packet: u64, data: Vec<u8> },
+    TunnelData {
+        flow: FlowId,
+        dir: crate::flow::Dir,
+        ts: Ts,
+        packet: u64,
+        data: Vec<u8>,
+    },
     /// Something that is not valid HTTP/1 where HTTP/1 was expected, or a limit hit.
-    Anomaly { flow: FlowId, ts: Ts, what: String },
+    Anomaly {
+        flow: FlowId,
+        ts: Ts,
+        what: String,
+    },
 }
 
 /// Every HTTP/1 limit, with why.

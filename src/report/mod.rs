@@ -63,7 +63,14 @@ pub struct Report {
 impl Report {
     pub fn build(
         sources: &[SourceStats],
-        parts: (Vec<Exchange>, Vec<Journey>, Vec<Finding>, PipelineStats, DecodeStats, FlowStats),
+        parts: (
+            Vec<Exchange>,
+            Vec<Journey>,
+            Vec<Finding>,
+            PipelineStats,
+            DecodeStats,
+            FlowStats,
+        ),
     ) -> Report {
         let (exchanges, mut modules, findings, p, d, f) = parts;
         modules.sort_by(|a, b| a.module.cmp(&b.module).then(a.version.cmp(&b.version)));
@@ -87,7 +94,11 @@ impl Report {
                 link_types: p.link_types.iter().map(|l| l.name()).collect(),
                 truncated_packets: p.truncated_packets,
                 undecodable_packets: d.undecodable + unsupported,
-                unsupported_link_types: d.unsupported_link.iter().map(|(k, v)| (crate::source::LinkType(*k).name(), *v)).collect(),
+                unsupported_link_types: d
+                    .unsupported_link
+                    .iter()
+                    .map(|(k, v)| (crate::source::LinkType(*k).name(), *v))
+                    .collect(),
                 tcp: TcpSummary {
                     flows: f.flows,
                     midstream: f.midstream,

@@ -33,7 +33,11 @@ pub fn write_text(r: &Report, w: &mut dyn Write, color: bool) -> io::Result<()> 
     let st = Style { color };
     let c = &r.capture;
     let files: Vec<&str> = c.files.iter().map(|f| f.path.as_str()).collect();
-    writeln!(w, "{}", st.paint("1", &format!("modtrace report: {}", files.join(", "))))?;
+    writeln!(
+        w,
+        "{}",
+        st.paint("1", &format!("modtrace report: {}", files.join(", ")))
+    )?;
     writeln!(
         w,
         "  {} packets, {} bytes, {} to {}; link types: {}",
@@ -41,7 +45,11 @@ pub fn write_text(r: &Report, w: &mut dyn Write, color: bool) -> io::Result<()> 
         c.bytes,
         c.first.as_deref().unwrap_or("-"),
         c.last.as_deref().unwrap_or("-"),
-        if c.link_types.is_empty() { "-".to_string() } else { c.link_types.join(", ") }
+        if c.link_types.is_empty() {
+            "-".to_string()
+        } else {
+            c.link_types.join(", ")
+        }
     )?;
     writeln!(
         w,
@@ -52,13 +60,19 @@ pub fn write_text(r: &Report, w: &mut dyn Write, color: bool) -> io::Result<()> 
     )?;
     let mut notes = Vec::new();
     if c.truncated_packets > 0 {
-        notes.push(format!("{} packets cut by the snaplen", c.truncated_packets));
+        notes.push(format!(
+            "{} packets cut by the snaplen",
+            c.truncated_packets
+        ));
     }
     if c.undecodable_packets > 0 {
         notes.push(format!("{} packets not decoded", c.undecodable_packets));
     }
     if c.tcp.gaps > 0 {
-        notes.push(format!("{} gaps in TCP streams ({} bytes missing)", c.tcp.gaps, c.tcp.gap_bytes));
+        notes.push(format!(
+            "{} gaps in TCP streams ({} bytes missing)",
+            c.tcp.gaps, c.tcp.gap_bytes
+        ));
     }
     if c.files.iter().any(|f| f.truncated) {
         notes.push("capture file cut short: analysed as far as it goes".into());
@@ -97,14 +111,31 @@ pub fn write_text(r: &Report, w: &mut dyn Write, color: bool) -> io::Result<()> 
     writeln!(
         w,
         "{}",
-        st.paint("1", &format!("Findings ({}{})", r.findings.len(), if summary.is_empty() { String::new() } else { format!(": {}", summary.join(", ")) }))
+        st.paint(
+            "1",
+            &format!(
+                "Findings ({}{})",
+                r.findings.len(),
+                if summary.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", summary.join(", "))
+                }
+            )
+        )
     )?;
     if r.findings.is_empty() {
         writeln!(w, "  none")?;
     }
     for f in &r.findings {
         writeln!(w, "  {} {}  {}", st.sev(f.severity), f.rule.id(), f.message)?;
-        let ex: Vec<String> = f.evidence.exchanges.iter().take(12).map(|e| e.to_string()).collect();
+        let ex: Vec<String> = f
+            .evidence
+            .exchanges
+            .iter()
+            .take(12)
+            .map(|e| e.to_string())
+            .collect();
         let more = f.evidence.exchanges.len().saturating_sub(12);
         writeln!(
             w,
@@ -113,7 +144,11 @@ pub fn write_text(r: &Report, w: &mut dyn Write, color: bool) -> io::Result<()> 
             f.evidence.packet,
             f.evidence.time.rfc3339(),
             ex.join(", "),
-            if more > 0 { format!(", +{more}") } else { String::new() }
+            if more > 0 {
+                format!(", +{more}")
+            } else {
+                String::new()
+            }
         )?;
     }
     Ok(())
@@ -132,7 +167,11 @@ fn write_hop(w: &mut dyn Write, st: &Style, h: &Hop, i: usize, indent: usize) ->
         Some(HopLink::Redirect { from }) => format!("  (redirected from #{from})"),
         None => String::new(),
     };
-    let scheme = if h.scheme == "http" { st.paint("31", "http") } else { h.scheme.clone() };
+    let scheme = if h.scheme == "http" {
+        st.paint("31", "http")
+    } else {
+        h.scheme.clone()
+    };
     writeln!(
         w,
         "{:indent$}#{i:<2} {:<7} {} {} {}{}",

@@ -50,7 +50,14 @@ pub struct Conn {
 
 impl Conn {
     pub fn new(client: ([u8; 4], u16), server: ([u8; 4], u16), t0: u64) -> Conn {
-        let mut c = Conn { client, server, cseq: 1000, sseq: 5000, frames: Vec::new(), t: t0 };
+        let mut c = Conn {
+            client,
+            server,
+            cseq: 1000,
+            sseq: 5000,
+            frames: Vec::new(),
+            t: t0,
+        };
         c.seg(true, true, false, false, &[]);
         c.cseq = c.cseq.wrapping_add(1);
         c.seg(false, true, true, false, &[]);
@@ -60,8 +67,16 @@ impl Conn {
     }
 
     fn seg(&mut self, from_client: bool, syn: bool, ack: bool, fin: bool, payload: &[u8]) {
-        let (src, dst) = if from_client { (self.client, self.server) } else { (self.server, self.client) };
-        let (seq, ackn) = if from_client { (self.cseq, self.sseq) } else { (self.sseq, self.cseq) };
+        let (src, dst) = if from_client {
+            (self.client, self.server)
+        } else {
+            (self.server, self.client)
+        };
+        let (seq, ackn) = if from_client {
+            (self.cseq, self.sseq)
+        } else {
+            (self.sseq, self.cseq)
+        };
         let mut b = PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
             .ipv4(src.0, dst.0, 64)
             .tcp(src.1, dst.1, seq, 65535);
@@ -103,11 +118,26 @@ impl Conn {
 }
 
 /// A plain-HTTP GET and its response on a new connection.
-pub fn http_get(t0: u64, cport: u16, server: ([u8; 4], u16), host: &str, target: &str, extra_req: &str, status: &str, resp_headers: &str, body: &[u8]) -> Vec<(u64, Vec<u8>)> {
+#[allow(clippy::too_many_arguments)]
+pub fn http_get(
+    t0: u64,
+    cport: u16,
+    server: ([u8; 4], u16),
+    host: &str,
+    target: &str,
+    extra_req: &str,
+    status: &str,
+    resp_headers: &str,
+    body: &[u8],
+) -> Vec<(u64, Vec<u8>)> {
     let mut c = Conn::new(([127, 0, 0, 1], cport), server, t0);
     let req = format!("GET {target} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: Go-http-client/1.1\r\n{extra_req}Accept-Encoding: gzip\r\n\r\n");
     c.send(true, req.as_bytes());
-    let mut resp = format!("HTTP/1.1 {status}\r\n{resp_headers}Content-Length: {}\r\n\r\n", body.len()).into_bytes();
+    let mut resp = format!(
+        "HTTP/1.1 {status}\r\n{resp_headers}Content-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
     resp.extend_from_slice(body);
     c.send(false, &resp);
     c.close();
@@ -201,10 +231,23 @@ pub const EXPECTED: &[Expect] = &[
 ];
 
 pub fn analyze_json(path: &Path, extra: &[&str]) -> serde_json::Value {
-    let mut args = vec!["analyze", path.to_str().unwrap(), "--format", "json", "--fail-on", "never"];
+    let mut args = vec![
+        "analyze",
+        path.to_str().unwrap(),
+        "--format",
+        "json",
+        "--fail-on",
+        "never",
+    ];
     args.extend_from_slice(extra);
     let out = run(&args);
-    assert_eq!(out.status.code(), Some(0), "analyze {}: {}", path.display(), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "analyze {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).expect("JSON report")
 }
 
@@ -220,7 +263,11 @@ fn subject(f: &serde_json::Value) -> String {
 /// is an exchange with the same server, target and status; the modules are decoded; the
 /// findings are exactly the expected ones (ignoring none: info findings count too).
 pub fn check_capture(dir: &Path, e: &Expect) {
-    let pcap = ["pcap", "pcapng"].iter().map(|x| dir.join(format!("{}.{x}", e.name))).find(|p| p.exists()).unwrap_or_else(|| panic!("{}: no capture in {}", e.name, dir.display()));
+    let pcap = ["pcap", "pcapng"]
+        .iter()
+        .map(|x| dir.join(format!("{}.{x}", e.name)))
+        .find(|p| p.exists())
+        .unwrap_or_else(|| panic!("{}: no capture in {}", e.name, dir.display()));
     let j = analyze_json(&pcap, &[]);
     let exchanges = j["exchanges"].as_array().unwrap();
 
@@ -233,8 +280,15 @@ pub fn check_capture(dir: &Path, e: &Expect) {
         logged += 1;
         let pos = unmatched.iter().position(|x| {
             let url = x["url"].as_str().unwrap_or("");
-            let path = url.splitn(4, '/').nth(3).map(|p| format!("/{p}")).unwrap_or_default();
-            x["server"] == r["listen"] && path == r["target"].as_str().unwrap() && x["status"] == r["status"] && x["method"] == r["method"]
+            let path = url
+                .splitn(4, '/')
+                .nth(3)
+                .map(|p| format!("/{p}"))
+                .unwrap_or_default();
+            x["server"] == r["listen"]
+                && path == r["target"].as_str().unwrap()
+                && x["status"] == r["status"]
+                && x["method"] == r["method"]
         });
         match pos {
             Some(i) => {
@@ -246,7 +300,16 @@ pub fn check_capture(dir: &Path, e: &Expect) {
     assert!(logged > 0, "{}: empty lab log", e.name);
 
     // 2. Modules.
-    let mut mods: Vec<String> = j["modules"].as_array().unwrap().iter().filter_map(|m| m["version"].as_str().map(|v| format!("{}@{v}", m["module"].as_str().unwrap()))).collect();
+    let mut mods: Vec<String> = j["modules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| {
+            m["version"]
+                .as_str()
+                .map(|v| format!("{}@{v}", m["module"].as_str().unwrap()))
+        })
+        .collect();
     mods.sort();
     mods.dedup();
     let mut want: Vec<String> = e.modules.iter().map(|s| s.to_string()).collect();
@@ -254,7 +317,12 @@ pub fn check_capture(dir: &Path, e: &Expect) {
     assert_eq!(mods, want, "{}: modules", e.name);
 
     // 3. Findings, exactly.
-    let mut got: Vec<String> = j["findings"].as_array().unwrap().iter().map(|f| format!("{} {}", f["rule"].as_str().unwrap(), subject(f))).collect();
+    let mut got: Vec<String> = j["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| format!("{} {}", f["rule"].as_str().unwrap(), subject(f)))
+        .collect();
     got.sort();
     let mut want: Vec<String> = e.findings.iter().map(|s| s.to_string()).collect();
     want.sort();
