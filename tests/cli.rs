@@ -284,3 +284,32 @@ fn gzip_and_several_files_merge_by_time() {
     assert_eq!(ops, ["info", "mod"], "merged by time, not by file order");
     assert_eq!(j["capture"]["files"][1]["gzip"], true);
 }
+
+#[test]
+fn readme_documents_every_rule_and_starts_with_the_two_commands() {
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    for r in modtrace::detect::RULES {
+        assert!(
+            readme.contains(&format!("| `{}` | {} |", r.id, r.severity)),
+            "README lacks rule {}",
+            r.id
+        );
+    }
+    let first_block = readme
+        .split("```sh")
+        .nth(1)
+        .unwrap()
+        .split("```")
+        .next()
+        .unwrap();
+    assert!(
+        first_block.contains("cargo run --release -- analyze captures/"),
+        "{first_block}"
+    );
+    assert!(first_block.contains("cargo test"));
+    let capture = first_block
+        .split_whitespace()
+        .find(|w| w.starts_with("captures/"))
+        .unwrap();
+    assert!(repo().join(capture).exists(), "{capture} is bundled");
+}
