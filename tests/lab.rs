@@ -2,9 +2,11 @@
 //! TcpStream client. Needs no go, tcpdump or root.
 
 use modtrace::lab::{
-    scenario, Credentials, Lab, Limits, LogEntry, ModuleStore, RequestLog, ServerKind, ServerSpec,
-    Target,
+    scenario, CertKind, Credentials, KeyLogWriter, Lab, Limits, LogEntry, ModuleStore, Pki,
+    RequestLog, ServerKind, ServerSpec, Target, TlsContext, TlsServerOptions, TlsVersions,
+    UpstreamVerify,
 };
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
@@ -21,6 +23,21 @@ fn spec(name: &str, kind: ServerKind) -> ServerSpec {
         name: name.into(),
         addr: "127.0.0.1:0".parse().unwrap(),
         kind,
+        tls: None,
+    }
+}
+
+fn tls_spec(name: &str, kind: ServerKind, versions: TlsVersions, cert: CertKind) -> ServerSpec {
+    ServerSpec {
+        tls: Some(TlsServerOptions { cert, versions }),
+        ..spec(name, kind)
+    }
+}
+
+fn proxy_kind() -> ServerKind {
+    ServerKind::Proxy {
+        prefix: String::new(),
+        auth: None,
     }
 }
 
@@ -40,7 +57,7 @@ impl Resp {
 }
 
 /// Reads one Content-Length-framed response from a kept-alive connection.
-fn read_resp(s: &mut TcpStream) -> Resp {
+fn read_resp<S: Read>(s: &mut S) -> Resp {
     let mut raw = Vec::new();
     let mut b = [0u8; 4096];
     loop {
@@ -86,7 +103,7 @@ fn connect(addr: SocketAddr) -> TcpStream {
     s
 }
 
-fn get_on(s: &mut TcpStream, target: &str, extra: &str) -> Resp {
+fn get_on<S: Read + Write>(s: &mut S, target: &str, extra: &str) -> Resp {
     write!(
         s,
         "GET {target} HTTP/1.1\r\nHost: lab\r\nUser-Agent: lab-test\r\n{extra}\r\n"
@@ -344,6 +361,7 @@ fn mirror_relays_with_basic_auth_and_upstream_refuses_without() {
                 ServerKind::Mirror {
                     upstream: Target::Server("upstream".into()),
                     credentials: creds.clone(),
+                    verify: UpstreamVerify::LabCa,
                 },
             ),
             spec(
@@ -361,6 +379,7 @@ fn mirror_relays_with_basic_auth_and_upstream_refuses_without() {
     .unwrap();
     let mirror = lab.server("mirror").unwrap().addr;
     let upstream = lab.server("upstream").unwrap().addr;
+    assert_eq!(lab.server("mirror").unwrap().kind.label(), "mirror");
 
     // Without credentials the upstream refuses.
     let refused = get(upstream, "/example.test/%21util/@v/v0.2.0.info");
@@ -436,6 +455,7 @@ fn mirror_reports_502_when_upstream_is_down() {
             ServerKind::Mirror {
                 upstream: Target::Base(format!("http://{dead}")),
                 credentials: Credentials::lab_default(),
+                verify: UpstreamVerify::LabCa,
             },
         )],
         store(),
@@ -452,16 +472,456 @@ fn every_scenario_starts_on_ephemeral_ports_and_answers() {
         let log = RequestLog::in_memory();
         let lab = Lab::start(&sc.specs(true), store(), log.clone(), Limits::default())
             .unwrap_or_else(|e| panic!("{}: {e}", sc.name));
-        let first = lab.server(sc.goproxy[0]).unwrap().addr;
-        let r = get(first, "/example.test/%21util/@v/v0.2.0.info");
-        let want = match sc.name {
-            "redirect-loop" => 302,
-            "fallback-410" | "fallback-410-any" => 410,
-            _ => 200,
+        // The server go talks to first: the first GOPROXY entry, or (direct mode) the first
+        // server, the go-get one.
+        let first = lab
+            .server(sc.goproxy[0])
+            .unwrap_or_else(|| &lab.servers()[0]);
+        let (target, want) = match sc.name {
+            "redirect-loop" => ("/example.test/%21util/@v/v0.2.0.info", 302),
+            "fallback-410" | "fallback-410-any" => ("/example.test/%21util/@v/v0.2.0.info", 410),
+            "goinsecure-goget" => ("/Util?go-get=1", 200),
+            _ => ("/example.test/%21util/@v/v0.2.0.info", 200),
+        };
+        let r = if first.tls.is_some() {
+            tls_get(first.addr, &accept_any_client(), "lab.test", target).0
+        } else {
+            get(first.addr, target)
         };
         assert_eq!(r.status, want, "{}", sc.name);
         assert!(!wait_entries(&log, 1).is_empty(), "{}: logged", sc.name);
     }
+}
+
+// ---- TLS ----
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// A client trusting only the lab CA, offering `versions` and ALPN http/1.1 (like the go
+/// command's GOPROXY client given SSL_CERT_FILE).
+fn lab_ca_client(
+    pki: &Pki,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> Arc<rustls::ClientConfig> {
+    let mut cfg = rustls::ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(versions)
+        .unwrap()
+        .with_root_certificates(pki.lab_roots().unwrap())
+        .with_no_client_auth();
+    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Arc::new(cfg)
+}
+
+/// Records the certificate a server presents and accepts it (like GOINSECURE's client).
+#[derive(Debug, Default)]
+struct Recorder {
+    seen: std::sync::Mutex<Vec<CertificateDer<'static>>>,
+}
+
+impl rustls::client::danger::ServerCertVerifier for Recorder {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        self.seen
+            .lock()
+            .unwrap()
+            .push(end_entity.clone().into_owned());
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            m,
+            c,
+            d,
+            &provider().signature_verification_algorithms,
+        )
+    }
+    fn verify_tls13_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            m,
+            c,
+            d,
+            &provider().signature_verification_algorithms,
+        )
+    }
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        provider()
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+fn recording_client(rec: Arc<Recorder>) -> Arc<rustls::ClientConfig> {
+    let mut cfg = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(rec)
+        .with_no_client_auth();
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Arc::new(cfg)
+}
+
+fn accept_any_client() -> Arc<rustls::ClientConfig> {
+    recording_client(Arc::new(Recorder::default()))
+}
+
+type TlsStream = rustls::StreamOwned<rustls::ClientConnection, TcpStream>;
+
+/// Connects and completes the handshake; the error is rustls's.
+fn tls_connect(
+    addr: SocketAddr,
+    cfg: &Arc<rustls::ClientConfig>,
+    name: &str,
+) -> Result<TlsStream, rustls::Error> {
+    let name = ServerName::try_from(name.to_string()).unwrap();
+    let conn = rustls::ClientConnection::new(cfg.clone(), name).unwrap();
+    let mut s = rustls::StreamOwned::new(conn, connect(addr));
+    while s.conn.is_handshaking() {
+        if let Err(e) = s.conn.complete_io(&mut s.sock) {
+            return Err(e
+                .get_ref()
+                .and_then(|i| i.downcast_ref::<rustls::Error>())
+                .cloned()
+                .unwrap_or_else(|| rustls::Error::General(e.to_string())));
+        }
+    }
+    Ok(s)
+}
+
+/// One GET over TLS: the response, the negotiated version and the ALPN protocol.
+fn tls_get(
+    addr: SocketAddr,
+    cfg: &Arc<rustls::ClientConfig>,
+    name: &str,
+    target: &str,
+) -> (Resp, rustls::ProtocolVersion, Option<Vec<u8>>) {
+    let mut s = tls_connect(addr, cfg, name).expect("handshake");
+    let v = s.conn.protocol_version().unwrap();
+    let alpn = s.conn.alpn_protocol().map(<[u8]>::to_vec);
+    let host = if name == "127.0.0.1" {
+        "127.0.0.1"
+    } else {
+        name
+    };
+    write!(
+        s,
+        "GET {target} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: lab-test\r\n\r\n"
+    )
+    .unwrap();
+    s.flush().unwrap();
+    (read_resp(&mut s), v, alpn)
+}
+
+fn start_tls_lab(
+    specs: &[ServerSpec],
+) -> (
+    Lab,
+    Arc<Pki>,
+    Arc<KeyLogWriter>,
+    RequestLog,
+    tempfile::TempDir,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Arc::new(Pki::generate().unwrap());
+    let keys = KeyLogWriter::to_file(&dir.path().join("lab.keys")).unwrap();
+    let log = RequestLog::in_memory();
+    let lab = Lab::start_with(
+        specs,
+        store(),
+        log.clone(),
+        Limits::default(),
+        Some(TlsContext {
+            pki: pki.clone(),
+            key_log: Some(keys.clone()),
+            log_handshakes: false,
+        }),
+    )
+    .unwrap();
+    (lab, pki, keys, log, dir)
+}
+
+const UTIL_INFO: &str = "/example.test/%21util/@v/v0.2.0.info";
+
+#[test]
+fn tls_proxy_negotiates_the_configured_versions_and_writes_a_key_log() {
+    let (lab, pki, keys, log, dir) = start_tls_lab(&[
+        tls_spec("v12", proxy_kind(), TlsVersions::Tls12, CertKind::Valid),
+        tls_spec("v13", proxy_kind(), TlsVersions::Tls13, CertKind::Valid),
+        tls_spec("both", proxy_kind(), TlsVersions::Both, CertKind::Valid),
+    ]);
+    let v12 = lab.server("v12").unwrap();
+    assert!(
+        v12.base_url.starts_with("https://127.0.0.1:"),
+        "{}",
+        v12.base_url
+    );
+    let all = lab_ca_client(&pki, rustls::ALL_VERSIONS);
+    let only12 = lab_ca_client(&pki, &[&rustls::version::TLS12]);
+    let only13 = lab_ca_client(&pki, &[&rustls::version::TLS13]);
+    use rustls::ProtocolVersion::{TLSv1_2, TLSv1_3};
+    for (server, client, want) in [
+        ("v12", &all, TLSv1_2),
+        ("v13", &all, TLSv1_3),
+        ("both", &all, TLSv1_3),
+        ("both", &only12, TLSv1_2),
+    ] {
+        // Both the IP SAN and the DNS SAN verify against the lab CA.
+        for name in ["127.0.0.1", "lab.test"] {
+            let (r, v, alpn) = tls_get(lab.server(server).unwrap().addr, client, name, UTIL_INFO);
+            assert_eq!(r.status, 200, "{server} {name}");
+            assert_eq!(v, want, "{server} {name}");
+            assert_eq!(
+                alpn.as_deref(),
+                Some(&b"http/1.1"[..]),
+                "only http/1.1, even when h2 is offered"
+            );
+        }
+    }
+    // A version the server does not speak: the handshake fails.
+    assert!(tls_connect(lab.server("v12").unwrap().addr, &only13, "127.0.0.1").is_err());
+    assert!(tls_connect(lab.server("v13").unwrap().addr, &only12, "127.0.0.1").is_err());
+
+    // Over TLS the request log is still the ground truth: 8 requests answered.
+    assert_eq!(wait_entries(&log, 8).len(), 8);
+    // Key log: TLS 1.2 sessions give CLIENT_RANDOM, 1.3 sessions the traffic secrets; file
+    // and memory agree, each line `LABEL <64 hex> <hex>`.
+    let file = std::fs::read_to_string(dir.path().join("lab.keys")).unwrap();
+    let lines: Vec<&str> = file.lines().collect();
+    assert_eq!(lines.len(), keys.count());
+    let count = |label: &str| {
+        lines
+            .iter()
+            .filter(|l| l.starts_with(&format!("{label} ")))
+            .count()
+    };
+    assert_eq!(count("CLIENT_RANDOM"), 4, "{file}");
+    assert_eq!(count("CLIENT_TRAFFIC_SECRET_0"), 4, "{file}");
+    assert_eq!(count("SERVER_HANDSHAKE_TRAFFIC_SECRET"), 4, "{file}");
+    for l in &lines {
+        let f: Vec<&str> = l.split(' ').collect();
+        assert_eq!(f.len(), 3, "{l}");
+        assert_eq!(f[1].len(), 64, "client random is 32 bytes: {l}");
+        assert!(f[2].bytes().all(|b| b.is_ascii_hexdigit()), "{l}");
+    }
+}
+
+#[test]
+fn tls_servers_present_the_configured_certificate_kinds() {
+    let (lab, pki, _keys, _log, _dir) = start_tls_lab(&[
+        tls_spec("valid", proxy_kind(), TlsVersions::Tls12, CertKind::Valid),
+        tls_spec(
+            "self",
+            proxy_kind(),
+            TlsVersions::Tls12,
+            CertKind::SelfSigned,
+        ),
+        tls_spec(
+            "expired",
+            proxy_kind(),
+            TlsVersions::Tls13,
+            CertKind::Expired,
+        ),
+        tls_spec(
+            "wrong",
+            proxy_kind(),
+            TlsVersions::Both,
+            CertKind::WrongName,
+        ),
+    ]);
+    let verifying = lab_ca_client(&pki, rustls::ALL_VERSIONS);
+    use rustls::CertificateError as C;
+    for (server, kind) in [
+        ("valid", CertKind::Valid),
+        ("self", CertKind::SelfSigned),
+        ("expired", CertKind::Expired),
+        ("wrong", CertKind::WrongName),
+    ] {
+        let addr = lab.server(server).unwrap().addr;
+        // What the server presents: exactly that leaf, alone.
+        let rec = Arc::new(Recorder::default());
+        let (r, _, _) = tls_get(addr, &recording_client(rec.clone()), "127.0.0.1", UTIL_INFO);
+        assert_eq!(
+            r.status, 200,
+            "{server}: served once the certificate is accepted"
+        );
+        let seen = rec.seen.lock().unwrap().clone();
+        assert_eq!(seen, vec![pki.leaf(kind).cert_der.clone()], "{server}");
+        // What a client trusting the lab CA makes of it.
+        let verdict = tls_connect(addr, &verifying, "127.0.0.1").map(|_| ());
+        match kind {
+            CertKind::Valid => assert!(verdict.is_ok(), "{server}: {verdict:?}"),
+            CertKind::SelfSigned => assert!(
+                matches!(
+                    verdict,
+                    Err(rustls::Error::InvalidCertificate(C::UnknownIssuer))
+                ),
+                "{server}: {verdict:?}"
+            ),
+            CertKind::Expired => assert!(
+                matches!(
+                    verdict,
+                    Err(rustls::Error::InvalidCertificate(
+                        C::Expired | C::ExpiredContext { .. }
+                    ))
+                ),
+                "{server}: {verdict:?}"
+            ),
+            CertKind::WrongName => assert!(
+                matches!(
+                    verdict,
+                    Err(rustls::Error::InvalidCertificate(
+                        C::NotValidForName | C::NotValidForNameContext { .. }
+                    ))
+                ),
+                "{server}: {verdict:?}"
+            ),
+        }
+    }
+    // The wrong-name certificate is fine for the name it does carry.
+    assert!(tls_connect(lab.server("wrong").unwrap().addr, &verifying, "other.test").is_ok());
+    // The self-signed leaf is its own issuer; the others are issued by the lab CA.
+    assert!(pki.ca_cert_pem().starts_with("-----BEGIN CERTIFICATE-----"));
+}
+
+#[test]
+fn non_verifying_mirror_relays_from_a_self_signed_upstream_and_a_verifying_one_refuses() {
+    let creds = Credentials::lab_default();
+    let mirror = |verify| ServerKind::Mirror {
+        upstream: Target::Server("upstream".into()),
+        credentials: Credentials::lab_default(),
+        verify,
+    };
+    let (lab, _pki, keys, log, _dir) = start_tls_lab(&[
+        spec("careless", mirror(UpstreamVerify::Nothing)),
+        spec("careful", mirror(UpstreamVerify::LabCa)),
+        tls_spec(
+            "upstream",
+            ServerKind::Proxy {
+                prefix: String::new(),
+                auth: Some(creds.clone()),
+            },
+            TlsVersions::Tls12,
+            CertKind::SelfSigned,
+        ),
+    ]);
+    assert_eq!(
+        lab.server("careless").unwrap().kind.label(),
+        "mirror-noverify"
+    );
+    let zip = get(
+        lab.server("careless").unwrap().addr,
+        "/example.test/%21util/@v/v0.2.0.zip",
+    );
+    assert_eq!(zip.status, 200);
+    assert_eq!(
+        zip.body,
+        store().get("example.test/Util", "v0.2.0").unwrap().zip
+    );
+    let refused = get(lab.server("careful").unwrap().addr, UTIL_INFO);
+    assert_eq!(refused.status, 502);
+    let text = String::from_utf8_lossy(&refused.body);
+    assert!(text.contains("certificate"), "{text}");
+    let e = wait_entries(&log, 3);
+    let by = |srv: &str| {
+        e.iter()
+            .filter(|x| x.server == srv)
+            .map(|x| x.status)
+            .collect::<Vec<_>>()
+    };
+    // The upstream saw the careless mirror's request (with its credentials: 200) and never a
+    // request from the careful one.
+    assert_eq!(by("upstream"), vec![200]);
+    assert_eq!(by("careless"), vec![200]);
+    assert_eq!(by("careful"), vec![502]);
+    // Client and server of one session log the same secret once; the refused handshake
+    // never reached the master secret.
+    let lines = keys.lines();
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l.starts_with("CLIENT_RANDOM "))
+            .count(),
+        1,
+        "{lines:?}"
+    );
+}
+
+#[test]
+fn verifying_mirror_relays_from_a_lab_ca_upstream() {
+    let (lab, _pki, _keys, _log, _dir) = start_tls_lab(&[
+        spec(
+            "m",
+            ServerKind::Mirror {
+                upstream: Target::Server("u".into()),
+                credentials: Credentials::lab_default(),
+                verify: UpstreamVerify::LabCa,
+            },
+        ),
+        tls_spec("u", proxy_kind(), TlsVersions::Tls13, CertKind::Valid),
+    ]);
+    assert_eq!(get(lab.server("m").unwrap().addr, UTIL_INFO).status, 200);
+}
+
+#[test]
+fn goget_page_carries_the_go_import_meta_tag() {
+    let (lab, _pki, _keys, log, _dir) = start_tls_lab(&[tls_spec(
+        "goget",
+        ServerKind::GoGet {
+            repo_root: "http://lab.test/".into(),
+        },
+        TlsVersions::Tls12,
+        CertKind::SelfSigned,
+    )]);
+    let addr = lab.server("goget").unwrap().addr;
+    let any = accept_any_client();
+    let (r, v, _) = tls_get(addr, &any, "lab.test", "/Hello?go-get=1");
+    assert_eq!(v, rustls::ProtocolVersion::TLSv1_2);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("text/html; charset=utf-8"));
+    let page = String::from_utf8(r.body).unwrap();
+    assert!(
+        page.contains(r#"<meta name="go-import" content="lab.test/Hello mod http://lab.test">"#),
+        "{page}"
+    );
+    // Without ?go-get=1: 404; a Host with a port: the port is not part of the import path.
+    assert_eq!(tls_get(addr, &any, "lab.test", "/Hello").0.status, 404);
+    let mut s = tls_connect(addr, &any, "lab.test").unwrap();
+    let r = get_on(&mut s, "/Util?go-get=1", "").body; // Host: lab (from get_on)
+    assert!(String::from_utf8_lossy(&r).contains(r#"content="lab/Util mod http://lab.test""#));
+    let mut s = tls_connect(addr, &any, "lab.test").unwrap();
+    write!(
+        s,
+        "GET /x/y?go-get=1 HTTP/1.1\r\nHost: lab.test:443\r\n\r\n"
+    )
+    .unwrap();
+    let r = read_resp(&mut s);
+    assert!(
+        String::from_utf8_lossy(&r.body).contains(r#"content="lab.test/x/y mod http://lab.test""#)
+    );
+    // Markup in the path is refused rather than echoed.
+    assert_eq!(
+        tls_get(addr, &any, "lab.test", "/%22%3E?go-get=1").0.status,
+        400
+    );
+    assert_eq!(wait_entries(&log, 5).len(), 5);
 }
 
 #[test]

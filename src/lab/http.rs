@@ -1,6 +1,6 @@
 //! Minimal HTTP/1.1 for the lab (RFC 9112): reading requests off a keep-alive connection with
 //! httparse, writing responses with Content-Length, and a one-shot client for the mirror's
-//! upstream fetches. Plain TCP only, loopback only.
+//! upstream fetches, over plain TCP or rustls (https:// upstreams). Loopback only.
 
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
@@ -261,20 +261,28 @@ pub fn write_response<W: Write>(
     Ok(if head_only { 0 } else { resp.body.len() as u64 })
 }
 
-/// A parsed `http://HOST:PORT[/prefix]` base. Only IP literals on loopback: the lab never
+/// A parsed `http[s]://HOST:PORT[/prefix]` base. Only IP literals on loopback: the lab never
 /// resolves names nor leaves the machine.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HttpBase {
     pub addr: SocketAddr,
     /// Path prefix without trailing slash (`""` or `/mod`).
     pub prefix: String,
+    /// `https://`: the fetch runs over TLS (the caller gives the client configuration).
+    pub https: bool,
 }
 
 impl HttpBase {
     pub fn parse(base: &str) -> Result<HttpBase, String> {
-        let rest = base
-            .strip_prefix("http://")
-            .ok_or_else(|| format!("{base}: only http:// bases are supported"))?;
+        let (rest, https) = match (base.strip_prefix("http://"), base.strip_prefix("https://")) {
+            (Some(r), _) => (r, false),
+            (_, Some(r)) => (r, true),
+            _ => {
+                return Err(format!(
+                    "{base}: only http:// and https:// bases are supported"
+                ))
+            }
+        };
         let (authority, path) = match rest.find('/') {
             Some(i) => (rest.get(..i).unwrap_or(""), rest.get(i..).unwrap_or("")),
             None => (rest, ""),
@@ -293,6 +301,7 @@ impl HttpBase {
         Ok(HttpBase {
             addr,
             prefix: path.trim_end_matches('/').to_string(),
+            https,
         })
     }
 }
@@ -310,19 +319,64 @@ pub struct UpstreamResponse {
 }
 
 /// One GET over a fresh connection (`Connection: close`), with optional extra headers. The
-/// response is read to EOF (bounded) and framed by Content-Length when present.
+/// response is read to EOF (bounded) and framed by Content-Length when present. Plain http://
+/// only: see [`fetch_tls`] for https://.
 pub fn fetch(
     base: &HttpBase,
     target: &str,
     extra_headers: &[(&str, &str)],
     limits: &Limits,
 ) -> Result<UpstreamResponse, String> {
-    let mut s = TcpStream::connect_timeout(&base.addr, limits.upstream_timeout)
+    fetch_tls(base, target, extra_headers, limits, None)
+}
+
+/// [`fetch`], over TLS with `tls` when the base is https:// (the server name checked is the
+/// base's IP address; rustls sends no SNI for an IP, RFC 6066 3). A TLS failure (certificate
+/// refused, alert) comes back as the error text.
+pub fn fetch_tls(
+    base: &HttpBase,
+    target: &str,
+    extra_headers: &[(&str, &str)],
+    limits: &Limits,
+    tls: Option<&std::sync::Arc<rustls::ClientConfig>>,
+) -> Result<UpstreamResponse, String> {
+    let s = TcpStream::connect_timeout(&base.addr, limits.upstream_timeout)
         .map_err(|e| format!("connect {}: {e}", base.addr))?;
     s.set_read_timeout(Some(limits.upstream_timeout))
         .map_err(|e| e.to_string())?;
     s.set_write_timeout(Some(limits.upstream_timeout))
         .map_err(|e| e.to_string())?;
+    if !base.https {
+        let mut s = s;
+        return exchange(&mut s, base, target, extra_headers, limits);
+    }
+    let cfg = tls.ok_or_else(|| format!("{}: https upstream without a TLS client", base.addr))?;
+    let name = rustls::pki_types::ServerName::IpAddress(base.addr.ip().into());
+    let conn = rustls::ClientConnection::new(cfg.clone(), name)
+        .map_err(|e| format!("tls to {}: {e}", base.addr))?;
+    let mut tls_stream = rustls::StreamOwned::new(conn, s);
+    // Drive the handshake first, so a refused certificate reads as a TLS error.
+    while tls_stream.conn.is_handshaking() {
+        match tls_stream.conn.complete_io(&mut tls_stream.sock) {
+            Ok((0, 0)) => return Err(format!("tls to {}: closed during the handshake", base.addr)),
+            Ok(_) => {}
+            Err(e) => return Err(format!("tls to {}: {e}", base.addr)),
+        }
+    }
+    let r = exchange(&mut tls_stream, base, target, extra_headers, limits);
+    tls_stream.conn.send_close_notify();
+    let _ = tls_stream.conn.complete_io(&mut tls_stream.sock);
+    r
+}
+
+/// Writes the request and reads the response on an open stream.
+fn exchange<S: Read + Write>(
+    s: &mut S,
+    base: &HttpBase,
+    target: &str,
+    extra_headers: &[(&str, &str)],
+    limits: &Limits,
+) -> Result<UpstreamResponse, String> {
     let mut req = format!(
         "GET {}{} HTTP/1.1\r\nHost: {}\r\nUser-Agent: modtrace-lab-mirror/{}\r\n",
         base.prefix,
@@ -335,12 +389,15 @@ pub fn fetch(
     }
     req.push_str("Connection: close\r\n\r\n");
     s.write_all(req.as_bytes())
+        .and_then(|()| s.flush())
         .map_err(|e| format!("send to {}: {e}", base.addr))?;
     let mut raw = Vec::new();
     let mut chunk = [0u8; 16 * 1024];
     loop {
         match s.read(&mut chunk) {
             Ok(0) => break,
+            // A TLS peer that closes without close_notify: what was read so far is all.
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => break,
             Ok(n) => {
                 raw.extend_from_slice(chunk.get(..n).unwrap_or(&[]));
                 if raw.len() > limits.max_upstream_response {
@@ -537,7 +594,9 @@ mod tests {
         assert_eq!(b.addr, "127.0.0.1:8087".parse().unwrap());
         assert_eq!(b.prefix, "/mod");
         assert!(HttpBase::parse("http://10.0.0.1:80").is_err());
-        assert!(HttpBase::parse("https://127.0.0.1:80").is_err());
+        let tls = HttpBase::parse("https://127.0.0.1:8443").unwrap();
+        assert!(tls.https && !b.https);
+        assert!(HttpBase::parse("ftp://127.0.0.1:80").is_err());
         assert!(HttpBase::parse("http://example.test:80").is_err());
         assert!(HttpBase::parse("http://u:p@127.0.0.1:80").is_err());
     }

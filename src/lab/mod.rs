@@ -1,9 +1,10 @@
 //! The lab: loopback HTTP servers (GOPROXY, fallback, redirecting mirrors, a mirror with an
-//! upstream) used to record captures of the real go command. Binds 127.0.0.1 only.
-//! (Owned by the lab work item.)
+//! upstream, go-get discovery) used to record captures of the real go command. Binds 127.0.0.1
+//! only. (Owned by the lab work item.)
 //!
-//! Plain HTTP/1.1 on std::net with a thread per connection: the go command's traffic to the
-//! lab is a few dozen small requests, and threads keep the servers simple and inspectable.
+//! HTTP/1.1 on std::net with a thread per connection, plain or over rustls (TLS 1.2 and/or 1.3,
+//! certificates from a lab CA, NSS key log): the go command's traffic to the lab is a few dozen
+//! small requests, and threads keep the servers simple and inspectable.
 //! Every answered request is logged as one JSON line ([`log::LogEntry`]), the ground truth a
 //! capture is checked against.
 
@@ -12,12 +13,14 @@ pub mod log;
 pub mod modules;
 pub mod scenario;
 pub mod server;
+pub mod tls;
 
 pub use http::Limits;
 pub use log::{LogEntry, RequestLog};
 pub use modules::{ModuleStore, ModuleVersion};
 pub use scenario::{Scenario, SCENARIOS};
-pub use server::{Credentials, Lab, ServerInfo, ServerKind, ServerSpec, Target};
+pub use server::{Credentials, Lab, ServerInfo, ServerKind, ServerSpec, Target, TlsContext};
+pub use tls::{CertKind, KeyLogWriter, Pki, TlsServerOptions, TlsVersions, UpstreamVerify};
 
 use clap::{Args, Parser, Subcommand};
 use std::io::Write;
@@ -41,14 +44,22 @@ Loopback HTTP servers for recording (and training on) the go command's module tr
 Every server binds 127.0.0.1 only and logs each answered request as one JSON line:
 {\"server\":NAME,\"listen\":\"127.0.0.1:PORT\",\"method\":..,\"target\":..,\"status\":..,\"bytes\":..}
 
-Server kinds (SPEC is [NAME=]KIND:127.0.0.1:PORT[:ARG]):
+Server kinds (SPEC is [NAME=]KIND[+TLS]:127.0.0.1:PORT[:ARG]):
   proxy       GOPROXY serving --modules (lab/modules/<module path>@<version>/ trees);
               ARG: optional path prefix (/mod)
   proxy-auth  the same, but 401 without Basic auth --user/--password
   gone        answers ARG (410, default, or 404) to everything
-  redirect    302 to ARG + the same request target; ARG: a server NAME or http://127.0.0.1:PORT
+  redirect    302 to ARG + the same request target; ARG: a server NAME or http[s]://127.0.0.1:PORT
   mirror      fetches the same target from ARG (a NAME or base) with Basic auth --user/--password
-              and relays status and body
+              and relays status and body; an https:// upstream is verified against the lab CA
+  mirror-noverify  the same, but an https:// upstream's certificate is NOT checked at all
+  goget       answers GET /<path>?go-get=1 with <meta name=\"go-import\" content=\"<Host><path>
+              mod ARG\">; ARG: the repo root URL (a GOPROXY base, e.g. http://lab.test)
+
+TLS (any kind): +tls12, +tls13 or +tls (both), optionally followed by -valid (default),
+-self-signed, -expired or -wrong-name: the certificate the server presents (see `lab pki`).
+ALPN offers http/1.1 only. Every TLS server and the mirror's TLS client write their secrets
+to --keylog (NSS key log format: tshark -o tls.keylog_file:FILE).
 
 `serve` prints one `server NAME KIND URL` line per server, then `GOPROXY=...` (the servers that
 no other server points at, in order) once all listen, and runs until SIGINT/SIGTERM (each log
@@ -59,6 +70,9 @@ Examples:
   modtrace lab serve --scenario fallback-410 --log /tmp/lab.jsonl
   modtrace lab serve --log lab.jsonl gone:127.0.0.1:8092 proxy:127.0.0.1:8093
   modtrace lab serve a=redirect:127.0.0.1:8094:b b=redirect:127.0.0.1:8095:a
+  modtrace lab pki /tmp/pki
+  modtrace lab serve --pki /tmp/pki --keylog /tmp/k.keys proxy+tls13:127.0.0.1:8093
+  modtrace lab serve --pki /tmp/pki m=mirror-noverify:127.0.0.1:8088:u u=proxy+tls12-self-signed:127.0.0.1:8089
   modtrace lab scenarios
   eval \"$(modtrace lab env redirect-loop)\"   # what captures/record.sh does";
 
@@ -79,6 +93,12 @@ enum LabCmd {
     Env {
         /// Scenario name (see `modtrace lab scenarios`)
         name: String,
+    },
+    /// Create (or complete) a lab PKI in DIR: lab-ca.pem/.key and leaf-KIND.pem/.key for KIND
+    /// valid, self-signed, expired, wrong-name; existing files are kept
+    Pki {
+        /// Folder for the PEM files
+        dir: PathBuf,
     },
 }
 
@@ -108,6 +128,13 @@ struct ServeArgs {
     /// Also exit when standard input reaches EOF
     #[arg(long)]
     until_stdin_eof: bool,
+    /// Lab PKI folder (see `lab pki`; created or completed if needed). Without it TLS servers
+    /// use a fresh in-memory CA that nothing can trust
+    #[arg(long, value_name = "DIR")]
+    pki: Option<PathBuf>,
+    /// Append the TLS secrets of every TLS server and client to FILE (NSS key log)
+    #[arg(long, value_name = "FILE")]
+    keylog: Option<PathBuf>,
 }
 
 /// Entry point of `modtrace lab ...` (arguments after `lab`). Returns the process exit code.
@@ -131,6 +158,17 @@ pub fn cli(args: &[String]) -> i32 {
             }
             Ok(())
         }
+        LabCmd::Pki { dir } => match Pki::load_or_create(&dir) {
+            Ok((_, created)) => {
+                println!(
+                    "{} {}",
+                    if created { "created" } else { "kept" },
+                    dir.join(tls::CA_CERT_FILE).display()
+                );
+                Ok(())
+            }
+            Err(e) => Err(e.to_string()),
+        },
         LabCmd::Env { name } => match scenario::find(&name) {
             Some(s) => {
                 print!("{}", env_assignments(s));
@@ -158,6 +196,8 @@ pub fn env_assignments(s: &Scenario) -> String {
         scenario::GoOutcome::Success => "",
         scenario::GoOutcome::ErrorContains(t) => t,
     };
+    let tls_ports: Vec<String> = s.tls_ports().iter().map(u16::to_string).collect();
+    let flag = |b: bool| if b { "1" } else { "0" }.to_string();
     [
         ("SCENARIO", s.name.to_string()),
         ("SUMMARY", s.summary.to_string()),
@@ -166,6 +206,12 @@ pub fn env_assignments(s: &Scenario) -> String {
         ("DOWNLOADS", s.downloads.join(" ")),
         ("INTERFACE", s.interface.to_string()),
         ("PORTS", ports.join(" ")),
+        ("TLS_PORTS", tls_ports.join(" ")),
+        ("USES_TLS", flag(s.uses_tls())),
+        ("GOINSECURE", s.goinsecure.to_string()),
+        ("TRUST_LAB_CA", flag(s.trust_lab_ca)),
+        ("NETNS_HOSTS", s.netns_hosts.join(" ")),
+        ("EXPECT_REQUESTS", flag(s.expect_requests)),
         ("EXPECT_ERROR", expect.to_string()),
     ]
     .iter()
@@ -173,7 +219,7 @@ pub fn env_assignments(s: &Scenario) -> String {
     .collect()
 }
 
-/// Parses `[NAME=]KIND:IP:PORT[:ARG]`.
+/// Parses `[NAME=]KIND[+TLS]:IP:PORT[:ARG]`.
 pub fn parse_spec(spec: &str, creds: &Credentials) -> Result<ServerSpec, String> {
     let (name, rest) = match spec.split_once('=') {
         Some((n, r)) if !n.contains(':') => (Some(n.to_string()), r),
@@ -188,12 +234,23 @@ pub fn parse_spec(spec: &str, creds: &Credentials) -> Result<ServerSpec, String>
         .next()
         .ok_or_else(|| format!("{spec}: expected KIND:127.0.0.1:PORT[:ARG]"))?;
     let arg = parts.next();
+    let (kind, tls) = match kind.split_once('+') {
+        Some((k, t)) => (
+            k,
+            Some(TlsServerOptions::parse(t).ok_or_else(|| {
+                format!("{spec}: bad TLS option {t:?} (tls12, tls13 or tls, then optionally -valid, -self-signed, -expired or -wrong-name)")
+            })?),
+        ),
+        None => (kind, None),
+    };
     let addr: SocketAddr = format!("{ip}:{port}")
         .parse()
         .map_err(|_| format!("{spec}: bad address {ip}:{port}"))?;
     let target = |a: Option<&str>| -> Result<Target, String> {
         match a {
-            Some(a) if a.starts_with("http://") => Ok(Target::Base(a.to_string())),
+            Some(a) if a.starts_with("http://") || a.starts_with("https://") => {
+                Ok(Target::Base(a.to_string()))
+            }
             Some(a) if !a.is_empty() => Ok(Target::Server(a.to_string())),
             _ => Err(format!(
                 "{spec}: {kind} needs a server NAME or http:// base as ARG"
@@ -221,18 +278,34 @@ pub fn parse_spec(spec: &str, creds: &Credentials) -> Result<ServerSpec, String>
             to: target(arg)?,
             status: 302,
         },
-        "mirror" => ServerKind::Mirror {
+        "mirror" | "mirror-noverify" => ServerKind::Mirror {
             upstream: target(arg)?,
             credentials: creds.clone(),
+            verify: if kind == "mirror" {
+                UpstreamVerify::LabCa
+            } else {
+                UpstreamVerify::Nothing
+            },
+        },
+        "goget" => match arg {
+            Some(a) if a.starts_with("http://") || a.starts_with("https://") => ServerKind::GoGet {
+                repo_root: a.to_string(),
+            },
+            _ => return Err(format!("{spec}: goget needs the repo root URL as ARG")),
         },
         other => {
             return Err(format!(
-                "{spec}: unknown kind {other:?} (proxy, proxy-auth, gone, redirect, mirror)"
+                "{spec}: unknown kind {other:?} (proxy, proxy-auth, gone, redirect, mirror, mirror-noverify, goget)"
             ))
         }
     };
     let name = name.unwrap_or_else(|| format!("{}-{}", kind.label(), addr.port()));
-    Ok(ServerSpec { name, addr, kind })
+    Ok(ServerSpec {
+        name,
+        addr,
+        kind,
+        tls,
+    })
 }
 
 /// GOPROXY for ad-hoc specs: the servers no other server points at, in order (for a loop
@@ -315,8 +388,36 @@ fn serve(a: ServeArgs) -> Result<(), String> {
         Some(p) => RequestLog::to_file(p).map_err(|e| format!("log {}: {e}", p.display()))?,
         None => RequestLog::to_stderr(),
     };
-    let mut lab =
-        Lab::start(&specs, Arc::new(store), log, Limits::default()).map_err(|e| e.to_string())?;
+    let needs_tls = specs.iter().any(|s| s.tls.is_some())
+        || specs.iter().any(|s| {
+            matches!(&s.kind, ServerKind::Mirror { upstream: Target::Base(b), .. } if b.starts_with("https://"))
+        });
+    let tls = if needs_tls || a.pki.is_some() || a.keylog.is_some() {
+        let pki = match &a.pki {
+            Some(dir) => Pki::load_or_create(dir).map_err(|e| e.to_string())?.0,
+            None => {
+                eprintln!(
+                    "modtrace: lab: no --pki: TLS servers use a fresh in-memory CA nothing trusts"
+                );
+                Pki::generate().map_err(|e| e.to_string())?
+            }
+        };
+        let key_log = match &a.keylog {
+            Some(p) => {
+                Some(KeyLogWriter::to_file(p).map_err(|e| format!("keylog {}: {e}", p.display()))?)
+            }
+            None => None,
+        };
+        Some(TlsContext {
+            pki: Arc::new(pki),
+            key_log,
+            log_handshakes: true,
+        })
+    } else {
+        None
+    };
+    let mut lab = Lab::start_with(&specs, Arc::new(store), log, Limits::default(), tls)
+        .map_err(|e| e.to_string())?;
     let goproxy = goproxy_fixed.unwrap_or_else(|| default_goproxy(lab.servers()));
     {
         let mut out = std::io::stdout().lock();
@@ -371,9 +472,38 @@ mod tests {
             m.kind,
             ServerKind::Mirror {
                 upstream: Target::Base("http://127.0.0.1:8097/mod".into()),
-                credentials: c.clone()
+                credentials: c.clone(),
+                verify: UpstreamVerify::LabCa,
             }
         );
+        assert_eq!(m.tls, None);
+        let t = parse_spec("u=proxy+tls12-self-signed:127.0.0.1:8089", &c).unwrap();
+        assert_eq!(
+            t.tls,
+            Some(TlsServerOptions {
+                cert: CertKind::SelfSigned,
+                versions: TlsVersions::Tls12
+            })
+        );
+        assert_eq!(t.kind.label(), "proxy");
+        let n = parse_spec("mirror-noverify:127.0.0.1:8088:https://127.0.0.1:8089", &c).unwrap();
+        assert!(matches!(
+            n.kind,
+            ServerKind::Mirror {
+                verify: UpstreamVerify::Nothing,
+                ..
+            }
+        ));
+        assert_eq!(
+            parse_spec("goget+tls:127.0.0.1:443:http://lab.test", &c)
+                .unwrap()
+                .kind,
+            ServerKind::GoGet {
+                repo_root: "http://lab.test".into()
+            }
+        );
+        assert!(parse_spec("goget:127.0.0.1:443", &c).is_err());
+        assert!(parse_spec("proxy+ssl3:127.0.0.1:1", &c).is_err());
         assert_eq!(
             parse_spec("gone:127.0.0.1:1:404", &c).unwrap().kind,
             ServerKind::Gone { status: 404 }
@@ -396,6 +526,7 @@ mod tests {
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
             base_url: format!("http://127.0.0.1:{port}"),
             kind,
+            tls: None,
         };
         let gone = info("g", 1, ServerKind::Gone { status: 410 });
         let proxy = info(
@@ -416,6 +547,7 @@ mod tests {
             ServerKind::Mirror {
                 upstream: Target::Server("p".into()),
                 credentials: Credentials::lab_default(),
+                verify: UpstreamVerify::LabCa,
             },
         );
         assert_eq!(default_goproxy(&[m, proxy]), "http://127.0.0.1:3");
@@ -465,6 +597,23 @@ mod tests {
             e.contains("DOWNLOADS='example.test/Hello@v1.1.0 example.test/Util@v0.2.0'\n"),
             "{e}"
         );
+        assert!(e.contains("USES_TLS='0'\n"), "{e}");
+        let g = env_assignments(scenario::find("goinsecure-goget").unwrap());
+        for want in [
+            "GOPROXY='direct'\n",
+            "GOINSECURE='lab.test'\n",
+            "NETNS_HOSTS='lab.test'\n",
+            "PORTS='80 443'\n",
+            "TLS_PORTS='443'\n",
+            "USES_TLS='1'\n",
+        ] {
+            assert!(g.contains(want), "{want} in {g}");
+        }
+        let r = env_assignments(scenario::find("tls-proxy-rejected").unwrap());
+        assert!(r.contains("EXPECT_REQUESTS='0'\n"), "{r}");
+        assert!(r.contains("GOPROXY='https://127.0.0.1:8092'\n"), "{r}");
+        let v = env_assignments(scenario::find("tls13-verified").unwrap());
+        assert!(v.contains("TRUST_LAB_CA='1'\n"), "{v}");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! `modtrace lab serve --scenario NAME`.
 
 use super::server::{Credentials, ServerKind, ServerSpec, Target, LAB_IP};
+use super::tls::{CertKind, TlsServerOptions, TlsVersions, UpstreamVerify};
 use std::net::SocketAddr;
 
 /// What kind of server a scenario runs (the data form of [`ServerKind`]).
@@ -17,8 +18,13 @@ pub enum ServerDef {
     Gone(u16),
     /// 302 to the named server, same path.
     RedirectTo(&'static str),
-    /// Relays from the named server with the lab's Basic credentials.
+    /// Relays from the named server with the lab's Basic credentials (an https:// upstream
+    /// verified against the lab CA).
     MirrorOf(&'static str),
+    /// The same, but an https:// upstream's certificate is not checked at all.
+    MirrorOfUnverified(&'static str),
+    /// Go-get discovery pages pointing (vcs `mod`) at this repo root URL.
+    GoGet(&'static str),
 }
 
 /// One server of a scenario.
@@ -27,6 +33,34 @@ pub struct ScenarioServer {
     pub name: &'static str,
     pub port: u16,
     pub def: ServerDef,
+    /// Served over TLS with these options.
+    pub tls: Option<TlsServerOptions>,
+}
+
+/// A plain-HTTP scenario server.
+pub const fn plain(name: &'static str, port: u16, def: ServerDef) -> ScenarioServer {
+    ScenarioServer {
+        name,
+        port,
+        def,
+        tls: None,
+    }
+}
+
+/// A scenario server over TLS.
+pub const fn tls(
+    name: &'static str,
+    port: u16,
+    def: ServerDef,
+    versions: TlsVersions,
+    cert: CertKind,
+) -> ScenarioServer {
+    ScenarioServer {
+        name,
+        port,
+        def,
+        tls: Some(TlsServerOptions { cert, versions }),
+    }
 }
 
 /// What the go command should report.
@@ -43,9 +77,20 @@ pub struct Scenario {
     pub name: &'static str,
     pub summary: &'static str,
     pub servers: &'static [ScenarioServer],
-    /// Server names joined with `,` into GOPROXY.
+    /// Server names joined with `,` into GOPROXY (`direct` and `off` are taken literally).
     pub goproxy: &'static [&'static str],
     pub gosumdb: &'static str,
+    /// GOINSECURE for the go command (empty: unset).
+    pub goinsecure: &'static str,
+    /// Run the go command with SSL_CERT_FILE = the lab CA (its only trusted root).
+    pub trust_lab_ca: bool,
+    /// Host names the recording resolves to 127.0.0.1. Non-empty: servers, tcpdump and go run
+    /// in a network namespace of their own with a hosts file naming these (direct mode needs a
+    /// host name and ports 443/80, which import paths imply).
+    pub netns_hosts: &'static [&'static str],
+    /// Whether the servers must log at least one request (false when go refuses every
+    /// connection during the TLS handshake).
+    pub expect_requests: bool,
     /// `module@version` arguments of `go mod download -json`.
     pub downloads: &'static [&'static str],
     /// tcpdump interface: `lo` (Ethernet framing) or `any` (Linux cooked v2).
@@ -57,13 +102,21 @@ pub struct Scenario {
 /// `%21`-escaped `!` forms.
 pub const BOTH_MODULES: &[&str] = &["example.test/Hello@v1.1.0", "example.test/Util@v0.2.0"];
 
+/// The same two modules under the host the netns scenarios resolve (`lab.test`, see
+/// [`super::tls::LAB_HOST`]): direct mode derives the server from the module path.
+pub const LAB_HOST_MODULES: &[&str] = &["lab.test/Hello@v1.1.0", "lab.test/Util@v0.2.0"];
+
 pub const SCENARIOS: &[Scenario] = &[
     Scenario {
         name: "plaintext-proxy",
         summary: "one plain-HTTP GOPROXY serves both modules; GOSUMDB=off",
-        servers: &[ScenarioServer { name: "proxy", port: 8081, def: ServerDef::Proxy }],
+        servers: &[plain("proxy", 8081, ServerDef::Proxy)],
         goproxy: &["proxy"],
         gosumdb: "off",
+        goinsecure: "",
+        trust_lab_ca: false,
+        netns_hosts: &[],
+        expect_requests: true,
         downloads: BOTH_MODULES,
         interface: "lo",
         expect: GoOutcome::Success,
@@ -72,11 +125,15 @@ pub const SCENARIOS: &[Scenario] = &[
         name: "fallback-410",
         summary: "GOPROXY=gone,proxy: the first answers 410 to everything, the go command falls back to the second",
         servers: &[
-            ScenarioServer { name: "gone", port: 8082, def: ServerDef::Gone(410) },
-            ScenarioServer { name: "proxy", port: 8083, def: ServerDef::Proxy },
+            plain("gone", 8082, ServerDef::Gone(410)),
+            plain("proxy", 8083, ServerDef::Proxy),
         ],
         goproxy: &["gone", "proxy"],
         gosumdb: "off",
+        goinsecure: "",
+        trust_lab_ca: false,
+        netns_hosts: &[],
+        expect_requests: true,
         downloads: BOTH_MODULES,
         interface: "lo",
         expect: GoOutcome::Success,
@@ -85,11 +142,15 @@ pub const SCENARIOS: &[Scenario] = &[
         name: "redirect-loop",
         summary: "GOPROXY=redirect-a, which 302s to redirect-b, which 302s back: go stops after 10 redirects",
         servers: &[
-            ScenarioServer { name: "redirect-a", port: 8084, def: ServerDef::RedirectTo("redirect-b") },
-            ScenarioServer { name: "redirect-b", port: 8085, def: ServerDef::RedirectTo("redirect-a") },
+            plain("redirect-a", 8084, ServerDef::RedirectTo("redirect-b")),
+            plain("redirect-b", 8085, ServerDef::RedirectTo("redirect-a")),
         ],
         goproxy: &["redirect-a"],
         gosumdb: "off",
+        goinsecure: "",
+        trust_lab_ca: false,
+        netns_hosts: &[],
+        expect_requests: true,
         downloads: BOTH_MODULES,
         interface: "lo",
         expect: GoOutcome::ErrorContains("stopped after 10 redirects"),
@@ -98,11 +159,15 @@ pub const SCENARIOS: &[Scenario] = &[
         name: "mirror-basic-auth",
         summary: "GOPROXY=mirror, which fetches each path from upstream over plain HTTP with Basic auth",
         servers: &[
-            ScenarioServer { name: "mirror", port: 8086, def: ServerDef::MirrorOf("upstream") },
-            ScenarioServer { name: "upstream", port: 8087, def: ServerDef::ProxyWithAuth },
+            plain("mirror", 8086, ServerDef::MirrorOf("upstream")),
+            plain("upstream", 8087, ServerDef::ProxyWithAuth),
         ],
         goproxy: &["mirror"],
         gosumdb: "off",
+        goinsecure: "",
+        trust_lab_ca: false,
+        netns_hosts: &[],
+        expect_requests: true,
         downloads: BOTH_MODULES,
         interface: "lo",
         expect: GoOutcome::Success,
@@ -111,13 +176,96 @@ pub const SCENARIOS: &[Scenario] = &[
         name: "fallback-410-any",
         summary: "fallback-410 (same servers and ports) captured on -i any: Linux cooked v2 (SLL2) framing",
         servers: &[
-            ScenarioServer { name: "gone", port: 8082, def: ServerDef::Gone(410) },
-            ScenarioServer { name: "proxy", port: 8083, def: ServerDef::Proxy },
+            plain("gone", 8082, ServerDef::Gone(410)),
+            plain("proxy", 8083, ServerDef::Proxy),
         ],
         goproxy: &["gone", "proxy"],
         gosumdb: "off",
+        goinsecure: "",
+        trust_lab_ca: false,
+        netns_hosts: &[],
+        expect_requests: true,
         downloads: BOTH_MODULES,
         interface: "any",
+        expect: GoOutcome::Success,
+    },
+    Scenario {
+        name: "tls-mirror-selfsigned",
+        summary: "GOPROXY=plain-HTTP mirror, whose upstream is an HTTPS proxy with a self-signed TLS 1.2 certificate the mirror does not verify",
+        servers: &[
+            plain("mirror", 8088, ServerDef::MirrorOfUnverified("upstream")),
+            tls("upstream", 8089, ServerDef::ProxyWithAuth, TlsVersions::Tls12, CertKind::SelfSigned),
+        ],
+        goproxy: &["mirror"],
+        gosumdb: "off",
+        goinsecure: "",
+        trust_lab_ca: false,
+        netns_hosts: &[],
+        expect_requests: true,
+        downloads: BOTH_MODULES,
+        interface: "lo",
+        expect: GoOutcome::Success,
+    },
+    Scenario {
+        name: "tls-mirror-expired",
+        summary: "tls-mirror-selfsigned with an expired (lab-CA-signed, 2020) TLS 1.2 certificate upstream",
+        servers: &[
+            plain("mirror", 8090, ServerDef::MirrorOfUnverified("upstream")),
+            tls("upstream", 8091, ServerDef::ProxyWithAuth, TlsVersions::Tls12, CertKind::Expired),
+        ],
+        goproxy: &["mirror"],
+        gosumdb: "off",
+        goinsecure: "",
+        trust_lab_ca: false,
+        netns_hosts: &[],
+        expect_requests: true,
+        downloads: BOTH_MODULES,
+        interface: "lo",
+        expect: GoOutcome::Success,
+    },
+    Scenario {
+        name: "goinsecure-goget",
+        summary: "GOPROXY=direct, GOINSECURE=lab.test: go-get page over TLS 1.2 with a self-signed certificate (port 443), module fetched from the plain-HTTP repo root it names (port 80); in a netns",
+        servers: &[
+            tls("goget", 443, ServerDef::GoGet("http://lab.test"), TlsVersions::Tls12, CertKind::SelfSigned),
+            plain("repo", 80, ServerDef::Proxy),
+        ],
+        goproxy: &["direct"],
+        gosumdb: "off",
+        goinsecure: "lab.test",
+        trust_lab_ca: false,
+        netns_hosts: &["lab.test"],
+        expect_requests: true,
+        downloads: LAB_HOST_MODULES,
+        interface: "lo",
+        expect: GoOutcome::Success,
+    },
+    Scenario {
+        name: "tls-proxy-rejected",
+        summary: "GOPROXY=https proxy with a self-signed TLS 1.2 certificate, nothing trusts it: go refuses the handshake",
+        servers: &[tls("proxy", 8092, ServerDef::Proxy, TlsVersions::Tls12, CertKind::SelfSigned)],
+        goproxy: &["proxy"],
+        gosumdb: "off",
+        goinsecure: "",
+        trust_lab_ca: false,
+        netns_hosts: &[],
+        expect_requests: false,
+        downloads: BOTH_MODULES,
+        interface: "lo",
+        expect: GoOutcome::ErrorContains("x509: certificate signed by unknown authority"),
+    },
+    Scenario {
+        name: "tls13-verified",
+        summary: "GOPROXY=https proxy over TLS 1.3 with a lab-CA certificate, SSL_CERT_FILE=the lab CA: go verifies and succeeds",
+        servers: &[tls("proxy", 8093, ServerDef::Proxy, TlsVersions::Tls13, CertKind::Valid)],
+        goproxy: &["proxy"],
+        gosumdb: "off",
+        goinsecure: "",
+        trust_lab_ca: true,
+        netns_hosts: &[],
+        expect_requests: true,
+        downloads: BOTH_MODULES,
+        interface: "lo",
         expect: GoOutcome::Success,
     },
 ];
@@ -152,8 +300,18 @@ impl Scenario {
                     ServerDef::MirrorOf(n) => ServerKind::Mirror {
                         upstream: Target::Server(n.to_string()),
                         credentials: Credentials::lab_default(),
+                        verify: UpstreamVerify::LabCa,
+                    },
+                    ServerDef::MirrorOfUnverified(n) => ServerKind::Mirror {
+                        upstream: Target::Server(n.to_string()),
+                        credentials: Credentials::lab_default(),
+                        verify: UpstreamVerify::Nothing,
+                    },
+                    ServerDef::GoGet(root) => ServerKind::GoGet {
+                        repo_root: root.to_string(),
                     },
                 },
+                tls: s.tls,
             })
             .collect()
     }
@@ -162,10 +320,33 @@ impl Scenario {
     pub fn goproxy_value(&self) -> String {
         self.goproxy
             .iter()
-            .filter_map(|n| self.servers.iter().find(|s| s.name == *n))
-            .map(|s| format!("http://{}:{}", LAB_IP, s.port))
+            .filter_map(|n| match *n {
+                "direct" | "off" => Some(n.to_string()),
+                _ => self.servers.iter().find(|s| s.name == *n).map(|s| {
+                    let scheme = if s.tls.is_some() { "https" } else { "http" };
+                    format!("{scheme}://{}:{}", LAB_IP, s.port)
+                }),
+            })
             .collect::<Vec<_>>()
             .join(",")
+    }
+
+    /// Ports served over TLS, sorted.
+    pub fn tls_ports(&self) -> Vec<u16> {
+        let mut p: Vec<u16> = self
+            .servers
+            .iter()
+            .filter(|s| s.tls.is_some())
+            .map(|s| s.port)
+            .collect();
+        p.sort_unstable();
+        p.dedup();
+        p
+    }
+
+    /// Whether a TLS server or the mirror's TLS client takes part (a key log is written).
+    pub fn uses_tls(&self) -> bool {
+        self.servers.iter().any(|s| s.tls.is_some())
     }
 
     pub fn ports(&self) -> Vec<u16> {
@@ -185,14 +366,20 @@ mod tests {
         let mut names = std::collections::HashSet::new();
         for s in SCENARIOS {
             assert!(names.insert(s.name), "duplicate scenario {}", s.name);
+            let mut ports = std::collections::HashSet::new();
             for sv in s.servers {
+                assert!(ports.insert(sv.port), "{}: port {} twice", s.name, sv.port);
+                let netns_port = !s.netns_hosts.is_empty() && matches!(sv.port, 80 | 443);
                 assert!(
-                    (8081..=8099).contains(&sv.port),
-                    "{}: port {} outside 8081-8099",
+                    (8081..=8099).contains(&sv.port) || netns_port,
+                    "{}: port {} outside 8081-8099 (80/443 only in a netns scenario)",
                     s.name,
                     sv.port
                 );
-                if let ServerDef::RedirectTo(t) | ServerDef::MirrorOf(t) = sv.def {
+                if let ServerDef::RedirectTo(t)
+                | ServerDef::MirrorOf(t)
+                | ServerDef::MirrorOfUnverified(t) = sv.def
+                {
                     assert!(
                         s.servers.iter().any(|o| o.name == t),
                         "{}: {} names unknown {t}",
@@ -203,8 +390,15 @@ mod tests {
             }
             for g in s.goproxy {
                 assert!(
-                    s.servers.iter().any(|o| o.name == *g),
+                    matches!(*g, "direct" | "off") || s.servers.iter().any(|o| o.name == *g),
                     "{}: GOPROXY names unknown {g}",
+                    s.name
+                );
+            }
+            if !s.expect_requests {
+                assert!(
+                    matches!(s.expect, GoOutcome::ErrorContains(_)),
+                    "{}: no request and yet success?",
                     s.name
                 );
             }
@@ -215,6 +409,37 @@ mod tests {
             "http://127.0.0.1:8082,http://127.0.0.1:8083"
         );
         assert!(find("nope").is_none());
+        assert_eq!(
+            find("tls13-verified").unwrap().goproxy_value(),
+            "https://127.0.0.1:8093"
+        );
+        assert_eq!(find("goinsecure-goget").unwrap().goproxy_value(), "direct");
+    }
+
+    /// Ports of scenarios that can run at the same time (all but the netns one, which has its
+    /// own port space) are disjoint, except scenarios that are the same servers re-captured.
+    #[test]
+    fn tls_scenarios_use_their_own_ports() {
+        let old: Vec<u16> = SCENARIOS
+            .iter()
+            .filter(|s| !s.uses_tls())
+            .flat_map(|s| s.ports())
+            .collect();
+        let mut seen = std::collections::HashSet::new();
+        for s in SCENARIOS
+            .iter()
+            .filter(|s| s.uses_tls() && s.netns_hosts.is_empty())
+        {
+            for p in s.ports() {
+                assert!(
+                    !old.contains(&p),
+                    "{}: port {p} used by an older scenario",
+                    s.name
+                );
+                assert!(seen.insert(p), "{}: port {p} used twice", s.name);
+            }
+        }
+        assert_eq!(find("tls-mirror-expired").unwrap().tls_ports(), vec![8091]);
     }
 
     #[test]

@@ -1,14 +1,17 @@
 //! The lab's server kinds and how a set of them is started: every listener bound first (so
 //! servers can name each other, e.g. two redirectors pointing at each other), then one accept
-//! thread per server and one thread per connection.
+//! thread per server and one thread per connection. Any kind can be served over TLS
+//! ([`TlsServerOptions`]): the connection thread then runs the rustls handshake first.
 
 use super::http::{
-    self, fetch, read_request, write_response, HttpBase, Limits, ReadOutcome, Request, Response,
+    self, fetch_tls, read_request, write_response, HttpBase, Limits, ReadOutcome, Request, Response,
 };
 use super::log::{LogEntry, RequestLog};
 use super::modules::{percent_decode, unescape_path, ModuleStore};
+use super::tls::{KeyLogWriter, Pki, TlsServerOptions, UpstreamVerify};
 use super::LabError;
 use base64::Engine;
+use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -44,7 +47,7 @@ impl Credentials {
 }
 
 /// Where a redirector points or a mirror fetches from: another server of the same lab by
-/// name, or a base URL (`http://127.0.0.1:PORT[/prefix]`, loopback only).
+/// name, or a base URL (`http[s]://127.0.0.1:PORT[/prefix]`, loopback only).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Target {
     Server(String),
@@ -64,11 +67,17 @@ pub enum ServerKind {
     /// Answers `status` (302) with `Location: <target base><same request target>`.
     Redirect { to: Target, status: u16 },
     /// Fetches the same request target from `upstream` with Basic auth and relays status, body,
-    /// Content-Type and Location.
+    /// Content-Type and Location. An https:// upstream's certificate is checked as `verify`
+    /// says.
     Mirror {
         upstream: Target,
         credentials: Credentials,
+        verify: UpstreamVerify,
     },
+    /// Go's remote import path discovery: `GET /<path>?go-get=1` answers an HTML page with
+    /// `<meta name="go-import" content="<Host header><path> mod <repo_root>">` (vcs `mod`: the
+    /// repo root speaks the GOPROXY protocol); anything else 404.
+    GoGet { repo_root: String },
 }
 
 impl ServerKind {
@@ -78,7 +87,15 @@ impl ServerKind {
             ServerKind::Proxy { auth: Some(_), .. } => "proxy-auth",
             ServerKind::Gone { .. } => "gone",
             ServerKind::Redirect { .. } => "redirect",
-            ServerKind::Mirror { .. } => "mirror",
+            ServerKind::Mirror {
+                verify: UpstreamVerify::LabCa,
+                ..
+            } => "mirror",
+            ServerKind::Mirror {
+                verify: UpstreamVerify::Nothing,
+                ..
+            } => "mirror-noverify",
+            ServerKind::GoGet { .. } => "goget",
         }
     }
 
@@ -104,6 +121,8 @@ pub struct ServerSpec {
     pub name: String,
     pub addr: SocketAddr,
     pub kind: ServerKind,
+    /// Served over TLS with these options; `None`: plain HTTP.
+    pub tls: Option<TlsServerOptions>,
 }
 
 /// A running server as started.
@@ -111,9 +130,27 @@ pub struct ServerSpec {
 pub struct ServerInfo {
     pub name: String,
     pub addr: SocketAddr,
-    /// `http://127.0.0.1:PORT[/prefix]`: what GOPROXY or another server should name.
+    /// `http[s]://127.0.0.1:PORT[/prefix]`: what GOPROXY or another server should name.
     pub base_url: String,
     pub kind: ServerKind,
+    pub tls: Option<TlsServerOptions>,
+}
+
+/// What TLS servers and the mirror's TLS client share: the certificates and the key log.
+#[derive(Clone)]
+pub struct TlsContext {
+    pub pki: Arc<Pki>,
+    /// Where every TLS server and client of the lab writes its secrets (NSS key log).
+    pub key_log: Option<Arc<KeyLogWriter>>,
+    /// Print one line per TLS handshake (version, suite, ALPN, SNI) or handshake failure to
+    /// standard error.
+    pub log_handshakes: bool,
+}
+
+impl TlsContext {
+    fn key_log_dyn(&self) -> Option<Arc<dyn rustls::KeyLog>> {
+        self.key_log.clone().map(|k| k as Arc<dyn rustls::KeyLog>)
+    }
 }
 
 /// A started set of servers; stops them when dropped.
@@ -139,6 +176,10 @@ enum Handler {
     Mirror {
         upstream: HttpBase,
         authorization: String,
+        tls: Option<Arc<rustls::ClientConfig>>,
+    },
+    GoGet {
+        repo_root: String,
     },
 }
 
@@ -150,15 +191,29 @@ struct ServerCtx {
     limits: Limits,
     stop: Arc<AtomicBool>,
     active: AtomicUsize,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    log_handshakes: bool,
 }
 
 impl Lab {
-    /// Binds every spec, resolves the references between them, and starts serving.
+    /// Binds every spec, resolves the references between them, and starts serving. TLS
+    /// servers (if any) get a fresh in-memory PKI and no key log: see [`Lab::start_with`].
     pub fn start(
         specs: &[ServerSpec],
         store: Arc<ModuleStore>,
         log: RequestLog,
         limits: Limits,
+    ) -> Result<Lab, LabError> {
+        Self::start_with(specs, store, log, limits, None)
+    }
+
+    /// [`Lab::start`] with the PKI and key log TLS servers and the mirror's TLS client use.
+    pub fn start_with(
+        specs: &[ServerSpec],
+        store: Arc<ModuleStore>,
+        log: RequestLog,
+        limits: Limits,
+        tls: Option<TlsContext>,
     ) -> Result<Lab, LabError> {
         let mut names = std::collections::HashSet::new();
         for s in specs {
@@ -198,11 +253,13 @@ impl Lab {
                 ServerKind::Proxy { prefix, .. } => normalize_prefix(prefix),
                 _ => String::new(),
             };
+            let scheme = if s.tls.is_some() { "https" } else { "http" };
             infos.push(ServerInfo {
                 name: s.name.clone(),
                 addr,
-                base_url: format!("http://{addr}{prefix}"),
+                base_url: format!("{scheme}://{addr}{prefix}"),
                 kind: s.kind.clone(),
+                tls: s.tls,
             });
             listeners.push(l);
         }
@@ -219,6 +276,29 @@ impl Lab {
                 }
             }
         };
+        let needs_tls = specs.iter().any(|s| {
+            s.tls.is_some()
+                || matches!(
+                    &s.kind,
+                    ServerKind::Mirror { upstream, .. } if resolve(upstream).is_ok_and(|b| b.starts_with("https://"))
+                )
+        });
+        let tls = match (tls, needs_tls) {
+            (Some(t), _) => Some(t),
+            (None, true) => Some(TlsContext {
+                pki: Arc::new(Pki::generate()?),
+                key_log: None,
+                log_handshakes: false,
+            }),
+            (None, false) => None,
+        };
+        let mut server_tls = Vec::with_capacity(specs.len());
+        for s in specs {
+            server_tls.push(match (&s.tls, &tls) {
+                (Some(opts), Some(t)) => Some(t.pki.server_config(*opts, t.key_log_dyn())?),
+                _ => None,
+            });
+        }
         let mut handlers = Vec::with_capacity(specs.len());
         for s in specs {
             handlers.push(match &s.kind {
@@ -235,15 +315,44 @@ impl Lab {
                 ServerKind::Mirror {
                     upstream,
                     credentials,
-                } => Handler::Mirror {
-                    upstream: HttpBase::parse(&resolve(upstream)?).map_err(LabError::Config)?,
-                    authorization: credentials.authorization(),
-                },
+                    verify,
+                } => {
+                    let upstream =
+                        HttpBase::parse(&resolve(upstream)?).map_err(LabError::Config)?;
+                    let client = match (&tls, upstream.https) {
+                        (Some(t), true) => Some(t.pki.client_config(*verify, t.key_log_dyn())?),
+                        _ => None,
+                    };
+                    Handler::Mirror {
+                        upstream,
+                        authorization: credentials.authorization(),
+                        tls: client,
+                    }
+                }
+                ServerKind::GoGet { repo_root } => {
+                    if !(repo_root.starts_with("http://") || repo_root.starts_with("https://"))
+                        || repo_root.contains(['"', '<', '>', '&', ' '])
+                    {
+                        return Err(LabError::Config(format!(
+                            "{}: the go-get repo root must be an http:// or https:// URL, not {repo_root:?}",
+                            s.name
+                        )));
+                    }
+                    Handler::GoGet {
+                        repo_root: repo_root.trim_end_matches('/').to_string(),
+                    }
+                }
             });
         }
         let stop = Arc::new(AtomicBool::new(false));
         let mut threads = Vec::with_capacity(specs.len());
-        for ((listener, handler), info) in listeners.into_iter().zip(handlers).zip(&infos) {
+        let log_handshakes = tls.as_ref().is_some_and(|t| t.log_handshakes);
+        for (((listener, handler), info), server_tls) in listeners
+            .into_iter()
+            .zip(handlers)
+            .zip(&infos)
+            .zip(server_tls)
+        {
             let ctx = Arc::new(ServerCtx {
                 name: info.name.clone(),
                 listen: info.addr.to_string(),
@@ -252,6 +361,8 @@ impl Lab {
                 limits: limits.clone(),
                 stop: stop.clone(),
                 active: AtomicUsize::new(0),
+                tls: server_tls,
+                log_handshakes,
             });
             let t = std::thread::Builder::new()
                 .name(format!("lab-{}", info.name))
@@ -327,14 +438,85 @@ fn accept_loop(listener: TcpListener, ctx: Arc<ServerCtx>) {
     }
 }
 
-fn serve_connection(mut stream: TcpStream, ctx: &ServerCtx) {
+/// Who ended a connection's request loop.
+enum Ended {
+    /// The client closed, reset or went idle.
+    Peer,
+    /// The server answered with `Connection: close` (or could not write).
+    Server,
+}
+
+fn serve_connection(stream: TcpStream, ctx: &ServerCtx) {
     let _ = stream.set_read_timeout(Some(ctx.limits.idle_timeout));
     let _ = stream.set_write_timeout(Some(ctx.limits.idle_timeout));
     let _ = stream.set_nodelay(true);
+    let Some(cfg) = &ctx.tls else {
+        let mut stream = stream;
+        serve_requests(&mut stream, ctx);
+        return;
+    };
+    let peer = stream
+        .peer_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_else(|_| "?".into());
+    let conn = match rustls::ServerConnection::new(cfg.clone()) {
+        Ok(c) => c,
+        Err(e) => {
+            ctx.note(&format!("tls {}: from {peer}: {e}", ctx.name));
+            return;
+        }
+    };
+    let mut tls = rustls::StreamOwned::new(conn, stream);
+    // The handshake is driven here rather than inside the first read, so its outcome (and a
+    // client's refusal: an alert, or a close) can be reported.
+    while tls.conn.is_handshaking() {
+        match tls.conn.complete_io(&mut tls.sock) {
+            Ok((0, 0)) => {
+                ctx.note(&format!(
+                    "tls {}: from {peer}: closed during the handshake",
+                    ctx.name
+                ));
+                return;
+            }
+            Ok(_) => {}
+            Err(e) => {
+                ctx.note(&format!(
+                    "tls {}: from {peer}: handshake failed: {e}",
+                    ctx.name
+                ));
+                return;
+            }
+        }
+    }
+    ctx.note(&format!(
+        "tls {}: from {peer}: {} {} alpn={} sni={}",
+        ctx.name,
+        tls.conn
+            .protocol_version()
+            .map(|v| format!("{v:?}"))
+            .unwrap_or_default(),
+        tls.conn
+            .negotiated_cipher_suite()
+            .map(|s| format!("{:?}", s.suite()))
+            .unwrap_or_default(),
+        tls.conn
+            .alpn_protocol()
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .unwrap_or_else(|| "-".into()),
+        tls.conn.server_name().unwrap_or("-"),
+    ));
+    if let Ended::Server = serve_requests(&mut tls, ctx) {
+        // RFC 8446 6.1: close_notify before closing the write side.
+        tls.conn.send_close_notify();
+        let _ = tls.conn.complete_io(&mut tls.sock);
+    }
+}
+
+fn serve_requests<S: Read + Write>(stream: &mut S, ctx: &ServerCtx) -> Ended {
     let mut buf = Vec::new();
     loop {
-        let (req, resp, close) = match read_request(&mut stream, &mut buf, &ctx.limits) {
-            ReadOutcome::Closed => return,
+        let (req, resp, close) = match read_request(stream, &mut buf, &ctx.limits) {
+            ReadOutcome::Closed => return Ended::Peer,
             ReadOutcome::Bad(status) => (
                 None,
                 Response::text(status, &format!("{}\n", http::reason(status))),
@@ -360,14 +542,20 @@ fn serve_connection(mut stream: TcpStream, ctx: &ServerCtx) {
                 bytes: if head_only { 0 } else { resp.body.len() as u64 },
             });
         }
-        let sent = write_response(&mut stream, &resp, head_only, close);
+        let sent = write_response(stream, &resp, head_only, close);
         if close || sent.is_err() {
-            return;
+            return Ended::Server;
         }
     }
 }
 
 impl ServerCtx {
+    fn note(&self, text: &str) {
+        if self.log_handshakes {
+            eprintln!("{text}");
+        }
+    }
+
     fn answer(&self, req: &Request) -> Response {
         if req.method != "GET" && req.method != "HEAD" {
             return Response::text(405, "only GET and HEAD\n").with_header("Allow", "GET, HEAD");
@@ -400,15 +588,18 @@ impl ServerCtx {
                 }
                 proxy_answer(store, prefix, &req.target)
             }
+            Handler::GoGet { repo_root } => goget_answer(req, repo_root),
             Handler::Mirror {
                 upstream,
                 authorization,
+                tls,
             } => {
-                match fetch(
+                match fetch_tls(
                     upstream,
                     &req.target,
                     &[("Authorization", authorization)],
                     &self.limits,
+                    tls.as_ref(),
                 ) {
                     Ok(up) => {
                         let mut resp = Response {
@@ -433,6 +624,42 @@ impl ServerCtx {
             }
         }
     }
+}
+
+/// Bytes allowed in the import path a go-get page names: the module path characters of
+/// golang.org/x/mod/module (letters, digits, `-._~/`, plus `+` and `!`), so the page cannot
+/// carry markup.
+fn is_import_path_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'/' | b'+' | b'!')
+}
+
+/// The go-get page: `GET /<path>?go-get=1` (cmd/go/internal/vcs, repoRootForImportDynamic)
+/// with the import prefix `<host><path>`, the host taken from the Host header without port
+/// (import paths carry no port).
+pub fn goget_answer(req: &Request, repo_root: &str) -> Response {
+    let (path, query) = match req.target.split_once('?') {
+        Some((p, q)) => (p, q),
+        None => (req.target.as_str(), ""),
+    };
+    if !query.split('&').any(|kv| kv == "go-get=1") {
+        return Response::text(404, "not found: this lab server only answers ?go-get=1\n");
+    }
+    let host = req
+        .header("host")
+        .map(|h| String::from_utf8_lossy(h).into_owned())
+        .unwrap_or_default();
+    let host = match host.rsplit_once(':') {
+        Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h.to_string(),
+        _ => host,
+    };
+    let prefix = format!("{host}{}", path.trim_end_matches('/'));
+    if host.is_empty() || path.len() < 2 || !prefix.bytes().all(is_import_path_byte) {
+        return Response::text(400, "bad request: need a Host header and an import path\n");
+    }
+    let body = format!(
+        "<!DOCTYPE html>\n<html><head>\n<meta name=\"go-import\" content=\"{prefix} mod {repo_root}\">\n</head><body>go get {prefix}</body></html>\n"
+    );
+    Response::new(200, "text/html; charset=utf-8", body.into_bytes())
 }
 
 /// What a GOPROXY request asks for (Go modules reference, "GOPROXY protocol").
@@ -594,6 +821,7 @@ mod tests {
             name: name.into(),
             addr: format!("{ip}:0").parse().unwrap(),
             kind: ServerKind::Gone { status: 410 },
+            tls: None,
         };
         assert!(matches!(
             Lab::start(
@@ -620,6 +848,7 @@ mod tests {
                 to: Target::Server("nobody".into()),
                 status: 302,
             },
+            tls: None,
         };
         assert!(Lab::start(
             &[bad_ref],

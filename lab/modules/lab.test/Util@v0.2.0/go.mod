@@ -1,0 +1,3 @@
+module lab.test/Util
+
+go 1.21
