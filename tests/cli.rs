@@ -9,36 +9,6 @@ fn json_of(out: &std::process::Output) -> Value {
         .unwrap_or_else(|e| panic!("bad JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
 }
 
-/// A fallback chain like GOPROXY=http://127.0.0.1:8082,http://127.0.0.1:8083 produces.
-fn fallback_capture(dir: &std::path::Path) -> std::path::PathBuf {
-    let p = dir.join("fallback.pcap");
-    let mut frames = Vec::new();
-    frames.extend(http_get(
-        1_000_000,
-        40001,
-        ([127, 0, 0, 1], 8082),
-        "127.0.0.1:8082",
-        "/example.test/%21util/@v/v0.2.0.zip",
-        "",
-        "410 Gone",
-        "",
-        b"gone\n",
-    ));
-    frames.extend(http_get(
-        2_000_000,
-        40002,
-        ([127, 0, 0, 1], 8083),
-        "127.0.0.1:8083",
-        "/example.test/%21util/@v/v0.2.0.zip",
-        "Authorization: Basic bWlycm9yOmxhYi1zZWNyZXQtWnE3\r\n",
-        "200 OK",
-        "Content-Type: application/zip\r\n",
-        &[0x50; 3000],
-    ));
-    write_pcap(&p, &frames);
-    p
-}
-
 #[test]
 fn json_report_has_the_documented_names() {
     let d = tempfile::tempdir().unwrap();

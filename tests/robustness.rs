@@ -19,30 +19,7 @@ impl XorShift {
 /// Seeds: the bundled captures plus a synthetic one.
 fn seeds(dir: &std::path::Path) -> Vec<Vec<u8>> {
     let mut v = Vec::new();
-    let syn = dir.join("seed.pcap");
-    let mut frames = http_get(
-        1_000_000,
-        40001,
-        ([127, 0, 0, 1], 8082),
-        "127.0.0.1:8082",
-        "/example.test/%21util/@v/v0.2.0.zip",
-        "",
-        "410 Gone",
-        "",
-        b"gone\n",
-    );
-    frames.extend(http_get(
-        2_000_000,
-        40002,
-        ([127, 0, 0, 1], 8083),
-        "127.0.0.1:8083",
-        "/example.test/%21util/@v/list",
-        "",
-        "200 OK",
-        "Transfer-Encoding: chunked\r\n",
-        b"",
-    ));
-    write_pcap(&syn, &frames);
+    let syn = fallback_capture(dir);
     v.push(std::fs::read(&syn).unwrap());
     if let Ok(rd) = std::fs::read_dir(repo().join("captures")) {
         let mut paths: Vec<_> = rd

@@ -2,6 +2,7 @@
 //! redirect chains and group the attempts of each module@version into a journey.
 
 pub mod classify;
+pub mod goenv;
 pub mod journey;
 pub mod path;
 

@@ -144,6 +144,36 @@ pub fn http_get(
     c.frames
 }
 
+/// A fallback chain like GOPROXY=http://127.0.0.1:8082,http://127.0.0.1:8083 produces.
+pub fn fallback_capture(dir: &Path) -> PathBuf {
+    let p = dir.join("fallback.pcap");
+    let mut frames = Vec::new();
+    frames.extend(http_get(
+        1_000_000,
+        40001,
+        ([127, 0, 0, 1], 8082),
+        "127.0.0.1:8082",
+        "/example.test/%21util/@v/v0.2.0.zip",
+        "",
+        "410 Gone",
+        "",
+        b"gone\n",
+    ));
+    frames.extend(http_get(
+        2_000_000,
+        40002,
+        ([127, 0, 0, 1], 8083),
+        "127.0.0.1:8083",
+        "/example.test/%21util/@v/v0.2.0.zip",
+        "Authorization: Basic bWlycm9yOmxhYi1zZWNyZXQtWnE3\r\n",
+        "200 OK",
+        "Content-Type: application/zip\r\n",
+        &[0x50; 3000],
+    ));
+    write_pcap(&p, &frames);
+    p
+}
+
 /// What a bundled (or re-recorded) capture must give. `findings` are `"rule subject"` strings,
 /// subject = `module@version`, `module`, or `-`, one per finding, order free.
 pub struct Expect {
@@ -154,6 +184,22 @@ pub struct Expect {
 
 /// The captures and their findings; captures/README.md documents the same lists (a test
 /// checks that it does).
+/// fallback-410 and fallback-410-any are the same traffic in two link types.
+const FALLBACK_FINDINGS: &[&str] = &[
+    "plaintext-module-fetch example.test/Hello@v1.1.0",
+    "plaintext-module-fetch example.test/Hello@v1.1.0",
+    "plaintext-module-fetch example.test/Util@v0.2.0",
+    "plaintext-module-fetch example.test/Util@v0.2.0",
+    "proxy-fallback example.test/Hello@v1.1.0",
+    "proxy-fallback example.test/Hello@v1.1.0",
+    "proxy-fallback example.test/Hello@v1.1.0",
+    "proxy-fallback example.test/Util@v0.2.0",
+    "proxy-fallback example.test/Util@v0.2.0",
+    "proxy-fallback example.test/Util@v0.2.0",
+    "no-checksum-verification example.test/Hello@v1.1.0",
+    "no-checksum-verification example.test/Util@v0.2.0",
+];
+
 pub const EXPECTED: &[Expect] = &[
     Expect {
         name: "plaintext-proxy",
@@ -168,38 +214,12 @@ pub const EXPECTED: &[Expect] = &[
     Expect {
         name: "fallback-410",
         modules: &["example.test/Hello@v1.1.0", "example.test/Util@v0.2.0"],
-        findings: &[
-            "plaintext-module-fetch example.test/Hello@v1.1.0",
-            "plaintext-module-fetch example.test/Hello@v1.1.0",
-            "plaintext-module-fetch example.test/Util@v0.2.0",
-            "plaintext-module-fetch example.test/Util@v0.2.0",
-            "proxy-fallback example.test/Hello@v1.1.0",
-            "proxy-fallback example.test/Hello@v1.1.0",
-            "proxy-fallback example.test/Hello@v1.1.0",
-            "proxy-fallback example.test/Util@v0.2.0",
-            "proxy-fallback example.test/Util@v0.2.0",
-            "proxy-fallback example.test/Util@v0.2.0",
-            "no-checksum-verification example.test/Hello@v1.1.0",
-            "no-checksum-verification example.test/Util@v0.2.0",
-        ],
+        findings: FALLBACK_FINDINGS,
     },
     Expect {
         name: "fallback-410-any",
         modules: &["example.test/Hello@v1.1.0", "example.test/Util@v0.2.0"],
-        findings: &[
-            "plaintext-module-fetch example.test/Hello@v1.1.0",
-            "plaintext-module-fetch example.test/Hello@v1.1.0",
-            "plaintext-module-fetch example.test/Util@v0.2.0",
-            "plaintext-module-fetch example.test/Util@v0.2.0",
-            "proxy-fallback example.test/Hello@v1.1.0",
-            "proxy-fallback example.test/Hello@v1.1.0",
-            "proxy-fallback example.test/Hello@v1.1.0",
-            "proxy-fallback example.test/Util@v0.2.0",
-            "proxy-fallback example.test/Util@v0.2.0",
-            "proxy-fallback example.test/Util@v0.2.0",
-            "no-checksum-verification example.test/Hello@v1.1.0",
-            "no-checksum-verification example.test/Util@v0.2.0",
-        ],
+        findings: FALLBACK_FINDINGS,
     },
     Expect {
         name: "redirect-loop",
