@@ -1,0 +1,1 @@
+//! The peer corpus' TLS captures through TlsConn.
