@@ -7,10 +7,16 @@
 #        SCENARIOS="fallback-410 redirect-loop" sudo captures/record.sh /tmp/out
 #
 # Writes per scenario NAME: NAME.pcap, NAME.lab.jsonl (server request log), NAME.go.json (go's
-# stdout), NAME.go.stderr, NAME.go.exit. Fails (non-zero) when root, go, tcpdump or cargo is
-# missing, a lab port (8081-8099 on 127.0.0.1) is taken, tcpdump captured nothing, the go
+# stdout), NAME.go.stderr, NAME.go.exit, NAME.go-env.json (`go env -json` in the same
+# environment); for TLS scenarios also NAME.keys (NSS key log of the lab's TLS servers and of
+# the mirror's TLS client) and NAME.tls.log (one line per TLS handshake or failed handshake, as
+# the lab servers saw it). The lab PKI the TLS servers use lives in OUTDIR/lab-pki/ (created on
+# first use, reused after, so every TLS capture chains to the same lab-ca.pem).
+# Fails (non-zero) when root, go, tcpdump, ip or cargo is missing (tshark too, for TLS
+# scenarios), a lab port (8081-8099 on 127.0.0.1) is taken, tcpdump captured nothing, the go
 # command's result differs from the scenario's expectation, or a request in the server log is
-# not in the capture after 3 attempts. Servers and tcpdump are stopped on any exit (trap).
+# not in the capture (decrypted with the key log, for TLS) after 3 attempts. Servers, tcpdump
+# and the network namespace of direct-mode scenarios are stopped/removed on any exit (trap).
 # Scenario definitions live in one place, src/lab/scenario.rs, read here via `modtrace lab env`.
 set -euo pipefail
 
@@ -27,6 +33,8 @@ die() {
 [ "$(id -u)" = 0 ] || die "needs root: tcpdump must capture on lo (run: sudo captures/record.sh)"
 GO=$(command -v go) || die "needs the go command on PATH (https://go.dev/dl, or apt-get install golang-go)"
 TCPDUMP=$(command -v tcpdump) || die "needs tcpdump on PATH (apt-get install tcpdump)"
+IP=$(command -v ip) || die "needs ip (iproute2) on PATH for the network namespace of direct-mode scenarios (apt-get install iproute2)"
+TSHARK=$(command -v tshark || true)
 command -v cargo >/dev/null || die "needs cargo on PATH to build modtrace (under sudo: sudo env PATH=\"\$PATH\" captures/record.sh)"
 
 mkdir -p "$OUT"
@@ -40,6 +48,9 @@ BIN=${CARGO_TARGET_DIR:-$REPO/target}/release/modtrace
 WORK=$(mktemp -d /tmp/modtrace-record.XXXXXX)
 SERVE_PID=""
 TCPDUMP_PID=""
+NETNS=""
+NETNS_ETC_CREATED=""
+PKI="$OUT/lab-pki"
 
 stop_pid() { # stop_pid PID SIGNAL: signal one process we started and reap it
   local pid=$1 sig=$2
@@ -52,11 +63,20 @@ stop_pid() { # stop_pid PID SIGNAL: signal one process we started and reap it
   wait "$pid" 2>/dev/null || true
 }
 
+netns_remove() {
+  [ -n "$NETNS" ] || return 0
+  "$IP" netns del "$NETNS" 2>/dev/null || true
+  rm -rf "/etc/netns/$NETNS"
+  if [ -n "$NETNS_ETC_CREATED" ]; then rmdir /etc/netns 2>/dev/null || true; fi
+  NETNS=""
+}
+
 cleanup() {
   stop_pid "$TCPDUMP_PID" INT
   stop_pid "$SERVE_PID" TERM
   TCPDUMP_PID=""
   SERVE_PID=""
+  netns_remove
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -91,6 +111,32 @@ log_statuses() {
   sed -n 's/.*"status":\([0-9]*\).*/\1/p' "$1" | sort
 }
 
+# TLS scenarios: what tshark sees inside the TLS sessions once decrypted with the key log.
+# Plain ports are decoded as HTTP, TLS ports as TLS (HTTP inside by ALPN or port).
+tshark_fields() { # tshark_fields PCAP KEYS FILTER FIELD
+  local args=() p
+  for p in $PORTS; do
+    if [[ " $TLS_PORTS " == *" $p "* ]]; then args+=(-d "tcp.port==$p,tls"); else args+=(-d "tcp.port==$p,http"); fi
+  done
+  "$TSHARK" -r "$1" -o "tls.keylog_file:$2" "${args[@]}" -Y "$3" -T fields -e "$4" 2>/dev/null | sort || true
+}
+
+# netns_create NAME: a network namespace with lo up and a hosts file naming NETNS_HOSTS as
+# 127.0.0.1 (ip netns exec bind-mounts /etc/netns/NAME/hosts over /etc/hosts for what it runs).
+netns_create() {
+  NETNS=$1
+  "$IP" netns add "$NETNS" || die "ip netns add $NETNS failed"
+  "$IP" netns exec "$NETNS" "$IP" link set lo up || die "cannot bring lo up in $NETNS"
+  if [ ! -d /etc/netns ]; then NETNS_ETC_CREATED=1; fi
+  mkdir -p "/etc/netns/$NETNS"
+  {
+    echo "127.0.0.1 localhost"
+    echo "::1 localhost"
+    local h
+    for h in $NETNS_HOSTS; do echo "127.0.0.1 $h"; done
+  } >"/etc/netns/$NETNS/hosts"
+}
+
 # record_once NAME DIR: one attempt; returns 0 when the recording is complete and checked,
 # 2 when packets were lost (retry), exits on anything else.
 record_once() {
@@ -98,14 +144,27 @@ record_once() {
   rm -rf "$d"
   mkdir -p "$d/home" "$d/gopath" "$d/cache" "$d/work"
 
-  local p
-  for p in $PORTS; do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-      die "$name: port $p on 127.0.0.1 is taken; stop what listens there (ss -ltnp 'sport = :$p')"
-    fi
-  done
+  # Direct-mode scenarios run everything in a fresh network namespace (its own loopback and
+  # ports, its own hosts file); the others on the machine's loopback.
+  local in_ns=()
+  if [ -n "$NETNS_HOSTS" ]; then
+    netns_create "modtrace-rec-$$"
+    in_ns=("$IP" netns exec "$NETNS")
+  else
+    local p
+    for p in $PORTS; do
+      if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+        die "$name: port $p on 127.0.0.1 is taken; stop what listens there (ss -ltnp 'sport = :$p')"
+      fi
+    done
+  fi
 
-  "$BIN" lab serve --scenario "$name" --log "$d/lab.jsonl" --timeout 900 >"$d/serve.out" 2>"$d/serve.err" </dev/null &
+  local tls_args=()
+  if [ "$USES_TLS" = 1 ]; then
+    : >"$d/keys"
+    tls_args=(--pki "$PKI" --keylog "$d/keys")
+  fi
+  "${in_ns[@]}" "$BIN" lab serve --scenario "$name" --log "$d/lab.jsonl" --timeout 900 "${tls_args[@]}" >"$d/serve.out" 2>"$d/serve.err" </dev/null &
   SERVE_PID=$!
   if ! wait_for "$d/serve.out" '^GOPROXY=' 10 "$SERVE_PID"; then
     cat "$d/serve.err" >&2
@@ -124,7 +183,7 @@ record_once() {
   done
   filter+=")"
   : >"$d/capture.pcap"
-  "$TCPDUMP" -i "$INTERFACE" -s 0 -U --immediate-mode -B 65536 -w "$d/capture.pcap" "$filter" 2>"$d/tcpdump.err" &
+  "${in_ns[@]}" "$TCPDUMP" -i "$INTERFACE" -s 0 -U --immediate-mode -B 65536 -w "$d/capture.pcap" "$filter" 2>"$d/tcpdump.err" &
   TCPDUMP_PID=$!
   if ! wait_for "$d/tcpdump.err" 'listening on' 10 "$TCPDUMP_PID"; then
     cat "$d/tcpdump.err" >&2
@@ -132,15 +191,21 @@ record_once() {
   fi
   sleep 1
 
+  # The go command's environment, all of it: nothing inherited but what is named here.
+  local go_env=(
+    PATH="$(dirname "$GO"):/usr/local/bin:/usr/bin:/bin"
+    HOME="$d/home" GOPATH="$d/gopath" GOMODCACHE="$d/gopath/pkg/mod" GOCACHE="$d/cache"
+    GOENV=off GOPROXY="$GOPROXY" GOSUMDB="$GOSUMDB" GONOSUMDB= GOPRIVATE= GONOPROXY= GOINSECURE="$GOINSECURE"
+    GOFLAGS=-modcacherw GOTOOLCHAIN=local
+  )
+  if [ "$TRUST_LAB_CA" = 1 ]; then go_env+=(SSL_CERT_FILE="$PKI/lab-ca.pem"); fi
+  (cd "$d/work" && exec "${in_ns[@]}" env -i "${go_env[@]}" "$GO" env -json) >"$d/go-env.json" 2>"$d/go-env.err" ||
+    { cat "$d/go-env.err" >&2; die "$name: go env -json failed"; }
+
   local go_exit=0
   (
     cd "$d/work"
-    exec env -i \
-      PATH="$(dirname "$GO"):/usr/local/bin:/usr/bin:/bin" \
-      HOME="$d/home" GOPATH="$d/gopath" GOMODCACHE="$d/gopath/pkg/mod" GOCACHE="$d/cache" \
-      GOENV=off GOPROXY="$GOPROXY" GOSUMDB="$GOSUMDB" GONOSUMDB= GOPRIVATE= GONOPROXY= GOINSECURE= \
-      GOFLAGS=-modcacherw GOTOOLCHAIN=local \
-      timeout 120 "$GO" mod download -json $DOWNLOADS
+    exec "${in_ns[@]}" env -i "${go_env[@]}" timeout 120 "$GO" mod download -json $DOWNLOADS
   ) >"$d/go.json" 2>"$d/go.stderr" || go_exit=$?
   echo "$go_exit" >"$d/go.exit"
 
@@ -149,6 +214,7 @@ record_once() {
   TCPDUMP_PID=""
   stop_pid "$SERVE_PID" TERM
   SERVE_PID=""
+  netns_remove
 
   local packets dropped
   packets=$(sed -n 's/^\([0-9][0-9]*\) packets\{0,1\} captured.*/\1/p' "$d/tcpdump.err")
@@ -169,18 +235,39 @@ record_once() {
     fi
   fi
 
+  grep '^tls ' "$d/serve.err" >"$d/tls.log" || true
+
   # Every request the servers answered must be in the capture.
   local logged wire
   logged=$(log_targets "$d/lab.jsonl")
-  wire=$(wire_targets "$d/capture.pcap")
+  if [ "$USES_TLS" = 1 ]; then
+    wire=$(tshark_fields "$d/capture.pcap" "$d/keys" http.request http.request.uri)
+    local hellos
+    hellos=$(tshark_fields "$d/capture.pcap" "$d/keys" "tls.handshake.type == 1" frame.number | wc -l)
+    [ "$hellos" -gt 0 ] || die "$name: no TLS ClientHello in the capture"
+  else
+    wire=$(wire_targets "$d/capture.pcap")
+  fi
+  if [ "$EXPECT_REQUESTS" = 0 ]; then
+    [ -z "$logged" ] || die "$name: the lab servers answered requests, the scenario expects none"
+    [ -z "$wire" ] || die "$name: HTTP requests in the capture, the scenario expects none"
+    echo "$packets" >"$d/packets"
+    echo "${dropped:-0}" >"$d/dropped"
+    return 0
+  fi
   [ -n "$logged" ] || die "$name: the lab servers logged no request"
+  if [ "$USES_TLS" = 1 ] && [ ! -s "$d/keys" ]; then die "$name: the key log is empty"; fi
   if [ "$logged" != "$wire" ]; then
     echo "record.sh: $name: server log and capture differ (packets lost?):" >&2
     diff <(echo "$logged") <(echo "$wire") >&2 || true
     return 2
   fi
   logged=$(log_statuses "$d/lab.jsonl")
-  wire=$(wire_statuses "$d/capture.pcap")
+  if [ "$USES_TLS" = 1 ]; then
+    wire=$(tshark_fields "$d/capture.pcap" "$d/keys" http.response http.response.code)
+  else
+    wire=$(wire_statuses "$d/capture.pcap")
+  fi
   if [ "$logged" != "$wire" ]; then
     echo "record.sh: $name: response statuses in the server log and the capture differ (packets lost?):" >&2
     diff <(echo "$logged") <(echo "$wire") >&2 || true
@@ -197,6 +284,19 @@ else
   names=$("$BIN" lab scenarios | awk '{print $1}')
 fi
 [ -n "$names" ] || die "no scenarios"
+
+# TLS scenarios need tshark (the wire check decrypts with the key log) and the lab PKI.
+need_tls=""
+for name in $names; do
+  if "$BIN" lab env "$name" | grep -q "^USES_TLS='1'"; then need_tls=1; fi
+done
+if [ -n "$need_tls" ]; then
+  [ -n "$TSHARK" ] || die "needs tshark on PATH for the TLS scenarios' decrypted wire check (apt-get install tshark)"
+  if [ -f "$PKI/lab-ca.pem" ] && [ ! -f "$PKI/lab-ca.key" ]; then
+    echo "record.sh: $PKI has lab-ca.pem but not its key: making a new lab CA; TLS captures not re-recorded now will no longer chain to lab-ca.pem" >&2
+  fi
+  "$BIN" lab pki "$PKI" >/dev/null || die "cannot create the lab PKI in $PKI"
+fi
 
 echo "== go: $("$GO" version)"
 echo "== tcpdump: $("$TCPDUMP" --version 2>&1 | head -1)"
@@ -216,13 +316,19 @@ for name in $names; do
     echo "record.sh: $name: attempt $attempt incomplete, re-recording" >&2
   done
   [ -n "$ok" ] || die "$name: requests missing from the capture after $ATTEMPTS attempts"
-  rm -f "$OUT/$name.pcap" "$OUT/$name.pcapng" "$OUT/$name.lab.jsonl" "$OUT/$name.go.json" "$OUT/$name.go.stderr" "$OUT/$name.go.exit"
+  rm -f "$OUT/$name.pcap" "$OUT/$name.pcapng" "$OUT/$name.lab.jsonl" "$OUT/$name.go.json" "$OUT/$name.go.stderr" "$OUT/$name.go.exit" \
+    "$OUT/$name.go-env.json" "$OUT/$name.keys" "$OUT/$name.tls.log"
   cp "$ok/capture.pcap" "$OUT/$name.pcap"
   cp "$ok/lab.jsonl" "$OUT/$name.lab.jsonl"
   cp "$ok/go.json" "$OUT/$name.go.json"
   cp "$ok/go.stderr" "$OUT/$name.go.stderr"
   cp "$ok/go.exit" "$OUT/$name.go.exit"
-  printf '%-18s %-4s packets=%-4s dropped=%s requests=%-3s go exit=%s  GOPROXY=%s\n' \
+  cp "$ok/go-env.json" "$OUT/$name.go-env.json"
+  if [ "$USES_TLS" = 1 ]; then
+    cp "$ok/keys" "$OUT/$name.keys"
+    cp "$ok/tls.log" "$OUT/$name.tls.log"
+  fi
+  printf '%-22s %-4s packets=%-4s dropped=%s requests=%-3s go exit=%s  GOPROXY=%s\n' \
     "$name" "$INTERFACE" "$(cat "$ok/packets")" "$(cat "$ok/dropped")" "$(wc -l <"$ok/lab.jsonl")" "$(cat "$ok/go.exit")" "$GOPROXY"
   rm -rf "$WORK/$name".*
 done
