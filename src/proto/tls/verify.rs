@@ -21,8 +21,11 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use x509_parser::asn1_rs::Tag;
+use x509_parser::objects::{oid2abbrev, oid_registry};
 use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 use x509_parser::public_key::PublicKey;
+use x509_parser::x509::{AttributeTypeAndValue, X509Name};
 
 use crate::time::Ts;
 
@@ -663,8 +666,8 @@ pub fn cert_details(der: &[u8]) -> Result<CertInfo, CertError> {
     }
     .to_string();
     Ok(CertInfo {
-        subject: c.subject().to_string(),
-        issuer: c.issuer().to_string(),
+        subject: name_text(c.subject()),
+        issuer: name_text(c.issuer()),
         sans,
         not_before: rfc3339_secs(c.validity().not_before.timestamp()),
         not_after: rfc3339_secs(c.validity().not_after.timestamp()),
@@ -675,6 +678,71 @@ pub fn cert_details(der: &[u8]) -> Result<CertInfo, CertError> {
         sha256: hex(&Sha256::digest(der)),
         self_signed: self_signed(&c),
     })
+}
+
+/// The text of a name attribute: string types as text (UTF-8, else Latin-1 for the 8-bit ones:
+/// old certificates put Latin-1 in T61String), BMPString as UTF-16, UniversalString as UTF-32,
+/// anything else as uppercase hex (as x509-parser does).
+pub(crate) fn attribute_text(attr: &AttributeTypeAndValue<'_>) -> String {
+    let value = attr.attr_value();
+    let data = value.data;
+    match value.tag() {
+        Tag::BmpString => {
+            let units: Vec<u16> = data
+                .chunks_exact(2)
+                .map(|c| match c {
+                    [a, b] => u16::from_be_bytes([*a, *b]),
+                    _ => 0xfffd,
+                })
+                .collect();
+            String::from_utf16_lossy(&units)
+        }
+        Tag::UniversalString => data
+            .chunks_exact(4)
+            .map(|c| match c {
+                [a, b, c, d] => {
+                    char::from_u32(u32::from_be_bytes([*a, *b, *c, *d])).unwrap_or('\u{fffd}')
+                }
+                _ => '\u{fffd}',
+            })
+            .collect(),
+        Tag::NumericString
+        | Tag::VisibleString
+        | Tag::PrintableString
+        | Tag::GeneralString
+        | Tag::GraphicString
+        | Tag::T61String
+        | Tag::VideotexString
+        | Tag::Utf8String
+        | Tag::Ia5String => match std::str::from_utf8(data) {
+            Ok(s) => s.to_string(),
+            Err(_) => data.iter().map(|b| char::from(*b)).collect(),
+        },
+        _ => data.iter().map(|b| format!("{b:02X}")).collect(),
+    }
+}
+
+/// A name as x509-parser prints it (`C=US, O=Let's Encrypt, CN=R3`); when x509-parser gives up
+/// on a value (a T61String that is not UTF-8), the same form built leniently.
+fn name_text(name: &X509Name<'_>) -> String {
+    let printed = name.to_string();
+    if !printed.starts_with("<X509Error") {
+        return printed;
+    }
+    name.iter_rdn()
+        .map(|rdn| {
+            rdn.iter()
+                .map(|attr| {
+                    let key = oid2abbrev(attr.attr_type(), oid_registry())
+                        .map(str::to_string)
+                        .unwrap_or_else(|_| attr.attr_type().to_id_string());
+                    format!("{key}={}", attribute_text(attr))
+                })
+                .collect::<Vec<_>>()
+                .join(" + ")
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Bits of a big-endian unsigned integer (leading zero bytes and bits not counted).
@@ -719,4 +787,334 @@ fn rfc3339_secs(secs: i64) -> String {
         (sod / 60) % 60,
         sod % 60
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::tls::tests::pki;
+
+    /// Unix seconds of a UTC date at noon.
+    fn at(y: i32, m: u32, d: u32) -> Ts {
+        // Days from civil (Howard Hinnant), enough for test dates.
+        let y = if m <= 2 { y - 1 } else { y } as i64;
+        let era = y.div_euclid(400);
+        let yoe = y - era * 400;
+        let mp = (m as i64 + 9) % 12;
+        let doy = (153 * mp + 2) / 5 + d as i64 - 1;
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+        let days = era * 146_097 + doe - 719_468;
+        Ts::from_secs_nanos(days * 86_400 + 43_200, 0)
+    }
+
+    fn dns(n: &str) -> ServerNameInput {
+        ServerNameInput::Dns(n.to_string())
+    }
+
+    fn store_with(ca: &pki::Ca) -> TrustStore {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ca.pem");
+        std::fs::write(&path, &ca.pem).unwrap();
+        let mut store = TrustStore::bundled();
+        assert_eq!(store.add_pem_file(&path).unwrap(), 1);
+        store
+    }
+
+    #[test]
+    fn dates_helper_is_right() {
+        assert_eq!(at(2025, 6, 1).rfc3339(), "2025-06-01T12:00:00.000000Z");
+        assert_eq!(at(2024, 2, 29).rfc3339(), "2024-02-29T12:00:00.000000Z");
+    }
+
+    #[test]
+    fn valid_with_a_ca_added_from_a_pem_file() {
+        let ca = pki::ca("Test Root");
+        let leaf = pki::leaf(&ca, &["proxy.example"]);
+        let store = store_with(&ca);
+        assert!(store.len() > 100, "bundled roots plus the file");
+        assert!(
+            store.sources().iter().any(|s| s.contains("ca.pem (1)")),
+            "{:?}",
+            store.sources()
+        );
+        let v = store.validate(
+            std::slice::from_ref(&leaf.der),
+            &dns("proxy.example"),
+            at(2025, 6, 1),
+        );
+        assert!(v.is_valid(), "{v:?}");
+        assert_eq!((v.reason, v.also.len()), (None, 0));
+        // The CA sent along as well: still valid.
+        let v = store.validate(&[leaf.der, ca.der], &dns("proxy.example"), at(2025, 6, 1));
+        assert!(v.is_valid(), "{v:?}");
+    }
+
+    #[test]
+    fn expired_and_not_yet_valid() {
+        let ca = pki::ca("Test Root");
+        let leaf = pki::leaf_valid(&ca, &["proxy.example"], (2024, 1, 1), (2025, 1, 1));
+        let store = store_with(&ca);
+        let v = store.validate(
+            std::slice::from_ref(&leaf.der),
+            &dns("proxy.example"),
+            at(2025, 6, 1),
+        );
+        assert_eq!(v.reason, Some(Reason::Expired), "{v:?}");
+        assert_eq!(v.status, ValidationStatus::Invalid);
+        let v = store.validate(&[leaf.der], &dns("proxy.example"), at(2023, 6, 1));
+        assert_eq!(v.reason, Some(Reason::NotYetValid), "{v:?}");
+    }
+
+    #[test]
+    fn unknown_issuer_also_reports_the_name() {
+        let ca = pki::ca("Corporate Interception CA");
+        let leaf = pki::leaf(&ca, &["proxy.golang.org"]);
+        let store = TrustStore::bundled();
+        let v = store.validate(
+            &[leaf.der.clone(), ca.der.clone()],
+            &dns("proxy.golang.org"),
+            at(2025, 6, 1),
+        );
+        assert_eq!(v.reason, Some(Reason::UnknownIssuer), "{v:?}");
+        assert!(v.also.is_empty());
+        let v = store.validate(&[leaf.der, ca.der], &dns("sum.golang.org"), at(2025, 6, 1));
+        assert_eq!(v.reason, Some(Reason::UnknownIssuer));
+        assert_eq!(v.also, vec![Reason::NameMismatch]);
+    }
+
+    #[test]
+    fn self_signed_even_when_also_expired() {
+        let leaf = pki::self_signed(&["mirror.internal"], (2024, 1, 1), (2030, 1, 1));
+        let store = TrustStore::bundled();
+        let v = store.validate(
+            std::slice::from_ref(&leaf.der),
+            &dns("mirror.internal"),
+            at(2025, 6, 1),
+        );
+        assert_eq!(v.reason, Some(Reason::SelfSigned), "{v:?}");
+        assert!(v.detail.contains("self-signed"));
+        let v = store.validate(
+            std::slice::from_ref(&leaf.der),
+            &dns("mirror.internal"),
+            at(2031, 6, 1),
+        );
+        assert_eq!(v.reason, Some(Reason::SelfSigned), "{v:?}");
+        assert_eq!(v.also, vec![Reason::Expired]);
+        assert!(cert_details(&leaf.der).unwrap().self_signed);
+    }
+
+    #[test]
+    fn name_mismatch() {
+        let ca = pki::ca("Test Root");
+        let leaf = pki::leaf(&ca, &["proxy.example", "*.cdn.example"]);
+        let store = store_with(&ca);
+        let v = store.validate(
+            std::slice::from_ref(&leaf.der),
+            &dns("other.example"),
+            at(2025, 6, 1),
+        );
+        assert_eq!(v.reason, Some(Reason::NameMismatch), "{v:?}");
+        assert!(store
+            .validate(
+                std::slice::from_ref(&leaf.der),
+                &dns("a.cdn.example"),
+                at(2025, 6, 1)
+            )
+            .is_valid());
+        let v = store.validate(&[leaf.der], &dns("not a name!"), at(2025, 6, 1));
+        assert_eq!(v.reason, Some(Reason::NameMismatch));
+    }
+
+    #[test]
+    fn bad_signature_when_a_signature_byte_flips() {
+        let ca = pki::ca("Test Root");
+        let mut der = pki::leaf(&ca, &["proxy.example"]).der;
+        // The DER ends with the ECDSA signature's s value.
+        *der.last_mut().unwrap() ^= 0x01;
+        let v = store_with(&ca).validate(&[der], &dns("proxy.example"), at(2025, 6, 1));
+        assert_eq!(v.reason, Some(Reason::BadSignature), "{v:?}");
+    }
+
+    #[test]
+    fn unsupported_algorithm_ecdsa_with_sha224() {
+        let ca = pki::ca("Test Root");
+        let mut der = pki::leaf(&ca, &["proxy.example"]).der;
+        // ecdsa-with-SHA256 (1.2.840.10045.4.3.2) -> ecdsa-with-SHA224 (...4.3.1), which webpki
+        // does not implement; same length, in the TBS and the outer signatureAlgorithm.
+        let oid = [0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02];
+        let mut patched = 0;
+        let mut i = 0;
+        while i + oid.len() <= der.len() {
+            if der[i..i + oid.len()] == oid {
+                der[i + oid.len() - 1] = 0x01;
+                patched += 1;
+            }
+            i += 1;
+        }
+        assert_eq!(patched, 2);
+        let v = store_with(&ca).validate(&[der.clone()], &dns("proxy.example"), at(2025, 6, 1));
+        assert_eq!(v.reason, Some(Reason::UnsupportedAlgorithm), "{v:?}");
+        assert_eq!(
+            cert_details(&der).unwrap().signature_algorithm,
+            "ecdsa-with-SHA224"
+        );
+    }
+
+    #[test]
+    fn ip_address_names() {
+        let ca = pki::ca("Test Root");
+        let leaf = pki::leaf(&ca, &["127.0.0.1", "::1"]);
+        let store = store_with(&ca);
+        let ip = |s: &str| ServerNameInput::Ip(s.parse().unwrap());
+        assert!(store
+            .validate(
+                std::slice::from_ref(&leaf.der),
+                &ip("127.0.0.1"),
+                at(2025, 6, 1)
+            )
+            .is_valid());
+        assert!(store
+            .validate(std::slice::from_ref(&leaf.der), &ip("::1"), at(2025, 6, 1))
+            .is_valid());
+        let v = store.validate(
+            std::slice::from_ref(&leaf.der),
+            &ip("10.0.0.1"),
+            at(2025, 6, 1),
+        );
+        assert_eq!(v.reason, Some(Reason::NameMismatch), "{v:?}");
+        assert_eq!(
+            cert_details(&leaf.der).unwrap().sans,
+            vec!["127.0.0.1", "::1"]
+        );
+    }
+
+    #[test]
+    fn empty_chain_and_garbage() {
+        let store = TrustStore::bundled();
+        let v = store.validate(&[], &dns("proxy.golang.org"), at(2025, 6, 1));
+        assert_eq!(v.reason, Some(Reason::NoCertificate));
+        assert!(!v.detail.is_empty());
+        let v = store.validate(
+            &[vec![0x30, 0x03, 0x01, 0x01, 0xff]],
+            &dns("proxy.golang.org"),
+            at(2025, 6, 1),
+        );
+        assert_eq!(v.reason, Some(Reason::BadEncoding), "{v:?}");
+        assert!(cert_details(&[0x30, 0x00]).is_err());
+    }
+
+    #[test]
+    fn empty_store_says_unknown_issuer() {
+        let ca = pki::ca("Test Root");
+        let leaf = pki::leaf(&ca, &["proxy.example"]);
+        let v = TrustStore::empty().validate(&[leaf.der], &dns("proxy.example"), at(2025, 6, 1));
+        assert_eq!(v.reason, Some(Reason::UnknownIssuer), "{v:?}");
+    }
+
+    #[test]
+    fn cache_validates_a_chain_once() {
+        let ca = pki::ca("Test Root");
+        let leaf = pki::leaf_valid(&ca, &["proxy.example"], (2024, 1, 1), (2025, 1, 1));
+        let store = store_with(&ca);
+        let chain = vec![leaf.der.clone(), ca.der.clone()];
+        let name = dns("proxy.example");
+        let t0 = at(2024, 12, 31);
+        for i in 0..10_000 {
+            let v = store.validate(
+                &chain,
+                &name,
+                Ts(t0.0 - 40_000_000_000_000 + i * 1_000_000_000),
+            );
+            assert!(v.is_valid());
+        }
+        assert_eq!(store.cache_stats(), (9_999, 1));
+        // The same day, after notAfter (2025-01-01T00:00:00Z): a new result, cached separately.
+        let late = at(2025, 1, 1);
+        let v = store.validate(&chain, &name, late);
+        assert_eq!(v.reason, Some(Reason::Expired));
+        assert_eq!(store.cache_stats().1, 2);
+        // Another name is another entry.
+        assert!(!store.validate(&chain, &dns("x.example"), t0).is_valid());
+        assert_eq!(store.cache_stats().1, 3);
+    }
+
+    #[test]
+    fn cert_details_fields() {
+        let ca = pki::ca("Test Root");
+        let leaf = pki::leaf_valid(
+            &ca,
+            &["proxy.example", "10.1.2.3"],
+            (2024, 1, 1),
+            (2025, 1, 1),
+        );
+        let info = cert_details(&leaf.der).unwrap();
+        assert_eq!(info.subject, "CN=proxy.example");
+        assert_eq!(info.issuer, "CN=Test Root, O=modtrace test");
+        assert_eq!(info.sans, vec!["proxy.example", "10.1.2.3"]);
+        assert_eq!(info.not_before, "2024-01-01T00:00:00Z");
+        assert_eq!(info.not_after, "2025-01-01T00:00:00Z");
+        assert_eq!((info.key_type.as_str(), info.key_bits), ("ecdsa", 256));
+        assert_eq!(info.signature_algorithm, "ecdsa-with-SHA256");
+        assert_eq!(info.sha256, hex(&Sha256::digest(&leaf.der)));
+        assert!(!info.serial.is_empty() && info.serial.chars().all(|c| c.is_ascii_hexdigit()));
+        assert!(!info.self_signed);
+        let ca_info = cert_details(&ca.der).unwrap();
+        assert!(ca_info.self_signed);
+        let json = serde_json::to_value(&info).unwrap();
+        assert_eq!(json["key_type"], "ecdsa");
+    }
+
+    #[test]
+    fn year_9999_and_pre_1970_dates() {
+        assert_eq!(rfc3339_secs(253_402_300_799), "9999-12-31T23:59:59Z");
+        assert_eq!(rfc3339_secs(-86_400), "1969-12-31T00:00:00Z");
+        assert_eq!(rfc3339_secs(0), "1970-01-01T00:00:00Z");
+    }
+
+    #[test]
+    fn rsa_bit_length() {
+        assert_eq!(bit_len(&[0x00, 0x80, 0x00]), 16);
+        assert_eq!(bit_len(&[0x01, 0x00]), 9);
+        assert_eq!(bit_len(&[0x00]), 0);
+        assert_eq!(bit_len(&[]), 0);
+    }
+
+    #[test]
+    fn reasons_are_kebab_case() {
+        for r in [
+            Reason::Expired,
+            Reason::NotYetValid,
+            Reason::UnknownIssuer,
+            Reason::SelfSigned,
+            Reason::NameMismatch,
+            Reason::BadSignature,
+            Reason::UnsupportedAlgorithm,
+            Reason::BadEncoding,
+            Reason::NoCertificate,
+            Reason::Other,
+        ] {
+            assert_eq!(serde_json::to_value(r).unwrap(), r.as_str());
+            assert!(r
+                .as_str()
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c == '-'));
+        }
+    }
+
+    #[test]
+    fn ca_file_errors() {
+        let mut store = TrustStore::empty();
+        assert!(matches!(
+            store.add_pem_file(Path::new("/nonexistent/ca.pem")),
+            Err(TrustError::Io { .. })
+        ));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("empty.pem");
+        std::fs::write(&path, "not a pem file\n").unwrap();
+        assert!(matches!(
+            store.add_pem_file(&path),
+            Err(TrustError::NoCertificates { .. })
+        ));
+        assert!(store.is_empty());
+    }
 }
