@@ -5,6 +5,7 @@ pub mod classify;
 pub mod goenv;
 pub mod journey;
 pub mod path;
+pub mod tlog;
 
 pub use classify::{classify, Classified, Op};
 pub use journey::{Chain, Hop, HopLink, Journey, TrackOutcome, Tracker};
