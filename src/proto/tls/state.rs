@@ -747,15 +747,21 @@ impl TlsConn {
             data = data.get(n..).unwrap_or(&[]);
         }
         d.hs_buf.extend_from_slice(data);
+        // Messages are read at `pos` and the buffer is drained once at the end, so many small
+        // messages in one record cost linear time, not a copy of the rest per message.
+        let mut pos = 0usize;
         loop {
             let d = self.dirs.get_mut(dir);
-            let Some((msg_type, len)) = parser::parse_handshake_header(&d.hs_buf) else {
+            let Some((msg_type, len)) =
+                d.hs_buf.get(pos..).and_then(parser::parse_handshake_header)
+            else {
                 break;
             };
+            let available = d.hs_buf.len().saturating_sub(pos);
             if len > max_msg {
-                let buffered = d.hs_buf.len().saturating_sub(4);
-                d.hs_skip = len.saturating_sub(buffered);
+                d.hs_skip = len.saturating_sub(available.saturating_sub(4));
                 d.hs_buf.clear();
+                pos = 0;
                 self.anomaly(
                     dir,
                     ts,
@@ -768,26 +774,24 @@ impl TlsConn {
                 break;
             }
             let total = len.saturating_add(4);
-            if d.hs_buf.len() < total {
+            if available < total {
                 break;
             }
-            let rest = d.hs_buf.split_off(total);
-            let msg = std::mem::replace(&mut d.hs_buf, rest);
-            self.on_handshake_message(
-                dir,
-                ts,
-                packet,
-                record_version,
-                msg_type,
-                msg.get(4..).unwrap_or(&[]),
-                out,
-            );
+            let msg = d
+                .hs_buf
+                .get(pos.saturating_add(4)..pos.saturating_add(total))
+                .unwrap_or(&[])
+                .to_vec();
+            pos = pos.saturating_add(total);
+            self.on_handshake_message(dir, ts, packet, record_version, msg_type, &msg, out);
             // A TLS 1.3 ServerHello switches to encryption: what follows in the same record
             // would be a protocol violation (RFC 8446 5.1) and is not parsed.
             if self.dirs.get(dir).encrypted {
                 let d = self.dirs.get_mut(dir);
-                if !d.hs_buf.is_empty() {
-                    d.hs_buf.clear();
+                let leftover = d.hs_buf.len() > pos;
+                d.hs_buf.clear();
+                pos = 0;
+                if leftover {
                     self.anomaly(
                         dir,
                         ts,
@@ -798,6 +802,9 @@ impl TlsConn {
                 break;
             }
         }
+        let d = self.dirs.get_mut(dir);
+        let drained = pos.min(d.hs_buf.len());
+        d.hs_buf.drain(..drained);
     }
 
     #[allow(clippy::too_many_arguments)]

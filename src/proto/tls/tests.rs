@@ -1057,3 +1057,50 @@ fn parsers_never_panic_on_truncated_messages() {
     }
     assert!(parser::parse_client_hello(body, 0x0301).is_ok());
 }
+
+/// Regression: thousands of empty handshake messages in one record once cost a copy of the
+/// rest of the buffer each (quadratic).
+#[test]
+fn many_small_handshake_messages_in_one_record_are_linear() {
+    let body = vec![0u8; 16_000]; // 4000 HelloRequests (type 0, length 0)
+    let mut conn = TlsConn::new(1);
+    let mut out = Vec::new();
+    let start = std::time::Instant::now();
+    for i in 0..50 {
+        conn.on_data(
+            Dir::ToClient,
+            Ts(i),
+            1,
+            &record(content::HANDSHAKE, 0x0303, &body),
+            &mut out,
+        );
+    }
+    assert!(out.is_empty(), "{:?}", out.first());
+    assert!(
+        start.elapsed() < std::time::Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+/// Application data is skipped by length: `cargo test --release --lib
+/// proto::tls::tests::bench_application_data -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn bench_application_data() {
+    let rec = record(content::APPLICATION_DATA, 0x0303, &vec![0x42; 16_384 + 17]);
+    let stream: Vec<u8> = rec.iter().copied().cycle().take(256 << 20).collect();
+    let mut conn = TlsConn::new(1);
+    let mut out = Vec::new();
+    let start = std::time::Instant::now();
+    for (i, chunk) in stream.chunks(1448).enumerate() {
+        conn.on_data(Dir::ToClient, Ts(i as i64), i as u64, chunk, &mut out);
+    }
+    let secs = start.elapsed().as_secs_f64();
+    eprintln!(
+        "{} records, {:.0} MB/s in 1448-byte chunks",
+        conn.session().app_data_records.to_client,
+        stream.len() as f64 / secs / 1e6
+    );
+    assert!(out.is_empty());
+}

@@ -47,6 +47,14 @@ impl fmt::Display for ServerNameInput {
 }
 
 impl ServerNameInput {
+    /// The SNI when the client sent one, else the server's address.
+    pub fn from_sni_or_ip(sni: Option<&str>, server: IpAddr) -> ServerNameInput {
+        match sni {
+            Some(name) if !name.is_empty() => ServerNameInput::Dns(name.to_string()),
+            _ => ServerNameInput::Ip(server),
+        }
+    }
+
     fn to_server_name(&self) -> Result<ServerName<'static>, String> {
         match self {
             ServerNameInput::Dns(n) => ServerName::try_from(n.clone())
@@ -1099,6 +1107,35 @@ mod tests {
                 .chars()
                 .all(|c| c.is_ascii_lowercase() || c == '-'));
         }
+    }
+
+    #[test]
+    fn system_roots_load_or_say_why() {
+        let mut store = TrustStore::empty();
+        match store.add_system_roots() {
+            Ok(n) => {
+                assert!(n > 0 && store.len() == n);
+                assert!(store.sources()[0].starts_with("system roots"));
+            }
+            Err(e) => assert!(e.to_string().starts_with("system trust store:"), "{e}"),
+        }
+    }
+
+    #[test]
+    fn name_input_from_sni_or_ip() {
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        assert_eq!(
+            ServerNameInput::from_sni_or_ip(Some("proxy.golang.org"), ip),
+            dns("proxy.golang.org")
+        );
+        assert_eq!(
+            ServerNameInput::from_sni_or_ip(None, ip),
+            ServerNameInput::Ip(ip)
+        );
+        assert_eq!(
+            ServerNameInput::from_sni_or_ip(Some(""), ip).to_string(),
+            "192.0.2.1"
+        );
     }
 
     #[test]
