@@ -804,6 +804,34 @@ mod tests {
         assert_eq!(parse_proxy_target("", "/a/@v/%zz.info"), None);
     }
 
+    fn request(target: &str, host: Option<&str>) -> Request {
+        Request {
+            method: "GET".into(),
+            target: target.into(),
+            minor: 1,
+            headers: host
+                .map(|h| vec![("Host".to_string(), h.as_bytes().to_vec())])
+                .unwrap_or_default(),
+        }
+    }
+
+    #[test]
+    fn goget_page_names_host_and_path_as_import_prefix() {
+        let page = |t: &str, h: Option<&str>| goget_answer(&request(t, h), "http://lab.test");
+        let ok = page("/Hello?go-get=1", Some("lab.test:443"));
+        assert_eq!(ok.status, 200);
+        assert!(String::from_utf8_lossy(&ok.body)
+            .contains("<meta name=\"go-import\" content=\"lab.test/Hello mod http://lab.test\">"));
+        let deep = page("/a/b/?x=1&go-get=1", Some("lab.test"));
+        assert!(String::from_utf8_lossy(&deep.body).contains("content=\"lab.test/a/b mod "));
+        assert_eq!(page("/Hello", Some("lab.test")).status, 404);
+        assert_eq!(page("/Hello?go-get=10", Some("lab.test")).status, 404);
+        assert_eq!(page("/Hello?go-get=1", None).status, 400);
+        assert_eq!(page("/?go-get=1", Some("lab.test")).status, 400);
+        assert_eq!(page("/a\"b?go-get=1", Some("lab.test")).status, 400);
+        assert_eq!(page("/a?go-get=1", Some("x<y")).status, 400);
+    }
+
     #[test]
     fn basic_authorization_matches_rfc7617_example() {
         // RFC 7617 2: Aladdin / open sesame.
