@@ -27,7 +27,7 @@
 //!   `TlsLimits::max_tls13_client_flight` records. The next type-23 record is application
 //!   data. Limitation: with client authentication, a flight whose records reach the server in
 //!   several TCP segments may end early, so its last records count as application data. A
-//!   first record of exactly 19 bytes is the size of an encrypted alert (2 + 1 + 16) and is
+//!   first record of exactly 19 bytes (11 with CCM_8) is the size of an encrypted alert (2 + 1 + tag) and is
 //!   reported as such, not as a Finished. 0-RTT early data (type-23 records before the
 //!   ServerHello) is not "after the handshake".
 //!
@@ -151,6 +151,7 @@ impl TlsConn {
     /// In-order stream bytes of one direction.
     pub fn on_data(&mut self, dir: Dir, ts: Ts, packet: u64, data: &[u8], out: &mut Vec<TlsEvent>) {
         let mut rest = data;
+        let mut stalls = 0u8;
         while !rest.is_empty() {
             let state = std::mem::take(&mut self.dirs.get_mut(dir).record);
             let (next, used) = match state {
@@ -184,8 +185,17 @@ impl TlsConn {
             if !matches!(d.record, RecordState::Stopped) {
                 d.record = next;
             }
-            // Every state consumes at least one byte; `max(1)` is only a guard against a loop.
-            rest = rest.get(used.max(1)..).unwrap_or(&[]);
+            // Only the resync scan may consume nothing (a header right at the start); the
+            // header read that follows always consumes. Guard against a loop all the same.
+            if used == 0 {
+                stalls = stalls.saturating_add(1);
+                if stalls > 2 {
+                    break;
+                }
+            } else {
+                stalls = 0;
+            }
+            rest = rest.get(used..).unwrap_or(&[]);
         }
         // TLS 1.3: the client's flight ends with the chunk in which one of its records ended.
         if dir == Dir::ToServer && self.flight.records > 0 && !self.flight.done {
@@ -587,14 +597,15 @@ impl TlsConn {
         len: usize,
         out: &mut Vec<TlsEvent>,
     ) {
-        let finished_len = self
+        let suite = self
             .session
             .server_hello
             .as_ref()
-            .map(|h| tls13_finished_record_len(h.cipher_suite))
-            .unwrap_or(53);
+            .map(|h| h.cipher_suite)
+            .unwrap_or(0x1301);
+        let finished_len = tls13_finished_record_len(suite);
         self.flight.records = self.flight.records.saturating_add(1);
-        if self.flight.records == 1 && len == 19 {
+        if self.flight.records == 1 && len == tls13_alert_record_len(suite) {
             // An encrypted alert's size where a Finished was expected.
             self.flight.records = 0;
             if self.session.tls13_client_alert_sized_record.is_none() {
@@ -993,10 +1004,25 @@ fn skip_state(len: usize) -> RecordState {
 /// RFC 8446 5.2, 4.4.4: bytes of a TLS 1.3 record carrying only a Finished, without padding:
 /// handshake header (4) + verify_data (Hash.length) + inner content type (1) + AEAD tag.
 pub fn tls13_finished_record_len(cipher_suite: u16) -> usize {
-    match cipher_suite {
-        0x1302 => 4 + 48 + 1 + 16,
-        0x1305 => 4 + 32 + 1 + 8,
-        _ => 4 + 32 + 1 + 16,
+    let hash = if cipher_suite == 0x1302 { 48 } else { 32 };
+    4usize
+        .saturating_add(hash)
+        .saturating_add(1)
+        .saturating_add(tls13_tag_len(cipher_suite))
+}
+
+/// RFC 8446 5.2, 6: bytes of a TLS 1.3 record carrying only an alert, without padding: level
+/// and description (2) + inner content type (1) + AEAD tag (19 for the usual suites).
+pub fn tls13_alert_record_len(cipher_suite: u16) -> usize {
+    3usize.saturating_add(tls13_tag_len(cipher_suite))
+}
+
+/// AEAD tag length: 8 for TLS_AES_128_CCM_8_SHA256 (RFC 8446 B.4, RFC 6655), else 16.
+fn tls13_tag_len(cipher_suite: u16) -> usize {
+    if cipher_suite == 0x1305 {
+        8
+    } else {
+        16
     }
 }
 

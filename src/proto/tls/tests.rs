@@ -1104,3 +1104,32 @@ fn bench_application_data() {
     );
     assert!(out.is_empty());
 }
+
+/// Regression: a chunk after a gap that starts exactly with a record header lost that header's
+/// first byte.
+#[test]
+fn gap_ending_at_a_record_boundary_resumes_at_once() {
+    let app = |n: usize| record(content::APPLICATION_DATA, 0x0303, &vec![0x5a; n]);
+    let mut conn = TlsConn::new(1);
+    let mut out = Vec::new();
+    conn.on_data(Dir::ToClient, Ts(0), 1, &app(100), &mut out);
+    conn.on_gap(Dir::ToClient, 1000);
+    conn.on_data(
+        Dir::ToClient,
+        Ts(1),
+        2,
+        &[app(200), app(300)].concat(),
+        &mut out,
+    );
+    conn.on_data(
+        Dir::ToClient,
+        Ts(2),
+        3,
+        &record(content::ALERT, 0x0303, &[1, 0]),
+        &mut out,
+    );
+    let s = conn.session();
+    assert_eq!(s.app_data_records.to_client, 3);
+    assert_eq!(s.alerts.len(), 1, "{:?}", anomalies(&out));
+    assert!(anomalies(&out).is_empty() && !s.stopped.to_client);
+}
