@@ -4,6 +4,7 @@
 pub mod classify;
 pub mod goenv;
 pub mod journey;
+pub mod note;
 pub mod path;
 pub mod tlog;
 
