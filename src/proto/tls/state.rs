@@ -23,13 +23,13 @@
 //!   (RFC 8446 4.4.4) + 1 inner type byte + AEAD tag: 53 bytes for SHA-256 suites, 69 for
 //!   TLS_AES_256_GCM_SHA384, 45 for CCM_8), or at the end of the chunk in which a flight record
 //!   ends (a client writes its flight at once; rustls puts Certificate, CertificateVerify and
-//!   Finished in one record, Go in one record each), or after
+//!   Finished in one record, other stacks may use one record per message), or after
 //!   `TlsLimits::max_tls13_client_flight` records. The next type-23 record is application
 //!   data. Limitation: with client authentication, a flight whose records reach the server in
 //!   several TCP segments may end early, so its last records count as application data. A
-//!   first record of exactly 19 bytes (11 with CCM_8) is the size of an encrypted alert (2 + 1 + tag) and is
-//!   reported as such, not as a Finished. 0-RTT early data (type-23 records before the
-//!   ServerHello) is not "after the handshake".
+//!   first record of exactly 19 bytes (11 with CCM_8) is the size of an encrypted alert
+//!   (2 + 1 + AEAD tag) and is reported as such, not as a Finished. 0-RTT early data (type-23
+//!   records before the ServerHello) is not "after the handshake".
 //!
 //! After a gap inside a record of known length, parsing stays in sync (the rest of that record
 //! is skipped). A gap that crosses a record boundary loses sync: the direction resumes only at
