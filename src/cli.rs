@@ -63,6 +63,20 @@ pub struct AnalyzeArgs {
     /// Do not show a progress bar (it is shown only when stderr is a terminal)
     #[arg(long)]
     pub no_progress: bool,
+    /// Also trust the CA certificates in this PEM file (repeatable)
+    #[arg(long, value_name = "PEM")]
+    pub ca_file: Vec<PathBuf>,
+    /// Also trust the system's root certificates (default: only the bundled public roots)
+    #[arg(long)]
+    pub system_roots: bool,
+    /// The Go environment of the machine that was captured: the output of `go env -json`, or
+    /// a go.env file (KEY=VALUE lines). `auto` runs `go env -json` here.
+    #[arg(
+        long,
+        value_name = "FILE|auto",
+        long_help = "The Go environment of the machine that was captured: the output of `go env -json`, or a go.env-style file (KEY=VALUE lines, like $GOROOT/go.env). `auto` runs `go env -json` on this machine. modtrace learns from it which hosts are the module proxies and the checksum database (GOPROXY, GOSUMDB), so that an invalid certificate from one of them is reported as tls-interception. Go's public defaults are always included."
+    )]
+    pub go_env: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]

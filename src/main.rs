@@ -1,6 +1,7 @@
 use clap::Parser;
 use modtrace::cli::{AnalyzeArgs, Cli, Color, Command, FailOn, Format};
 use modtrace::detect::Severity;
+use modtrace::gomod::goenv::GoEnv;
 use modtrace::pipeline::{Analyzer, Config};
 use modtrace::report::{write_text, Report};
 use modtrace::source::MergedSource;
@@ -26,6 +27,43 @@ fn main() -> ExitCode {
 fn fail(msg: impl std::fmt::Display) -> i32 {
     eprintln!("modtrace: {msg}");
     2
+}
+
+/// The analysis configuration from the flags: trust anchors and the Go environment.
+fn config(a: &AnalyzeArgs) -> Result<Config, String> {
+    let mut cfg = Config::default();
+    for f in &a.ca_file {
+        cfg.tls
+            .trust
+            .add_pem_file(f)
+            .map_err(|e| format!("--ca-file {}: {e}", f.display()))?;
+    }
+    if a.system_roots {
+        cfg.tls
+            .trust
+            .add_system_roots()
+            .map_err(|e| format!("--system-roots: {e}"))?;
+    }
+    if let Some(src) = &a.go_env {
+        let text = if src == "auto" {
+            let out = std::process::Command::new("go")
+                .args(["env", "-json"])
+                .output()
+                .map_err(|e| format!("--go-env auto: running `go env -json`: {e}"))?;
+            if !out.status.success() {
+                return Err(format!(
+                    "--go-env auto: `go env -json` failed: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ));
+            }
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        } else {
+            std::fs::read_to_string(src).map_err(|e| format!("--go-env {src}: {e}"))?
+        };
+        let env = GoEnv::parse(&text).map_err(|e| format!("--go-env {src}: {e}"))?;
+        cfg.tls.go_hosts = env.trusted_hosts();
+    }
+    Ok(cfg)
 }
 
 fn analyze(a: &AnalyzeArgs) -> i32 {
@@ -56,7 +94,11 @@ fn analyze(a: &AnalyzeArgs) -> i32 {
             pb
         });
 
-    let mut an = Analyzer::new(Config::default());
+    let cfg = match config(a) {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    let mut an = Analyzer::new(cfg);
     an.keep_exchanges(a.format == Format::Json);
     let mut n: u64 = 0;
     loop {
@@ -94,7 +136,7 @@ fn analyze(a: &AnalyzeArgs) -> i32 {
             );
         }
     }
-    let report = Report::build(&stats, an.into_parts());
+    let report = Report::build(&stats, an.into_outcome());
 
     let mut out: Box<dyn Write> = match &a.output {
         Some(p) => match std::fs::File::create(p) {

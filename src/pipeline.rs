@@ -2,11 +2,13 @@
 //! replay and live capture; sinks (reports, TUI) consume the `Event`s it produces.
 
 use crate::decode::{DecodeStats, Decoder, DefragLimits, Transport};
+use crate::detect::tls::{summarize, TlsPolicy, TlsRecord};
 use crate::detect::{Detector, Finding};
 use crate::flow::{Dir, FlowEvent, FlowId, FlowInfo, FlowStats, FlowTable, Limits};
 use crate::gomod::{self, path::split_url, Credential, Exchange, Journey, Tracker};
 use crate::proto::dns::{self, DnsTcpConn, RData};
 use crate::proto::http1::{looks_like_request, Http1Conn};
+use crate::proto::tls::{looks_like_tls_client, TlsConn, TlsEvent};
 use crate::proto::{header, HttpEvent, HttpExchange, HttpLimits};
 use crate::source::{Frame, LinkType};
 use crate::time::Ts;
@@ -18,15 +20,29 @@ use std::net::IpAddr;
 #[derive(Clone, Debug)]
 pub enum Event {
     Exchange(Box<Exchange>),
+    /// A TLS flow ended (index into the TLS sessions).
+    Tls(Box<TlsRecord>),
     /// A finding was raised or gained evidence (index into the detector's findings).
     Finding(usize),
 }
 
-#[derive(Clone, Debug, Default)]
+#[derive(Default)]
 pub struct Config {
     pub flow: Limits,
     pub http: HttpLimits,
     pub defrag: DefragLimits,
+    pub tls: TlsPolicy,
+}
+
+/// Everything an analysis produced, for the reports.
+pub struct Outcome {
+    pub exchanges: Vec<Exchange>,
+    pub journeys: Vec<Journey>,
+    pub findings: Vec<Finding>,
+    pub tls: Vec<TlsRecord>,
+    pub stats: PipelineStats,
+    pub decode: DecodeStats,
+    pub flow: FlowStats,
 }
 
 /// Per-flow application state, chosen from the first bytes.
@@ -34,6 +50,11 @@ enum Conn {
     Unknown,
     Http(Box<Http1Conn>),
     DnsTcp(DnsTcpConn),
+    Tls {
+        conn: Box<TlsConn>,
+        /// Time and packet of the server's Certificate message (validation time).
+        cert_at: Option<(Ts, u64)>,
+    },
     /// Not a protocol modtrace parses (yet): bytes are counted only.
     Opaque,
     Tunnel,
@@ -56,6 +77,7 @@ pub struct PipelineStats {
     pub dns_messages: u64,
     pub injections: u64,
     pub exchanges: u64,
+    pub tls_sessions: u64,
 }
 
 /// Bound on remembered DNS names (address -> name); the oldest are forgotten first.
@@ -71,6 +93,8 @@ pub struct Analyzer {
     tracker: Tracker,
     detector: Detector,
     exchanges: Vec<Exchange>,
+    tls_sessions: Vec<TlsRecord>,
+    tls_events: Vec<TlsEvent>,
     keep_exchanges: bool,
     next_exchange: u64,
     stats: PipelineStats,
@@ -91,6 +115,8 @@ impl Analyzer {
             tracker: Tracker::new(),
             detector: Detector::new(),
             exchanges: Vec::new(),
+            tls_sessions: Vec::new(),
+            tls_events: Vec::new(),
             keep_exchanges: true,
             next_exchange: 1,
             stats: PipelineStats::default(),
@@ -167,26 +193,20 @@ impl Analyzer {
     }
 
     /// The final state, for reports.
-    pub fn into_parts(
-        self,
-    ) -> (
-        Vec<Exchange>,
-        Vec<Journey>,
-        Vec<Finding>,
-        PipelineStats,
-        DecodeStats,
-        FlowStats,
-    ) {
-        let mut ex = self.exchanges;
-        ex.sort_by_key(|e| (e.start, e.id));
-        (
-            ex,
-            self.tracker.into_journeys(),
-            self.detector.into_findings(),
-            self.stats,
-            self.decoder.stats().clone(),
-            self.flows.stats().clone(),
-        )
+    pub fn into_outcome(self) -> Outcome {
+        let mut exchanges = self.exchanges;
+        exchanges.sort_by_key(|e| (e.start, e.id));
+        let mut tls = self.tls_sessions;
+        tls.sort_by_key(|t| (t.start, t.flow));
+        Outcome {
+            exchanges,
+            journeys: self.tracker.into_journeys(),
+            findings: self.detector.into_findings(),
+            tls,
+            stats: self.stats,
+            decode: self.decoder.stats().clone(),
+            flow: self.flows.stats().clone(),
+        }
     }
 
     fn on_dns(&mut self, msg: &dns::DnsMessage) {
@@ -253,44 +273,51 @@ impl Analyzer {
                                 self.on_dns(m);
                             }
                         }
+                        Conn::Tls { conn, cert_at } => {
+                            self.tls_events.clear();
+                            conn.on_data(dir, ts, packet, &data, &mut self.tls_events);
+                            for ev in &self.tls_events {
+                                if let TlsEvent::Certificates {
+                                    dir: Dir::ToClient,
+                                    ts,
+                                    packet,
+                                    ..
+                                } = ev
+                                {
+                                    cert_at.get_or_insert((*ts, *packet));
+                                }
+                            }
+                        }
                         Conn::Unknown | Conn::Opaque | Conn::Tunnel => {}
                     }
                 }
-                FlowEvent::Gap { flow, dir, ts, len } => {
-                    if let Some(FlowCtx {
+                FlowEvent::Gap { flow, dir, ts, len } => match self.ctx.get_mut(&flow) {
+                    Some(FlowCtx {
                         conn: Conn::Http(h),
                         ..
-                    }) = self.ctx.get_mut(&flow)
-                    {
-                        h.on_gap(dir, ts, len, &mut he);
-                    } else if let Some(FlowCtx {
+                    }) => h.on_gap(dir, ts, len, &mut he),
+                    Some(FlowCtx {
                         conn: Conn::DnsTcp(d),
                         ..
-                    }) = self.ctx.get_mut(&flow)
-                    {
-                        d.on_gap(dir);
-                    }
-                }
+                    }) => d.on_gap(dir),
+                    Some(FlowCtx {
+                        conn: Conn::Tls { conn, .. },
+                        ..
+                    }) => conn.on_gap(dir, len),
+                    _ => {}
+                },
                 FlowEvent::Fin {
                     flow,
                     dir,
                     ts,
                     packet,
-                }
-                | FlowEvent::Reset {
+                } => self.on_end(flow, dir, ts, packet, false, &mut he),
+                FlowEvent::Reset {
                     flow,
                     dir,
                     ts,
                     packet,
-                } => {
-                    if let Some(FlowCtx {
-                        conn: Conn::Http(h),
-                        ..
-                    }) = self.ctx.get_mut(&flow)
-                    {
-                        h.on_end(dir, ts, packet, &mut he);
-                    }
-                }
+                } => self.on_end(flow, dir, ts, packet, true, &mut he),
                 FlowEvent::Injection {
                     flow,
                     dir,
@@ -315,6 +342,9 @@ impl Analyzer {
                         if let Conn::Http(h) = &mut c.conn {
                             h.finish(ts, &mut he);
                         }
+                        if let Conn::Tls { conn, cert_at } = &c.conn {
+                            self.on_tls_end(&c.info, conn, *cert_at);
+                        }
                         self.ctx.insert(flow, c);
                         self.on_http_events(&mut he);
                         self.ctx.remove(&flow);
@@ -327,6 +357,42 @@ impl Analyzer {
         for i in self.detector.take_touched() {
             self.events.push(Event::Finding(i));
         }
+    }
+
+    fn on_end(
+        &mut self,
+        flow: FlowId,
+        dir: Dir,
+        ts: Ts,
+        packet: u64,
+        reset: bool,
+        he: &mut Vec<HttpEvent>,
+    ) {
+        match self.ctx.get_mut(&flow) {
+            Some(FlowCtx {
+                conn: Conn::Http(h),
+                ..
+            }) => h.on_end(dir, ts, packet, he),
+            Some(FlowCtx {
+                conn: Conn::Tls { conn, .. },
+                ..
+            }) => {
+                self.tls_events.clear();
+                conn.on_end(dir, ts, packet, reset, &mut self.tls_events);
+            }
+            _ => {}
+        }
+    }
+
+    fn on_tls_end(&mut self, info: &FlowInfo, conn: &TlsConn, cert_at: Option<(Ts, u64)>) {
+        let record = summarize(info, conn.session(), cert_at, &self.cfg.tls);
+        self.detector.on_tls(&record);
+        self.events.push(Event::Tls(Box::new(record.clone())));
+        // A text report lists the first sessions only; memory stays flat without --format json.
+        if self.keep_exchanges || self.tls_sessions.len() < crate::report::TEXT_TLS_SESSIONS {
+            self.tls_sessions.push(record);
+        }
+        self.stats.tls_sessions += 1;
     }
 
     fn on_http_events(&mut self, he: &mut Vec<HttpEvent>) {
@@ -432,6 +498,12 @@ fn pick_protocol(
 ) -> Conn {
     if info.server.port() == 53 || info.client.port() == 53 {
         return Conn::DnsTcp(DnsTcpConn::default());
+    }
+    if dir == Dir::ToServer && looks_like_tls_client(data).is_some() {
+        return Conn::Tls {
+            conn: Box::new(TlsConn::new(flow)),
+            cert_at: None,
+        };
     }
     let http = match dir {
         Dir::ToServer => looks_like_request(data),

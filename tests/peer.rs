@@ -57,7 +57,7 @@ fn analyze(path: &Path) -> Option<Report> {
     }
     an.finish();
     let stats: Vec<_> = src.stats().into_iter().cloned().collect();
-    Some(Report::build(&stats, an.into_parts()))
+    Some(Report::build(&stats, an.into_outcome()))
 }
 
 fn vm_hwm_kb() -> Option<u64> {

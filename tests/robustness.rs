@@ -45,7 +45,7 @@ fn analyze_in_process(path: &std::path::Path) {
         an.drain_events().for_each(drop);
     }
     an.finish();
-    let _ = an.into_parts();
+    let _ = an.into_outcome();
 }
 
 #[test]

@@ -3,6 +3,7 @@
 //! the rule is about (a module at a server, a redirect chain, a credential on a leg).
 
 pub mod rules;
+pub mod tls;
 
 pub use rules::{Rule, Severity, RULES};
 
@@ -73,6 +74,12 @@ pub struct Detector {
     zip_index: HashMap<(String, String), usize>,
     /// Indices of findings created or grown by the last call, for streaming sinks.
     touched: Vec<usize>,
+    /// TLS 1.3 sessions whose certificates were hidden (one finding per capture).
+    hidden_tls: Option<Evidence>,
+    hidden_count: u64,
+    /// (client ip, host) -> when an HTTPS attempt to it failed: a plain-HTTP request that
+    /// follows is an insecure fallback.
+    failed_https: HashMap<(std::net::IpAddr, String), Evidence>,
 }
 
 fn mv(module: &Option<String>, version: &Option<String>) -> String {
@@ -155,6 +162,39 @@ impl Detector {
                     version: None,
                     evidence: Evidence::of(ex),
                 });
+            }
+        }
+        if plain && !self.failed_https.is_empty() {
+            let host = crate::gomod::goenv::host_only(
+                ex.host.as_deref().unwrap_or(&ex.server.ip().to_string()),
+            );
+            if let Some(failed) = self
+                .failed_https
+                .get(&(ex.client.ip(), host.clone()))
+                .cloned()
+            {
+                if failed.time <= ex.start {
+                    let key = format!("insecure-fb|{}|{host}", ex.client.ip());
+                    self.raise_at(key, ex, || Finding {
+                        rule: Rule::InsecureFallback,
+                        severity: Rule::InsecureFallback.severity(),
+                        message: format!(
+                            "HTTPS to {host} failed (flow {}), then {} sent {} {} over plain HTTP",
+                            failed.flows.first().copied().unwrap_or(0),
+                            ex.client.ip(),
+                            ex.method,
+                            ex.url
+                        ),
+                        module: ex.module.clone(),
+                        version: ex.version.clone(),
+                        evidence: Evidence {
+                            exchanges: vec![ex.id],
+                            flows: [failed.flows.clone(), vec![ex.flow]].concat(),
+                            packet: failed.packet,
+                            time: failed.time,
+                        },
+                    });
+                }
             }
         }
         if ex.op == Op::Lookup {
@@ -261,6 +301,138 @@ impl Detector {
         }
     }
 
+    fn raise_tls(
+        &mut self,
+        key: String,
+        r: &tls::TlsRecord,
+        make: impl FnOnce(Evidence) -> Finding,
+    ) {
+        let ev = Evidence {
+            exchanges: Vec::new(),
+            flows: vec![r.flow],
+            packet: r.cert_packet.max(1),
+            time: r.cert_ts,
+        };
+        let i = match self.keys.get(&key) {
+            Some(&i) => {
+                let e = &mut self.findings[i].evidence;
+                if !e.flows.contains(&r.flow) {
+                    e.flows.push(r.flow);
+                }
+                i
+            }
+            None => {
+                self.findings.push(make(ev));
+                self.keys.insert(key, self.findings.len() - 1);
+                self.findings.len() - 1
+            }
+        };
+        if !self.touched.contains(&i) {
+            self.touched.push(i);
+        }
+    }
+
+    /// A TLS flow ended: its certificate checks and version.
+    pub fn on_tls(&mut self, r: &tls::TlsRecord) {
+        let leaf = r.leaf();
+        let (subject, issuer, fp) = leaf.map_or(("-", "-", "-"), |c| {
+            (c.subject.as_str(), c.issuer.as_str(), c.sha256.as_str())
+        });
+        let name = r.name();
+        if let Some(v) = r.validation.as_ref().filter(|v| !v.is_valid()) {
+            let reason = v.reason.map_or("invalid", |x| x.as_str());
+            let key = format!("{}|{}|{}|{}", r.client.ip(), r.server, name, fp);
+            match r.accepted {
+                Some(true) => self.raise_tls(format!("unv|{key}"), r, |ev| Finding {
+                    rule: Rule::UnverifiedTls,
+                    severity: Rule::UnverifiedTls.severity(),
+                    message: format!(
+                        "{} accepted an invalid certificate from {} (SNI {}): {reason}; subject {subject}, issuer {issuer}, sha256 {fp}",
+                        r.client.ip(),
+                        r.server,
+                        r.sni.as_deref().unwrap_or("none")
+                    ),
+                    module: None,
+                    version: None,
+                    evidence: ev,
+                }),
+                Some(false) => self.raise_tls(format!("rej|{key}"), r, |ev| Finding {
+                    rule: Rule::TlsRejected,
+                    severity: Rule::TlsRejected.severity(),
+                    message: format!(
+                        "{} refused the certificate of {} (SNI {}): {reason}; subject {subject}, issuer {issuer}, sha256 {fp}",
+                        r.client.ip(),
+                        r.server,
+                        r.sni.as_deref().unwrap_or("none")
+                    ),
+                    module: None,
+                    version: None,
+                    evidence: ev,
+                }),
+                None => {}
+            }
+        }
+        if let (Some(host), Some(pv)) = (&r.go_host, &r.public_validation) {
+            if !pv.is_valid() {
+                let reason = pv.reason.map_or("invalid", |x| x.as_str());
+                self.raise_tls(format!("icpt|{host}|{fp}"), r, |ev| Finding {
+                    rule: Rule::TlsInterception,
+                    severity: Rule::TlsInterception.severity(),
+                    message: format!(
+                        "{host}, named by the Go environment as a proxy or checksum database, presented a certificate the public roots reject ({reason}): subject {subject}, issuer {issuer}, sha256 {fp}"
+                    ),
+                    module: None,
+                    version: None,
+                    evidence: ev,
+                });
+            }
+        }
+        if r.legacy() {
+            let version = r.version.clone().unwrap_or_default();
+            self.raise_tls(format!("legacy|{}|{}", r.client.ip(), r.server), r, |ev| {
+                Finding {
+                    rule: Rule::LegacyTls,
+                    severity: Rule::LegacyTls.severity(),
+                    message: format!(
+                        "{} negotiated {version} with {} ({name})",
+                        r.client.ip(),
+                        r.server
+                    ),
+                    module: None,
+                    version: None,
+                    evidence: ev,
+                }
+            });
+        }
+        if r.is_tls13() && r.certificates.is_empty() {
+            self.hidden_count += 1;
+            let ev = self.hidden_tls.get_or_insert_with(|| Evidence {
+                exchanges: Vec::new(),
+                flows: Vec::new(),
+                packet: r.packet,
+                time: r.start,
+            });
+            if ev.flows.len() < 64 {
+                ev.flows.push(r.flow);
+            }
+        }
+        if !r.handshake_complete || r.accepted == Some(false) {
+            let host = r
+                .sni
+                .clone()
+                .unwrap_or_else(|| r.server.ip().to_string())
+                .to_ascii_lowercase();
+            self.failed_https
+                .entry((r.client.ip(), host))
+                .or_insert(Evidence {
+                    exchanges: Vec::new(),
+                    flows: vec![r.flow],
+                    packet: r.packet,
+                    time: r.start,
+                });
+        }
+    }
+
     /// A retransmission carried different bytes than the original.
     pub fn on_injection(&mut self, flow: FlowId, packet: u64, ts: Ts, what: String) {
         let key = format!("inj|{flow}");
@@ -287,6 +459,20 @@ impl Detector {
 
     /// End of capture: rules that need to have seen everything.
     pub fn finish(&mut self) {
+        if let Some(ev) = self.hidden_tls.take() {
+            self.findings.push(Finding {
+                rule: Rule::TlsCertificateHidden,
+                severity: Rule::TlsCertificateHidden.severity(),
+                message: format!(
+                    "{} TLS 1.3 session(s) whose certificates are encrypted: modtrace cannot tell whether they were verified without a key log",
+                    self.hidden_count
+                ),
+                module: None,
+                version: None,
+                evidence: ev,
+            });
+            self.touched.push(self.findings.len() - 1);
+        }
         for z in std::mem::take(&mut self.zips) {
             if self
                 .lookups

@@ -56,6 +56,12 @@ pub enum Rule {
     ProxyFallback,
     CredentialsInPlaintext,
     TcpInjection,
+    UnverifiedTls,
+    TlsRejected,
+    TlsInterception,
+    LegacyTls,
+    TlsCertificateHidden,
+    InsecureFallback,
 }
 
 pub struct RuleText {
@@ -142,6 +148,54 @@ pub const RULES: &[RuleText] = &[
         meaning: "A TCP segment overlapped bytes already sent on the connection but carried different content. Endpoints keep one version and drop the other, so this is how off-path injection shows (or a badly broken middlebox).",
         fix: "Find who is on the path: compare with a capture taken at the other end, move module traffic to TLS so injected bytes are rejected.",
     },
+    RuleText {
+        rule: Rule::UnverifiedTls,
+        id: "unverified-tls",
+        severity: Severity::High,
+        title: "TLS certificate accepted without verification",
+        meaning: "A server presented a certificate chain that does not validate (expired, self-signed, unknown issuer, wrong name, ...) and the client went on to send application data anyway: it did not verify the server. Anyone able to intercept that leg can impersonate the server with a certificate of their own.",
+        fix: "Make the client verify: remove the host from GOINSECURE; in a mirror, turn certificate verification back on (no InsecureSkipVerify / verify=false) and give it the right CA bundle; renew expired certificates and issue them for the name clients use.",
+    },
+    RuleText {
+        rule: Rule::TlsRejected,
+        id: "tls-rejected",
+        severity: Severity::Info,
+        title: "Invalid TLS certificate refused by the client",
+        meaning: "A server presented a certificate chain that does not validate and the client refused it (an alert such as bad_certificate or unknown_ca, or it closed the connection before sending data). The client did its job: this is an attack or a misconfiguration that was blocked, and the fetch failed.",
+        fix: "If the server is yours, give it a certificate from a CA the clients trust, for the name they use. If it is not, find who is intercepting the connection.",
+    },
+    RuleText {
+        rule: Rule::TlsInterception,
+        id: "tls-interception",
+        severity: Severity::Critical,
+        title: "Go proxy or checksum database behind a certificate the public roots reject",
+        meaning: "A host that the Go environment names as its GOPROXY or GOSUMDB (or one of Go's public defaults) presented a certificate chain that does not validate against the public roots. Either a TLS-intercepting middlebox or a man in the middle sits between the go command and its module sources, or a private CA is in use for them.",
+        fix: "Find the interception point (corporate proxy, malware). If a private CA is intended, document it and pass it to modtrace with --ca-file; never work around it with GOINSECURE or GOFLAGS=-insecure.",
+    },
+    RuleText {
+        rule: Rule::LegacyTls,
+        id: "legacy-tls",
+        severity: Severity::Medium,
+        title: "SSL 3.0 or TLS 1.0/1.1 negotiated",
+        meaning: "A connection negotiated SSL 3.0, TLS 1.0 or TLS 1.1, which RFC 8996 and RFC 7568 deprecate: known attacks weaken their confidentiality and integrity.",
+        fix: "Configure the server (or the mirror's client) for TLS 1.2 or 1.3 only.",
+    },
+    RuleText {
+        rule: Rule::TlsCertificateHidden,
+        id: "tls-certificate-hidden",
+        severity: Severity::Info,
+        title: "TLS 1.3 certificates could not be checked",
+        meaning: "TLS 1.3 encrypts the server's certificate, so modtrace could not check whether these sessions were verified. Given a key log it can.",
+        fix: "Nothing is wrong on the wire. To check the certificates, capture with a key log from the server side or a recording proxy and pass it to modtrace.",
+    },
+    RuleText {
+        rule: Rule::InsecureFallback,
+        id: "insecure-fallback",
+        severity: Severity::High,
+        title: "HTTPS failed, then plain HTTP to the same host",
+        meaning: "A TLS connection to a host failed or was refused, and the same client then sent a plain-HTTP request to that host: what the go command does for GOINSECURE paths. Whoever broke the TLS connection can now answer in plaintext.",
+        fix: "Remove the path from GOINSECURE and fix the server's TLS; GOINSECURE is for lab use only.",
+    },
 ];
 
 impl Rule {
@@ -176,6 +230,12 @@ mod tests {
             Rule::ProxyFallback,
             Rule::CredentialsInPlaintext,
             Rule::TcpInjection,
+            Rule::UnverifiedTls,
+            Rule::TlsRejected,
+            Rule::TlsInterception,
+            Rule::LegacyTls,
+            Rule::TlsCertificateHidden,
+            Rule::InsecureFallback,
         ];
         assert_eq!(RULES.len(), all.len());
         for r in all {

@@ -1,13 +1,15 @@
 //! Report sinks. The JSON report's names are documented in docs/report.md and kept stable.
 
 mod text;
+
+/// A text report lists this many TLS sessions; the JSON report has them all.
+pub const TEXT_TLS_SESSIONS: usize = 50;
 pub use text::write_text;
 
-use crate::decode::DecodeStats;
 use crate::detect::Finding;
-use crate::flow::FlowStats;
 use crate::gomod::{Exchange, Journey};
-use crate::pipeline::PipelineStats;
+use crate::detect::tls::TlsRecord;
+use crate::pipeline::Outcome;
 use crate::source::SourceStats;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -38,6 +40,8 @@ pub struct CaptureSummary {
     pub tcp: TcpSummary,
     /// HTTP exchanges seen (also when the report does not list them).
     pub http_exchanges: u64,
+    /// TLS connections seen (the `tls` array lists them all with --format json).
+    pub tls_sessions: u64,
     pub http_anomalies: u64,
     pub dns_messages: u64,
 }
@@ -58,21 +62,13 @@ pub struct Report {
     pub exchanges: Vec<Exchange>,
     pub modules: Vec<Journey>,
     pub findings: Vec<Finding>,
+    /// One per TLS connection (docs/report.md).
+    pub tls: Vec<TlsRecord>,
 }
 
 impl Report {
-    pub fn build(
-        sources: &[SourceStats],
-        parts: (
-            Vec<Exchange>,
-            Vec<Journey>,
-            Vec<Finding>,
-            PipelineStats,
-            DecodeStats,
-            FlowStats,
-        ),
-    ) -> Report {
-        let (exchanges, mut modules, findings, p, d, f) = parts;
+    pub fn build(sources: &[SourceStats], o: Outcome) -> Report {
+        let Outcome { exchanges, journeys: mut modules, findings, tls, stats: p, decode: d, flow: f } = o;
         modules.sort_by(|a, b| a.module.cmp(&b.module).then(a.version.cmp(&b.version)));
         let unsupported: u64 = d.unsupported_link.values().sum();
         Report {
@@ -108,12 +104,14 @@ impl Report {
                     injections: f.injections,
                 },
                 http_exchanges: p.exchanges,
+                tls_sessions: p.tls_sessions,
                 http_anomalies: p.http_anomalies,
                 dns_messages: p.dns_messages,
             },
             exchanges,
             modules,
             findings,
+            tls,
         }
     }
 

@@ -97,6 +97,22 @@ pub fn write_text(r: &Report, w: &mut dyn Write, color: bool) -> io::Result<()> 
         }
     }
 
+    if r.capture.tls_sessions > 0 {
+        writeln!(w)?;
+        writeln!(
+            w,
+            "{}",
+            st.paint("1", &format!("TLS sessions ({})", r.capture.tls_sessions))
+        )?;
+        for t in r.tls.iter().take(super::TEXT_TLS_SESSIONS) {
+            write_tls(w, &st, t)?;
+        }
+        let shown = r.tls.len().min(super::TEXT_TLS_SESSIONS) as u64;
+        if r.capture.tls_sessions > shown {
+            writeln!(w, "  ... {} more (see --format json)", r.capture.tls_sessions - shown)?;
+        }
+    }
+
     writeln!(w)?;
     let mut counts = [0usize; 5];
     for f in &r.findings {
@@ -150,6 +166,51 @@ pub fn write_text(r: &Report, w: &mut dyn Write, color: bool) -> io::Result<()> 
                 String::new()
             }
         )?;
+    }
+    Ok(())
+}
+
+fn write_tls(w: &mut dyn Write, st: &Style, t: &crate::detect::tls::TlsRecord) -> io::Result<()> {
+    let check = match (&t.validation, t.certificates_hidden) {
+        (Some(v), _) if v.is_valid() => st.paint("32", "certificate valid"),
+        (Some(v), _) => st.paint(
+            "31",
+            &format!(
+                "certificate INVALID ({})",
+                v.reason.map_or("?", |r| r.as_str())
+            ),
+        ),
+        (None, true) => st.paint("2", "certificate hidden (TLS 1.3)"),
+        (None, false) => st.paint("2", "no certificate seen"),
+    };
+    let verdict = match t.accepted {
+        Some(true) => "client went on",
+        Some(false) => "client refused",
+        None => "client outcome unknown",
+    };
+    writeln!(
+        w,
+        "  {} -> {} sni={} {} {} alpn={}: {check}, {verdict}",
+        t.client,
+        t.server,
+        t.sni.as_deref().unwrap_or("-"),
+        t.version.as_deref().unwrap_or("?"),
+        t.cipher.as_deref().unwrap_or("?"),
+        if t.alpn.is_empty() {
+            "-".to_string()
+        } else {
+            t.alpn.join(",")
+        },
+    )?;
+    if let Some(leaf) = t.leaf() {
+        writeln!(
+            w,
+            "      subject {}; issuer {}; valid {} to {}",
+            leaf.subject, leaf.issuer, leaf.not_before, leaf.not_after
+        )?;
+    }
+    if !t.alerts.is_empty() {
+        writeln!(w, "      alerts: {}", t.alerts.join("; "))?;
     }
     Ok(())
 }

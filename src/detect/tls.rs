@@ -1,0 +1,194 @@
+//! TLS sessions as the report shows them, and what they mean: whose certificate nobody
+//! verified, which client refused one, which proxy's TLS was intercepted.
+
+use crate::flow::{Dir, FlowId, FlowInfo};
+use crate::gomod::goenv::host_only;
+use crate::proto::tls::{
+    cert_details, cipher_suite_name, is_legacy_version, is_tls13_version, version_name, CertInfo,
+    ServerNameInput, TlsSession, TrustStore, Validation,
+};
+use crate::time::Ts;
+use serde::Serialize;
+
+/// What modtrace checks TLS against.
+pub struct TlsPolicy {
+    /// Trust anchors for validation: the bundled public roots plus `--ca-file`/`--system-roots`.
+    pub trust: TrustStore,
+    /// The bundled public roots alone: tls-interception asks whether a Go proxy or checksum
+    /// database presented a chain the public roots accept.
+    pub public: TrustStore,
+    /// Hosts the Go environment names as its proxies and checksum database (with Go's public
+    /// defaults), lower case, no port.
+    pub go_hosts: Vec<String>,
+}
+
+impl Default for TlsPolicy {
+    fn default() -> Self {
+        let env = crate::gomod::goenv::GoEnv::default();
+        TlsPolicy {
+            trust: TrustStore::bundled(),
+            public: TrustStore::bundled(),
+            go_hosts: env.trusted_hosts(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct TlsRecord {
+    pub flow: FlowId,
+    #[serde(serialize_with = "crate::gomod::ser_addr")]
+    pub client: std::net::SocketAddr,
+    #[serde(serialize_with = "crate::gomod::ser_addr")]
+    pub server: std::net::SocketAddr,
+    pub sni: Option<String>,
+    /// ALPN protocols the client offered.
+    pub alpn: Vec<String>,
+    /// The protocol the server chose, when visible (TLS 1.2 and earlier).
+    pub alpn_selected: Option<String>,
+    pub version: Option<String>,
+    pub cipher: Option<String>,
+    pub ja4: Option<String>,
+    /// The server's chain as sent (leaf first); empty when hidden (TLS 1.3) or not seen.
+    pub certificates: Vec<CertInfo>,
+    /// TLS 1.3: certificates are encrypted and cannot be checked without a key log.
+    pub certificates_hidden: bool,
+    /// The server asked for a client certificate (mutual TLS).
+    pub client_certificate_requested: bool,
+    pub validation: Option<Validation>,
+    /// Whether the client went on after the handshake (true), refused (false), or neither
+    /// can be told (null).
+    pub accepted: Option<bool>,
+    /// Plaintext alerts, as `<sender>: <level> <description>`.
+    pub alerts: Vec<String>,
+    pub handshake_complete: bool,
+    pub bytes_to_server: u64,
+    pub bytes_to_client: u64,
+    #[serde(serialize_with = "crate::gomod::ser_ts")]
+    pub start: Ts,
+    /// First packet of the flow.
+    pub packet: u64,
+    /// The host a Go environment names as proxy or checksum database, when this is one.
+    pub go_host: Option<String>,
+    /// Validation against the public roots alone, when it differs from `validation` and the
+    /// server is a Go host (the evidence of tls-interception).
+    #[serde(skip)]
+    pub public_validation: Option<Validation>,
+    #[serde(skip)]
+    pub version_code: Option<u16>,
+    #[serde(skip)]
+    pub cert_ts: Ts,
+    #[serde(skip)]
+    pub cert_packet: u64,
+}
+
+impl TlsRecord {
+    /// The name the client asked for: the SNI, else the server's address.
+    pub fn name(&self) -> String {
+        self.sni
+            .clone()
+            .unwrap_or_else(|| self.server.ip().to_string())
+    }
+    pub fn leaf(&self) -> Option<&CertInfo> {
+        self.certificates.first()
+    }
+    pub fn is_tls13(&self) -> bool {
+        self.certificates_hidden
+    }
+    pub fn legacy(&self) -> bool {
+        self.version_code.is_some_and(is_legacy_version)
+    }
+}
+
+/// Builds the record of one TLS flow (at its end) and validates its chain at `cert_at`, the
+/// time and packet of the Certificate message.
+pub fn summarize(
+    info: &FlowInfo,
+    s: &TlsSession,
+    cert_at: Option<(Ts, u64)>,
+    policy: &TlsPolicy,
+) -> TlsRecord {
+    let ch = s.client_hello.as_ref();
+    let sh = s.server_hello.as_ref();
+    let sni = ch.and_then(|c| c.sni.clone());
+    let name = match &sni {
+        Some(n) => ServerNameInput::Dns(n.clone()),
+        None => ServerNameInput::Ip(info.server.ip()),
+    };
+    let (cert_ts, cert_packet) = cert_at.unwrap_or((info.first_ts, info.first_packet));
+    let certificates: Vec<CertInfo> = s
+        .certificates
+        .iter()
+        .filter_map(|d| cert_details(d).ok())
+        .collect();
+    let validation = (!s.certificates.is_empty())
+        .then(|| policy.trust.validate(&s.certificates, &name, cert_ts));
+    let host = sni
+        .clone()
+        .map(|n| n.to_ascii_lowercase())
+        .unwrap_or_else(|| host_only(&info.server.ip().to_string()));
+    let go_host = policy.go_hosts.iter().find(|h| **h == host).cloned();
+    let public_validation = match (&go_host, &validation) {
+        (Some(_), Some(v)) if v.is_valid() => {
+            Some(policy.public.validate(&s.certificates, &name, cert_ts))
+        }
+        (Some(_), Some(v)) => Some(v.clone()),
+        _ => None,
+    };
+    let client_refused = s
+        .alerts
+        .iter()
+        .any(|a| a.dir == Dir::ToServer && a.is_certificate_rejection())
+        || s.tls13_client_alert_sized_record.is_some()
+        || s.client_closed_before_app_data
+        || s.reset == Some(Dir::ToServer);
+    let accepted = if s.client_app_data_after_handshake.is_some() {
+        Some(true)
+    } else if client_refused {
+        Some(false)
+    } else {
+        None
+    };
+    let alerts = s
+        .alerts
+        .iter()
+        .map(|a| {
+            format!(
+                "{}: {}",
+                if a.dir == Dir::ToServer {
+                    "client"
+                } else {
+                    "server"
+                },
+                a.describe()
+            )
+        })
+        .collect();
+    TlsRecord {
+        flow: info.id,
+        client: info.client,
+        server: info.server,
+        sni,
+        alpn: ch.map(|c| c.alpn.clone()).unwrap_or_default(),
+        alpn_selected: sh.and_then(|h| h.alpn.clone()),
+        version: sh.map(|h| version_name(h.version)),
+        version_code: sh.map(|h| h.version),
+        cipher: sh.map(|h| cipher_suite_name(h.cipher_suite)),
+        ja4: ch.map(|c| c.ja4.clone()),
+        certificates,
+        certificates_hidden: s.certificates_hidden
+            || sh.is_some_and(|h| is_tls13_version(h.version)),
+        client_certificate_requested: s.certificate_request,
+        validation,
+        accepted,
+        alerts,
+        handshake_complete: s.handshake_complete,
+        bytes_to_server: s.app_data_bytes.to_server,
+        bytes_to_client: s.app_data_bytes.to_client,
+        start: info.first_ts,
+        packet: info.first_packet,
+        go_host,
+        public_validation,
+        cert_ts,
+        cert_packet,
+    }
+}
