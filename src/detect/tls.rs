@@ -17,9 +17,9 @@ pub struct TlsPolicy {
     /// The bundled public roots alone: tls-interception asks whether a Go proxy or checksum
     /// database presented a chain the public roots accept.
     pub public: TrustStore,
-    /// Hosts the Go environment names as its proxies and checksum database (with Go's public
-    /// defaults), lower case, no port.
-    pub go_hosts: Vec<String>,
+    /// Hosts and ports the Go environment names as its proxies and checksum database (with
+    /// Go's public defaults), host in lower case.
+    pub go_hosts: Vec<(String, u16)>,
 }
 
 impl Default for TlsPolicy {
@@ -126,7 +126,12 @@ pub fn summarize(
         .clone()
         .map(|n| n.to_ascii_lowercase())
         .unwrap_or_else(|| host_only(&info.server.ip().to_string()));
-    let go_host = policy.go_hosts.iter().find(|h| **h == host).cloned();
+    let port = info.server.port();
+    let go_host = policy
+        .go_hosts
+        .iter()
+        .find(|(h, p)| *h == host && *p == port)
+        .map(|(h, p)| format!("{h}:{p}"));
     let public_validation = match (&go_host, &validation) {
         (Some(_), Some(v)) if v.is_valid() => {
             Some(policy.public.validate(&s.certificates, &name, cert_ts))

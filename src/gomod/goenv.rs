@@ -97,14 +97,27 @@ impl GoEnv {
         )
     }
 
-    /// Host names (or IP literals) of the proxies and the checksum database this environment
-    /// names, plus Go's public defaults: TLS to any of them that does not validate against the
-    /// public roots means someone is in the middle (or a private CA is in use).
-    pub fn trusted_hosts(&self) -> Vec<String> {
-        let mut hosts: Vec<String> = Vec::new();
-        let mut add = |h: String| {
-            if !h.is_empty() && !hosts.contains(&h) {
-                hosts.push(h);
+    /// Host names (or IP literals) and ports of the proxies and the checksum database this
+    /// environment names, plus Go's public defaults: TLS to any of them that does not validate
+    /// against the public roots means someone is in the middle (or a private CA is in use).
+    /// The port matters: on one host a plain-HTTP proxy and some other TLS server can differ
+    /// only by port.
+    pub fn trusted_hosts(&self) -> Vec<(String, u16)> {
+        let mut hosts: Vec<(String, u16)> = Vec::new();
+        let mut add = |url: &str| {
+            if let Some(u) = split_url(url) {
+                let default = if u.scheme.eq_ignore_ascii_case("http") {
+                    80
+                } else {
+                    443
+                };
+                let h = (
+                    host_only(u.authority),
+                    port_of(u.authority).unwrap_or(default),
+                );
+                if !h.0.is_empty() && !hosts.contains(&h) {
+                    hosts.push(h);
+                }
             }
         };
         for p in self
@@ -112,21 +125,27 @@ impl GoEnv {
             .iter()
             .chain(parse_goproxy(DEFAULT_GOPROXY).iter())
         {
-            if let Some(u) = split_url(&p.url) {
-                add(host_only(u.authority));
-            }
+            add(&p.url);
         }
         for db in [self.gosumdb(), parse_gosumdb(DEFAULT_GOSUMDB)] {
             if let SumDb::On { name, url, .. } = db {
-                match url.as_deref().and_then(split_url) {
-                    Some(u) => add(host_only(u.authority)),
-                    // Without a URL the go command reaches https://<name>.
-                    None => add(host_only(&name)),
-                }
+                // Without a URL the go command reaches https://<name>.
+                add(&url.unwrap_or_else(|| format!("https://{name}")));
             }
         }
         hosts
     }
+}
+
+/// The explicit port of an authority, if any.
+pub fn port_of(authority: &str) -> Option<u16> {
+    let a = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let tail = match a.strip_prefix('[') {
+        Some(rest) => rest.split_once(']').map(|(_, t)| t)?,
+        None => a,
+    };
+    let (_, p) = tail.rsplit_once(':')?;
+    p.parse().ok()
 }
 
 pub fn parse_goproxy(v: &str) -> Vec<ProxyEntry> {

@@ -180,6 +180,17 @@ pub struct Expect {
     pub name: &'static str,
     pub modules: &'static [&'static str],
     pub findings: &'static [&'static str],
+    /// Ports of lab servers that spoke TLS: the requests they logged travelled inside TLS and
+    /// are not visible without keys.
+    pub tls_ports: &'static [u16],
+    /// Further analyze options (`{dir}` stands for the capture's folder) and the findings they
+    /// give.
+    pub variants: &'static [Variant],
+}
+
+pub struct Variant {
+    pub args: &'static [&'static str],
+    pub findings: &'static [&'static str],
 }
 
 /// The captures and their findings; captures/README.md documents the same lists (a test
@@ -210,16 +221,22 @@ pub const EXPECTED: &[Expect] = &[
             "no-checksum-verification example.test/Hello@v1.1.0",
             "no-checksum-verification example.test/Util@v0.2.0",
         ],
+        tls_ports: &[],
+        variants: &[],
     },
     Expect {
         name: "fallback-410",
         modules: &["example.test/Hello@v1.1.0", "example.test/Util@v0.2.0"],
         findings: FALLBACK_FINDINGS,
+        tls_ports: &[],
+        variants: &[],
     },
     Expect {
         name: "fallback-410-any",
         modules: &["example.test/Hello@v1.1.0", "example.test/Util@v0.2.0"],
         findings: FALLBACK_FINDINGS,
+        tls_ports: &[],
+        variants: &[],
     },
     Expect {
         name: "redirect-loop",
@@ -234,6 +251,8 @@ pub const EXPECTED: &[Expect] = &[
             "redirect-limit example.test/Hello@v1.1.0",
             "redirect-limit example.test/Util@v0.2.0",
         ],
+        tls_ports: &[],
+        variants: &[],
     },
     Expect {
         name: "mirror-basic-auth",
@@ -247,6 +266,118 @@ pub const EXPECTED: &[Expect] = &[
             "no-checksum-verification example.test/Hello@v1.1.0",
             "no-checksum-verification example.test/Util@v0.2.0",
         ],
+        tls_ports: &[],
+        variants: &[],
+    },
+    Expect {
+        name: "tls-mirror-selfsigned",
+        modules: &["example.test/Hello@v1.1.0", "example.test/Util@v0.2.0"],
+        findings: &[
+            "plaintext-module-fetch example.test/Hello@v1.1.0",
+            "plaintext-module-fetch example.test/Util@v0.2.0",
+            "no-checksum-verification example.test/Hello@v1.1.0",
+            "no-checksum-verification example.test/Util@v0.2.0",
+            "unverified-tls -",
+        ],
+        tls_ports: &[8089],
+        variants: &[
+            Variant {
+                args: &["--go-env", "{dir}/tls-mirror-selfsigned.go-env.json"],
+                findings: &[
+                    "plaintext-module-fetch example.test/Hello@v1.1.0",
+                    "plaintext-module-fetch example.test/Util@v0.2.0",
+                    "no-checksum-verification example.test/Hello@v1.1.0",
+                    "no-checksum-verification example.test/Util@v0.2.0",
+                    "unverified-tls -",
+                ],
+            },
+            Variant {
+                args: &["--ca-file", "{dir}/lab-pki/lab-ca.pem"],
+                findings: &[
+                    "plaintext-module-fetch example.test/Hello@v1.1.0",
+                    "plaintext-module-fetch example.test/Util@v0.2.0",
+                    "no-checksum-verification example.test/Hello@v1.1.0",
+                    "no-checksum-verification example.test/Util@v0.2.0",
+                    "unverified-tls -",
+                ],
+            },
+        ],
+    },
+    Expect {
+        name: "tls-mirror-expired",
+        modules: &["example.test/Hello@v1.1.0", "example.test/Util@v0.2.0"],
+        findings: &[
+            "plaintext-module-fetch example.test/Hello@v1.1.0",
+            "plaintext-module-fetch example.test/Util@v0.2.0",
+            "no-checksum-verification example.test/Hello@v1.1.0",
+            "no-checksum-verification example.test/Util@v0.2.0",
+            "unverified-tls -",
+        ],
+        tls_ports: &[8091],
+        variants: &[
+            Variant {
+                args: &["--go-env", "{dir}/tls-mirror-expired.go-env.json"],
+                findings: &[
+                    "plaintext-module-fetch example.test/Hello@v1.1.0",
+                    "plaintext-module-fetch example.test/Util@v0.2.0",
+                    "no-checksum-verification example.test/Hello@v1.1.0",
+                    "no-checksum-verification example.test/Util@v0.2.0",
+                    "unverified-tls -",
+                ],
+            },
+            Variant {
+                args: &["--ca-file", "{dir}/lab-pki/lab-ca.pem"],
+                findings: &[
+                    "plaintext-module-fetch example.test/Hello@v1.1.0",
+                    "plaintext-module-fetch example.test/Util@v0.2.0",
+                    "no-checksum-verification example.test/Hello@v1.1.0",
+                    "no-checksum-verification example.test/Util@v0.2.0",
+                    "unverified-tls -",
+                ],
+            },
+        ],
+    },
+    Expect {
+        name: "goinsecure-goget",
+        modules: &["lab.test/Hello@v1.1.0", "lab.test/Util@v0.2.0"],
+        findings: &[
+            "plaintext-module-fetch lab.test/Hello@v1.1.0",
+            "plaintext-module-fetch lab.test/Util@v0.2.0",
+            "no-checksum-verification lab.test/Hello@v1.1.0",
+            "no-checksum-verification lab.test/Util@v0.2.0",
+            "unverified-tls -",
+        ],
+        tls_ports: &[443],
+        variants: &[Variant {
+            args: &["--go-env", "{dir}/goinsecure-goget.go-env.json"],
+            findings: &[
+                "plaintext-module-fetch lab.test/Hello@v1.1.0",
+                "plaintext-module-fetch lab.test/Util@v0.2.0",
+                "no-checksum-verification lab.test/Hello@v1.1.0",
+                "no-checksum-verification lab.test/Util@v0.2.0",
+                "unverified-tls -",
+            ],
+        }],
+    },
+    Expect {
+        name: "tls-proxy-rejected",
+        modules: &[],
+        findings: &["tls-rejected -"],
+        tls_ports: &[8092],
+        variants: &[Variant {
+            args: &["--go-env", "{dir}/tls-proxy-rejected.go-env.json"],
+            findings: &["tls-rejected -", "tls-interception -"],
+        }],
+    },
+    Expect {
+        name: "tls13-verified",
+        modules: &[],
+        findings: &["tls-certificate-hidden -"],
+        tls_ports: &[8093],
+        variants: &[Variant {
+            args: &["--go-env", "{dir}/tls13-verified.go-env.json"],
+            findings: &["tls-certificate-hidden -"],
+        }],
     },
 ];
 
@@ -291,12 +422,23 @@ pub fn check_capture(dir: &Path, e: &Expect) {
     let j = analyze_json(&pcap, &[]);
     let exchanges = j["exchanges"].as_array().unwrap();
 
-    // 1. Each logged request is in the capture's exchanges.
+    // 1. Each request the lab logged outside TLS is in the capture's exchanges.
     let log = std::fs::read_to_string(dir.join(format!("{}.lab.jsonl", e.name))).expect("lab log");
     let mut unmatched: Vec<&serde_json::Value> = exchanges.iter().collect();
     let mut logged = 0;
     for line in log.lines().filter(|l| !l.trim().is_empty()) {
         let r: serde_json::Value = serde_json::from_str(line).unwrap();
+        let port: u16 = r["listen"]
+            .as_str()
+            .unwrap()
+            .rsplit(':')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        if e.tls_ports.contains(&port) {
+            continue;
+        }
         logged += 1;
         let pos = unmatched.iter().position(|x| {
             let url = x["url"].as_str().unwrap_or("");
@@ -317,7 +459,11 @@ pub fn check_capture(dir: &Path, e: &Expect) {
             None => panic!("{}: logged request not among the exchanges: {line}", e.name),
         }
     }
-    assert!(logged > 0, "{}: empty lab log", e.name);
+    assert!(
+        logged > 0 || e.modules.is_empty(),
+        "{}: no plaintext request in the lab log",
+        e.name
+    );
 
     // 2. Modules.
     let mut mods: Vec<String> = j["modules"]
@@ -336,7 +482,21 @@ pub fn check_capture(dir: &Path, e: &Expect) {
     want.sort();
     assert_eq!(mods, want, "{}: modules", e.name);
 
-    // 3. Findings, exactly.
+    // 3. Findings, exactly, with no options and with each variant's.
+    assert_findings(&j, e.findings, &format!("{} (no options)", e.name));
+    for v in e.variants {
+        let args: Vec<String> = v
+            .args
+            .iter()
+            .map(|a| a.replace("{dir}", dir.to_str().unwrap()))
+            .collect();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let j = analyze_json(&pcap, &args);
+        assert_findings(&j, v.findings, &format!("{} {}", e.name, v.args.join(" ")));
+    }
+}
+
+fn assert_findings(j: &serde_json::Value, want: &[&str], what: &str) {
     let mut got: Vec<String> = j["findings"]
         .as_array()
         .unwrap()
@@ -344,7 +504,7 @@ pub fn check_capture(dir: &Path, e: &Expect) {
         .map(|f| format!("{} {}", f["rule"].as_str().unwrap(), subject(f)))
         .collect();
     got.sort();
-    let mut want: Vec<String> = e.findings.iter().map(|s| s.to_string()).collect();
+    let mut want: Vec<String> = want.iter().map(|s| s.to_string()).collect();
     want.sort();
-    assert_eq!(got, want, "{}: findings", e.name);
+    assert_eq!(got, want, "{what}: findings");
 }
