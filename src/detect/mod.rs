@@ -742,3 +742,100 @@ mod tests {
         assert!(f.iter().any(|f| f.rule == Rule::InsecureRedirect), "{f:#?}");
     }
 }
+
+#[cfg(test)]
+mod tls_tests {
+    use super::tls::tests::record;
+    use super::*;
+    use crate::gomod::journey::tests::ex;
+
+    fn rules_of(d: Detector) -> Vec<&'static str> {
+        let mut v: Vec<_> = d.into_findings().iter().map(|f| f.rule.id()).collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn invalid_chain_accepted_refused_or_unknown() {
+        let mut d = Detector::new();
+        d.on_tls(&record(1, "10.0.0.2:443", false, Some(true)));
+        d.on_tls(&record(2, "10.0.0.2:443", false, Some(true)));
+        d.on_tls(&record(3, "10.0.0.3:443", false, Some(false)));
+        d.on_tls(&record(4, "10.0.0.4:443", false, None));
+        d.on_tls(&record(5, "10.0.0.5:443", true, Some(true)));
+        d.finish();
+        let f = d.into_findings();
+        let unv: Vec<_> = f.iter().filter(|f| f.rule == Rule::UnverifiedTls).collect();
+        assert_eq!(unv.len(), 1, "one per client, server, name and leaf");
+        assert_eq!(unv[0].evidence.flows, [1, 2]);
+        assert!(unv[0].message.contains("self-signed") && unv[0].message.contains("CN=lab.test"));
+        assert_eq!(f.iter().filter(|f| f.rule == Rule::TlsRejected).count(), 1);
+        assert_eq!(
+            f.len(),
+            2,
+            "an unknown outcome and a valid chain raise nothing: {f:#?}"
+        );
+    }
+
+    #[test]
+    fn interception_legacy_and_hidden() {
+        let mut d = Detector::new();
+        let mut r = record(1, "10.0.0.2:443", false, Some(false));
+        r.go_host = Some("proxy.lab.test:443".into());
+        r.public_validation = r.validation.clone();
+        d.on_tls(&r);
+        let mut old = record(2, "10.0.0.6:443", true, Some(true));
+        old.version_code = Some(0x0301);
+        old.version = Some("TLSv1.0".into());
+        d.on_tls(&old);
+        for flow in [3, 4] {
+            let mut h = record(flow, "10.0.0.7:443", true, None);
+            h.certificates.clear();
+            h.validation = None;
+            h.certificates_hidden = true;
+            d.on_tls(&h);
+        }
+        d.finish();
+        assert_eq!(
+            rules_of(d),
+            [
+                "legacy-tls",
+                "tls-certificate-hidden",
+                "tls-interception",
+                "tls-rejected"
+            ]
+        );
+    }
+
+    #[test]
+    fn insecure_fallback_after_failed_https() {
+        let mut d = Detector::new();
+        let t = Tracker::new();
+        d.on_tls(&record(1, "10.0.0.2:443", false, Some(false)));
+        let mut e = ex(
+            1,
+            "10.0.0.1:50001",
+            "10.0.0.2:80",
+            "http://lab.test/Hello?go-get=1",
+            200,
+            2_000,
+            2_001,
+        );
+        e.host = Some("lab.test".into());
+        d.on_exchange(&e, &TrackOutcome::default(), &t);
+        let f = d.into_findings();
+        let fb = f
+            .iter()
+            .find(|f| f.rule == Rule::InsecureFallback)
+            .expect("insecure-fallback");
+        assert_eq!(fb.evidence.flows, [1, 1]);
+        // Plain HTTP to a host whose HTTPS worked is no fallback.
+        let mut d = Detector::new();
+        d.on_tls(&record(1, "10.0.0.2:443", true, Some(true)));
+        d.on_exchange(&e, &TrackOutcome::default(), &t);
+        assert!(!d
+            .findings()
+            .iter()
+            .any(|f| f.rule == Rule::InsecureFallback));
+    }
+}

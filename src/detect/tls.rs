@@ -197,3 +197,127 @@ pub fn summarize(
         cert_packet,
     }
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::proto::tls::{Reason, ValidationStatus};
+
+    /// A TLS record as `summarize` would make it: TLS 1.2, one self-signed leaf.
+    pub(crate) fn record(
+        flow: FlowId,
+        server: &str,
+        valid: bool,
+        accepted: Option<bool>,
+    ) -> TlsRecord {
+        let leaf = CertInfo {
+            subject: "CN=lab.test".into(),
+            issuer: "CN=lab.test".into(),
+            sans: vec!["lab.test".into()],
+            not_before: "2026-01-01T00:00:00Z".into(),
+            not_after: "2027-01-01T00:00:00Z".into(),
+            serial: "11".into(),
+            key_type: "ecdsa".into(),
+            key_bits: 256,
+            signature_algorithm: "ecdsa-with-SHA256".into(),
+            sha256: "ab".repeat(32),
+            self_signed: true,
+        };
+        let validation = Validation {
+            status: if valid {
+                ValidationStatus::Valid
+            } else {
+                ValidationStatus::Invalid
+            },
+            reason: (!valid).then_some(Reason::SelfSigned),
+            also: Vec::new(),
+            detail: String::new(),
+        };
+        TlsRecord {
+            flow,
+            client: "10.0.0.1:50000".parse().unwrap(),
+            server: server.parse().unwrap(),
+            sni: Some("lab.test".into()),
+            alpn: vec!["http/1.1".into()],
+            alpn_selected: None,
+            version: Some("TLSv1.2".into()),
+            version_code: Some(0x0303),
+            cipher: None,
+            ja4: None,
+            certificates: vec![leaf],
+            certificates_hidden: false,
+            client_certificate_requested: false,
+            validation: Some(validation),
+            accepted,
+            alerts: Vec::new(),
+            handshake_complete: accepted == Some(true),
+            bytes_to_server: 0,
+            bytes_to_client: 0,
+            start: Ts(1_000_000_000),
+            packet: 1,
+            go_host: None,
+            public_validation: None,
+            cert_ts: Ts(1_000_000_000),
+            cert_packet: 4,
+        }
+    }
+
+    #[test]
+    fn summarize_judges_acceptance_from_the_session() {
+        use crate::flow::FlowInfo;
+        use crate::proto::tls::{Alert, TlsSession};
+        let info = FlowInfo {
+            id: 7,
+            client: "127.0.0.1:40000".parse().unwrap(),
+            server: "127.0.0.1:8092".parse().unwrap(),
+            first_ts: Ts(5),
+            first_packet: 1,
+            saw_syn: true,
+        };
+        let policy = TlsPolicy {
+            go_hosts: vec![("127.0.0.1".into(), 8092)],
+            ..TlsPolicy::default()
+        };
+        let mut s = TlsSession::default();
+        s.alerts.push(Alert {
+            dir: Dir::ToServer,
+            ts: Ts(6),
+            packet: 5,
+            level: Some(2),
+            description: Some(42),
+            encrypted: false,
+        });
+        let r = summarize(&info, &s, None, &policy);
+        assert_eq!(
+            r.accepted,
+            Some(false),
+            "bad_certificate from the client is a refusal"
+        );
+        assert_eq!(r.go_host.as_deref(), Some("127.0.0.1:8092"));
+        assert!(r.validation.is_none(), "no chain, nothing validated");
+        let mut s = TlsSession::default();
+        s.client_app_data_after_handshake = Some((Ts(9), 9));
+        s.alerts.push(Alert {
+            dir: Dir::ToClient,
+            ts: Ts(6),
+            packet: 5,
+            level: Some(1),
+            description: Some(0),
+            encrypted: false,
+        });
+        assert_eq!(summarize(&info, &s, None, &policy).accepted, Some(true));
+        assert_eq!(
+            summarize(&info, &TlsSession::default(), None, &policy).accepted,
+            None
+        );
+        let other_port = FlowInfo {
+            server: "127.0.0.1:8089".parse().unwrap(),
+            ..info
+        };
+        assert_eq!(
+            summarize(&other_port, &s, None, &policy).go_host,
+            None,
+            "same host, other port"
+        );
+    }
+}

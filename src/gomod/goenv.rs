@@ -247,13 +247,20 @@ mod tests {
     fn json_and_env_file_and_hosts() {
         let j = GoEnv::parse(r#"{"GOPROXY":"https://mirror.lab.test:8443,direct","GOSUMDB":"sum.lab.test","GOFLAGS":""}"#).unwrap();
         let h = j.trusted_hosts();
-        assert!(h.contains(&"mirror.lab.test".to_string()), "{h:?}");
-        assert!(h.contains(&"sum.lab.test".to_string()));
+        assert!(h.contains(&("mirror.lab.test".to_string(), 8443)), "{h:?}");
+        assert!(h.contains(&("sum.lab.test".to_string(), 443)));
         assert!(
-            h.contains(&"proxy.golang.org".to_string())
-                && h.contains(&"sum.golang.org".to_string()),
+            h.contains(&("proxy.golang.org".to_string(), 443))
+                && h.contains(&("sum.golang.org".to_string(), 443)),
             "public defaults"
         );
+        let plain = GoEnv::parse(r#"{"GOPROXY":"http://127.0.0.1:8088","GOSUMDB":"off"}"#).unwrap();
+        assert!(plain
+            .trusted_hosts()
+            .contains(&("127.0.0.1".to_string(), 8088)));
+        assert!(!plain.trusted_hosts().iter().any(|h| h.1 == 8089));
+        assert_eq!(port_of("[::1]:8443"), Some(8443));
+        assert_eq!(port_of("h"), None);
         let f = GoEnv::parse("# go.env\nGOPROXY=https://proxy.golang.org,direct\nGOSUMDB='sum.golang.org'\nGOTOOLCHAIN=auto\n").unwrap();
         assert_eq!(f.get("GOSUMDB"), Some("sum.golang.org"));
         assert_eq!(
