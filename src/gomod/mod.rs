@@ -3,6 +3,7 @@
 
 pub mod classify;
 pub mod goenv;
+pub mod h1;
 pub mod journey;
 pub mod note;
 pub mod path;
