@@ -10,6 +10,7 @@ use crate::proto::dns::{self, DnsTcpConn, RData};
 use crate::proto::http1::{looks_like_request, Http1Conn};
 use crate::proto::tls::{looks_like_tls_client, TlsConn, TlsEvent};
 use crate::proto::{header, HttpEvent, HttpExchange, HttpLimits};
+use crate::source::spill::Spill;
 use crate::source::{Frame, LinkType};
 use crate::time::Ts;
 use base64::Engine;
@@ -26,12 +27,24 @@ pub enum Event {
     Finding(usize),
 }
 
-#[derive(Default)]
 pub struct Config {
     pub flow: Limits,
     pub http: HttpLimits,
     pub defrag: DefragLimits,
     pub tls: TlsPolicy,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            flow: Limits::default(),
+            // Large bodies (module zips) are passed on and spilled to a file, to be hashed
+            // whole without holding them in memory.
+            http: HttpLimits { overflow_events: true, ..HttpLimits::default() },
+            defrag: DefragLimits::default(),
+            tls: TlsPolicy::default(),
+        }
+    }
 }
 
 /// Everything an analysis produced, for the reports.
@@ -95,6 +108,9 @@ pub struct Analyzer {
     exchanges: Vec<Exchange>,
     tls_sessions: Vec<TlsRecord>,
     tls_events: Vec<TlsEvent>,
+    /// Response-body bytes past the parser's keep limit, per flow, for the response in
+    /// progress.
+    spills: HashMap<FlowId, Spill>,
     keep_exchanges: bool,
     next_exchange: u64,
     stats: PipelineStats,
@@ -117,6 +133,7 @@ impl Analyzer {
             exchanges: Vec::new(),
             tls_sessions: Vec::new(),
             tls_events: Vec::new(),
+            spills: HashMap::new(),
             keep_exchanges: true,
             next_exchange: 1,
             stats: PipelineStats::default(),
@@ -348,6 +365,7 @@ impl Analyzer {
                         self.ctx.insert(flow, c);
                         self.on_http_events(&mut he);
                         self.ctx.remove(&flow);
+                        self.spills.remove(&flow);
                     }
                 }
             }
@@ -402,7 +420,15 @@ impl Analyzer {
                     let Some(info) = self.ctx.get(&x.flow).map(|c| c.info.clone()) else {
                         continue;
                     };
+                    // The spilled tail belongs to this response when it overflowed.
+                    let spill = x
+                        .response
+                        .as_ref()
+                        .is_some_and(|r| r.body.overflow > 0)
+                        .then(|| self.spills.remove(&x.flow))
+                        .flatten();
                     let mut ex = self.exchange_record(&info, x);
+                    drop(spill);
                     self.stats.exchanges += 1;
                     let outcome = self.tracker.on_exchange(&mut ex);
                     self.detector.on_exchange(&ex, &outcome, &self.tracker);
@@ -419,6 +445,9 @@ impl Analyzer {
                     }
                 }
                 HttpEvent::TunnelData { .. } => {}
+                HttpEvent::BodyOverflow { flow, data } => {
+                    self.spills.entry(flow).or_default().write(&data);
+                }
                 HttpEvent::Anomaly { .. } => self.stats.http_anomalies += 1,
             }
         }

@@ -70,6 +70,9 @@ pub struct Body {
     /// The content-encoding was gzip/deflate and could not be decoded (then `data` holds the
     /// raw bytes).
     pub decode_error: bool,
+    /// Decoded bytes past `data` that were passed on as `HttpEvent::BodyOverflow` events
+    /// (only with `HttpLimits::overflow_events`): `data` followed by them is the whole body.
+    pub overflow: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -95,6 +98,9 @@ pub struct HttpExchange {
     pub response: Option<HttpResponse>,
 }
 
+// Exchanges dominate the stream and are moved once into the pipeline; boxing them would add an
+// allocation per exchange for no gain.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum HttpEvent {
     Exchange(HttpExchange),
@@ -113,6 +119,11 @@ pub enum HttpEvent {
         packet: u64,
         data: Vec<u8>,
     },
+    /// Decoded response-body bytes past `HttpLimits::max_body_kept`, in order, for the
+    /// response in progress on this flow (only with `HttpLimits::overflow_events`). The caller
+    /// stores them (a temporary file) so that a large body is not held in memory; the
+    /// `Exchange` that follows carries the count in `Body::overflow`.
+    BodyOverflow { flow: FlowId, data: Vec<u8> },
     /// Something that is not valid HTTP/1 where HTTP/1 was expected, or a limit hit.
     Anomaly {
         flow: FlowId,
@@ -134,6 +145,9 @@ pub struct HttpLimits {
     pub max_pending_requests: usize,
     /// gzip expansion allowed relative to the wire bytes before it counts as a compression bomb.
     pub max_gzip_ratio: u64,
+    /// Pass response-body bytes past `max_body_kept` on as `HttpEvent::BodyOverflow` instead
+    /// of dropping them (the analyzer spills them to a file to hash whole module zips).
+    pub overflow_events: bool,
 }
 
 impl Default for HttpLimits {
@@ -143,6 +157,7 @@ impl Default for HttpLimits {
             max_body_kept: 256 << 10,
             max_pending_requests: 64,
             max_gzip_ratio: 200,
+            overflow_events: false,
         }
     }
 }

@@ -88,4 +88,5 @@ pub struct SourceStats {
 }
 
 mod file;
+pub mod spill;
 pub use file::{CaptureReader, MergedSource, ReaderLimits};

@@ -187,9 +187,23 @@ pub(crate) struct BodySink {
     max_kept: usize,
     max_ratio: u64,
     gap: bool,
+    /// When set, decoded bytes past `max_kept` are collected here for the caller to pass on
+    /// (`HttpEvent::BodyOverflow`) instead of being dropped.
+    overflow: Option<Vec<u8>>,
 }
 
 impl BodySink {
+    /// Passes decoded bytes past the keep limit on (`take_overflow`) instead of dropping them.
+    pub(crate) fn with_overflow(mut self) -> BodySink {
+        self.overflow = Some(Vec::new());
+        self
+    }
+
+    /// Decoded bytes past the keep limit since the last call (empty unless `with_overflow`).
+    pub(crate) fn take_overflow(&mut self) -> Vec<u8> {
+        self.overflow.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
     /// A sink for a body with the given content codings (outermost last, `identity` removed).
     pub(crate) fn new(codings: &[String], max_kept: usize, max_ratio: u64) -> BodySink {
         let layers: Option<Vec<Layer>> = if codings.is_empty() || codings.len() > MAX_CODING_LAYERS
@@ -210,6 +224,7 @@ impl BodySink {
             max_kept,
             max_ratio,
             gap: false,
+            overflow: None,
         }
     }
 
@@ -222,6 +237,7 @@ impl BodySink {
             max_kept: 0,
             max_ratio: 0,
             gap: false,
+            overflow: None,
         }
     }
 
@@ -238,15 +254,17 @@ impl BodySink {
         match &mut self.mode {
             Mode::Discard | Mode::Stopped => None,
             Mode::Identity => {
-                keep(&mut self.body.data, data, self.max_kept);
+                let passed = keep(&mut self.body.data, data, self.max_kept, self.overflow.as_mut());
+                self.body.overflow = self.body.overflow.saturating_add(passed);
                 self.body.len = self.body.len.saturating_add(n);
                 None
             }
             Mode::Decoding(layers) => {
-                keep(&mut self.raw, data, self.max_kept);
+                let _ = keep(&mut self.raw, data, self.max_kept, None);
                 let (body, max_kept, max_ratio) = (&mut self.body, self.max_kept, self.max_ratio);
+                let overflow = &mut self.overflow;
                 let r = feed_layers(layers, data, &mut |out| {
-                    emit(body, out, max_kept, max_ratio)
+                    emit(body, out, max_kept, max_ratio, overflow.as_mut())
                 });
                 match r {
                     Ok(()) => None,
@@ -279,12 +297,16 @@ impl BodySink {
     }
 
     /// The body ended; `complete` when it ended as framed. A gap always makes it incomplete.
-    pub(crate) fn finish(mut self, complete: bool) -> (Body, Option<SinkNote>) {
+    /// With `with_overflow`, call `take_overflow` after it for the last decoded bytes.
+    pub(crate) fn finish(&mut self, complete: bool) -> (Body, Option<SinkNote>) {
         let complete = complete && !self.gap;
         let mut note = None;
         if let Mode::Decoding(layers) = &mut self.mode {
             let (body, max_kept, max_ratio) = (&mut self.body, self.max_kept, self.max_ratio);
-            let r = finish_layers(layers, &mut |out| emit(body, out, max_kept, max_ratio));
+            let overflow = &mut self.overflow;
+            let r = finish_layers(layers, &mut |out| {
+                emit(body, out, max_kept, max_ratio, overflow.as_mut())
+            });
             match r {
                 Ok(()) => {}
                 Err(Stop::Bomb) => note = Some(self.fail(Stop::Bomb)),
@@ -295,26 +317,44 @@ impl BodySink {
                 Err(Stop::Corrupt) => {}
             }
         }
-        let mut body = self.body;
+        self.mode = Mode::Stopped;
+        let mut body = std::mem::take(&mut self.body);
         body.complete = complete;
         body.kept_all = body.data.len() as u64 == body.len;
         (body, note)
     }
 }
 
-fn keep(dst: &mut Vec<u8>, data: &[u8], max_kept: usize) {
-    let room = max_kept.saturating_sub(dst.len());
-    dst.extend_from_slice(data.get(..room.min(data.len())).unwrap_or(&[]));
+/// Keeps what fits under `max_kept`; the rest goes to `overflow` when given (returning how
+/// many bytes went there), else is dropped.
+fn keep(dst: &mut Vec<u8>, data: &[u8], max_kept: usize, overflow: Option<&mut Vec<u8>>) -> u64 {
+    let room = max_kept.saturating_sub(dst.len()).min(data.len());
+    let (kept, rest) = data.split_at(room);
+    dst.extend_from_slice(kept);
+    match overflow {
+        Some(o) => {
+            o.extend_from_slice(rest);
+            rest.len() as u64
+        }
+        None => 0,
+    }
 }
 
 /// Decoded output: counted, kept up to the limit, and checked against the expansion limit
 /// (Suricata http2 "compression bomb" idea: decoded size relative to wire size).
-fn emit(body: &mut Body, out: &[u8], max_kept: usize, max_ratio: u64) -> Result<(), Stop> {
+fn emit(
+    body: &mut Body,
+    out: &[u8],
+    max_kept: usize,
+    max_ratio: u64,
+    overflow: Option<&mut Vec<u8>>,
+) -> Result<(), Stop> {
     body.len = body.len.saturating_add(out.len() as u64);
     if body.len > body.wire_len.saturating_mul(max_ratio) {
         return Err(Stop::Bomb);
     }
-    keep(&mut body.data, out, max_kept);
+    let passed = keep(&mut body.data, out, max_kept, overflow);
+    body.overflow = body.overflow.saturating_add(passed);
     Ok(())
 }
 

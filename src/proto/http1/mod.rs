@@ -1269,11 +1269,18 @@ impl Http1Conn {
                 }
                 Some(state) => {
                     let sink = match pending {
-                        Some(_) => BodySink::new(
-                            &codings,
-                            self.limits.max_body_kept,
-                            self.limits.max_gzip_ratio,
-                        ),
+                        Some(_) => {
+                            let sink = BodySink::new(
+                                &codings,
+                                self.limits.max_body_kept,
+                                self.limits.max_gzip_ratio,
+                            );
+                            if self.limits.overflow_events {
+                                sink.with_overflow()
+                            } else {
+                                sink
+                            }
+                        }
                         None => BodySink::discard(),
                     };
                     self.server_state = ServerState::Body(Box::new(InFlight {
@@ -1327,6 +1334,10 @@ impl Http1Conn {
                 note = note.or(Some(n));
             }
         });
+        let overflow = f.sink.take_overflow();
+        if !overflow.is_empty() {
+            out.push(HttpEvent::BodyOverflow { flow: self.flow, data: overflow });
+        }
         if let Some(n) = note {
             self.sink_anomaly(out, ts, n);
         }
@@ -1434,10 +1445,14 @@ impl Http1Conn {
         let InFlight {
             pending,
             mut response,
-            sink,
+            mut sink,
             ..
         } = *f;
         let (body, note) = sink.finish(complete);
+        let overflow = sink.take_overflow();
+        if !overflow.is_empty() {
+            out.push(HttpEvent::BodyOverflow { flow: self.flow, data: overflow });
+        }
         if let Some(n) = note {
             self.sink_anomaly(out, end_ts, n);
         }

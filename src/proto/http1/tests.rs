@@ -757,6 +757,7 @@ fn random_bytes_never_panic_and_stay_bounded() {
         max_body_kept: 64,
         max_pending_requests: 4,
         max_gzip_ratio: 10,
+        overflow_events: false,
     };
     let bound = 2 * (limits.max_head_bytes + 1)
         + 2 * limits.max_body_kept
@@ -961,6 +962,7 @@ fn mutated_transcripts_never_panic() {
         max_body_kept: 16,
         max_pending_requests: 2,
         max_gzip_ratio: 5,
+        overflow_events: true,
     };
     let mut rng = Rng(7);
     for round in 0..3000 {
@@ -985,5 +987,48 @@ fn mutated_transcripts_never_panic() {
             }
         }
         conn.finish(ts(packet + 1), &mut out);
+    }
+}
+
+/// A body past the keep limit is passed on in order as BodyOverflow events (chunked and
+/// gzip-decoded too), so the caller can spill it: kept bytes + overflow = the whole body.
+#[test]
+fn overflow_events_carry_the_rest_of_a_large_body() {
+    let limits = HttpLimits { max_body_kept: 16, overflow_events: true, ..HttpLimits::default() };
+    let body: Vec<u8> = (0..5000u32).map(|i| (i * 7 % 251) as u8).collect();
+    for (encoding, wire) in [("", body.clone()), ("Content-Encoding: gzip\r\n", gzip(&body))] {
+        let mut conn = Http1Conn::new(1, limits.clone());
+        let mut out = Vec::new();
+        conn.on_data(Dir::ToServer, Ts(1), 1, b"GET /x.zip HTTP/1.1\r\nHost: h\r\n\r\n", &mut out);
+        let mut resp = format!("HTTP/1.1 200 OK\r\n{encoding}Transfer-Encoding: chunked\r\n\r\n").into_bytes();
+        for c in wire.chunks(700) {
+            resp.extend_from_slice(format!("{:x}\r\n", c.len()).as_bytes());
+            resp.extend_from_slice(c);
+            resp.extend_from_slice(b"\r\n");
+        }
+        resp.extend_from_slice(b"0\r\n\r\n");
+        for (i, piece) in resp.chunks(333).enumerate() {
+            conn.on_data(Dir::ToClient, Ts(2), 2 + i as u64, piece, &mut out);
+        }
+        let mut whole = Vec::new();
+        let mut exchange = None;
+        for e in out {
+            match e {
+                HttpEvent::BodyOverflow { flow, data } => {
+                    assert_eq!(flow, 1);
+                    assert!(exchange.is_none(), "overflow comes before its exchange");
+                    whole.extend_from_slice(&data);
+                }
+                HttpEvent::Exchange(x) => exchange = Some(x),
+                _ => {}
+            }
+        }
+        let b = exchange.unwrap().response.unwrap().body;
+        assert_eq!(b.data.len(), 16);
+        assert_eq!(b.overflow, body.len() as u64 - 16, "{encoding}");
+        let mut all = b.data.clone();
+        all.extend_from_slice(&whole);
+        assert_eq!(all, body, "{encoding}");
+        assert!(b.complete && !b.kept_all);
     }
 }
