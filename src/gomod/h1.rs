@@ -426,10 +426,7 @@ impl<R: Read + Seek> ZipSource<'_, R> {
                     } else {
                         4
                     };
-                    match read_full(&mut s, &mut dd[skip..12])? {
-                        Full::Ok => true,
-                        _ => false,
-                    }
+                    matches!(read_full(&mut s, &mut dd[skip..12])?, Full::Ok)
                 }
                 _ => false,
             };

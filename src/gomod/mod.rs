@@ -7,6 +7,7 @@ pub mod h1;
 pub mod journey;
 pub mod note;
 pub mod path;
+pub mod sumdb;
 pub mod tlog;
 
 pub use classify::{classify, Classified, Op};

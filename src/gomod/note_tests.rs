@@ -273,13 +273,13 @@ fn generated_key_signs_tree_note_that_verifies_and_parses() {
 
     // One byte of the signed text changed: the known key's signature is invalid.
     let tampered = msg.replacen("42", "43", 1);
-    let o = open(tampered.as_bytes(), &[v.clone()], &lim()).unwrap();
+    let o = open(tampered.as_bytes(), std::slice::from_ref(&v), &lim()).unwrap();
     assert_eq!(o.status, [SigStatus::Invalid]);
 
     // Signed by another key under the same name and the known key's hash (an impostor):
     // signature invalid, not unknown.
     let (forged, _) = lab_tree_note(&[9u8; 32], "sum.lab.test", v.key_hash);
-    let o = open(forged.as_bytes(), &[v.clone()], &lim()).unwrap();
+    let o = open(forged.as_bytes(), std::slice::from_ref(&v), &lim()).unwrap();
     assert_eq!(
         o.verdict(),
         Verdict::SignatureInvalid {

@@ -562,7 +562,7 @@ impl TileSet {
         };
         let base = u32::from(tl) * u32::from(h);
         let row_len = if base >= 64 { 0 } else { tree.size >> base }; // hashes in the row
-        let first = tile.n.checked_mul(tile.full_width()).unwrap_or(u64::MAX);
+        let first = tile.n.saturating_mul(tile.full_width());
         let width = u64::from(tile.width)
             .min(row_len.saturating_sub(first))
             .min(data.len() as u64 / HASH_SIZE as u64);
