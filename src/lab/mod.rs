@@ -13,6 +13,8 @@ pub mod log;
 pub mod modules;
 pub mod scenario;
 pub mod server;
+pub mod sumdb;
+pub mod tamper;
 pub mod tls;
 
 pub use http::Limits;
@@ -20,6 +22,8 @@ pub use log::{LogEntry, RequestLog};
 pub use modules::{ModuleStore, ModuleVersion};
 pub use scenario::{Scenario, SCENARIOS};
 pub use server::{Credentials, Lab, ServerInfo, ServerKind, ServerSpec, Target, TlsContext};
+pub use sumdb::{LabSigner, SumDb, SumRecord, LAB_SUMDB_NAME};
+pub use tamper::{TamperPlan, TamperedZip};
 pub use tls::{CertKind, KeyLogWriter, Pki, TlsServerOptions, TlsVersions, UpstreamVerify};
 
 use clap::{Args, Parser, Subcommand};
@@ -55,14 +59,23 @@ Server kinds (SPEC is [NAME=]KIND[+TLS]:127.0.0.1:PORT[:ARG]):
   mirror-noverify  the same, but an https:// upstream's certificate is NOT checked at all
   goget       answers GET /<path>?go-get=1 with <meta name=\"go-import\" content=\"<Host><path>
               mod ARG\">; ARG: the repo root URL (a GOPROXY base, e.g. http://lab.test)
+  proxy-sumdb a proxy that also serves the lab checksum database under /sumdb/sum.lab.test/
+              (supported, lookup, tile, latest); ARG: optional path prefix
+  sumdb       the lab checksum database at the root: /lookup/<mod>@<ver>, /tile/8/L/N[.p/W],
+              /latest; signed with the fixed lab key (`lab sumdb-key` prints its verifier key)
+  tamper      a GOPROXY that changes one byte of one file in every .zip it serves (the zip
+              stays valid, its h1: changes); ARG: comma-separated options: mod (the .mod too),
+              nozip, time=RFC3339 (rewrite .info Time), only=MODULE (zip/mod of that module
+              only), upstream=NAME|http://... (relay that GOPROXY instead of the lab modules)
 
 TLS (any kind): +tls12, +tls13 or +tls (both), optionally followed by -valid (default),
 -self-signed, -expired or -wrong-name: the certificate the server presents (see `lab pki`).
 ALPN offers http/1.1 only. Every TLS server and the mirror's TLS client write their secrets
 to --keylog (NSS key log format: tshark -o tls.keylog_file:FILE).
 
-`serve` prints one `server NAME KIND URL` line per server, then `GOPROXY=...` (the servers that
-no other server points at, in order) once all listen, and runs until SIGINT/SIGTERM (each log
+`serve` prints one `server NAME KIND URL` line per server, `SUMDB_KEY=<verifier key>` when a
+checksum database runs, then `GOPROXY=...` (the servers that no other server points at, in
+order, checksum databases left out) once all listen, and runs until SIGINT/SIGTERM (each log
 line is written when its response is sent, so a kill loses nothing), --timeout, or with
 --until-stdin-eof until standard input closes.
 
@@ -73,6 +86,10 @@ Examples:
   modtrace lab pki /tmp/pki
   modtrace lab serve --pki /tmp/pki --keylog /tmp/k.keys proxy+tls13:127.0.0.1:8093
   modtrace lab serve --pki /tmp/pki m=mirror-noverify:127.0.0.1:8088:u u=proxy+tls12-self-signed:127.0.0.1:8089
+  modtrace lab serve s=sumdb:127.0.0.1:8102 proxy:127.0.0.1:8101
+  modtrace lab serve m=tamper:127.0.0.1:8106:upstream=u,only=example.test/Hello u=proxy:127.0.0.1:8107
+  modtrace lab sumdb-key            # GOSUMDB=\"$(modtrace lab sumdb-key) http://127.0.0.1:8102\"
+  modtrace lab go-sum example.test/Hello@v1.1.0
   modtrace lab scenarios
   eval \"$(modtrace lab env redirect-loop)\"   # what captures/record.sh does";
 
@@ -99,6 +116,18 @@ enum LabCmd {
     Pki {
         /// Folder for the PEM files
         dir: PathBuf,
+    },
+    /// Print the lab checksum database's verifier key (GOSUMDB form: name+hash+key)
+    SumdbKey,
+    /// Print the true go.sum lines of lab modules (the hashes of what the honest lab proxy
+    /// serves)
+    GoSum {
+        /// Module trees (default: ./lab/modules, else the source checkout's lab/modules)
+        #[arg(long, value_name = "DIR")]
+        modules: Option<PathBuf>,
+        /// module@version, as many as wanted
+        #[arg(value_name = "MODULE@VERSION", required = true)]
+        modules_versions: Vec<String>,
     },
 }
 
@@ -169,6 +198,18 @@ pub fn cli(args: &[String]) -> i32 {
             }
             Err(e) => Err(e.to_string()),
         },
+        LabCmd::SumdbKey => {
+            println!("{}", LabSigner::lab().verifier_key());
+            Ok(())
+        }
+        LabCmd::GoSum {
+            modules,
+            modules_versions,
+        } => go_sum(
+            &modules.unwrap_or_else(default_modules_dir),
+            &modules_versions,
+        )
+        .map(|text| print!("{text}")),
         LabCmd::Env { name } => match scenario::find(&name) {
             Some(s) => {
                 print!("{}", env_assignments(s));
@@ -188,6 +229,26 @@ pub fn cli(args: &[String]) -> i32 {
     }
 }
 
+/// The go.sum lines (x/mod sumdb record form: `<mod> <ver> h1:..` then `<mod> <ver>/go.mod
+/// h1:..`) of `module@version`s in the store under `dir`, sorted as go writes go.sum.
+pub fn go_sum(dir: &std::path::Path, wanted: &[String]) -> Result<String, String> {
+    let store = ModuleStore::load(dir).map_err(|e| e.to_string())?;
+    let mut pairs = Vec::new();
+    for w in wanted {
+        let (m, v) = w
+            .rsplit_once('@')
+            .ok_or_else(|| format!("{w:?}: expected module@version"))?;
+        pairs.push((m.to_string(), v.to_string()));
+    }
+    pairs.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| modules::semver_cmp(&a.1, &b.1)));
+    pairs.dedup();
+    let mut out = String::new();
+    for (m, v) in pairs {
+        out.push_str(&sumdb::store_record(&store, &m, &v).map_err(|e| e.to_string())?);
+    }
+    Ok(out)
+}
+
 /// Shell assignments describing a scenario, single-quoted (no value holds a quote).
 pub fn env_assignments(s: &Scenario) -> String {
     let q = |v: &str| format!("'{}'", v.replace('\'', "'\\''"));
@@ -202,7 +263,10 @@ pub fn env_assignments(s: &Scenario) -> String {
         ("SCENARIO", s.name.to_string()),
         ("SUMMARY", s.summary.to_string()),
         ("GOPROXY", s.goproxy_value()),
-        ("GOSUMDB", s.gosumdb.to_string()),
+        ("GOSUMDB", s.gosumdb_value()),
+        ("USES_LAB_SUMDB", flag(s.uses_lab_sumdb())),
+        ("SUMDB_KEY", LabSigner::lab().verifier_key()),
+        ("TRUE_GO_SUM", flag(s.tampers())),
         ("DOWNLOADS", s.downloads.join(" ")),
         ("INTERFACE", s.interface.to_string()),
         ("PORTS", ports.join(" ")),
@@ -258,6 +322,29 @@ pub fn parse_spec(spec: &str, creds: &Credentials) -> Result<ServerSpec, String>
         }
     };
     let kind = match kind {
+        "proxy-sumdb" => ServerKind::ProxyWithSumdb {
+            prefix: arg.unwrap_or("").to_string(),
+        },
+        "sumdb" => {
+            if arg.is_some_and(|a| !a.is_empty()) {
+                return Err(format!("{spec}: sumdb takes no ARG"));
+            }
+            ServerKind::SumDb
+        }
+        "tamper" => {
+            let mut upstream = None;
+            let mut opts = Vec::new();
+            for o in arg.unwrap_or("").split(',') {
+                match o.strip_prefix("upstream=") {
+                    Some(u) => upstream = Some(target(Some(u))?),
+                    None => opts.push(o),
+                }
+            }
+            ServerKind::Tamper {
+                upstream,
+                plan: TamperPlan::parse_options(opts).map_err(|e| format!("{spec}: {e}"))?,
+            }
+        }
         "proxy" => ServerKind::Proxy {
             prefix: arg.unwrap_or("").to_string(),
             auth: None,
@@ -295,7 +382,7 @@ pub fn parse_spec(spec: &str, creds: &Credentials) -> Result<ServerSpec, String>
         },
         other => {
             return Err(format!(
-                "{spec}: unknown kind {other:?} (proxy, proxy-auth, gone, redirect, mirror, mirror-noverify, goget)"
+                "{spec}: unknown kind {other:?} (proxy, proxy-auth, gone, redirect, mirror, mirror-noverify, goget, proxy-sumdb, sumdb, tamper)"
             ))
         }
     };
@@ -312,17 +399,16 @@ pub fn parse_spec(spec: &str, creds: &Credentials) -> Result<ServerSpec, String>
 /// where every server is pointed at, the first one).
 pub fn default_goproxy(servers: &[ServerInfo]) -> String {
     let is_referenced = |s: &ServerInfo| {
-        servers.iter().any(|o| match &o.kind {
-            ServerKind::Redirect { to, .. } | ServerKind::Mirror { upstream: to, .. } => match to {
-                Target::Server(n) => n == &s.name,
-                Target::Base(b) => b.trim_end_matches('/') == s.base_url,
-            },
-            _ => false,
+        servers.iter().any(|o| match o.kind.target() {
+            Some(Target::Server(n)) => n == &s.name,
+            Some(Target::Base(b)) => b.trim_end_matches('/') == s.base_url,
+            None => false,
         })
     };
+    // A checksum database is GOSUMDB's business, never a GOPROXY entry.
     let mut entries: Vec<&str> = servers
         .iter()
-        .filter(|s| !is_referenced(s))
+        .filter(|s| !is_referenced(s) && s.kind != ServerKind::SumDb)
         .map(|s| s.base_url.as_str())
         .collect();
     if entries.is_empty() {
@@ -368,9 +454,7 @@ fn serve(a: ServeArgs) -> Result<(), String> {
             None,
         ),
     };
-    let needs_modules = specs
-        .iter()
-        .any(|s| matches!(s.kind, ServerKind::Proxy { .. }));
+    let needs_modules = specs.iter().any(|s| s.kind.needs_modules());
     let store = if needs_modules {
         let dir = a.modules.clone().unwrap_or_else(default_modules_dir);
         let store = ModuleStore::load(&dir).map_err(|e| e.to_string())?;
@@ -390,7 +474,8 @@ fn serve(a: ServeArgs) -> Result<(), String> {
     };
     let needs_tls = specs.iter().any(|s| s.tls.is_some())
         || specs.iter().any(|s| {
-            matches!(&s.kind, ServerKind::Mirror { upstream: Target::Base(b), .. } if b.starts_with("https://"))
+            !matches!(s.kind, ServerKind::Redirect { .. })
+                && matches!(s.kind.target(), Some(Target::Base(b)) if b.starts_with("https://"))
         });
     let tls = if needs_tls || a.pki.is_some() || a.keylog.is_some() {
         let pki = match &a.pki {
@@ -423,6 +508,9 @@ fn serve(a: ServeArgs) -> Result<(), String> {
         let mut out = std::io::stdout().lock();
         for s in lab.servers() {
             let _ = writeln!(out, "server {} {} {}", s.name, s.kind.label(), s.base_url);
+        }
+        if let Some(db) = lab.sumdb() {
+            let _ = writeln!(out, "SUMDB_KEY={}", db.verifier_key());
         }
         let _ = writeln!(out, "GOPROXY={goproxy}");
         let _ = out.flush();
@@ -513,6 +601,43 @@ mod tests {
             ServerKind::Gone { status: 410 }
         );
         assert!(parse_spec("gone:127.0.0.1:1:500", &c).is_err());
+        assert_eq!(
+            parse_spec("sumdb:127.0.0.1:8102", &c).unwrap().kind,
+            ServerKind::SumDb
+        );
+        assert!(parse_spec("sumdb:127.0.0.1:8102:x", &c).is_err());
+        assert_eq!(
+            parse_spec("proxy-sumdb:127.0.0.1:8100", &c).unwrap().kind,
+            ServerKind::ProxyWithSumdb {
+                prefix: String::new()
+            }
+        );
+        assert_eq!(
+            parse_spec("tamper:127.0.0.1:8105", &c).unwrap().kind,
+            ServerKind::Tamper {
+                upstream: None,
+                plan: TamperPlan::default()
+            }
+        );
+        assert_eq!(
+            parse_spec(
+                "tamper:127.0.0.1:8106:upstream=http://127.0.0.1:8107,mod,time=2024-06-01T12:00:00Z,only=example.test/Hello",
+                &c
+            )
+            .unwrap()
+            .kind,
+            ServerKind::Tamper {
+                upstream: Some(Target::Base("http://127.0.0.1:8107".into())),
+                plan: TamperPlan {
+                    zip: true,
+                    go_mod: true,
+                    info_time: Some("2024-06-01T12:00:00Z".into()),
+                    only_module: Some("example.test/Hello".into()),
+                }
+            }
+        );
+        assert!(parse_spec("tamper:127.0.0.1:1:bogus", &c).is_err());
+        assert!(parse_spec("tamper:127.0.0.1:1:upstream=", &c).is_err());
         assert!(parse_spec("redirect:127.0.0.1:1", &c).is_err());
         assert!(parse_spec("teapot:127.0.0.1:1", &c).is_err());
         assert!(parse_spec("proxy:localhost:1", &c).is_err());
@@ -582,6 +707,28 @@ mod tests {
             "http://127.0.0.1:7",
             "a base URL naming a lab server counts too"
         );
+        let s = info("s", 8, ServerKind::SumDb);
+        let t = info(
+            "t",
+            9,
+            ServerKind::Tamper {
+                upstream: Some(Target::Server("p".into())),
+                plan: TamperPlan::default(),
+            },
+        );
+        let p = info(
+            "p",
+            10,
+            ServerKind::Proxy {
+                prefix: String::new(),
+                auth: None,
+            },
+        );
+        assert_eq!(
+            default_goproxy(&[s, t, p]),
+            "http://127.0.0.1:9",
+            "a sumdb is no GOPROXY entry; a tamperer's upstream is referenced"
+        );
     }
 
     #[test]
@@ -614,6 +761,46 @@ mod tests {
         assert!(r.contains("GOPROXY='https://127.0.0.1:8092'\n"), "{r}");
         let v = env_assignments(scenario::find("tls13-verified").unwrap());
         assert!(v.contains("TRUST_LAB_CA='1'\n"), "{v}");
+        assert!(v.contains("GOSUMDB='off'\n"), "{v}");
+        assert!(v.contains("USES_LAB_SUMDB='0'\n"), "{v}");
+        let key = LabSigner::lab().verifier_key();
+        let d = env_assignments(scenario::find("sumdb-direct").unwrap());
+        assert!(
+            d.contains(&format!("GOSUMDB='{key} http://127.0.0.1:8102'\n")),
+            "{d}"
+        );
+        assert!(d.contains(&format!("SUMDB_KEY='{key}'\n")), "{d}");
+        assert!(d.contains("USES_LAB_SUMDB='1'\n"), "{d}");
+        assert!(d.contains("TRUE_GO_SUM='0'\n"), "{d}");
+        let p = env_assignments(scenario::find("sumdb-via-proxy").unwrap());
+        assert!(p.contains(&format!("GOSUMDB='{key}'\n")), "{p}");
+        let t = env_assignments(scenario::find("tamper-sumdb-off").unwrap());
+        assert!(t.contains("TRUE_GO_SUM='1'\n"), "{t}");
+        assert!(t.contains("PORTS='8105'\n"), "{t}");
+    }
+
+    #[test]
+    fn go_sum_prints_the_true_lines_sorted() {
+        let dir = default_modules_dir();
+        let text = go_sum(
+            &dir,
+            &[
+                "example.test/Util@v0.2.0".to_string(),
+                "example.test/Hello@v1.1.0".to_string(),
+            ],
+        )
+        .unwrap();
+        // The hashes captures/README.md lists for the honest lab proxy (go mod download's Sum
+        // and GoModSum).
+        assert_eq!(
+            text,
+            "example.test/Hello v1.1.0 h1:hN/VGKYrHSCNtaxK2rqHGjUJjwQpKok0ukbrR/AycQk=\n\
+             example.test/Hello v1.1.0/go.mod h1:+QYzkm9a7NM+kajY6P3eW6uevRCSPwOaLtKHakx9v4s=\n\
+             example.test/Util v0.2.0 h1:be5MhvjQb2tDq8e2ogEUAKrozTz4B6lNS0hJ/N8ZyVI=\n\
+             example.test/Util v0.2.0/go.mod h1:5o9bMNbiHgK2G6gB5Om4QCcY9HwKMU8qG2pCt7YQMgQ=\n"
+        );
+        assert!(go_sum(&dir, &["example.test/Util@v9.9.9".to_string()]).is_err());
+        assert!(go_sum(&dir, &["nonsense".to_string()]).is_err());
     }
 
     #[test]

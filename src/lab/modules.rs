@@ -265,26 +265,12 @@ pub fn build_module_version(
         .map(|(_, d)| d.clone())
         .ok_or_else(|| LabError::Modules(format!("{path}@{version}: no go.mod")))?;
     let prefix = format!("{path}@{version}/");
-    let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
-    // Fixed timestamp and mode: the zip bytes (and so go's h1: hash of the download, which
-    // covers names and contents only, and the capture's bytes) do not depend on the checkout.
-    let opts = zip::write::SimpleFileOptions::default()
-        .compression_method(zip::CompressionMethod::Deflated)
-        .last_modified_time(zip::DateTime::default())
-        .unix_permissions(0o644);
-    let mut entries = Vec::with_capacity(files.len());
-    for (name, data) in &files {
-        let entry = format!("{prefix}{name}");
-        w.start_file(entry.as_str(), opts)
-            .map_err(|e| LabError::Modules(format!("zip {entry}: {e}")))?;
-        w.write_all(data)
-            .map_err(|e| LabError::Modules(format!("zip {entry}: {e}")))?;
-        entries.push(entry);
-    }
-    let zip = w
-        .finish()
-        .map_err(|e| LabError::Modules(format!("zip {prefix}: {e}")))?
-        .into_inner();
+    let entries: Vec<(String, Vec<u8>)> = files
+        .iter()
+        .map(|(name, data)| (format!("{prefix}{name}"), data.clone()))
+        .collect();
+    let zip = write_zip(&entries)?;
+    let entries: Vec<String> = entries.into_iter().map(|(n, _)| n).collect();
     // Field order as proxy.golang.org writes it; serde_json quotes the version.
     let quoted = serde_json::to_string(version)
         .map_err(|e| LabError::Modules(format!("info {path}@{version}: {e}")))?;
@@ -297,6 +283,27 @@ pub fn build_module_version(
         zip,
         zip_entries: entries,
     })
+}
+
+/// Writes a zip of `(entry name, content)` pairs in the given order, the way the lab builds
+/// every module zip: deflate, fixed 1980 timestamp, mode 0644. The zip bytes (and so go's h1:
+/// hash of the download, which covers names and contents only, and the capture's bytes) do not
+/// depend on the checkout.
+pub fn write_zip(entries: &[(String, Vec<u8>)]) -> Result<Vec<u8>, LabError> {
+    let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    let opts = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated)
+        .last_modified_time(zip::DateTime::default())
+        .unix_permissions(0o644);
+    for (entry, data) in entries {
+        w.start_file(entry.as_str(), opts)
+            .map_err(|e| LabError::Modules(format!("zip {entry}: {e}")))?;
+        w.write_all(data)
+            .map_err(|e| LabError::Modules(format!("zip {entry}: {e}")))?;
+    }
+    Ok(w.finish()
+        .map_err(|e| LabError::Modules(format!("zip: {e}")))?
+        .into_inner())
 }
 
 /// The path named by a go.mod's `module` directive (first one, quotes removed).

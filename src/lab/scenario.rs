@@ -4,6 +4,8 @@
 //! `modtrace lab serve --scenario NAME`.
 
 use super::server::{Credentials, ServerKind, ServerSpec, Target, LAB_IP};
+use super::sumdb::LabSigner;
+use super::tamper::TamperPlan;
 use super::tls::{CertKind, TlsServerOptions, TlsVersions, UpstreamVerify};
 use std::net::SocketAddr;
 
@@ -25,7 +27,48 @@ pub enum ServerDef {
     MirrorOfUnverified(&'static str),
     /// Go-get discovery pages pointing (vcs `mod`) at this repo root URL.
     GoGet(&'static str),
+    /// A GOPROXY that also serves the lab checksum database under `/sumdb/sum.lab.test/`.
+    ProxyWithSumdb,
+    /// The lab checksum database at the root.
+    SumDb,
+    /// A tampering GOPROXY.
+    Tamper(TamperDef),
 }
+
+/// The data form of a tampering server ([`TamperPlan`] plus where it gets the modules).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TamperDef {
+    /// Relay this server of the scenario (fetched without credentials) instead of serving the
+    /// lab modules.
+    pub upstream: Option<&'static str>,
+    pub zip: bool,
+    pub go_mod: bool,
+    pub info_time: Option<&'static str>,
+    pub only_module: Option<&'static str>,
+}
+
+impl TamperDef {
+    /// Serves the lab modules with one byte changed in every zip.
+    pub const ZIPS: TamperDef = TamperDef {
+        upstream: None,
+        zip: true,
+        go_mod: false,
+        info_time: None,
+        only_module: None,
+    };
+
+    pub fn plan(&self) -> TamperPlan {
+        TamperPlan {
+            zip: self.zip,
+            go_mod: self.go_mod,
+            info_time: self.info_time.map(str::to_string),
+            only_module: self.only_module.map(str::to_string),
+        }
+    }
+}
+
+/// Placeholder in [`Scenario::gosumdb`] for the lab checksum database's verifier key.
+pub const LAB_KEY: &str = "{lab-key}";
 
 /// One server of a scenario.
 #[derive(Clone, Copy, Debug)]
@@ -79,6 +122,8 @@ pub struct Scenario {
     pub servers: &'static [ScenarioServer],
     /// Server names joined with `,` into GOPROXY (`direct` and `off` are taken literally).
     pub goproxy: &'static [&'static str],
+    /// GOSUMDB; `{lab-key}` stands for the lab checksum database's verifier key (see
+    /// [`Scenario::gosumdb_value`]).
     pub gosumdb: &'static str,
     /// GOINSECURE for the go command (empty: unset).
     pub goinsecure: &'static str,
@@ -268,7 +313,100 @@ pub const SCENARIOS: &[Scenario] = &[
         interface: "lo",
         expect: GoOutcome::Success,
     },
+    Scenario {
+        name: "sumdb-via-proxy",
+        summary: "GOPROXY=plain-HTTP proxy that also serves the lab checksum database under /sumdb/sum.lab.test/; GOSUMDB=<lab key> without URL: go asks the proxy's /supported, verifies through it and succeeds",
+        servers: &[plain("proxy", 8100, ServerDef::ProxyWithSumdb)],
+        goproxy: &["proxy"],
+        gosumdb: LAB_KEY,
+        goinsecure: "",
+        trust_lab_ca: false,
+        netns_hosts: &[],
+        expect_requests: true,
+        downloads: BOTH_MODULES,
+        interface: "lo",
+        expect: GoOutcome::Success,
+    },
+    Scenario {
+        name: "sumdb-direct",
+        summary: "GOPROXY=plain-HTTP proxy, GOSUMDB=\"<lab key> http://127.0.0.1:8102\": go verifies against the lab checksum database directly and succeeds",
+        servers: &[
+            plain("proxy", 8101, ServerDef::Proxy),
+            plain("sumdb", 8102, ServerDef::SumDb),
+        ],
+        goproxy: &["proxy"],
+        gosumdb: "{lab-key} http://127.0.0.1:8102",
+        goinsecure: "",
+        trust_lab_ca: false,
+        netns_hosts: &[],
+        expect_requests: true,
+        downloads: BOTH_MODULES,
+        interface: "lo",
+        expect: GoOutcome::Success,
+    },
+    Scenario {
+        name: "tamper-sumdb-on",
+        summary: "GOPROXY=tampering proxy (one byte changed in every zip), GOSUMDB=\"<lab key> http://127.0.0.1:8104\": go refuses both zips (checksum mismatch, SECURITY ERROR)",
+        servers: &[
+            plain("tamper", 8103, ServerDef::Tamper(TamperDef::ZIPS)),
+            plain("sumdb", 8104, ServerDef::SumDb),
+        ],
+        goproxy: &["tamper"],
+        gosumdb: "{lab-key} http://127.0.0.1:8104",
+        goinsecure: "",
+        trust_lab_ca: false,
+        netns_hosts: &[],
+        expect_requests: true,
+        downloads: BOTH_MODULES,
+        interface: "lo",
+        expect: GoOutcome::ErrorContains("SECURITY ERROR"),
+    },
+    Scenario {
+        name: "tamper-sumdb-off",
+        summary: "GOPROXY=tampering proxy (one byte changed in every zip), GOSUMDB=off: go accepts the tampered zips",
+        servers: &[plain("tamper", 8105, ServerDef::Tamper(TamperDef::ZIPS))],
+        goproxy: &["tamper"],
+        gosumdb: "off",
+        goinsecure: "",
+        trust_lab_ca: false,
+        netns_hosts: &[],
+        expect_requests: true,
+        downloads: BOTH_MODULES,
+        interface: "lo",
+        expect: GoOutcome::Success,
+    },
+    Scenario {
+        name: "mirrors-disagree",
+        summary: "GOPROXY=mirror relaying an honest upstream proxy without credentials, but with every .info Time rewritten and one byte changed in Hello's zip; GOSUMDB=off: go accepts",
+        servers: &[
+            plain(
+                "mirror",
+                8106,
+                ServerDef::Tamper(TamperDef {
+                    upstream: Some("upstream"),
+                    zip: true,
+                    go_mod: false,
+                    info_time: Some(MIRROR_INFO_TIME),
+                    only_module: Some("example.test/Hello"),
+                }),
+            ),
+            plain("upstream", 8107, ServerDef::Proxy),
+        ],
+        goproxy: &["mirror"],
+        gosumdb: "off",
+        goinsecure: "",
+        trust_lab_ca: false,
+        netns_hosts: &[],
+        expect_requests: true,
+        downloads: BOTH_MODULES,
+        interface: "lo",
+        expect: GoOutcome::Success,
+    },
 ];
+
+/// The `.info` Time the disagreeing mirror of `mirrors-disagree` announces (the lab proxy says
+/// [`super::modules::INFO_TIME`]).
+pub const MIRROR_INFO_TIME: &str = "2024-06-01T12:00:00Z";
 
 pub fn find(name: &str) -> Option<&'static Scenario> {
     SCENARIOS.iter().find(|s| s.name == name)
@@ -310,6 +448,14 @@ impl Scenario {
                     ServerDef::GoGet(root) => ServerKind::GoGet {
                         repo_root: root.to_string(),
                     },
+                    ServerDef::ProxyWithSumdb => ServerKind::ProxyWithSumdb {
+                        prefix: String::new(),
+                    },
+                    ServerDef::SumDb => ServerKind::SumDb,
+                    ServerDef::Tamper(t) => ServerKind::Tamper {
+                        upstream: t.upstream.map(|n| Target::Server(n.to_string())),
+                        plan: t.plan(),
+                    },
                 },
                 tls: s.tls,
             })
@@ -329,6 +475,24 @@ impl Scenario {
             })
             .collect::<Vec<_>>()
             .join(",")
+    }
+
+    /// GOSUMDB with `{lab-key}` replaced by the lab checksum database's verifier key.
+    pub fn gosumdb_value(&self) -> String {
+        self.gosumdb
+            .replace(LAB_KEY, &LabSigner::lab().verifier_key())
+    }
+
+    /// Whether GOSUMDB names the lab checksum database.
+    pub fn uses_lab_sumdb(&self) -> bool {
+        self.gosumdb.contains(LAB_KEY)
+    }
+
+    /// Whether a server changes what it serves (a true go.sum is written beside the capture).
+    pub fn tampers(&self) -> bool {
+        self.servers
+            .iter()
+            .any(|s| matches!(s.def, ServerDef::Tamper(_)))
     }
 
     /// Ports served over TLS, sorted.
@@ -371,14 +535,17 @@ mod tests {
                 assert!(ports.insert(sv.port), "{}: port {} twice", s.name, sv.port);
                 let netns_port = !s.netns_hosts.is_empty() && matches!(sv.port, 80 | 443);
                 assert!(
-                    (8081..=8099).contains(&sv.port) || netns_port,
-                    "{}: port {} outside 8081-8099 (80/443 only in a netns scenario)",
+                    (8081..=8119).contains(&sv.port) || netns_port,
+                    "{}: port {} outside 8081-8119 (80/443 only in a netns scenario)",
                     s.name,
                     sv.port
                 );
                 if let ServerDef::RedirectTo(t)
                 | ServerDef::MirrorOf(t)
-                | ServerDef::MirrorOfUnverified(t) = sv.def
+                | ServerDef::MirrorOfUnverified(t)
+                | ServerDef::Tamper(TamperDef {
+                    upstream: Some(t), ..
+                }) = sv.def
                 {
                     assert!(
                         s.servers.iter().any(|o| o.name == t),
@@ -394,6 +561,40 @@ mod tests {
                     "{}: GOPROXY names unknown {g}",
                     s.name
                 );
+            }
+            // GOSUMDB: off, or the lab key, alone (through a proxy-sumdb in GOPROXY) or with
+            // the URL of the scenario's sumdb server.
+            let sumdb_ports: Vec<u16> = s
+                .servers
+                .iter()
+                .filter(|sv| sv.def == ServerDef::SumDb)
+                .map(|sv| sv.port)
+                .collect();
+            match s.gosumdb.split_once(' ') {
+                _ if s.gosumdb == "off" => assert!(sumdb_ports.is_empty(), "{}", s.name),
+                None => {
+                    assert_eq!(s.gosumdb, LAB_KEY, "{}", s.name);
+                    assert!(
+                        s.goproxy.iter().any(|g| s
+                            .servers
+                            .iter()
+                            .any(|o| o.name == *g && o.def == ServerDef::ProxyWithSumdb)),
+                        "{}: GOSUMDB without URL needs a proxy-sumdb in GOPROXY",
+                        s.name
+                    );
+                }
+                Some((key, url)) => {
+                    assert_eq!(key, LAB_KEY, "{}", s.name);
+                    assert_eq!(
+                        sumdb_ports
+                            .iter()
+                            .map(|p| format!("http://127.0.0.1:{p}"))
+                            .collect::<Vec<_>>(),
+                        vec![url.to_string()],
+                        "{}: GOSUMDB URL is its sumdb server",
+                        s.name
+                    );
+                }
             }
             if !s.expect_requests {
                 assert!(
@@ -414,6 +615,40 @@ mod tests {
             "https://127.0.0.1:8093"
         );
         assert_eq!(find("goinsecure-goget").unwrap().goproxy_value(), "direct");
+        let direct = find("sumdb-direct").unwrap().gosumdb_value();
+        assert!(
+            direct.starts_with("sum.lab.test+") && direct.ends_with(" http://127.0.0.1:8102"),
+            "{direct}"
+        );
+        assert!(find("tamper-sumdb-off").unwrap().tampers());
+        assert!(!find("sumdb-direct").unwrap().tampers());
+        assert!(find("sumdb-via-proxy").unwrap().uses_lab_sumdb());
+        assert!(!find("mirrors-disagree").unwrap().uses_lab_sumdb());
+    }
+
+    /// The new scenarios' ports are not used by any other scenario (each capture's ports
+    /// identify it).
+    #[test]
+    fn integrity_scenarios_use_their_own_ports() {
+        for name in [
+            "sumdb-via-proxy",
+            "sumdb-direct",
+            "tamper-sumdb-on",
+            "tamper-sumdb-off",
+            "mirrors-disagree",
+        ] {
+            let s = find(name).unwrap();
+            for p in s.ports() {
+                assert!((8100..=8119).contains(&p), "{name}: {p}");
+                for o in SCENARIOS.iter().filter(|o| o.name != name) {
+                    assert!(
+                        !o.ports().contains(&p),
+                        "{name}: port {p} also in {}",
+                        o.name
+                    );
+                }
+            }
+        }
     }
 
     /// Ports of scenarios that can run at the same time (all but the netns one, which has its

@@ -8,6 +8,8 @@ use super::http::{
 };
 use super::log::{LogEntry, RequestLog};
 use super::modules::{percent_decode, unescape_path, ModuleStore};
+use super::sumdb::{LabSigner, SumDb};
+use super::tamper::TamperPlan;
 use super::tls::{KeyLogWriter, Pki, TlsServerOptions, UpstreamVerify};
 use super::LabError;
 use base64::Engine;
@@ -78,6 +80,20 @@ pub enum ServerKind {
     /// `<meta name="go-import" content="<Host header><path> mod <repo_root>">` (vcs `mod`: the
     /// repo root speaks the GOPROXY protocol); anything else 404.
     GoGet { repo_root: String },
+    /// A GOPROXY like `Proxy` (no auth) that also serves the lab checksum database under
+    /// `<prefix>/sumdb/<name>/` (`supported` answers 200): the go command, given a GOSUMDB key
+    /// without a URL, asks each proxy for that before going to the database directly.
+    ProxyWithSumdb { prefix: String },
+    /// The lab checksum database at the root: `/lookup/<mod>@<ver>`, `/tile/...`, `/latest`
+    /// (see [`super::sumdb`]).
+    SumDb,
+    /// A GOPROXY that changes what it serves as `plan` says ([`super::tamper`]): the lab
+    /// modules, or with `upstream` whatever that GOPROXY answers (fetched without credentials,
+    /// one connection per request, an https:// upstream verified against the lab CA).
+    Tamper {
+        upstream: Option<Target>,
+        plan: TamperPlan,
+    },
 }
 
 impl ServerKind {
@@ -96,20 +112,44 @@ impl ServerKind {
                 ..
             } => "mirror-noverify",
             ServerKind::GoGet { .. } => "goget",
+            ServerKind::ProxyWithSumdb { .. } => "proxy-sumdb",
+            ServerKind::SumDb => "sumdb",
+            ServerKind::Tamper { .. } => "tamper",
+        }
+    }
+
+    /// Whether it serves from the module store (the checksum database hashes the store too).
+    pub fn needs_modules(&self) -> bool {
+        matches!(
+            self,
+            ServerKind::Proxy { .. }
+                | ServerKind::ProxyWithSumdb { .. }
+                | ServerKind::SumDb
+                | ServerKind::Tamper { upstream: None, .. }
+        )
+    }
+
+    /// Whether it needs the lab checksum database.
+    pub fn needs_sumdb(&self) -> bool {
+        matches!(self, ServerKind::ProxyWithSumdb { .. } | ServerKind::SumDb)
+    }
+
+    /// The server it takes answers from or sends clients to, if any.
+    pub fn target(&self) -> Option<&Target> {
+        match self {
+            ServerKind::Redirect { to, .. } => Some(to),
+            ServerKind::Mirror { upstream, .. } => Some(upstream),
+            ServerKind::Tamper {
+                upstream: Some(u), ..
+            } => Some(u),
+            _ => None,
         }
     }
 
     /// The lab server it names as redirect target or upstream, if any.
     pub fn refers_to(&self) -> Option<&str> {
-        match self {
-            ServerKind::Redirect {
-                to: Target::Server(n),
-                ..
-            }
-            | ServerKind::Mirror {
-                upstream: Target::Server(n),
-                ..
-            } => Some(n),
+        match self.target() {
+            Some(Target::Server(n)) => Some(n),
             _ => None,
         }
     }
@@ -156,6 +196,7 @@ impl TlsContext {
 /// A started set of servers; stops them when dropped.
 pub struct Lab {
     servers: Vec<ServerInfo>,
+    sumdb: Option<Arc<SumDb>>,
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
 }
@@ -165,6 +206,15 @@ enum Handler {
         store: Arc<ModuleStore>,
         prefix: String,
         authorization: Option<String>,
+        /// Served under `<prefix>/sumdb/` too.
+        sumdb: Option<Arc<SumDb>>,
+    },
+    SumDb {
+        db: Arc<SumDb>,
+    },
+    Tamper {
+        source: TamperSource,
+        plan: TamperPlan,
     },
     Gone {
         status: u16,
@@ -180,6 +230,15 @@ enum Handler {
     },
     GoGet {
         repo_root: String,
+    },
+}
+
+/// Where a tampering server gets what it changes.
+enum TamperSource {
+    Store(Arc<ModuleStore>),
+    Upstream {
+        base: HttpBase,
+        tls: Option<Arc<rustls::ClientConfig>>,
     },
 }
 
@@ -250,7 +309,9 @@ impl Lab {
                 cause: e.to_string(),
             })?;
             let prefix = match &s.kind {
-                ServerKind::Proxy { prefix, .. } => normalize_prefix(prefix),
+                ServerKind::Proxy { prefix, .. } | ServerKind::ProxyWithSumdb { prefix } => {
+                    normalize_prefix(prefix)
+                }
                 _ => String::new(),
             };
             let scheme = if s.tls.is_some() { "https" } else { "http" };
@@ -279,10 +340,15 @@ impl Lab {
         let needs_tls = specs.iter().any(|s| {
             s.tls.is_some()
                 || matches!(
-                    &s.kind,
-                    ServerKind::Mirror { upstream, .. } if resolve(upstream).is_ok_and(|b| b.starts_with("https://"))
+                    s.kind.target(),
+                    Some(upstream) if !matches!(s.kind, ServerKind::Redirect { .. }) && resolve(upstream).is_ok_and(|b| b.starts_with("https://"))
                 )
         });
+        let sumdb = if specs.iter().any(|s| s.kind.needs_sumdb()) {
+            Some(Arc::new(SumDb::from_store(&store, LabSigner::lab())?))
+        } else {
+            None
+        };
         let tls = match (tls, needs_tls) {
             (Some(t), _) => Some(t),
             (None, true) => Some(TlsContext {
@@ -306,6 +372,35 @@ impl Lab {
                     store: store.clone(),
                     prefix: normalize_prefix(prefix),
                     authorization: auth.as_ref().map(Credentials::authorization),
+                    sumdb: None,
+                },
+                ServerKind::ProxyWithSumdb { prefix } => Handler::Proxy {
+                    store: store.clone(),
+                    prefix: normalize_prefix(prefix),
+                    authorization: None,
+                    sumdb: sumdb.clone(),
+                },
+                ServerKind::SumDb => Handler::SumDb {
+                    db: sumdb
+                        .clone()
+                        .ok_or_else(|| LabError::Config("no checksum database".into()))?,
+                },
+                ServerKind::Tamper { upstream, plan } => Handler::Tamper {
+                    source: match upstream {
+                        None => TamperSource::Store(store.clone()),
+                        Some(u) => {
+                            let base = HttpBase::parse(&resolve(u)?).map_err(LabError::Config)?;
+                            let tls = match (&tls, base.https) {
+                                (Some(t), true) => Some(
+                                    t.pki
+                                        .client_config(UpstreamVerify::LabCa, t.key_log_dyn())?,
+                                ),
+                                _ => None,
+                            };
+                            TamperSource::Upstream { base, tls }
+                        }
+                    },
+                    plan: plan.clone(),
                 },
                 ServerKind::Gone { status } => Handler::Gone { status: *status },
                 ServerKind::Redirect { to, status } => Handler::Redirect {
@@ -372,6 +467,7 @@ impl Lab {
         }
         Ok(Lab {
             servers: infos,
+            sumdb,
             stop,
             threads,
         })
@@ -383,6 +479,11 @@ impl Lab {
 
     pub fn server(&self, name: &str) -> Option<&ServerInfo> {
         self.servers.iter().find(|s| s.name == name)
+    }
+
+    /// The checksum database the `sumdb` and `proxy-sumdb` servers serve, if one runs.
+    pub fn sumdb(&self) -> Option<&Arc<SumDb>> {
+        self.sumdb.as_ref()
     }
 
     /// Stops accepting, wakes the accept loops, and waits for them. Connections in progress
@@ -576,7 +677,17 @@ impl ServerCtx {
                 store,
                 prefix,
                 authorization,
+                sumdb,
             } => {
+                if let Some(db) = sumdb {
+                    let path = req.target.split('?').next().unwrap_or("");
+                    if let Some(rest) = path
+                        .strip_prefix(prefix.as_str())
+                        .and_then(|p| p.strip_prefix("/sumdb/"))
+                    {
+                        return db.answer_under_proxy(rest);
+                    }
+                }
                 if let Some(want) = authorization {
                     if req.header("authorization") != Some(want.as_bytes()) {
                         return Response::text(
@@ -589,6 +700,27 @@ impl ServerCtx {
                 proxy_answer(store, prefix, &req.target)
             }
             Handler::GoGet { repo_root } => goget_answer(req, repo_root),
+            Handler::SumDb { db } => db.answer(&req.target),
+            Handler::Tamper { source, plan } => {
+                let resp = match source {
+                    TamperSource::Store(store) => proxy_answer(store, "", &req.target),
+                    TamperSource::Upstream { base, tls } => {
+                        match fetch_tls(base, &req.target, &[], &self.limits, tls.as_ref()) {
+                            Ok(up) => relayed(up),
+                            Err(e) => {
+                                return Response::text(
+                                    502,
+                                    &format!("lab tamper: upstream {}: {e}\n", base.addr),
+                                )
+                            }
+                        }
+                    }
+                };
+                match parse_proxy_target("", &req.target) {
+                    Some(pr) => plan.apply(&pr, resp),
+                    None => resp,
+                }
+            }
             Handler::Mirror {
                 upstream,
                 authorization,
@@ -601,21 +733,7 @@ impl ServerCtx {
                     &self.limits,
                     tls.as_ref(),
                 ) {
-                    Ok(up) => {
-                        let mut resp = Response {
-                            status: up.status,
-                            headers: Vec::new(),
-                            body: up.body,
-                        };
-                        for (n, v) in &up.headers {
-                            if n.eq_ignore_ascii_case("content-type")
-                                || n.eq_ignore_ascii_case("location")
-                            {
-                                resp.headers.push((n.clone(), v.clone()));
-                            }
-                        }
-                        resp
-                    }
+                    Ok(up) => relayed(up),
                     Err(e) => Response::text(
                         502,
                         &format!("lab mirror: upstream {}: {e}\n", upstream.addr),
@@ -624,6 +742,21 @@ impl ServerCtx {
             }
         }
     }
+}
+
+/// An upstream answer as a mirror relays it: status, body, Content-Type and Location.
+fn relayed(up: http::UpstreamResponse) -> Response {
+    let mut resp = Response {
+        status: up.status,
+        headers: Vec::new(),
+        body: up.body,
+    };
+    for (n, v) in &up.headers {
+        if n.eq_ignore_ascii_case("content-type") || n.eq_ignore_ascii_case("location") {
+            resp.headers.push((n.clone(), v.clone()));
+        }
+    }
+    resp
 }
 
 /// Bytes allowed in the import path a go-get page names: the module path characters of
