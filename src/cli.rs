@@ -77,6 +77,13 @@ pub struct AnalyzeArgs {
         long_help = "The Go environment of the machine that was captured: the output of `go env -json`, or a go.env-style file (KEY=VALUE lines, like $GOROOT/go.env). `auto` runs `go env -json` on this machine. modtrace learns from it which hosts are the module proxies and the checksum database (GOPROXY, GOSUMDB), so that an invalid certificate from one of them is reported as tls-interception. Go's public defaults are always included."
     )]
     pub go_env: Option<String>,
+    /// Also trust this checksum-database verifier key (`name+hash+key`, as in GOSUMDB;
+    /// repeatable). Go's public key is built in.
+    #[arg(long, value_name = "KEY")]
+    pub sumdb_key: Vec<String>,
+    /// A go.sum or go.work.sum file: its hashes are what downloads must match (repeatable)
+    #[arg(long, value_name = "FILE")]
+    pub go_sum: Vec<PathBuf>,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]

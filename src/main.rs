@@ -1,7 +1,9 @@
 use clap::Parser;
 use modtrace::cli::{AnalyzeArgs, Cli, Color, Command, FailOn, Format};
 use modtrace::detect::Severity;
-use modtrace::gomod::goenv::GoEnv;
+use modtrace::gomod::goenv::{GoEnv, SumDb};
+use modtrace::gomod::note::Verifier;
+use modtrace::gomod::sumdb::{parse_go_sum, GoSumLimits};
 use modtrace::pipeline::{Analyzer, Config};
 use modtrace::report::{write_text, Report};
 use modtrace::source::MergedSource;
@@ -62,6 +64,28 @@ fn config(a: &AnalyzeArgs) -> Result<Config, String> {
         };
         let env = GoEnv::parse(&text).map_err(|e| format!("--go-env {src}: {e}"))?;
         cfg.tls.go_hosts = env.trusted_hosts();
+        if let SumDb::On { key: Some(k), .. } = env.gosumdb() {
+            let v = Verifier::parse(&k).map_err(|e| format!("--go-env {src}: GOSUMDB key: {e}"))?;
+            cfg.sumdb_keys.push(v);
+        }
+    }
+    for k in &a.sumdb_key {
+        let v = Verifier::parse(k).map_err(|e| format!("--sumdb-key {k}: {e}"))?;
+        cfg.sumdb_keys.push(v);
+    }
+    // One verifier per name and key hash (the same key from GOSUMDB and a flag is fine).
+    let mut seen = std::collections::HashSet::new();
+    cfg.sumdb_keys
+        .retain(|v| seen.insert((v.name.clone(), v.key_hash)));
+    for f in &a.go_sum {
+        let data = std::fs::read(f).map_err(|e| format!("--go-sum {}: {e}", f.display()))?;
+        let sum = parse_go_sum(&data, &GoSumLimits::default());
+        if sum.lines.is_empty() && !data.is_empty() {
+            return Err(format!("--go-sum {}: no go.sum lines in it", f.display()));
+        }
+        let name = f.display().to_string();
+        cfg.go_sum
+            .extend(sum.lines.into_iter().map(|l| (l, name.clone())));
     }
     Ok(cfg)
 }

@@ -5,6 +5,9 @@ use crate::decode::{DecodeStats, Decoder, DefragLimits, Transport};
 use crate::detect::tls::{summarize, TlsPolicy, TlsRecord};
 use crate::detect::{Detector, Finding};
 use crate::flow::{Dir, FlowEvent, FlowId, FlowInfo, FlowStats, FlowTable, Limits};
+use crate::gomod::integrity::Integrity;
+use crate::gomod::note::Verifier;
+use crate::gomod::sumdb::GoSumLine;
 use crate::gomod::{self, path::split_url, Credential, Exchange, Journey, Tracker};
 use crate::proto::dns::{self, DnsTcpConn, RData};
 use crate::proto::http1::{looks_like_request, Http1Conn};
@@ -32,6 +35,10 @@ pub struct Config {
     pub http: HttpLimits,
     pub defrag: DefragLimits,
     pub tls: TlsPolicy,
+    /// Checksum-database verifier keys: Go's built-in one plus `--sumdb-key` and GOSUMDB's.
+    pub sumdb_keys: Vec<Verifier>,
+    /// go.sum lines given with `--go-sum`, with their file.
+    pub go_sum: Vec<(GoSumLine, String)>,
 }
 
 impl Default for Config {
@@ -40,9 +47,14 @@ impl Default for Config {
             flow: Limits::default(),
             // Large bodies (module zips) are passed on and spilled to a file, to be hashed
             // whole without holding them in memory.
-            http: HttpLimits { overflow_events: true, ..HttpLimits::default() },
+            http: HttpLimits {
+                overflow_events: true,
+                ..HttpLimits::default()
+            },
             defrag: DefragLimits::default(),
             tls: TlsPolicy::default(),
+            sumdb_keys: vec![Verifier::go_sumdb()],
+            go_sum: Vec::new(),
         }
     }
 }
@@ -111,6 +123,7 @@ pub struct Analyzer {
     /// Response-body bytes past the parser's keep limit, per flow, for the response in
     /// progress.
     spills: HashMap<FlowId, Spill>,
+    integrity: Integrity,
     keep_exchanges: bool,
     next_exchange: u64,
     stats: PipelineStats,
@@ -121,6 +134,14 @@ pub struct Analyzer {
 
 impl Analyzer {
     pub fn new(cfg: Config) -> Analyzer {
+        let integrity = Integrity::new(cfg.sumdb_keys.clone(), cfg.go_sum.clone());
+        let mut detector = Detector::new();
+        detector.set_go_sum(
+            cfg.go_sum
+                .iter()
+                .map(|(l, _)| (l.module.clone(), l.version.clone()))
+                .collect(),
+        );
         Analyzer {
             decoder: Decoder::new(cfg.defrag.clone()),
             flows: FlowTable::new(cfg.flow.clone()),
@@ -129,11 +150,12 @@ impl Analyzer {
             names: HashMap::new(),
             name_order: VecDeque::new(),
             tracker: Tracker::new(),
-            detector: Detector::new(),
+            detector,
             exchanges: Vec::new(),
             tls_sessions: Vec::new(),
             tls_events: Vec::new(),
             spills: HashMap::new(),
+            integrity,
             keep_exchanges: true,
             next_exchange: 1,
             stats: PipelineStats::default(),
@@ -416,22 +438,38 @@ impl Analyzer {
     fn on_http_events(&mut self, he: &mut Vec<HttpEvent>) {
         for ev in he.drain(..) {
             match ev {
-                HttpEvent::Exchange(x) => {
+                HttpEvent::Exchange(mut x) => {
                     let Some(info) = self.ctx.get(&x.flow).map(|c| c.info.clone()) else {
                         continue;
                     };
-                    // The spilled tail belongs to this response when it overflowed.
+                    // The body: what the parser kept, then the spilled tail when it overflowed.
                     let spill = x
                         .response
                         .as_ref()
                         .is_some_and(|r| r.body.overflow > 0)
                         .then(|| self.spills.remove(&x.flow))
                         .flatten();
+                    let body = x.response.as_mut().map(|r| {
+                        let whole = r.body.len == r.body.data.len() as u64 + r.body.overflow
+                            && spill.as_ref().map_or(0, Spill::len) == r.body.overflow;
+                        (std::mem::take(&mut r.body.data), whole)
+                    });
                     let mut ex = self.exchange_record(&info, x);
-                    drop(spill);
                     self.stats.exchanges += 1;
                     let outcome = self.tracker.on_exchange(&mut ex);
+                    let mut found = Vec::new();
+                    if let Some((head, true)) = &body {
+                        let mut spill = spill.unwrap_or_default();
+                        if let Some(mut reader) = spill.reader(head) {
+                            self.integrity
+                                .on_exchange(&mut ex, Some(&mut reader), &mut found);
+                        }
+                    }
+                    self.tracker.note_hashes(&ex);
                     self.detector.on_exchange(&ex, &outcome, &self.tracker);
+                    for ev in found {
+                        self.detector.on_integrity(ev, &ex);
+                    }
                     self.events.push(Event::Exchange(Box::new(ex.clone())));
                     if self.keep_exchanges {
                         self.exchanges.push(ex);
@@ -512,7 +550,9 @@ impl Analyzer {
             credential,
             redirect_from: None,
             via: None,
-            complete: resp.is_some_and(|r| r.body.complete),
+            complete: resp.is_some_and(|r| r.body.complete && !r.body.decode_error),
+            h1: None,
+            sha256: None,
             end,
         }
     }

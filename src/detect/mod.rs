@@ -80,6 +80,8 @@ pub struct Detector {
     /// (client ip, host) -> when an HTTPS attempt to it failed: a plain-HTTP request that
     /// follows is an insecure fallback.
     failed_https: HashMap<(std::net::IpAddr, String), Evidence>,
+    /// Module@versions whose hashes a go.sum file given to modtrace holds.
+    go_sum: HashSet<(String, String)>,
 }
 
 fn mv(module: &Option<String>, version: &Option<String>) -> String {
@@ -93,6 +95,68 @@ fn mv(module: &Option<String>, version: &Option<String>) -> String {
 impl Detector {
     pub fn new() -> Detector {
         Detector::default()
+    }
+
+    /// Module@versions a go.sum file holds: their zips were verifiable without the sumdb.
+    pub fn set_go_sum(&mut self, go_sum: HashSet<(String, String)>) {
+        self.go_sum = go_sum;
+    }
+
+    /// What the integrity checks found on `ex`.
+    pub fn on_integrity(&mut self, ev: crate::gomod::integrity::IntegrityEvent, ex: &Exchange) {
+        use crate::gomod::integrity::IntegrityEvent as E;
+        let evidence = |exchanges: Vec<u64>| Evidence { exchanges, flows: vec![ex.flow], packet: ex.packet, time: ex.start };
+        let (rule, message, module, version, ev_ex) = match ev {
+            E::ChecksumMismatch { module, version, go_mod, downloaded, downloaded_from, expected, expected_from, exchanges } => {
+                let what = if go_mod { format!("{module}@{version}/go.mod") } else { format!("{module}@{version}") };
+                (
+                    Rule::ChecksumMismatch,
+                    format!(
+                        "verifying {what}: checksum mismatch: downloaded: {downloaded} (from {downloaded_from}); {expected_from}: {expected}. SECURITY ERROR: this download is not the module everyone else gets"
+                    ),
+                    Some(module),
+                    Some(version),
+                    exchanges,
+                )
+            }
+            E::MirrorInconsistency { module, version, op, a, b, exchanges } => (
+                Rule::MirrorInconsistency,
+                format!("{op} of {}: {a} and {b} served different bytes", mv(&Some(module.clone()), &version)),
+                Some(module),
+                version,
+                exchanges,
+            ),
+            E::SignatureInvalid { name, key_hash, base, exchange } => (
+                Rule::SumdbSignatureInvalid,
+                format!("signed tree note from {base}: the signature by {name}+{key_hash:08x} does not verify"),
+                None,
+                None,
+                vec![exchange],
+            ),
+            E::UnknownKey { names, base, exchange } => (
+                Rule::SumdbUnknownKey,
+                format!("signed tree note from {base} is signed only by keys modtrace was not given: {}", names.join(", ")),
+                None,
+                None,
+                vec![exchange],
+            ),
+            E::Fork { name, size, exchanges } => (
+                Rule::SumdbFork,
+                format!("checksum database {name}: two signed tree heads of size {size} with different hashes"),
+                None,
+                None,
+                exchanges,
+            ),
+            E::ProofMismatch { module, version, record_id, exchanges } => (
+                Rule::SumdbProofMismatch,
+                format!("record {record_id} for {module}@{version} is not the leaf the covering tile holds"),
+                Some(module),
+                Some(version),
+                exchanges,
+            ),
+        };
+        self.findings.push(Finding { rule, severity: rule.severity(), message, module, version, evidence: evidence(ev_ex) });
+        self.touched.push(self.findings.len() - 1);
     }
 
     /// Finding indices created or changed since the last call.

@@ -62,6 +62,12 @@ pub enum Rule {
     LegacyTls,
     TlsCertificateHidden,
     InsecureFallback,
+    ChecksumMismatch,
+    SumdbSignatureInvalid,
+    SumdbUnknownKey,
+    SumdbFork,
+    SumdbProofMismatch,
+    MirrorInconsistency,
 }
 
 pub struct RuleText {
@@ -196,6 +202,54 @@ pub const RULES: &[RuleText] = &[
         meaning: "A TLS connection to a host failed or was refused, and the same client then sent a plain-HTTP request to that host: what the go command does for GOINSECURE paths. Whoever broke the TLS connection can now answer in plaintext.",
         fix: "Remove the path from GOINSECURE and fix the server's TLS; GOINSECURE is for lab use only.",
     },
+    RuleText {
+        rule: Rule::ChecksumMismatch,
+        id: "checksum-mismatch",
+        severity: Severity::Critical,
+        title: "Downloaded module does not match its checksum",
+        meaning: "The h1: hash of a downloaded zip or .mod file differs from what the checksum database's record, a go.sum file, or another server's copy of the same module@version says. This is the go command's SECURITY ERROR: the module was changed on the way or at the server (a tampering proxy or mirror), or the server serves different content than everyone else gets.",
+        fix: "Do not use the module cache entry: `go clean -modcache`. Find which server served the changed bytes (the finding names it) and stop using it; keep GOSUMDB on and go.sum committed so the go command refuses such zips.",
+    },
+    RuleText {
+        rule: Rule::SumdbSignatureInvalid,
+        id: "sumdb-signature-invalid",
+        severity: Severity::Critical,
+        title: "Checksum-database note with an invalid signature",
+        meaning: "A signed tree note carried a signature by a known checksum-database key that does not verify: the note was forged or altered on the way.",
+        fix: "Treat the checksum database answers on this path as hostile; find who changes them. Check that GOSUMDB names the right key.",
+    },
+    RuleText {
+        rule: Rule::SumdbUnknownKey,
+        id: "sumdb-unknown-key",
+        severity: Severity::Medium,
+        title: "Checksum-database note signed only by unknown keys",
+        meaning: "A signed tree note was signed only by keys modtrace was not given, so it could not be checked. Either a private checksum database is in use (give its key with --sumdb-key or --go-env) or someone answers in the database's place.",
+        fix: "Pass the database's verifier key to modtrace (--sumdb-key name+hash+key, or --go-env with GOSUMDB set); if the key is not one you expect, find who runs that database.",
+    },
+    RuleText {
+        rule: Rule::SumdbFork,
+        id: "sumdb-fork",
+        severity: Severity::Critical,
+        title: "Two different checksum-database trees of the same size",
+        meaning: "Two signed tree heads of one checksum database claim the same number of records with different root hashes: the log forked, which a transparent log must never do. Someone is showing different clients different histories.",
+        fix: "Report it to the checksum database's operator with both notes; stop trusting it until explained.",
+    },
+    RuleText {
+        rule: Rule::SumdbProofMismatch,
+        id: "sumdb-proof-mismatch",
+        severity: Severity::Critical,
+        title: "Checksum-database record missing from its tile",
+        meaning: "A record returned by a lookup does not match the leaf hash at its position in the hash tile that covers it: the record is not in the log the database signed.",
+        fix: "Treat the lookup answer as forged; find who changed it between the database and the client.",
+    },
+    RuleText {
+        rule: Rule::MirrorInconsistency,
+        id: "mirror-inconsistency",
+        severity: Severity::High,
+        title: "Two servers served different bytes for the same module file",
+        meaning: "Two servers answered different bytes for the same .info, .mod, .zip or list of one module@version. A module version is immutable: one of them is stale, broken or tampered with.",
+        fix: "Compare both copies (modtrace names the servers and the hashes); fix or remove the mirror that differs from the origin.",
+    },
 ];
 
 impl Rule {
@@ -236,6 +290,12 @@ mod tests {
             Rule::LegacyTls,
             Rule::TlsCertificateHidden,
             Rule::InsecureFallback,
+            Rule::ChecksumMismatch,
+            Rule::SumdbSignatureInvalid,
+            Rule::SumdbUnknownKey,
+            Rule::SumdbFork,
+            Rule::SumdbProofMismatch,
+            Rule::MirrorInconsistency,
         ];
         assert_eq!(RULES.len(), all.len());
         for r in all {

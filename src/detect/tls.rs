@@ -295,8 +295,10 @@ pub(crate) mod tests {
         );
         assert_eq!(r.go_host.as_deref(), Some("127.0.0.1:8092"));
         assert!(r.validation.is_none(), "no chain, nothing validated");
-        let mut s = TlsSession::default();
-        s.client_app_data_after_handshake = Some((Ts(9), 9));
+        let mut s = TlsSession {
+            client_app_data_after_handshake: Some((Ts(9), 9)),
+            ..TlsSession::default()
+        };
         s.alerts.push(Alert {
             dir: Dir::ToClient,
             ts: Ts(6),

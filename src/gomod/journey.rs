@@ -242,6 +242,23 @@ impl Tracker {
         ji
     }
 
+    /// Records the h1 an exchange's body hashed to on its module's journey (the first one
+    /// seen; a different one from another server is a finding, not an overwrite).
+    pub fn note_hashes(&mut self, ex: &Exchange) {
+        let (Some(h1), Some(m)) = (&ex.h1, &ex.module) else { return };
+        let Some(&ji) = self.by_key.get(&(m.clone(), ex.version.clone())) else { return };
+        let j = &mut self.journeys[ji];
+        match ex.op {
+            Op::Zip | Op::Toolchain => {
+                j.h1.get_or_insert_with(|| h1.clone());
+            }
+            Op::Mod => {
+                j.mod_h1.get_or_insert_with(|| h1.clone());
+            }
+            _ => {}
+        }
+    }
+
     pub fn journeys(&self) -> &[Journey] {
         &self.journeys
     }
@@ -417,6 +434,8 @@ pub(crate) mod tests {
             redirect_from: None,
             via: None,
             complete: true,
+            h1: None,
+            sha256: None,
             end: Ts(end_ms * 1_000_000),
         }
     }

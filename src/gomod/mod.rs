@@ -3,6 +3,7 @@
 
 pub mod classify;
 pub mod goenv;
+pub mod integrity;
 pub mod h1;
 pub mod journey;
 pub mod note;
@@ -72,6 +73,10 @@ pub struct Exchange {
     pub via: Option<String>,
     /// The response body ended as framed, with nothing missing.
     pub complete: bool,
+    /// h1: hash of the body, for a whole .zip or .mod answered 200 (the go.sum value).
+    pub h1: Option<String>,
+    /// SHA-256 of the (decoded) body of a whole module file answered 200, hex.
+    pub sha256: Option<String>,
     #[serde(skip)]
     pub end: Ts,
 }

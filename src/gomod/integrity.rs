@@ -1,0 +1,510 @@
+//! The chain of trust, recomputed from the wire: h1 hashes of downloaded zips and .mod files,
+//! checksum-database records and signed tree heads, tiles, go.sum files, and the same file
+//! from several servers. Bodies in, hashes and integrity events out; pure apart from reading
+//! the body it is handed.
+
+use super::classify::Op;
+use super::h1::{hash_zip, mod_h1, H1Limits};
+use super::note::{NoteLimits, Verdict, Verifier};
+use super::sumdb::{open_tree_head, parse_lookup, tile_response, GoSumLine};
+use super::tlog::{leaf_in_tile, tile_covers, Hash, Tile, TileLevel};
+use super::Exchange;
+use sha2::{Digest, Sha256};
+use std::collections::{HashMap, VecDeque};
+use std::io::{Read, Seek, SeekFrom};
+
+/// Level-0 tiles kept to check later lookups against (each at most 8 KiB).
+const MAX_TILES: usize = 256;
+/// Lookup records kept to check later tiles against.
+const MAX_RECORDS: usize = 65_536;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IntegrityEvent {
+    /// A download's h1 differs from what another source says.
+    ChecksumMismatch {
+        module: String,
+        version: String,
+        go_mod: bool,
+        downloaded: String,
+        downloaded_from: String,
+        expected: String,
+        expected_from: String,
+        exchanges: Vec<u64>,
+    },
+    /// Two servers answered different bytes for the same file.
+    MirrorInconsistency {
+        module: String,
+        version: Option<String>,
+        op: Op,
+        a: String,
+        b: String,
+        exchanges: Vec<u64>,
+    },
+    SignatureInvalid {
+        name: String,
+        key_hash: u32,
+        base: String,
+        exchange: u64,
+    },
+    UnknownKey {
+        names: Vec<String>,
+        base: String,
+        exchange: u64,
+    },
+    /// Two signed tree heads of one size with different hashes.
+    Fork {
+        name: String,
+        size: u64,
+        exchanges: Vec<u64>,
+    },
+    /// A record absent from the tile that covers it.
+    ProofMismatch {
+        module: String,
+        version: String,
+        record_id: u64,
+        exchanges: Vec<u64>,
+    },
+}
+
+/// (module, version, is go.mod): what a go.sum line is about.
+type FileKey = (String, String, bool);
+/// (h1, server base, exchange id).
+type Download = (String, String, u64);
+
+struct Expectation {
+    h1: String,
+    from: String,
+    exchange: Option<u64>,
+}
+
+struct Record {
+    base: String,
+    id: u64,
+    leaf: Hash,
+    module: String,
+    version: String,
+    exchange: u64,
+}
+
+/// Body hashes of one file (module@version op) per server, for mirror-inconsistency.
+struct Served {
+    sha256: String,
+    base: String,
+    exchange: u64,
+}
+
+pub struct Integrity {
+    verifiers: Vec<Verifier>,
+    /// (module, version, is go.mod) -> what the sumdb or a go.sum file says.
+    expected: HashMap<FileKey, Vec<Expectation>>,
+    /// (module, version, is go.mod) -> each download's (h1, server base, exchange).
+    downloads: HashMap<FileKey, Vec<Download>>,
+    served: HashMap<(String, Option<String>, Op), Vec<Served>>,
+    /// (sumdb name, tree size) -> (root hash, exchange).
+    heads: HashMap<(String, u64), (Hash, u64)>,
+    records: VecDeque<Record>,
+    tiles: VecDeque<(String, Tile, Vec<u8>, u64)>,
+    /// Module@versions a go.sum file holds.
+    go_sum: std::collections::HashSet<(String, String)>,
+    /// Checks already reported, so one mismatch is one event.
+    reported: std::collections::HashSet<String>,
+    h1_limits: H1Limits,
+    note_limits: NoteLimits,
+}
+
+/// Where a body's bytes are: whole in memory, or the parser's head followed by a spill file.
+pub trait BodySource: Read + Seek {}
+impl<T: Read + Seek> BodySource for T {}
+
+impl Integrity {
+    /// `verifiers`: checksum-database keys (Go's built-in one plus those given);
+    /// `go_sum`: lines from go.sum files, with the file they came from.
+    pub fn new(verifiers: Vec<Verifier>, go_sum: Vec<(GoSumLine, String)>) -> Integrity {
+        let mut i = Integrity {
+            verifiers,
+            expected: HashMap::new(),
+            downloads: HashMap::new(),
+            served: HashMap::new(),
+            heads: HashMap::new(),
+            records: VecDeque::new(),
+            tiles: VecDeque::new(),
+            go_sum: Default::default(),
+            reported: Default::default(),
+            h1_limits: H1Limits::default(),
+            note_limits: NoteLimits::default(),
+        };
+        for (l, file) in go_sum {
+            i.go_sum.insert((l.module.clone(), l.version.clone()));
+            i.expected
+                .entry((l.module, l.version, l.go_mod))
+                .or_default()
+                .push(Expectation {
+                    h1: l.hash,
+                    from: format!("go.sum file {file}"),
+                    exchange: None,
+                });
+        }
+        i
+    }
+
+    /// A go.sum file given holds this module@version.
+    pub fn in_go_sum(&self, module: &str, version: &str) -> bool {
+        self.go_sum
+            .contains(&(module.to_string(), version.to_string()))
+    }
+
+    /// Hashes what `ex` carried (when it was answered 200 and received whole) and checks it
+    /// against everything seen so far. Sets `ex.h1` for zips and .mod files.
+    pub fn on_exchange(
+        &mut self,
+        ex: &mut Exchange,
+        body: Option<&mut dyn BodySource>,
+        out: &mut Vec<IntegrityEvent>,
+    ) {
+        if ex.status != Some(200) {
+            return;
+        }
+        let Some(body) = body else { return };
+        if !ex.complete {
+            return;
+        }
+        match ex.op {
+            Op::Zip | Op::Toolchain | Op::Mod | Op::Info | Op::List | Op::Latest => {
+                self.on_module_file(ex, body, out)
+            }
+            Op::Lookup => self.on_lookup(ex, body, out),
+            Op::Tile => self.on_tile(ex, body, out),
+            _ => {}
+        }
+    }
+
+    fn on_module_file(
+        &mut self,
+        ex: &mut Exchange,
+        body: &mut dyn BodySource,
+        out: &mut Vec<IntegrityEvent>,
+    ) {
+        let Some(module) = ex.module.clone() else {
+            return;
+        };
+        let sha = match sha256_of(body) {
+            Some(s) => s,
+            None => return,
+        };
+        ex.sha256 = Some(sha.clone());
+        // The same file from two servers must be the same bytes (a proxy serves what the
+        // origin published; .info and list may legitimately differ only in what a mirror adds).
+        let key = (module.clone(), ex.version.clone(), ex.op);
+        let served = self.served.entry(key).or_default();
+        if let Some(other) = served.iter().find(|s| s.base != ex.base && s.sha256 != sha) {
+            let id = format!("mi|{module}|{:?}|{}", ex.version, ex.op);
+            if self.reported.insert(id) {
+                out.push(IntegrityEvent::MirrorInconsistency {
+                    module: module.clone(),
+                    version: ex.version.clone(),
+                    op: ex.op,
+                    a: format!("{} (sha256 {})", other.base, short(&other.sha256)),
+                    b: format!("{} (sha256 {})", ex.base, short(&sha)),
+                    exchanges: vec![other.exchange, ex.id],
+                });
+            }
+        }
+        if !served.iter().any(|s| s.base == ex.base && s.sha256 == sha) {
+            served.push(Served {
+                sha256: sha,
+                base: ex.base.clone(),
+                exchange: ex.id,
+            });
+        }
+        let Some(version) = ex.version.clone() else {
+            return;
+        };
+        let (h1, go_mod) = match ex.op {
+            Op::Zip | Op::Toolchain => {
+                if body.seek(SeekFrom::Start(0)).is_err() {
+                    return;
+                }
+                match hash_zip(&mut *body, &self.h1_limits) {
+                    Ok(z) => (z.h1, false),
+                    Err(_) => return,
+                }
+            }
+            Op::Mod => {
+                let mut v = Vec::new();
+                if body.seek(SeekFrom::Start(0)).is_err()
+                    || body.take(16 << 20).read_to_end(&mut v).is_err()
+                {
+                    return;
+                }
+                (mod_h1(&v), true)
+            }
+            _ => return,
+        };
+        ex.h1 = Some(h1.clone());
+        let k = (module.clone(), version.clone(), go_mod);
+        // Against the sumdb and go.sum files.
+        if let Some(exps) = self.expected.get(&k) {
+            if let Some(e) = exps.iter().find(|e| e.h1 != h1) {
+                let mut exchanges = vec![ex.id];
+                exchanges.extend(e.exchange);
+                let ev = IntegrityEvent::ChecksumMismatch {
+                    module: module.clone(),
+                    version: version.clone(),
+                    go_mod,
+                    downloaded: h1.clone(),
+                    downloaded_from: ex.base.clone(),
+                    expected: e.h1.clone(),
+                    expected_from: e.from.clone(),
+                    exchanges,
+                };
+                self.report_mismatch(&k, ev, out);
+            }
+        }
+        // Against the same file from another server.
+        let downloads = self.downloads.entry(k.clone()).or_default();
+        if let Some((other, base, exchange)) = downloads
+            .iter()
+            .find(|(o, b, _)| *o != h1 && *b != ex.base)
+            .cloned()
+        {
+            let ev = IntegrityEvent::ChecksumMismatch {
+                module,
+                version,
+                go_mod,
+                downloaded: h1.clone(),
+                downloaded_from: ex.base.clone(),
+                expected: other,
+                expected_from: base,
+                exchanges: vec![exchange, ex.id],
+            };
+            self.report_mismatch(&k, ev, out);
+        }
+        let downloads = self.downloads.entry(k).or_default();
+        if !downloads.iter().any(|(o, b, _)| *o == h1 && *b == ex.base) {
+            downloads.push((h1, ex.base.clone(), ex.id));
+        }
+    }
+
+    fn report_mismatch(&mut self, k: &FileKey, ev: IntegrityEvent, out: &mut Vec<IntegrityEvent>) {
+        if self.reported.insert(format!("cm|{}|{}|{}", k.0, k.1, k.2)) {
+            out.push(ev);
+        }
+    }
+
+    fn on_lookup(
+        &mut self,
+        ex: &mut Exchange,
+        body: &mut dyn BodySource,
+        out: &mut Vec<IntegrityEvent>,
+    ) {
+        let Some(bytes) = read_small(body, 1 << 20) else {
+            return;
+        };
+        let Ok(lookup) = parse_lookup(&bytes) else {
+            return;
+        };
+        let name = sumdb_name(ex);
+        let head = open_tree_head(&lookup.tree_note, &self.verifiers, &self.note_limits).ok();
+        let mut trusted = false;
+        if let Some(h) = &head {
+            match h.note.verdict() {
+                Verdict::Verified { .. } => trusted = true,
+                Verdict::SignatureInvalid { name, key_hash } => {
+                    if self
+                        .reported
+                        .insert(format!("sig|{name}|{key_hash}|{}", ex.id))
+                    {
+                        out.push(IntegrityEvent::SignatureInvalid {
+                            name,
+                            key_hash,
+                            base: ex.base.clone(),
+                            exchange: ex.id,
+                        });
+                    }
+                }
+                Verdict::UnknownKey { keys } => {
+                    let names: Vec<String> =
+                        keys.iter().map(|(n, h)| format!("{n}+{h:08x}")).collect();
+                    if self
+                        .reported
+                        .insert(format!("unk|{}|{}", ex.base, names.join(",")))
+                    {
+                        out.push(IntegrityEvent::UnknownKey {
+                            names,
+                            base: ex.base.clone(),
+                            exchange: ex.id,
+                        });
+                    }
+                }
+            }
+            self.on_tree_head(&name, h.tree.size, h.tree.hash, ex.id, out);
+        }
+        // The record's h1 values become expectations only when the note verified: that is
+        // what the go command trusts.
+        if trusted {
+            for l in &lookup.lines {
+                let k = (l.module.clone(), l.version.clone(), l.go_mod);
+                let from = format!("checksum database {name} (lookup, exchange {})", ex.id);
+                let entry = self.expected.entry(k.clone()).or_default();
+                if !entry.iter().any(|e| e.h1 == l.hash) {
+                    entry.push(Expectation {
+                        h1: l.hash.clone(),
+                        from: from.clone(),
+                        exchange: Some(ex.id),
+                    });
+                }
+                // A download seen before the lookup is checked now.
+                if let Some((h1, base, dex)) = self
+                    .downloads
+                    .get(&k)
+                    .and_then(|d| d.iter().find(|(h, _, _)| *h != l.hash))
+                    .cloned()
+                {
+                    let ev = IntegrityEvent::ChecksumMismatch {
+                        module: l.module.clone(),
+                        version: l.version.clone(),
+                        go_mod: l.go_mod,
+                        downloaded: h1,
+                        downloaded_from: base,
+                        expected: l.hash.clone(),
+                        expected_from: from,
+                        exchanges: vec![dex, ex.id],
+                    };
+                    self.report_mismatch(&k, ev, out);
+                }
+            }
+        }
+        let (Some(m), Some(v)) = (ex.module.clone(), ex.version.clone()) else {
+            return;
+        };
+        let Ok(id) = u64::try_from(lookup.record_id) else {
+            return;
+        };
+        let rec = Record {
+            base: ex.base.clone(),
+            id,
+            leaf: lookup.leaf_hash(),
+            module: m,
+            version: v,
+            exchange: ex.id,
+        };
+        for (base, tile, data, tex) in &self.tiles {
+            if *base == rec.base && tile_covers(tile, id) {
+                if let Some(leaf) = leaf_in_tile(data, tile, id) {
+                    if leaf != rec.leaf {
+                        out.push(IntegrityEvent::ProofMismatch {
+                            module: rec.module.clone(),
+                            version: rec.version.clone(),
+                            record_id: id,
+                            exchanges: vec![*tex, ex.id],
+                        });
+                    }
+                }
+            }
+        }
+        self.records.push_back(rec);
+        if self.records.len() > MAX_RECORDS {
+            self.records.pop_front();
+        }
+    }
+
+    fn on_tree_head(
+        &mut self,
+        name: &str,
+        size: u64,
+        hash: Hash,
+        exchange: u64,
+        out: &mut Vec<IntegrityEvent>,
+    ) {
+        match self.heads.get(&(name.to_string(), size)) {
+            Some((h, other)) if *h != hash => {
+                if self.reported.insert(format!("fork|{name}|{size}")) {
+                    out.push(IntegrityEvent::Fork {
+                        name: name.to_string(),
+                        size,
+                        exchanges: vec![*other, exchange],
+                    });
+                }
+            }
+            Some(_) => {}
+            None => {
+                self.heads
+                    .insert((name.to_string(), size), (hash, exchange));
+            }
+        }
+    }
+
+    fn on_tile(
+        &mut self,
+        ex: &mut Exchange,
+        body: &mut dyn BodySource,
+        out: &mut Vec<IntegrityEvent>,
+    ) {
+        let Some(bytes) = read_small(body, 1 << 20) else {
+            return;
+        };
+        let path = super::path::split_url(&ex.url)
+            .map(|u| u.path.to_string())
+            .unwrap_or_default();
+        let Ok((tile, data)) = tile_response(&path, &bytes) else {
+            return;
+        };
+        if tile.level != TileLevel::Hashes(0) {
+            return;
+        }
+        for r in &self.records {
+            if r.base == ex.base && tile_covers(&tile, r.id) {
+                if let Some(leaf) = leaf_in_tile(data, &tile, r.id) {
+                    if leaf != r.leaf && self.reported.insert(format!("proof|{}|{}", r.id, ex.id)) {
+                        out.push(IntegrityEvent::ProofMismatch {
+                            module: r.module.clone(),
+                            version: r.version.clone(),
+                            record_id: r.id,
+                            exchanges: vec![r.exchange, ex.id],
+                        });
+                    }
+                }
+            }
+        }
+        self.tiles
+            .push_back((ex.base.clone(), tile, data.to_vec(), ex.id));
+        if self.tiles.len() > MAX_TILES {
+            self.tiles.pop_front();
+        }
+    }
+}
+
+/// The checksum database's name: from a proxy's `/sumdb/<name>` path, else the host.
+fn sumdb_name(ex: &Exchange) -> String {
+    if let Some(i) = ex.base.rfind("/sumdb/") {
+        return ex.base[i + "/sumdb/".len()..].to_string();
+    }
+    super::path::split_url(&ex.base)
+        .map(|u| super::goenv::host_only(u.authority))
+        .unwrap_or_else(|| ex.base.clone())
+}
+
+fn short(sha: &str) -> &str {
+    sha.get(..16).unwrap_or(sha)
+}
+
+fn sha256_of(body: &mut dyn BodySource) -> Option<String> {
+    body.seek(SeekFrom::Start(0)).ok()?;
+    let mut h = Sha256::new();
+    let mut buf = [0u8; 64 << 10];
+    loop {
+        let n = body.read(&mut buf).ok()?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Some(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+fn read_small(body: &mut dyn BodySource, max: u64) -> Option<Vec<u8>> {
+    body.seek(SeekFrom::Start(0)).ok()?;
+    let mut v = Vec::new();
+    body.take(max).read_to_end(&mut v).ok()?;
+    Some(v)
+}
