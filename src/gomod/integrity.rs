@@ -147,6 +147,11 @@ impl Integrity {
         i
     }
 
+    /// A verifier key for this checksum-database name was given.
+    fn knows(&self, name: &str) -> bool {
+        self.verifiers.iter().any(|v| v.name == name)
+    }
+
     /// A go.sum file given holds this module@version.
     pub fn in_go_sum(&self, module: &str, version: &str) -> bool {
         self.go_sum
@@ -314,6 +319,21 @@ impl Integrity {
                         .reported
                         .insert(format!("sig|{name}|{key_hash}|{}", ex.id))
                     {
+                        out.push(IntegrityEvent::SignatureInvalid {
+                            name,
+                            key_hash,
+                            base: ex.base.clone(),
+                            exchange: ex.id,
+                        });
+                    }
+                }
+                // Signed under a name modtrace has a key for, but not by that key: the note
+                // does not verify for the known key of its name (a key swap is a forgery as
+                // far as the client is concerned).
+                Verdict::UnknownKey { keys } if keys.iter().any(|(n, _)| self.knows(n)) => {
+                    let (name, key_hash) =
+                        keys.iter().find(|(n, _)| self.knows(n)).cloned().unwrap_or_default();
+                    if self.reported.insert(format!("sig|{name}|{key_hash}|{}", ex.base)) {
                         out.push(IntegrityEvent::SignatureInvalid {
                             name,
                             key_hash,
