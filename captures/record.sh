@@ -12,8 +12,12 @@
 # the mirror's TLS client) and NAME.tls.log (one line per TLS handshake or failed handshake, as
 # the lab servers saw it). The lab PKI the TLS servers use lives in OUTDIR/lab-pki/ (created on
 # first use, reused after, so every TLS capture chains to the same lab-ca.pem).
+# Scenarios whose GOSUMDB names the lab checksum database also leave OUTDIR/lab-sumdb.vkey (its
+# verifier key, `modtrace lab sumdb-key`: give it to `modtrace analyze --sumdb-key`); scenarios
+# with a tampering server leave NAME.true.go.sum (the go.sum lines of what the honest lab proxy
+# serves for DOWNLOADS, `modtrace lab go-sum`: for `modtrace analyze --go-sum`).
 # Fails (non-zero) when root, go, tcpdump, ip or cargo is missing (tshark too, for TLS
-# scenarios), a lab port (8081-8099 on 127.0.0.1) is taken, tcpdump captured nothing, the go
+# scenarios), a lab port (8081-8119 on 127.0.0.1) is taken, tcpdump captured nothing, the go
 # command's result differs from the scenario's expectation, or a request in the server log is
 # not in the capture (decrypted with the key log, for TLS) after 3 attempts. Servers, tcpdump
 # and the network namespace of direct-mode scenarios are stopped/removed on any exit (trap).
@@ -173,6 +177,10 @@ record_once() {
   local served
   served=$(sed -n 's/^GOPROXY=//p' "$d/serve.out")
   [ "$served" = "$GOPROXY" ] || die "$name: lab serves GOPROXY=$served, scenario says $GOPROXY"
+  if [ "$USES_LAB_SUMDB" = 1 ]; then
+    served=$(sed -n 's/^SUMDB_KEY=//p' "$d/serve.out")
+    [ "$served" = "$SUMDB_KEY" ] || die "$name: lab checksum database key $served, scenario says $SUMDB_KEY"
+  fi
 
   local filter="tcp and host 127.0.0.1 and ("
   local first=1
@@ -317,7 +325,7 @@ for name in $names; do
   done
   [ -n "$ok" ] || die "$name: requests missing from the capture after $ATTEMPTS attempts"
   rm -f "$OUT/$name.pcap" "$OUT/$name.pcapng" "$OUT/$name.lab.jsonl" "$OUT/$name.go.json" "$OUT/$name.go.stderr" "$OUT/$name.go.exit" \
-    "$OUT/$name.go-env.json" "$OUT/$name.keys" "$OUT/$name.tls.log"
+    "$OUT/$name.go-env.json" "$OUT/$name.keys" "$OUT/$name.tls.log" "$OUT/$name.true.go.sum"
   cp "$ok/capture.pcap" "$OUT/$name.pcap"
   cp "$ok/lab.jsonl" "$OUT/$name.lab.jsonl"
   cp "$ok/go.json" "$OUT/$name.go.json"
@@ -327,6 +335,13 @@ for name in $names; do
   if [ "$USES_TLS" = 1 ]; then
     cp "$ok/keys" "$OUT/$name.keys"
     cp "$ok/tls.log" "$OUT/$name.tls.log"
+  fi
+  if [ "$USES_LAB_SUMDB" = 1 ]; then
+    echo "$SUMDB_KEY" >"$OUT/lab-sumdb.vkey"
+  fi
+  if [ "$TRUE_GO_SUM" = 1 ]; then
+    # shellcheck disable=SC2086 # DOWNLOADS is a list of module@version words
+    "$BIN" lab go-sum $DOWNLOADS >"$OUT/$name.true.go.sum" || die "$name: lab go-sum failed"
   fi
   printf '%-22s %-4s packets=%-4s dropped=%s requests=%-3s go exit=%s  GOPROXY=%s\n' \
     "$name" "$INTERFACE" "$(cat "$ok/packets")" "$(cat "$ok/dropped")" "$(wc -l <"$ok/lab.jsonl")" "$(cat "$ok/go.exit")" "$GOPROXY"

@@ -2,9 +2,9 @@
 //! TcpStream client. Needs no go, tcpdump or root.
 
 use modtrace::lab::{
-    scenario, CertKind, Credentials, KeyLogWriter, Lab, Limits, LogEntry, ModuleStore, Pki,
-    RequestLog, ServerKind, ServerSpec, Target, TlsContext, TlsServerOptions, TlsVersions,
-    UpstreamVerify,
+    scenario, CertKind, Credentials, KeyLogWriter, Lab, LabSigner, Limits, LogEntry, ModuleStore,
+    Pki, RequestLog, ServerKind, ServerSpec, TamperPlan, Target, TlsContext, TlsServerOptions,
+    TlsVersions, UpstreamVerify,
 };
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use std::io::{Read, Write};
@@ -491,6 +491,328 @@ fn every_scenario_starts_on_ephemeral_ports_and_answers() {
         assert_eq!(r.status, want, "{}", sc.name);
         assert!(!wait_entries(&log, 1).is_empty(), "{}: logged", sc.name);
     }
+}
+
+// ---- Checksum database and tampering proxy ----
+
+/// Splits a lookup body as x/mod tlog `ParseRecord`: id line, record text up to and including
+/// the newline before the first blank line, then the signed tree note.
+fn parse_lookup(body: &[u8]) -> (u64, String, String) {
+    let text = std::str::from_utf8(body).expect("lookup body is UTF-8");
+    let (id, rest) = text.split_once('\n').expect("id line");
+    let i = rest.find("\n\n").expect("blank line after the record");
+    (
+        id.parse().expect("numeric id"),
+        rest[..i + 1].to_string(),
+        rest[i + 2..].to_string(),
+    )
+}
+
+fn integrity_lab(log: &RequestLog) -> Lab {
+    Lab::start(
+        &[
+            spec("proxy", proxy_kind()),
+            spec("sumdb", ServerKind::SumDb),
+            spec(
+                "proxy-sumdb",
+                ServerKind::ProxyWithSumdb {
+                    prefix: String::new(),
+                },
+            ),
+            spec(
+                "tamper",
+                ServerKind::Tamper {
+                    upstream: None,
+                    plan: TamperPlan::default(),
+                },
+            ),
+        ],
+        store(),
+        log.clone(),
+        Limits::default(),
+    )
+    .unwrap()
+}
+
+#[test]
+fn sumdb_lookup_verifies_with_the_printed_key_and_matches_what_the_proxy_serves() {
+    use modtrace::gomod::h1::{mod_h1, zip_h1};
+    use modtrace::gomod::note::{open, parse_tree, NoteLimits, Verdict, Verifier};
+    use modtrace::gomod::tlog::{parse_tile_path, record_hash, TileLimits, TileSet};
+
+    let log = RequestLog::in_memory();
+    let lab = integrity_lab(&log);
+    let db = lab.server("sumdb").unwrap().addr;
+    let proxy = lab.server("proxy").unwrap().addr;
+
+    // The key `modtrace lab sumdb-key` prints (and record.sh writes to lab-sumdb.vkey).
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_modtrace"))
+        .args(["lab", "sumdb-key"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let vkey = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert_eq!(vkey, LabSigner::lab().verifier_key());
+    assert_eq!(vkey, lab.sumdb().unwrap().verifier_key());
+    let verifier = Verifier::parse(&vkey).expect("GOSUMDB verifier key form");
+    assert_eq!(verifier.name, "sum.lab.test");
+
+    let mut tree_seen = None;
+    for (module, escaped, version) in [
+        ("example.test/Hello", "example.test/!hello", "v1.1.0"),
+        ("example.test/Util", "example.test/!util", "v0.2.0"),
+    ] {
+        // The go command sends `!` literally in lookups.
+        let r = get(db, &format!("/lookup/{escaped}@{version}"));
+        assert_eq!(r.status, 200, "{module}");
+        let (id, record, signed) = parse_lookup(&r.body);
+        let opened = open(
+            signed.as_bytes(),
+            &[verifier.clone()],
+            &NoteLimits::default(),
+        )
+        .expect("a well-formed note");
+        assert!(
+            matches!(opened.verdict(), Verdict::Verified { .. }),
+            "{module}: note verifies with the printed key: {:?}",
+            opened.verdict()
+        );
+        let tree = parse_tree(opened.verified_text().unwrap()).unwrap();
+        assert_eq!(tree.size, 5, "five lab module versions");
+        if let Some(t) = tree_seen {
+            assert_eq!(t, tree, "one tree for every lookup");
+        }
+        tree_seen = Some(tree);
+
+        // The record's hashes are those of the bytes the proxy serves.
+        let esc_wire = escaped.replace('!', "%21");
+        let zip = get(proxy, &format!("/{esc_wire}/@v/{version}.zip")).body;
+        let gomod = get(proxy, &format!("/{esc_wire}/@v/{version}.mod")).body;
+        let want = format!(
+            "{module} {version} {}\n{module} {version}/go.mod {}\n",
+            zip_h1(std::io::Cursor::new(&zip)).unwrap(),
+            mod_h1(&gomod)
+        );
+        assert_eq!(record, want, "{module}");
+
+        // The hash tile holds the record's leaf at its index, and the tiles give the tree.
+        let tile_path = format!("tile/8/0/000.p/{}", tree.size);
+        let t = get(db, &format!("/{tile_path}"));
+        assert_eq!(t.status, 200);
+        assert_eq!(t.body.len() as u64, 32 * tree.size);
+        let at = usize::try_from(id).unwrap() * 32;
+        assert_eq!(t.body[at..at + 32], record_hash(record.as_bytes()));
+        let mut set = TileSet::new(TileLimits::default());
+        set.insert(parse_tile_path(&tile_path).unwrap(), &t.body)
+            .unwrap();
+        set.check_tree(8, &tree)
+            .expect("tile gives the signed root");
+        set.check_record(8, &tree, id, record.as_bytes())
+            .expect("record is in the signed tree");
+    }
+    // What the go command never asks but the x/mod server answers.
+    assert_eq!(
+        get(db, "/latest").body,
+        lab.sumdb().unwrap().signed_tree().as_bytes()
+    );
+    assert_eq!(get(db, "/lookup/example.test/!nope@v1.0.0").status, 404);
+    assert_eq!(get(db, "/tile/8/0/000.p/6").status, 404, "beyond the tree");
+    assert_eq!(get(db, "/example.test/%21util/@v/v0.2.0.info").status, 404);
+}
+
+#[test]
+fn proxy_serves_the_sumdb_under_its_sumdb_path_and_modules_as_usual() {
+    let log = RequestLog::in_memory();
+    let lab = integrity_lab(&log);
+    let p = lab.server("proxy-sumdb").unwrap();
+    let db = lab.server("sumdb").unwrap().addr;
+    assert_eq!(p.kind.label(), "proxy-sumdb");
+    let mut s = connect(p.addr);
+    // What the go command asks first when GOSUMDB has no URL.
+    let sup = get_on(&mut s, "/sumdb/sum.lab.test/supported", "");
+    assert_eq!(sup.status, 200);
+    assert!(sup.body.is_empty());
+    assert_eq!(
+        get_on(&mut s, "/sumdb/sum.golang.org/supported", "").status,
+        404,
+        "another database: go would go there directly"
+    );
+    let via = get_on(
+        &mut s,
+        "/sumdb/sum.lab.test/lookup/example.test/!util@v0.2.0",
+        "",
+    );
+    assert_eq!(via.status, 200);
+    assert_eq!(
+        via.body,
+        get(db, "/lookup/example.test/!util@v0.2.0").body,
+        "the same answer as the database at its own base"
+    );
+    let tile = get_on(&mut s, "/sumdb/sum.lab.test/tile/8/0/000.p/5", "");
+    assert_eq!(tile.body, get(db, "/tile/8/0/000.p/5").body);
+    assert_eq!(
+        get_on(&mut s, "/example.test/%21util/@v/v0.2.0.info", "").status,
+        200
+    );
+    // A plain proxy has no sumdb path.
+    let plain = lab.server("proxy").unwrap().addr;
+    assert_eq!(get(plain, "/sumdb/sum.lab.test/supported").status, 404);
+}
+
+/// Entries of a zip as (name, content), in the zip's order.
+fn zip_entries(zip: &[u8]) -> Vec<(String, Vec<u8>)> {
+    let mut ar = zip::ZipArchive::new(std::io::Cursor::new(zip)).expect("a valid zip");
+    (0..ar.len())
+        .map(|i| {
+            let mut f = ar.by_index(i).unwrap();
+            let mut data = Vec::new();
+            f.read_to_end(&mut data).expect("entry reads (CRC checked)");
+            (f.name().to_string(), data)
+        })
+        .collect()
+}
+
+#[test]
+fn tamper_zip_differs_in_exactly_one_byte_of_content_and_is_still_a_valid_zip() {
+    use modtrace::gomod::h1::zip_h1;
+    let log = RequestLog::in_memory();
+    let lab = integrity_lab(&log);
+    let honest = lab.server("proxy").unwrap().addr;
+    let tamper = lab.server("tamper").unwrap().addr;
+    assert_eq!(lab.server("tamper").unwrap().kind.label(), "tamper");
+    for m in [
+        "example.test/%21hello/@v/v1.1.0",
+        "example.test/%21util/@v/v0.2.0",
+    ] {
+        let a = get(honest, &format!("/{m}.zip"));
+        let b = get(tamper, &format!("/{m}.zip"));
+        assert_eq!((a.status, b.status), (200, 200));
+        assert_eq!(b.header("content-type"), Some("application/zip"));
+        let (ea, eb) = (zip_entries(&a.body), zip_entries(&b.body));
+        assert_eq!(
+            ea.iter().map(|e| &e.0).collect::<Vec<_>>(),
+            eb.iter().map(|e| &e.0).collect::<Vec<_>>(),
+            "same entries"
+        );
+        let mut changed = Vec::new();
+        for ((name, x), (_, y)) in ea.iter().zip(&eb) {
+            assert_eq!(x.len(), y.len(), "{name}: same length");
+            for (i, (p, q)) in x.iter().zip(y).enumerate() {
+                if p != q {
+                    changed.push((name.clone(), i));
+                }
+            }
+        }
+        assert_eq!(
+            changed.len(),
+            1,
+            "{m}: exactly one byte changed: {changed:?}"
+        );
+        assert!(
+            !changed[0].0.ends_with("/go.mod"),
+            "the module's go.mod is left alone"
+        );
+        let ha = zip_h1(std::io::Cursor::new(&a.body)).unwrap();
+        let hb = zip_h1(std::io::Cursor::new(&b.body)).unwrap();
+        assert_ne!(ha, hb, "{m}: the h1 changes");
+        // Everything else as the honest proxy serves it (the default plan).
+        for ext in ["info", "mod"] {
+            assert_eq!(
+                get(tamper, &format!("/{m}.{ext}")).body,
+                get(honest, &format!("/{m}.{ext}")).body,
+                "{m}.{ext}"
+            );
+        }
+        // Deterministic: the same tampered bytes every time (captures stay reproducible).
+        assert_eq!(get(tamper, &format!("/{m}.zip")).body, b.body);
+    }
+    assert_eq!(
+        get(tamper, "/example.test/%21nope/@v/v1.0.0.zip").status,
+        404
+    );
+}
+
+#[test]
+fn disagreeing_mirror_restamps_info_and_tampers_one_zip_without_credentials() {
+    use std::net::TcpListener;
+    // mirrors-disagree as data: mirror relays upstream.
+    let sc = scenario::find("mirrors-disagree").unwrap();
+    let log = RequestLog::in_memory();
+    let lab = Lab::start(&sc.specs(true), store(), log.clone(), Limits::default()).unwrap();
+    let mirror = lab.server("mirror").unwrap().addr;
+    let upstream = lab.server("upstream").unwrap().addr;
+    for (m, zip_differs) in [
+        ("example.test/%21hello/@v/v1.1.0", true),
+        ("example.test/%21util/@v/v0.2.0", false),
+    ] {
+        let mi = get(mirror, &format!("/{m}.info"));
+        let ui = get(upstream, &format!("/{m}.info"));
+        assert_ne!(mi.body, ui.body, "{m}.info differs");
+        assert_eq!(mi.body.len(), ui.body.len());
+        let mv: serde_json::Value = serde_json::from_slice(&mi.body).unwrap();
+        let uv: serde_json::Value = serde_json::from_slice(&ui.body).unwrap();
+        assert_eq!(mv["Version"], uv["Version"]);
+        assert_eq!(mv["Time"], scenario::MIRROR_INFO_TIME);
+        assert_eq!(
+            get(mirror, &format!("/{m}.mod")).body,
+            get(upstream, &format!("/{m}.mod")).body
+        );
+        let (mz, uz) = (
+            get(mirror, &format!("/{m}.zip")).body,
+            get(upstream, &format!("/{m}.zip")).body,
+        );
+        assert_eq!(mz != uz, zip_differs, "{m}.zip");
+    }
+    // Each of the six mirror answers was fetched from upstream (plus the six direct asks).
+    let entries = wait_entries(&log, 18);
+    assert_eq!(entries.len(), 18);
+    assert_eq!(entries.iter().filter(|e| e.server == "mirror").count(), 6);
+    assert_eq!(
+        entries.iter().filter(|e| e.server == "upstream").count(),
+        12
+    );
+
+    // The relay sends no Authorization (so no credentials-in-plaintext in the capture).
+    let spy = TcpListener::bind("127.0.0.1:0").unwrap();
+    let spy_addr = spy.local_addr().unwrap();
+    let seen = std::thread::spawn(move || {
+        let (mut c, _) = spy.accept().unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut head = Vec::new();
+        let mut b = [0u8; 1024];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = c.read(&mut b).unwrap();
+            assert!(n > 0);
+            head.extend_from_slice(&b[..n]);
+        }
+        c.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        String::from_utf8_lossy(&head).into_owned()
+    });
+    let relay = Lab::start(
+        &[spec(
+            "t",
+            ServerKind::Tamper {
+                upstream: Some(Target::Base(format!("http://{spy_addr}"))),
+                plan: TamperPlan::default(),
+            },
+        )],
+        Arc::new(ModuleStore::default()),
+        RequestLog::in_memory(),
+        Limits::default(),
+    )
+    .unwrap();
+    let r = get(
+        relay.server("t").unwrap().addr,
+        "/example.test/%21util/@v/v0.2.0.zip",
+    );
+    assert_eq!(r.status, 404, "upstream status relayed");
+    let head = seen.join().unwrap();
+    assert!(head.starts_with("GET /example.test/%21util/@v/v0.2.0.zip HTTP/1.1\r\n"));
+    assert!(
+        !head.to_ascii_lowercase().contains("authorization"),
+        "{head}"
+    );
 }
 
 // ---- TLS ----
