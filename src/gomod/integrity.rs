@@ -308,8 +308,14 @@ impl Integrity {
         let Ok(lookup) = parse_lookup(&bytes) else {
             return;
         };
-        let name = sumdb_name(ex);
         let head = open_tree_head(&lookup.tree_note, &self.verifiers, &self.note_limits).ok();
+        // The database's name is the one its note is signed under (what the go command
+        // prints in its SECURITY ERROR); else the proxy path's or the host's.
+        let name = head
+            .as_ref()
+            .and_then(|h| h.note.note.signatures.first())
+            .map(|s| s.name.clone())
+            .unwrap_or_else(|| sumdb_name(ex));
         let mut trusted = false;
         if let Some(h) = &head {
             match h.note.verdict() {
@@ -364,7 +370,7 @@ impl Integrity {
         if trusted {
             for l in &lookup.lines {
                 let k = (l.module.clone(), l.version.clone(), l.go_mod);
-                let from = format!("checksum database {name} (lookup, exchange {})", ex.id);
+                let from = format!("{name} (checksum database lookup, exchange {})", ex.id);
                 let entry = self.expected.entry(k.clone()).or_default();
                 if !entry.iter().any(|e| e.h1 == l.hash) {
                     entry.push(Expectation {
