@@ -337,9 +337,15 @@ impl Integrity {
                 // does not verify for the known key of its name (a key swap is a forgery as
                 // far as the client is concerned).
                 Verdict::UnknownKey { keys } if keys.iter().any(|(n, _)| self.knows(n)) => {
-                    let (name, key_hash) =
-                        keys.iter().find(|(n, _)| self.knows(n)).cloned().unwrap_or_default();
-                    if self.reported.insert(format!("sig|{name}|{key_hash}|{}", ex.base)) {
+                    let (name, key_hash) = keys
+                        .iter()
+                        .find(|(n, _)| self.knows(n))
+                        .cloned()
+                        .unwrap_or_default();
+                    if self
+                        .reported
+                        .insert(format!("sig|{name}|{key_hash}|{}", ex.base))
+                    {
                         out.push(IntegrityEvent::SignatureInvalid {
                             name,
                             key_hash,
@@ -533,4 +539,228 @@ fn read_small(body: &mut dyn BodySource, max: u64) -> Option<Vec<u8>> {
     let mut v = Vec::new();
     body.take(max).read_to_end(&mut v).ok()?;
     Some(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gomod::classify;
+    use crate::gomod::journey::tests::ex;
+    use crate::gomod::note::base64_encode;
+    use crate::gomod::tlog::record_hash;
+    use ed25519_dalek::{Signer, SigningKey};
+    use std::io::Cursor;
+
+    const SEED: [u8; 32] = [9; 32];
+
+    fn verifier() -> Verifier {
+        Verifier::from_ed25519(
+            "sum.test",
+            SigningKey::from_bytes(&SEED).verifying_key().to_bytes(),
+        )
+        .unwrap()
+    }
+
+    fn tree_note(size: u64, hash: &Hash) -> String {
+        let text = format!("go.sum database tree\n{size}\n{}\n", base64_encode(hash));
+        let sig = SigningKey::from_bytes(&SEED).sign(text.as_bytes());
+        let mut raw = verifier().key_hash.to_be_bytes().to_vec();
+        raw.extend_from_slice(&sig.to_bytes());
+        format!("{text}\n— sum.test {}\n", base64_encode(&raw))
+    }
+
+    fn lookup_exchange(id: u64, module: &str, version: &str) -> Exchange {
+        let mut e = ex(
+            id,
+            "10.0.0.1:1",
+            "10.0.0.3:80",
+            &format!("http://sum.test/lookup/{module}@{version}"),
+            200,
+            id as i64,
+            id as i64,
+        );
+        e.complete = true;
+        e
+    }
+
+    fn feed(i: &mut Integrity, e: &mut Exchange, body: &[u8]) -> Vec<IntegrityEvent> {
+        let mut out = Vec::new();
+        let mut c = Cursor::new(body.to_vec());
+        i.on_exchange(e, Some(&mut c), &mut out);
+        out
+    }
+
+    #[test]
+    fn record_h1_versus_downloaded_mod() {
+        let mut i = Integrity::new(vec![verifier()], Vec::new());
+        let record = "example.test/x v1.0.0 h1:AAAA\nexample.test/x v1.0.0/go.mod h1:BBBB\n";
+        let body = format!("5\n{record}\n{}", tree_note(6, &[1; 32]));
+        let mut l = lookup_exchange(1, "example.test/x", "v1.0.0");
+        assert!(feed(&mut i, &mut l, body.as_bytes()).is_empty());
+        let mut m = ex(
+            2,
+            "10.0.0.1:2",
+            "10.0.0.2:80",
+            "http://proxy.test/example.test/x/@v/v1.0.0.mod",
+            200,
+            3,
+            4,
+        );
+        let out = feed(&mut i, &mut m, b"module example.test/x\n");
+        assert_eq!(
+            m.h1.as_deref(),
+            Some(mod_h1(b"module example.test/x\n").as_str())
+        );
+        match &out[..] {
+            [IntegrityEvent::ChecksumMismatch {
+                go_mod: true,
+                expected,
+                expected_from,
+                exchanges,
+                ..
+            }] => {
+                assert_eq!(expected, "h1:BBBB");
+                assert!(expected_from.starts_with("sum.test"), "{expected_from}");
+                assert_eq!(exchanges, &[2, 1]);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn unverified_note_is_not_trusted_and_says_so() {
+        let mut i = Integrity::new(Vec::new(), Vec::new());
+        let body = format!(
+            "5\nexample.test/x v1.0.0 h1:AAAA\n\n{}",
+            tree_note(6, &[1; 32])
+        );
+        let out = feed(
+            &mut i,
+            &mut lookup_exchange(1, "example.test/x", "v1.0.0"),
+            body.as_bytes(),
+        );
+        assert!(
+            matches!(&out[..], [IntegrityEvent::UnknownKey { .. }]),
+            "{out:?}"
+        );
+        // One byte changed in the signed text: the known key's signature no longer verifies.
+        let mut i = Integrity::new(vec![verifier()], Vec::new());
+        let tampered = tree_note(6, &[1; 32]).replacen("\n6\n", "\n7\n", 1);
+        let body = format!("5\nexample.test/x v1.0.0 h1:AAAA\n\n{tampered}");
+        let out = feed(
+            &mut i,
+            &mut lookup_exchange(1, "example.test/x", "v1.0.0"),
+            body.as_bytes(),
+        );
+        assert!(
+            matches!(&out[..], [IntegrityEvent::SignatureInvalid { .. }]),
+            "{out:?}"
+        );
+    }
+
+    #[test]
+    fn fork_and_proof_mismatch() {
+        let mut i = Integrity::new(vec![verifier()], Vec::new());
+        let rec_a = "example.test/a v1.0.0 h1:AAAA\n";
+        let a = format!("0\n{rec_a}\n{}", tree_note(2, &[1; 32]));
+        assert!(feed(
+            &mut i,
+            &mut lookup_exchange(1, "example.test/a", "v1.0.0"),
+            a.as_bytes()
+        )
+        .is_empty());
+        let b = format!(
+            "1\nexample.test/b v1.0.0 h1:BBBB\n\n{}",
+            tree_note(2, &[2; 32])
+        );
+        let out = feed(
+            &mut i,
+            &mut lookup_exchange(2, "example.test/b", "v1.0.0"),
+            b.as_bytes(),
+        );
+        assert!(
+            matches!(&out[..], [IntegrityEvent::Fork { size: 2, .. }]),
+            "{out:?}"
+        );
+        // A tile whose leaf 0 is not record 0's hash.
+        let mut tile = ex(
+            3,
+            "10.0.0.1:3",
+            "10.0.0.3:80",
+            "http://sum.test/tile/8/0/000.p/2",
+            200,
+            5,
+            6,
+        );
+        assert_eq!(tile.op, classify::Op::Tile);
+        let mut data = [7u8; 64].to_vec();
+        let out = feed(&mut i, &mut tile, &data);
+        let ids: Vec<u64> = out
+            .iter()
+            .map(|e| match e {
+                IntegrityEvent::ProofMismatch { record_id, .. } => *record_id,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(ids, [0, 1], "both records are absent from the tile");
+        // The right leaf: no finding.
+        let mut i2 = Integrity::new(vec![verifier()], Vec::new());
+        feed(
+            &mut i2,
+            &mut lookup_exchange(1, "example.test/a", "v1.0.0"),
+            a.as_bytes(),
+        );
+        data[..32].copy_from_slice(&record_hash(rec_a.as_bytes()));
+        assert!(feed(&mut i2, &mut tile, &data).is_empty());
+    }
+
+    #[test]
+    fn same_file_different_bytes_from_two_servers() {
+        let mut i = Integrity::new(Vec::new(), Vec::new());
+        let mut a = ex(
+            1,
+            "10.0.0.1:1",
+            "10.0.0.2:80",
+            "http://a.test/example.test/x/@v/v1.0.0.info",
+            200,
+            1,
+            2,
+        );
+        let mut b = ex(
+            2,
+            "10.0.0.1:2",
+            "10.0.0.3:80",
+            "http://b.test/example.test/x/@v/v1.0.0.info",
+            200,
+            3,
+            4,
+        );
+        assert!(feed(&mut i, &mut a, br#"{"Version":"v1.0.0"}"#).is_empty());
+        let out = feed(
+            &mut i,
+            &mut b,
+            br#"{"Version":"v1.0.0","Time":"2020-01-01T00:00:00Z"}"#,
+        );
+        assert!(
+            matches!(
+                &out[..],
+                [IntegrityEvent::MirrorInconsistency {
+                    op: classify::Op::Info,
+                    ..
+                }]
+            ),
+            "{out:?}"
+        );
+        // The same bytes from a third server are fine.
+        let mut c = ex(
+            3,
+            "10.0.0.1:3",
+            "10.0.0.4:80",
+            "http://c.test/example.test/x/@v/v1.0.0.info",
+            200,
+            5,
+            6,
+        );
+        assert!(feed(&mut i, &mut c, br#"{"Version":"v1.0.0"}"#).is_empty());
+    }
 }
