@@ -538,10 +538,9 @@ impl Detector {
             self.touched.push(self.findings.len() - 1);
         }
         for z in std::mem::take(&mut self.zips) {
-            if self
-                .lookups
-                .contains(&(z.module.clone(), z.version.clone()))
-            {
+            // A lookup anywhere, or a go.sum file given, verified (or could verify) the zip.
+            let k = (z.module.clone(), z.version.clone());
+            if self.lookups.contains(&k) || self.go_sum.contains(&k) {
                 continue;
             }
             self.findings.push(Finding {
