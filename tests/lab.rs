@@ -568,7 +568,7 @@ fn sumdb_lookup_verifies_with_the_printed_key_and_matches_what_the_proxy_serves(
         let (id, record, signed) = parse_lookup(&r.body);
         let opened = open(
             signed.as_bytes(),
-            &[verifier.clone()],
+            std::slice::from_ref(&verifier),
             &NoteLimits::default(),
         )
         .expect("a well-formed note");

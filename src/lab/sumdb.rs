@@ -405,18 +405,13 @@ mod tests {
         let want_rec =
             "example.test/m0001 v1.0.0 h1:1=\nexample.test/m0001 v1.0.0/go.mod h1:1mod=\n";
         assert_eq!(body, format!("1\n{want_rec}\n{}", db.signed_tree()));
-        let tree = parse_tree(
-            &open(
-                db.signed_tree().as_bytes(),
-                &[db.signer().verifier().clone()],
-                &NoteLimits::default(),
-            )
-            .unwrap()
-            .verified_text()
-            .unwrap()
-            .to_string(),
+        let opened = open(
+            db.signed_tree().as_bytes(),
+            std::slice::from_ref(db.signer().verifier()),
+            &NoteLimits::default(),
         )
         .unwrap();
+        let tree = parse_tree(opened.verified_text().unwrap()).unwrap();
         assert_eq!(tree, db.tree());
         assert_eq!(tree.size, 3);
         assert!(db.lookup_body("example.test/m0001", "v9.0.0").is_none());
