@@ -192,11 +192,26 @@ impl Integrity {
         let Some(module) = ex.module.clone() else {
             return;
         };
-        let sha = match sha256_of(body) {
-            Some(s) => s,
-            None => return,
+        // A zip is compared by its h1 (what the go command trusts: two zips that differ only
+        // in compression are the same module), every other file by its bytes.
+        let is_zip = matches!(ex.op, Op::Zip | Op::Toolchain);
+        let sha = if is_zip {
+            if body.seek(SeekFrom::Start(0)).is_err() {
+                return;
+            }
+            match hash_zip(&mut *body, &self.h1_limits) {
+                Ok(z) => z.h1,
+                Err(_) => return,
+            }
+        } else {
+            match sha256_of(body) {
+                Some(s) => s,
+                None => return,
+            }
         };
-        ex.sha256 = Some(sha.clone());
+        if !is_zip {
+            ex.sha256 = Some(sha.clone());
+        }
         // The same file from two servers must be the same bytes (a proxy serves what the
         // origin published; .info and list may legitimately differ only in what a mirror adds).
         let key = (module.clone(), ex.version.clone(), ex.op);
@@ -208,15 +223,15 @@ impl Integrity {
                     module: module.clone(),
                     version: ex.version.clone(),
                     op: ex.op,
-                    a: format!("{} (sha256 {})", other.base, short(&other.sha256)),
-                    b: format!("{} (sha256 {})", ex.base, short(&sha)),
+                    a: format!("{} ({})", other.base, short(&other.sha256)),
+                    b: format!("{} ({})", ex.base, short(&sha)),
                     exchanges: vec![other.exchange, ex.id],
                 });
             }
         }
         if !served.iter().any(|s| s.base == ex.base && s.sha256 == sha) {
             served.push(Served {
-                sha256: sha,
+                sha256: sha.clone(),
                 base: ex.base.clone(),
                 exchange: ex.id,
             });
@@ -225,15 +240,7 @@ impl Integrity {
             return;
         };
         let (h1, go_mod) = match ex.op {
-            Op::Zip | Op::Toolchain => {
-                if body.seek(SeekFrom::Start(0)).is_err() {
-                    return;
-                }
-                match hash_zip(&mut *body, &self.h1_limits) {
-                    Ok(z) => (z.h1, false),
-                    Err(_) => return,
-                }
-            }
+            Op::Zip | Op::Toolchain => (sha.clone(), false),
             Op::Mod => {
                 let mut v = Vec::new();
                 if body.seek(SeekFrom::Start(0)).is_err()
@@ -516,8 +523,13 @@ fn sumdb_name(ex: &Exchange) -> String {
         .unwrap_or_else(|| ex.base.clone())
 }
 
-fn short(sha: &str) -> &str {
-    sha.get(..16).unwrap_or(sha)
+fn short(hash: &str) -> String {
+    // `h1:...` whole, a SHA-256 cut to 16 hex digits.
+    if hash.starts_with("h1:") {
+        hash.to_string()
+    } else {
+        format!("sha256 {}", hash.get(..16).unwrap_or(hash))
+    }
 }
 
 fn sha256_of(body: &mut dyn BodySource) -> Option<String> {
