@@ -105,7 +105,12 @@ impl Detector {
     /// What the integrity checks found on `ex`.
     pub fn on_integrity(&mut self, ev: crate::gomod::integrity::IntegrityEvent, ex: &Exchange) {
         use crate::gomod::integrity::IntegrityEvent as E;
-        let evidence = |exchanges: Vec<u64>| Evidence { exchanges, flows: vec![ex.flow], packet: ex.packet, time: ex.start };
+        let evidence = |exchanges: Vec<u64>| Evidence {
+            exchanges,
+            flows: vec![ex.flow],
+            packet: ex.packet,
+            time: ex.start,
+        };
         let (rule, message, module, version, ev_ex) = match ev {
             E::ChecksumMismatch { module, version, go_mod, downloaded, downloaded_from, expected, expected_from, exchanges } => {
                 let what = if go_mod { format!("{module}@{version}/go.mod") } else { format!("{module}@{version}") };
@@ -155,7 +160,14 @@ impl Detector {
                 exchanges,
             ),
         };
-        self.findings.push(Finding { rule, severity: rule.severity(), message, module, version, evidence: evidence(ev_ex) });
+        self.findings.push(Finding {
+            rule,
+            severity: rule.severity(),
+            message,
+            module,
+            version,
+            evidence: evidence(ev_ex),
+        });
         self.touched.push(self.findings.len() - 1);
     }
 

@@ -378,12 +378,17 @@ impl Integrity {
             }
             self.on_tree_head(&name, h.tree.size, h.tree.hash, ex.id, out);
         }
-        // The record's h1 values become expectations only when the note verified: that is
-        // what the go command trusts.
-        if trusted {
+        // The record's h1 values are what the go command trusts when the note verifies. When
+        // it cannot be verified (no key given) the disagreement between record and download
+        // is still reported, saying the record itself is unverified.
+        {
+            let unverified = if trusted { "" } else { ", note NOT verified" };
             for l in &lookup.lines {
                 let k = (l.module.clone(), l.version.clone(), l.go_mod);
-                let from = format!("{name} (checksum database lookup, exchange {})", ex.id);
+                let from = format!(
+                    "{name} (checksum database lookup, exchange {}{unverified})",
+                    ex.id
+                );
                 let entry = self.expected.entry(k.clone()).or_default();
                 if !entry.iter().any(|e| e.h1 == l.hash) {
                     entry.push(Expectation {

@@ -245,8 +245,12 @@ impl Tracker {
     /// Records the h1 an exchange's body hashed to on its module's journey (the first one
     /// seen; a different one from another server is a finding, not an overwrite).
     pub fn note_hashes(&mut self, ex: &Exchange) {
-        let (Some(h1), Some(m)) = (&ex.h1, &ex.module) else { return };
-        let Some(&ji) = self.by_key.get(&(m.clone(), ex.version.clone())) else { return };
+        let (Some(h1), Some(m)) = (&ex.h1, &ex.module) else {
+            return;
+        };
+        let Some(&ji) = self.by_key.get(&(m.clone(), ex.version.clone())) else {
+            return;
+        };
         let j = &mut self.journeys[ji];
         match ex.op {
             Op::Zip | Op::Toolchain => {

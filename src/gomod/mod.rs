@@ -3,8 +3,8 @@
 
 pub mod classify;
 pub mod goenv;
-pub mod integrity;
 pub mod h1;
+pub mod integrity;
 pub mod journey;
 pub mod note;
 pub mod path;

@@ -123,7 +123,10 @@ pub enum HttpEvent {
     /// response in progress on this flow (only with `HttpLimits::overflow_events`). The caller
     /// stores them (a temporary file) so that a large body is not held in memory; the
     /// `Exchange` that follows carries the count in `Body::overflow`.
-    BodyOverflow { flow: FlowId, data: Vec<u8> },
+    BodyOverflow {
+        flow: FlowId,
+        data: Vec<u8>,
+    },
     /// Something that is not valid HTTP/1 where HTTP/1 was expected, or a limit hit.
     Anomaly {
         flow: FlowId,

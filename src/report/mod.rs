@@ -6,9 +6,9 @@ mod text;
 pub const TEXT_TLS_SESSIONS: usize = 50;
 pub use text::write_text;
 
+use crate::detect::tls::TlsRecord;
 use crate::detect::Finding;
 use crate::gomod::{Exchange, Journey};
-use crate::detect::tls::TlsRecord;
 use crate::pipeline::Outcome;
 use crate::source::SourceStats;
 use serde::Serialize;
@@ -68,7 +68,15 @@ pub struct Report {
 
 impl Report {
     pub fn build(sources: &[SourceStats], o: Outcome) -> Report {
-        let Outcome { exchanges, journeys: mut modules, findings, tls, stats: p, decode: d, flow: f } = o;
+        let Outcome {
+            exchanges,
+            journeys: mut modules,
+            findings,
+            tls,
+            stats: p,
+            decode: d,
+            flow: f,
+        } = o;
         modules.sort_by(|a, b| a.module.cmp(&b.module).then(a.version.cmp(&b.version)));
         let unsupported: u64 = d.unsupported_link.values().sum();
         Report {

@@ -109,7 +109,11 @@ pub fn write_text(r: &Report, w: &mut dyn Write, color: bool) -> io::Result<()> 
         }
         let shown = r.tls.len().min(super::TEXT_TLS_SESSIONS) as u64;
         if r.capture.tls_sessions > shown {
-            writeln!(w, "  ... {} more (see --format json)", r.capture.tls_sessions - shown)?;
+            writeln!(
+                w,
+                "  ... {} more (see --format json)",
+                r.capture.tls_sessions - shown
+            )?;
         }
     }
 

@@ -178,6 +178,9 @@ pub fn fallback_capture(dir: &Path) -> PathBuf {
 /// subject = `module@version`, `module`, or `-`, one per finding, order free.
 pub struct Expect {
     pub name: &'static str,
+    /// Options of the main list (`{dir}` and `{vkey}`, the lab checksum database's key, are
+    /// filled in); most captures have none.
+    pub args: &'static [&'static str],
     pub modules: &'static [&'static str],
     pub findings: &'static [&'static str],
     /// Ports of lab servers that spoke TLS: the requests they logged travelled inside TLS and
@@ -214,6 +217,7 @@ const FALLBACK_FINDINGS: &[&str] = &[
 pub const EXPECTED: &[Expect] = &[
     Expect {
         name: "plaintext-proxy",
+        args: &[],
         modules: &["example.test/Hello@v1.1.0", "example.test/Util@v0.2.0"],
         findings: &[
             "plaintext-module-fetch example.test/Hello@v1.1.0",
@@ -226,6 +230,7 @@ pub const EXPECTED: &[Expect] = &[
     },
     Expect {
         name: "fallback-410",
+        args: &[],
         modules: &["example.test/Hello@v1.1.0", "example.test/Util@v0.2.0"],
         findings: FALLBACK_FINDINGS,
         tls_ports: &[],
@@ -233,6 +238,7 @@ pub const EXPECTED: &[Expect] = &[
     },
     Expect {
         name: "fallback-410-any",
+        args: &[],
         modules: &["example.test/Hello@v1.1.0", "example.test/Util@v0.2.0"],
         findings: FALLBACK_FINDINGS,
         tls_ports: &[],
@@ -240,6 +246,7 @@ pub const EXPECTED: &[Expect] = &[
     },
     Expect {
         name: "redirect-loop",
+        args: &[],
         modules: &["example.test/Hello@v1.1.0", "example.test/Util@v0.2.0"],
         findings: &[
             "plaintext-module-fetch example.test/Hello@v1.1.0",
@@ -256,6 +263,7 @@ pub const EXPECTED: &[Expect] = &[
     },
     Expect {
         name: "mirror-basic-auth",
+        args: &[],
         modules: &["example.test/Hello@v1.1.0", "example.test/Util@v0.2.0"],
         findings: &[
             "plaintext-module-fetch example.test/Hello@v1.1.0",
@@ -271,6 +279,7 @@ pub const EXPECTED: &[Expect] = &[
     },
     Expect {
         name: "tls-mirror-selfsigned",
+        args: &[],
         modules: &["example.test/Hello@v1.1.0", "example.test/Util@v0.2.0"],
         findings: &[
             "plaintext-module-fetch example.test/Hello@v1.1.0",
@@ -305,6 +314,7 @@ pub const EXPECTED: &[Expect] = &[
     },
     Expect {
         name: "tls-mirror-expired",
+        args: &[],
         modules: &["example.test/Hello@v1.1.0", "example.test/Util@v0.2.0"],
         findings: &[
             "plaintext-module-fetch example.test/Hello@v1.1.0",
@@ -339,6 +349,7 @@ pub const EXPECTED: &[Expect] = &[
     },
     Expect {
         name: "goinsecure-goget",
+        args: &[],
         modules: &["lab.test/Hello@v1.1.0", "lab.test/Util@v0.2.0"],
         findings: &[
             "plaintext-module-fetch lab.test/Hello@v1.1.0",
@@ -361,6 +372,7 @@ pub const EXPECTED: &[Expect] = &[
     },
     Expect {
         name: "tls-proxy-rejected",
+        args: &[],
         modules: &[],
         findings: &["tls-rejected -"],
         tls_ports: &[8092],
@@ -371,12 +383,146 @@ pub const EXPECTED: &[Expect] = &[
     },
     Expect {
         name: "tls13-verified",
+        args: &[],
         modules: &[],
         findings: &["tls-certificate-hidden -"],
         tls_ports: &[8093],
         variants: &[Variant {
             args: &["--go-env", "{dir}/tls13-verified.go-env.json"],
             findings: &["tls-certificate-hidden -"],
+        }],
+    },
+    Expect {
+        name: "sumdb-via-proxy",
+        args: &["--sumdb-key", "{vkey}"],
+        modules: &["example.test/Hello@v1.1.0", "example.test/Util@v0.2.0"],
+        findings: &[
+            "plaintext-module-fetch example.test/Hello@v1.1.0",
+            "plaintext-module-fetch example.test/Util@v0.2.0",
+            "plaintext-sumdb -",
+        ],
+        tls_ports: &[],
+        variants: &[Variant {
+            args: &[],
+            findings: &[
+                "plaintext-module-fetch example.test/Hello@v1.1.0",
+                "plaintext-module-fetch example.test/Util@v0.2.0",
+                "plaintext-sumdb -",
+                "sumdb-unknown-key -",
+            ],
+        }],
+    },
+    Expect {
+        name: "sumdb-direct",
+        args: &["--sumdb-key", "{vkey}"],
+        modules: &["example.test/Hello@v1.1.0", "example.test/Util@v0.2.0"],
+        findings: &[
+            "plaintext-module-fetch example.test/Hello@v1.1.0",
+            "plaintext-module-fetch example.test/Util@v0.2.0",
+            "plaintext-sumdb -",
+        ],
+        tls_ports: &[],
+        variants: &[Variant {
+            args: &[],
+            findings: &[
+                "plaintext-module-fetch example.test/Hello@v1.1.0",
+                "plaintext-module-fetch example.test/Util@v0.2.0",
+                "plaintext-sumdb -",
+                "sumdb-unknown-key -",
+            ],
+        }],
+    },
+    Expect {
+        name: "tamper-sumdb-on",
+        args: &["--sumdb-key", "{vkey}"],
+        modules: &["example.test/Hello@v1.1.0", "example.test/Util@v0.2.0"],
+        findings: &[
+            "plaintext-module-fetch example.test/Hello@v1.1.0",
+            "plaintext-module-fetch example.test/Util@v0.2.0",
+            "plaintext-sumdb -",
+            "checksum-mismatch example.test/Hello@v1.1.0",
+            "checksum-mismatch example.test/Util@v0.2.0",
+        ],
+        tls_ports: &[],
+        variants: &[
+            Variant {
+                args: &[],
+                findings: &[
+                    "plaintext-module-fetch example.test/Hello@v1.1.0",
+                    "plaintext-module-fetch example.test/Util@v0.2.0",
+                    "plaintext-sumdb -",
+                    "sumdb-unknown-key -",
+                    "checksum-mismatch example.test/Hello@v1.1.0",
+                    "checksum-mismatch example.test/Util@v0.2.0",
+                ],
+            },
+            Variant {
+                args: &[
+                    "--sumdb-key",
+                    "{vkey}",
+                    "--go-sum",
+                    "{dir}/tamper-sumdb-on.true.go.sum",
+                ],
+                findings: &[
+                    "plaintext-module-fetch example.test/Hello@v1.1.0",
+                    "plaintext-module-fetch example.test/Util@v0.2.0",
+                    "plaintext-sumdb -",
+                    "checksum-mismatch example.test/Hello@v1.1.0",
+                    "checksum-mismatch example.test/Util@v0.2.0",
+                ],
+            },
+        ],
+    },
+    Expect {
+        name: "tamper-sumdb-off",
+        args: &[],
+        modules: &["example.test/Hello@v1.1.0", "example.test/Util@v0.2.0"],
+        findings: &[
+            "plaintext-module-fetch example.test/Hello@v1.1.0",
+            "plaintext-module-fetch example.test/Util@v0.2.0",
+            "no-checksum-verification example.test/Hello@v1.1.0",
+            "no-checksum-verification example.test/Util@v0.2.0",
+        ],
+        tls_ports: &[],
+        variants: &[Variant {
+            args: &["--go-sum", "{dir}/tamper-sumdb-off.true.go.sum"],
+            findings: &[
+                "plaintext-module-fetch example.test/Hello@v1.1.0",
+                "plaintext-module-fetch example.test/Util@v0.2.0",
+                "checksum-mismatch example.test/Hello@v1.1.0",
+                "checksum-mismatch example.test/Util@v0.2.0",
+            ],
+        }],
+    },
+    Expect {
+        name: "mirrors-disagree",
+        args: &[],
+        modules: &["example.test/Hello@v1.1.0", "example.test/Util@v0.2.0"],
+        findings: &[
+            "plaintext-module-fetch example.test/Hello@v1.1.0",
+            "plaintext-module-fetch example.test/Util@v0.2.0",
+            "plaintext-module-fetch example.test/Hello@v1.1.0",
+            "plaintext-module-fetch example.test/Util@v0.2.0",
+            "mirror-inconsistency example.test/Hello@v1.1.0",
+            "mirror-inconsistency example.test/Hello@v1.1.0",
+            "mirror-inconsistency example.test/Util@v0.2.0",
+            "checksum-mismatch example.test/Hello@v1.1.0",
+            "no-checksum-verification example.test/Hello@v1.1.0",
+            "no-checksum-verification example.test/Util@v0.2.0",
+        ],
+        tls_ports: &[],
+        variants: &[Variant {
+            args: &["--go-sum", "{dir}/mirrors-disagree.true.go.sum"],
+            findings: &[
+                "plaintext-module-fetch example.test/Hello@v1.1.0",
+                "plaintext-module-fetch example.test/Util@v0.2.0",
+                "plaintext-module-fetch example.test/Hello@v1.1.0",
+                "plaintext-module-fetch example.test/Util@v0.2.0",
+                "mirror-inconsistency example.test/Hello@v1.1.0",
+                "mirror-inconsistency example.test/Hello@v1.1.0",
+                "mirror-inconsistency example.test/Util@v0.2.0",
+                "checksum-mismatch example.test/Hello@v1.1.0",
+            ],
         }],
     },
 ];
@@ -419,7 +565,20 @@ pub fn check_capture(dir: &Path, e: &Expect) {
         .map(|x| dir.join(format!("{}.{x}", e.name)))
         .find(|p| p.exists())
         .unwrap_or_else(|| panic!("{}: no capture in {}", e.name, dir.display()));
-    let j = analyze_json(&pcap, &[]);
+    let fill = |args: &[&str]| -> Vec<String> {
+        let vkey = std::fs::read_to_string(dir.join("lab-sumdb.vkey")).unwrap_or_default();
+        args.iter()
+            .map(|a| {
+                a.replace("{dir}", dir.to_str().unwrap())
+                    .replace("{vkey}", vkey.trim())
+            })
+            .collect()
+    };
+    let main_args = fill(e.args);
+    let j = analyze_json(
+        &pcap,
+        &main_args.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
     let exchanges = j["exchanges"].as_array().unwrap();
 
     // 1. Each request the lab logged outside TLS is in the capture's exchanges.
@@ -485,11 +644,7 @@ pub fn check_capture(dir: &Path, e: &Expect) {
     // 3. Findings, exactly, with no options and with each variant's.
     assert_findings(&j, e.findings, &format!("{} (no options)", e.name));
     for v in e.variants {
-        let args: Vec<String> = v
-            .args
-            .iter()
-            .map(|a| a.replace("{dir}", dir.to_str().unwrap()))
-            .collect();
+        let args = fill(v.args);
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let j = analyze_json(&pcap, &args);
         assert_findings(&j, v.findings, &format!("{} {}", e.name, v.args.join(" ")));

@@ -201,7 +201,10 @@ impl BodySink {
 
     /// Decoded bytes past the keep limit since the last call (empty unless `with_overflow`).
     pub(crate) fn take_overflow(&mut self) -> Vec<u8> {
-        self.overflow.as_mut().map(std::mem::take).unwrap_or_default()
+        self.overflow
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
     }
 
     /// A sink for a body with the given content codings (outermost last, `identity` removed).
@@ -254,7 +257,12 @@ impl BodySink {
         match &mut self.mode {
             Mode::Discard | Mode::Stopped => None,
             Mode::Identity => {
-                let passed = keep(&mut self.body.data, data, self.max_kept, self.overflow.as_mut());
+                let passed = keep(
+                    &mut self.body.data,
+                    data,
+                    self.max_kept,
+                    self.overflow.as_mut(),
+                );
                 self.body.overflow = self.body.overflow.saturating_add(passed);
                 self.body.len = self.body.len.saturating_add(n);
                 None

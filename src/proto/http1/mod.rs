@@ -1336,7 +1336,10 @@ impl Http1Conn {
         });
         let overflow = f.sink.take_overflow();
         if !overflow.is_empty() {
-            out.push(HttpEvent::BodyOverflow { flow: self.flow, data: overflow });
+            out.push(HttpEvent::BodyOverflow {
+                flow: self.flow,
+                data: overflow,
+            });
         }
         if let Some(n) = note {
             self.sink_anomaly(out, ts, n);
@@ -1451,7 +1454,10 @@ impl Http1Conn {
         let (body, note) = sink.finish(complete);
         let overflow = sink.take_overflow();
         if !overflow.is_empty() {
-            out.push(HttpEvent::BodyOverflow { flow: self.flow, data: overflow });
+            out.push(HttpEvent::BodyOverflow {
+                flow: self.flow,
+                data: overflow,
+            });
         }
         if let Some(n) = note {
             self.sink_anomaly(out, end_ts, n);

@@ -994,13 +994,27 @@ fn mutated_transcripts_never_panic() {
 /// gzip-decoded too), so the caller can spill it: kept bytes + overflow = the whole body.
 #[test]
 fn overflow_events_carry_the_rest_of_a_large_body() {
-    let limits = HttpLimits { max_body_kept: 16, overflow_events: true, ..HttpLimits::default() };
+    let limits = HttpLimits {
+        max_body_kept: 16,
+        overflow_events: true,
+        ..HttpLimits::default()
+    };
     let body: Vec<u8> = (0..5000u32).map(|i| (i * 7 % 251) as u8).collect();
-    for (encoding, wire) in [("", body.clone()), ("Content-Encoding: gzip\r\n", gzip(&body))] {
+    for (encoding, wire) in [
+        ("", body.clone()),
+        ("Content-Encoding: gzip\r\n", gzip(&body)),
+    ] {
         let mut conn = Http1Conn::new(1, limits.clone());
         let mut out = Vec::new();
-        conn.on_data(Dir::ToServer, Ts(1), 1, b"GET /x.zip HTTP/1.1\r\nHost: h\r\n\r\n", &mut out);
-        let mut resp = format!("HTTP/1.1 200 OK\r\n{encoding}Transfer-Encoding: chunked\r\n\r\n").into_bytes();
+        conn.on_data(
+            Dir::ToServer,
+            Ts(1),
+            1,
+            b"GET /x.zip HTTP/1.1\r\nHost: h\r\n\r\n",
+            &mut out,
+        );
+        let mut resp =
+            format!("HTTP/1.1 200 OK\r\n{encoding}Transfer-Encoding: chunked\r\n\r\n").into_bytes();
         for c in wire.chunks(700) {
             resp.extend_from_slice(format!("{:x}\r\n", c.len()).as_bytes());
             resp.extend_from_slice(c);
