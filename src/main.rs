@@ -33,7 +33,10 @@ fn fail(msg: impl std::fmt::Display) -> i32 {
 
 /// The analysis configuration from the flags: trust anchors and the Go environment.
 fn config(a: &AnalyzeArgs) -> Result<Config, String> {
-    let mut cfg = Config::default();
+    let mut cfg = Config {
+        hash_zips: !a.no_zip_hashes,
+        ..Config::default()
+    };
     for f in &a.ca_file {
         cfg.tls
             .trust

@@ -39,6 +39,8 @@ pub struct Config {
     pub sumdb_keys: Vec<Verifier>,
     /// go.sum lines given with `--go-sum`, with their file.
     pub go_sum: Vec<(GoSumLine, String)>,
+    /// Compute the h1 of every module zip (`--no-zip-hashes` turns it off).
+    pub hash_zips: bool,
 }
 
 impl Default for Config {
@@ -55,6 +57,7 @@ impl Default for Config {
             tls: TlsPolicy::default(),
             sumdb_keys: vec![Verifier::go_sumdb()],
             go_sum: Vec::new(),
+            hash_zips: true,
         }
     }
 }
@@ -134,7 +137,8 @@ pub struct Analyzer {
 
 impl Analyzer {
     pub fn new(cfg: Config) -> Analyzer {
-        let integrity = Integrity::new(cfg.sumdb_keys.clone(), cfg.go_sum.clone());
+        let mut integrity = Integrity::new(cfg.sumdb_keys.clone(), cfg.go_sum.clone());
+        integrity.hash_zips = cfg.hash_zips;
         let mut detector = Detector::new();
         detector.set_go_sum(
             cfg.go_sum
