@@ -319,74 +319,11 @@ fn module_directive(go_mod: &[u8]) -> Option<String> {
     })
 }
 
-/// Go modules reference, "Module path escaping": each upper-case letter becomes `!` and its
-/// lower case (the case-insensitive file systems argument). Used for module paths and versions.
-pub fn escape_path(p: &str) -> String {
-    let mut out = String::with_capacity(p.len());
-    for c in p.chars() {
-        if c.is_ascii_uppercase() {
-            out.push('!');
-            out.push(c.to_ascii_lowercase());
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
-/// Inverse of [`escape_path`]; `None` for what golang.org/x/mod/module.UnescapePath rejects:
-/// a bare upper-case letter, or `!` not followed by a lower-case letter.
-pub fn unescape_path(e: &str) -> Option<String> {
-    let mut out = String::with_capacity(e.len());
-    let mut bang = false;
-    for c in e.chars() {
-        if bang {
-            if !c.is_ascii_lowercase() {
-                return None;
-            }
-            out.push(c.to_ascii_uppercase());
-            bang = false;
-        } else if c == '!' {
-            bang = true;
-        } else if c.is_ascii_uppercase() {
-            return None;
-        } else {
-            out.push(c);
-        }
-    }
-    if bang {
-        return None;
-    }
-    Some(out)
-}
-
-/// RFC 3986 2.1 percent-decoding; `None` on a malformed escape or non-UTF-8 result.
-pub fn percent_decode(s: &str) -> Option<String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while let Some(&c) = b.get(i) {
-        if c == b'%' {
-            let hi = hex_val(*b.get(i + 1)?)?;
-            let lo = hex_val(*b.get(i + 2)?)?;
-            out.push(hi << 4 | lo);
-            i += 3;
-        } else {
-            out.push(c);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
-}
-
-fn hex_val(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        b'A'..=b'F' => Some(c - b'A' + 10),
-        _ => None,
-    }
-}
+// The lab decodes requests with the same escaping code the analyzer uses (Go modules
+// reference, "Module path escaping"; RFC 3986 2.1 percent-decoding).
+pub use crate::gomod::path::{
+    escape_bang as escape_path, percent_decode, unescape_bang as unescape_path,
+};
 
 /// Semantic version order for `vMAJOR.MINOR.PATCH[-pre][+build]` (semver.org 11): numeric
 /// core, a pre-release sorts before its release, identifiers compared numerically when both
