@@ -282,4 +282,23 @@ fn readme_documents_every_rule_and_starts_with_the_two_commands() {
         .find(|w| w.starts_with("captures/"))
         .unwrap();
     assert!(repo().join(capture).exists(), "{capture} is bundled");
+    // The newcomer's command passes: run it as written (the binary cargo would run).
+    let line = first_block
+        .lines()
+        .find(|l| l.contains("cargo run"))
+        .unwrap();
+    let args: Vec<&str> = line
+        .split(" -- ")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    let out = modtrace().args(&args).current_dir(repo()).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("proxy-fallback"));
 }
