@@ -92,6 +92,14 @@ pub fn write_text(r: &Report, w: &mut dyn Write, color: bool) -> io::Result<()> 
             None => m.module.clone(),
         };
         writeln!(w, "  {}", st.paint("1", &title))?;
+        if m.h1.is_some() || m.mod_h1.is_some() {
+            writeln!(
+                w,
+                "    zip {}  go.mod {}",
+                m.h1.as_deref().unwrap_or("-"),
+                m.mod_h1.as_deref().unwrap_or("-")
+            )?;
+        }
         for (i, h) in m.journey.iter().enumerate() {
             write_hop(w, &st, h, i, 4)?;
         }
