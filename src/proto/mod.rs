@@ -4,6 +4,7 @@
 
 pub mod dns;
 pub mod http1;
+pub mod http2;
 pub mod tls;
 
 use crate::flow::FlowId;

@@ -30,7 +30,7 @@ mod tests;
 use super::{Body, HttpEvent, HttpExchange, HttpLimits, HttpRequest, HttpResponse};
 use crate::flow::{Dir, FlowId};
 use crate::time::Ts;
-use body::{BodySink, SinkNote};
+pub(crate) use body::{BodySink, SinkNote};
 use parser::{Check, Framing, Scan, StartKind, MAX_CHUNK_LINE};
 use std::collections::VecDeque;
 
