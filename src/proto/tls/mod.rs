@@ -25,6 +25,9 @@
 use crate::flow::{Dir, FlowId};
 use crate::time::Ts;
 
+pub mod decrypt;
+pub mod keylog;
+pub mod keys;
 pub mod parser;
 pub mod state;
 pub mod verify;
