@@ -211,6 +211,11 @@ pub struct Http2Conn {
     finished: bool,
 }
 
+/// The last packet seen in a direction.
+fn r_packet(readers: &[Reader; 2], dir: Dir) -> u64 {
+    readers.get(dir.index()).map_or(0, |r| r.last_packet)
+}
+
 fn anomaly(out: &mut Vec<HttpEvent>, flow: FlowId, ts: Ts, what: String) {
     out.push(HttpEvent::Anomaly { flow, ts, what });
 }
@@ -407,8 +412,9 @@ impl Http2Conn {
         if r.stopped {
             return;
         }
-        // A gap that ends inside the DATA content being read: the framing is known, only body
-        // bytes are missing.
+        // A gap that ends inside the DATA content being read (or exactly at its end): the
+        // framing is known, only body bytes are missing.
+        let mut in_data = None;
         if let ReadState::Frame(InFrame {
             hdr,
             remaining,
@@ -419,20 +425,40 @@ impl Http2Conn {
                 },
         }) = &mut r.state
         {
-            if len < u64::from(*remaining) && len <= u64::from(*data_left) {
+            if len <= u64::from(*data_left) {
                 let n = u32::try_from(len).unwrap_or(u32::MAX);
                 *remaining = remaining.saturating_sub(n);
                 *data_left = data_left.saturating_sub(n);
-                let stream = hdr.stream;
-                self.data_gap(dir, stream, len);
-                anomaly(
-                    out,
-                    self.flow,
-                    ts,
-                    format!("{len} bytes missing inside a DATA frame of stream {stream} ({}); its body is incomplete", dir_name(dir)),
-                );
-                return;
+                in_data = Some((hdr.stream, *remaining == 0));
             }
+        }
+        if let Some((stream, frame_done)) = in_data {
+            self.data_gap(dir, stream, len);
+            anomaly(
+                out,
+                self.flow,
+                ts,
+                format!(
+                    "{len} bytes missing inside a DATA frame of stream {stream} ({}); its body is incomplete",
+                    dir_name(dir)
+                ),
+            );
+            if frame_done {
+                let packet = r_packet(&self.readers, dir);
+                let state = self.readers.get_mut(i).map(|r| {
+                    std::mem::replace(
+                        &mut r.state,
+                        ReadState::Header {
+                            buf: [0; FRAME_HEADER_LEN],
+                            have: 0,
+                        },
+                    )
+                });
+                if let Some(ReadState::Frame(f)) = state {
+                    self.on_frame(dir, f, ts, packet, out);
+                }
+            }
+            return;
         }
         self.stop(
             dir,
@@ -725,7 +751,8 @@ impl Http2Conn {
                     return;
                 }
                 Payload::Buffer {
-                    buf: Vec::with_capacity(len),
+                    // Grown as bytes come, not sized by the (claimed) length.
+                    buf: Vec::new(),
                     cap: len,
                     truncated: false,
                 }
@@ -734,7 +761,7 @@ impl Http2Conn {
             _ => {
                 let cap = len.min(self.h2.max_control_payload);
                 Payload::Buffer {
-                    buf: Vec::with_capacity(cap),
+                    buf: Vec::new(),
                     cap,
                     truncated: false,
                 }
