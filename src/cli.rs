@@ -1,5 +1,9 @@
 //! Command-line definitions. Each flag is defined once, with a one-line help and a longer one.
 
+use crate::gomod::goenv::{GoEnv, SumDb};
+use crate::gomod::note::Verifier;
+use crate::gomod::sumdb::{parse_go_sum, GoSumLimits};
+use crate::pipeline::Config;
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
@@ -29,12 +33,19 @@ or input error. A capture that is cut short is analysed as far as it goes, with 
         after_help = "Examples:\n  modtrace analyze captures/plaintext-proxy.pcap\n  tcpdump -i any -w build.pcapng & go mod download; kill %1; modtrace analyze build.pcapng --fail-on high"
     )]
     Analyze(AnalyzeArgs),
-    /// Live capture (needs the `live` feature)
-    #[command(disable_help_flag = true)]
-    Capture {
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
-        args: Vec<String>,
-    },
+    /// Capture live (needs root or cap_net_raw; built with the `live` feature) and stream
+    /// exchanges, module journeys and findings as they happen
+    #[command(
+        long_about = "Capture live with libpcap and stream every HTTP exchange, module journey \
+update and finding as it completes; Ctrl-C (or SIGTERM) stops, prints the summary and exits \
+like analyze (0, or 1 when a finding at or above --fail-on was seen; 2 on an error).\n\n\
+Needs the rights to capture: run it with sudo (it drops to the calling user, or --user, or \
+nobody, right after opening the capture and the -w file), or give the binary the capabilities \
+once: sudo setcap cap_net_raw,cap_net_admin=eip $(command -v modtrace). Built without the \
+`live` feature (the default build) this command only says how to get it.",
+        after_help = "Examples:\n  sudo modtrace capture\n  sudo modtrace capture -i lo --process go -w build.pcapng\n  sudo modtrace capture --no-tui --format jsonl > events.jsonl"
+    )]
+    Capture(CaptureArgs),
     /// Loopback lab servers used to record captures (see captures/README.md)
     #[command(disable_help_flag = true)]
     Lab {
@@ -51,9 +62,8 @@ pub struct AnalyzeArgs {
     /// Output format
     #[arg(long, short = 'F', value_enum, default_value_t = Format::Text)]
     pub format: Format,
-    /// Exit 1 when a finding at or above this severity is found
-    #[arg(long, value_enum, default_value_t = FailOn::High, value_name = "SEVERITY")]
-    pub fail_on: FailOn,
+    #[command(flatten)]
+    pub opts: AnalysisOptions,
     /// Write the report to FILE instead of standard output
     #[arg(long, short = 'o', value_name = "FILE")]
     pub output: Option<PathBuf>,
@@ -63,6 +73,21 @@ pub struct AnalyzeArgs {
     /// Do not show a progress bar (it is shown only when stderr is a terminal)
     #[arg(long)]
     pub no_progress: bool,
+    /// Do not hash module zips (faster triage of zip-heavy captures; no zip h1, so no
+    /// checksum-mismatch or mirror-inconsistency for zips)
+    #[arg(
+        long,
+        long_help = "Do not compute the h1: hash of module zips. Hashing inflates every file of every zip and dominates the run time on zip-heavy captures (about 8x on the bulk benchmark); without it modules have no `h1` and zips give no checksum-mismatch or mirror-inconsistency. .mod files, .info files and the checksum database are still checked."
+    )]
+    pub no_zip_hashes: bool,
+}
+
+/// The options of the analysis itself, shared by `analyze` and `capture`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct AnalysisOptions {
+    /// Exit 1 when a finding at or above this severity is found
+    #[arg(long, value_enum, default_value_t = FailOn::High, value_name = "SEVERITY")]
+    pub fail_on: FailOn,
     /// Also trust the CA certificates in this PEM file (repeatable)
     #[arg(long, value_name = "PEM")]
     pub ca_file: Vec<PathBuf>,
@@ -84,13 +109,111 @@ pub struct AnalyzeArgs {
     /// A go.sum or go.work.sum file: its hashes are what downloads must match (repeatable)
     #[arg(long, value_name = "FILE")]
     pub go_sum: Vec<PathBuf>,
-    /// Do not hash module zips (faster triage of zip-heavy captures; no zip h1, so no
-    /// checksum-mismatch or mirror-inconsistency for zips)
+}
+
+impl AnalysisOptions {
+    /// The analysis configuration from the flags: trust anchors, the Go environment, checksum
+    /// database keys and go.sum files. Reads the files named (and runs `go env -json` for
+    /// `--go-env auto`).
+    pub fn config(&self) -> Result<Config, String> {
+        let a = self;
+        let mut cfg = Config::default();
+        for f in &a.ca_file {
+            cfg.tls
+                .trust
+                .add_pem_file(f)
+                .map_err(|e| format!("--ca-file {}: {e}", f.display()))?;
+        }
+        if a.system_roots {
+            cfg.tls
+                .trust
+                .add_system_roots()
+                .map_err(|e| format!("--system-roots: {e}"))?;
+        }
+        if let Some(src) = &a.go_env {
+            let text = if src == "auto" {
+                let out = std::process::Command::new("go")
+                    .args(["env", "-json"])
+                    .output()
+                    .map_err(|e| format!("--go-env auto: running `go env -json`: {e}"))?;
+                if !out.status.success() {
+                    return Err(format!(
+                        "--go-env auto: `go env -json` failed: {}",
+                        String::from_utf8_lossy(&out.stderr).trim()
+                    ));
+                }
+                String::from_utf8_lossy(&out.stdout).into_owned()
+            } else {
+                std::fs::read_to_string(src).map_err(|e| format!("--go-env {src}: {e}"))?
+            };
+            let env = GoEnv::parse(&text).map_err(|e| format!("--go-env {src}: {e}"))?;
+            cfg.tls.go_hosts = env.trusted_hosts();
+            if let SumDb::On { key: Some(k), .. } = env.gosumdb() {
+                let v =
+                    Verifier::parse(&k).map_err(|e| format!("--go-env {src}: GOSUMDB key: {e}"))?;
+                cfg.sumdb_keys.push(v);
+            }
+        }
+        for k in &a.sumdb_key {
+            let v = Verifier::parse(k).map_err(|e| format!("--sumdb-key {k}: {e}"))?;
+            cfg.sumdb_keys.push(v);
+        }
+        // One verifier per name and key hash (the same key from GOSUMDB and a flag is fine).
+        let mut seen = std::collections::HashSet::new();
+        cfg.sumdb_keys
+            .retain(|v| seen.insert((v.name.clone(), v.key_hash)));
+        for f in &a.go_sum {
+            let data = std::fs::read(f).map_err(|e| format!("--go-sum {}: {e}", f.display()))?;
+            let sum = parse_go_sum(&data, &GoSumLimits::default());
+            if sum.lines.is_empty() && !data.is_empty() {
+                return Err(format!("--go-sum {}: no go.sum lines in it", f.display()));
+            }
+            let name = f.display().to_string();
+            cfg.go_sum
+                .extend(sum.lines.into_iter().map(|l| (l, name.clone())));
+        }
+        Ok(cfg)
+    }
+}
+
+#[derive(clap::Args, Debug)]
+pub struct CaptureArgs {
+    /// Interface to capture on (`any`: all interfaces, Linux)
+    #[arg(long, short = 'i', default_value = "any", value_name = "IFACE|any")]
+    pub interface: String,
+    /// Capture filter (BPF, as tcpdump takes it); the default keeps TCP on any port (mirrors
+    /// listen anywhere) and DNS
     #[arg(
         long,
-        long_help = "Do not compute the h1: hash of module zips. Hashing inflates every file of every zip and dominates the run time on zip-heavy captures (about 8x on the bulk benchmark); without it modules have no `h1` and zips give no checksum-mismatch or mirror-inconsistency. .mod files, .info files and the checksum database are still checked."
+        short = 'f',
+        default_value = "tcp or port 53",
+        value_name = "BPF"
     )]
-    pub no_zip_hashes: bool,
+    pub filter: String,
+    /// Also write every captured packet to FILE as pcapng, as it arrives
+    #[arg(long, short = 'w', value_name = "FILE.pcapng")]
+    pub write: Option<PathBuf>,
+    /// Bytes kept per packet (0: the whole packet, 262144)
+    #[arg(long, short = 's', default_value_t = 262_144, value_name = "SNAPLEN")]
+    pub snaplen: u32,
+    /// Stream text or JSON Lines instead of opening the TUI
+    #[arg(long)]
+    pub no_tui: bool,
+    /// Format of the event stream on standard output
+    #[arg(long, short = 'F', value_enum, default_value_t = StreamFormat::Text)]
+    pub format: StreamFormat,
+    /// TLS key log (NSS format) to embed in the -w file as a Decryption Secrets Block when the
+    /// capture stops
+    #[arg(long, value_name = "FILE")]
+    pub keylog: Option<PathBuf>,
+    /// User to run as once the capture is open (default: the user who ran sudo, else nobody)
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
+    /// Keep only the connections of processes named NAME and of their children (Linux)
+    #[arg(long, value_name = "NAME")]
+    pub process: Option<String>,
+    #[command(flatten)]
+    pub opts: AnalysisOptions,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
@@ -102,6 +225,14 @@ pub enum Format {
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum StreamFormat {
+    /// One line per exchange and finding as they complete, then the text report
+    Text,
+    /// One JSON object per line: `exchange`, `journey`, `finding`, `tls`, then `summary`
+    Jsonl,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
 pub enum FailOn {
     Critical,
     High,
@@ -110,6 +241,21 @@ pub enum FailOn {
     Info,
     /// Always exit 0 after a successful analysis
     Never,
+}
+
+impl FailOn {
+    /// The lowest severity that makes the exit status 1; None for `never`.
+    pub fn threshold(self) -> Option<crate::detect::Severity> {
+        use crate::detect::Severity;
+        match self {
+            FailOn::Never => None,
+            FailOn::Critical => Some(Severity::Critical),
+            FailOn::High => Some(Severity::High),
+            FailOn::Medium => Some(Severity::Medium),
+            FailOn::Low => Some(Severity::Low),
+            FailOn::Info => Some(Severity::Info),
+        }
+    }
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]

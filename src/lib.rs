@@ -5,6 +5,8 @@
 //! Only `source` (and `lab`) touch files or sockets; nothing from `decode` to `detect` reads a
 //! clock: time is the packet's timestamp.
 
+#[cfg(feature = "live")]
+pub mod capture;
 pub mod cli;
 pub mod decode;
 pub mod detect;
@@ -12,6 +14,7 @@ pub mod flow;
 pub mod gomod;
 pub mod lab;
 pub mod pipeline;
+pub mod proc;
 pub mod proto;
 pub mod report;
 pub mod source;

@@ -1,10 +1,6 @@
 use clap::Parser;
-use modtrace::cli::{AnalyzeArgs, Cli, Color, Command, FailOn, Format};
-use modtrace::detect::Severity;
-use modtrace::gomod::goenv::{GoEnv, SumDb};
-use modtrace::gomod::note::Verifier;
-use modtrace::gomod::sumdb::{parse_go_sum, GoSumLimits};
-use modtrace::pipeline::{Analyzer, Config};
+use modtrace::cli::{AnalyzeArgs, Cli, Color, Command, Format};
+use modtrace::pipeline::Analyzer;
 use modtrace::report::{write_text, Report};
 use modtrace::source::MergedSource;
 use std::io::{IsTerminal, Write};
@@ -15,7 +11,10 @@ fn main() -> ExitCode {
     let code = match cli.command {
         Command::Analyze(a) => analyze(&a),
         Command::Lab { args } => modtrace::lab::cli(&args),
-        Command::Capture { .. } => {
+        #[cfg(feature = "live")]
+        Command::Capture(c) => modtrace::capture::run(&c),
+        #[cfg(not(feature = "live"))]
+        Command::Capture(_) => {
             eprintln!(
                 "modtrace: capture: this build has no live capture; rebuild with the `live` feature \
 (needs libpcap-dev): cargo install --path . --features live"
@@ -29,68 +28,6 @@ fn main() -> ExitCode {
 fn fail(msg: impl std::fmt::Display) -> i32 {
     eprintln!("modtrace: {msg}");
     2
-}
-
-/// The analysis configuration from the flags: trust anchors and the Go environment.
-fn config(a: &AnalyzeArgs) -> Result<Config, String> {
-    let mut cfg = Config {
-        hash_zips: !a.no_zip_hashes,
-        ..Config::default()
-    };
-    for f in &a.ca_file {
-        cfg.tls
-            .trust
-            .add_pem_file(f)
-            .map_err(|e| format!("--ca-file {}: {e}", f.display()))?;
-    }
-    if a.system_roots {
-        cfg.tls
-            .trust
-            .add_system_roots()
-            .map_err(|e| format!("--system-roots: {e}"))?;
-    }
-    if let Some(src) = &a.go_env {
-        let text = if src == "auto" {
-            let out = std::process::Command::new("go")
-                .args(["env", "-json"])
-                .output()
-                .map_err(|e| format!("--go-env auto: running `go env -json`: {e}"))?;
-            if !out.status.success() {
-                return Err(format!(
-                    "--go-env auto: `go env -json` failed: {}",
-                    String::from_utf8_lossy(&out.stderr).trim()
-                ));
-            }
-            String::from_utf8_lossy(&out.stdout).into_owned()
-        } else {
-            std::fs::read_to_string(src).map_err(|e| format!("--go-env {src}: {e}"))?
-        };
-        let env = GoEnv::parse(&text).map_err(|e| format!("--go-env {src}: {e}"))?;
-        cfg.tls.go_hosts = env.trusted_hosts();
-        if let SumDb::On { key: Some(k), .. } = env.gosumdb() {
-            let v = Verifier::parse(&k).map_err(|e| format!("--go-env {src}: GOSUMDB key: {e}"))?;
-            cfg.sumdb_keys.push(v);
-        }
-    }
-    for k in &a.sumdb_key {
-        let v = Verifier::parse(k).map_err(|e| format!("--sumdb-key {k}: {e}"))?;
-        cfg.sumdb_keys.push(v);
-    }
-    // One verifier per name and key hash (the same key from GOSUMDB and a flag is fine).
-    let mut seen = std::collections::HashSet::new();
-    cfg.sumdb_keys
-        .retain(|v| seen.insert((v.name.clone(), v.key_hash)));
-    for f in &a.go_sum {
-        let data = std::fs::read(f).map_err(|e| format!("--go-sum {}: {e}", f.display()))?;
-        let sum = parse_go_sum(&data, &GoSumLimits::default());
-        if sum.lines.is_empty() && !data.is_empty() {
-            return Err(format!("--go-sum {}: no go.sum lines in it", f.display()));
-        }
-        let name = f.display().to_string();
-        cfg.go_sum
-            .extend(sum.lines.into_iter().map(|l| (l, name.clone())));
-    }
-    Ok(cfg)
 }
 
 fn analyze(a: &AnalyzeArgs) -> i32 {
@@ -121,10 +58,11 @@ fn analyze(a: &AnalyzeArgs) -> i32 {
             pb
         });
 
-    let cfg = match config(a) {
+    let mut cfg = match a.opts.config() {
         Ok(c) => c,
         Err(e) => return fail(e),
     };
+    cfg.hash_zips = !a.no_zip_hashes;
     let mut an = Analyzer::new(cfg);
     an.keep_exchanges(a.format == Format::Json);
     let mut n: u64 = 0;
@@ -192,15 +130,7 @@ fn analyze(a: &AnalyzeArgs) -> i32 {
         }
         return fail(format_args!("writing the report: {e}"));
     }
-    let threshold = match a.fail_on {
-        FailOn::Never => None,
-        FailOn::Critical => Some(Severity::Critical),
-        FailOn::High => Some(Severity::High),
-        FailOn::Medium => Some(Severity::Medium),
-        FailOn::Low => Some(Severity::Low),
-        FailOn::Info => Some(Severity::Info),
-    };
-    match threshold {
+    match a.opts.fail_on.threshold() {
         Some(t) if report.findings.iter().any(|f| f.severity >= t) => 1,
         _ => 0,
     }

@@ -28,7 +28,26 @@ pub enum Event {
     Tls(Box<TlsRecord>),
     /// A finding was raised or gained evidence (index into the detector's findings).
     Finding(usize),
+    /// A module journey gained a hop (index into [`Analyzer::journeys`]).
+    Journey(usize),
 }
+
+/// Who owns a new TCP connection, as a live source can tell (process attribution), and
+/// whether to analyse it at all (`capture --process`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FlowOwner {
+    /// The owning process's name, e.g. `go`.
+    pub process: Option<String>,
+    /// False: the flow's bytes are not parsed (it belongs to a process not asked for).
+    pub keep: bool,
+}
+
+/// Called once per new TCP flow, when the flow table first sees it.
+pub type FlowOwnerLookup = Box<dyn FnMut(&FlowInfo) -> FlowOwner>;
+
+/// Bound on remembered flow owners (flow id -> process, for findings whose evidence names flows
+/// that have closed); the oldest are forgotten first.
+const MAX_FLOW_OWNERS: usize = 65_536;
 
 pub struct Config {
     pub flow: Limits,
@@ -91,6 +110,7 @@ enum Conn {
 struct FlowCtx {
     info: FlowInfo,
     conn: Conn,
+    process: Option<String>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -133,6 +153,10 @@ pub struct Analyzer {
     flow_events: Vec<FlowEvent>,
     http_events: Vec<HttpEvent>,
     events: Vec<Event>,
+    owner_lookup: Option<FlowOwnerLookup>,
+    /// Flow id -> owning process, for findings (bounded by MAX_FLOW_OWNERS).
+    flow_owners: HashMap<FlowId, String>,
+    flow_owner_order: VecDeque<FlowId>,
 }
 
 impl Analyzer {
@@ -166,6 +190,59 @@ impl Analyzer {
             flow_events: Vec::new(),
             http_events: Vec::new(),
             events: Vec::new(),
+            owner_lookup: None,
+            flow_owners: HashMap::new(),
+            flow_owner_order: VecDeque::new(),
+        }
+    }
+
+    /// Live capture: asks `lookup` who owns each new TCP flow. The answer fills the `process`
+    /// of exchanges, journeys and findings; flows it does not keep are counted, not parsed.
+    pub fn set_flow_owner_lookup(&mut self, lookup: FlowOwnerLookup) {
+        self.owner_lookup = Some(lookup);
+    }
+
+    /// Live capture: the kernel has dropped `dropped` of `received` packets so far (pcap
+    /// statistics). Raises or updates the capture-drops finding; no-op for 0.
+    pub fn on_capture_drops(&mut self, dropped: u64, received: u64) {
+        if dropped == 0 {
+            return;
+        }
+        let ts = self.stats.last.unwrap_or_default();
+        self.detector
+            .on_capture_drops(dropped, received, self.stats.packets, ts);
+        self.push_touched_findings();
+    }
+
+    /// Finding events for what the detector changed, with their processes filled in.
+    fn push_touched_findings(&mut self) {
+        for i in self.detector.take_touched() {
+            if !self.flow_owners.is_empty() {
+                let process = self.detector.findings().get(i).and_then(|f| {
+                    let mut names: Vec<&str> = Vec::new();
+                    for flow in &f.evidence.flows {
+                        if let Some(p) = self.flow_owners.get(flow) {
+                            if !names.contains(&p.as_str()) {
+                                names.push(p);
+                            }
+                        }
+                    }
+                    (!names.is_empty()).then(|| names.join(", "))
+                });
+                self.detector.set_process(i, process);
+            }
+            self.events.push(Event::Finding(i));
+        }
+    }
+
+    fn remember_owner(&mut self, flow: FlowId, process: &str) {
+        if self.flow_owners.insert(flow, process.to_string()).is_none() {
+            self.flow_owner_order.push_back(flow);
+            if self.flow_owner_order.len() > MAX_FLOW_OWNERS {
+                if let Some(old) = self.flow_owner_order.pop_front() {
+                    self.flow_owners.remove(&old);
+                }
+            }
         }
     }
 
@@ -230,9 +307,7 @@ impl Analyzer {
         self.flows.finish(ts, &mut fe);
         self.on_flow_events(&mut fe);
         self.detector.finish();
-        for i in self.detector.take_touched() {
-            self.events.push(Event::Finding(i));
-        }
+        self.push_touched_findings();
     }
 
     /// The final state, for reports.
@@ -286,11 +361,21 @@ impl Analyzer {
         for ev in fe.drain(..) {
             match ev {
                 FlowEvent::Opened(info) => {
+                    let owner = self.owner_lookup.as_mut().map(|f| f(&info));
+                    let (process, keep) = match owner {
+                        Some(o) => (o.process, o.keep),
+                        None => (None, true),
+                    };
+                    if let Some(p) = &process {
+                        self.remember_owner(info.id, p);
+                    }
                     self.ctx.insert(
                         info.id,
                         FlowCtx {
                             info,
-                            conn: Conn::Unknown,
+                            // A flow of a process not asked for: its bytes are not parsed.
+                            conn: if keep { Conn::Unknown } else { Conn::Opaque },
+                            process,
                         },
                     );
                 }
@@ -398,9 +483,7 @@ impl Analyzer {
             self.on_http_events(&mut he);
         }
         self.http_events = he;
-        for i in self.detector.take_touched() {
-            self.events.push(Event::Finding(i));
-        }
+        self.push_touched_findings();
     }
 
     fn on_end(
@@ -443,7 +526,11 @@ impl Analyzer {
         for ev in he.drain(..) {
             match ev {
                 HttpEvent::Exchange(mut x) => {
-                    let Some(info) = self.ctx.get(&x.flow).map(|c| c.info.clone()) else {
+                    let Some((info, process)) = self
+                        .ctx
+                        .get(&x.flow)
+                        .map(|c| (c.info.clone(), c.process.clone()))
+                    else {
                         continue;
                     };
                     // The body: what the parser kept, then the spilled tail when it overflowed.
@@ -459,8 +546,14 @@ impl Analyzer {
                         (std::mem::take(&mut r.body.data), whole)
                     });
                     let mut ex = self.exchange_record(&info, x);
+                    ex.process = process;
                     self.stats.exchanges += 1;
                     let outcome = self.tracker.on_exchange(&mut ex);
+                    if let Some(ji) = outcome.journey {
+                        if let Some(p) = &ex.process {
+                            self.tracker.note_process(ji, p);
+                        }
+                    }
                     let mut found = Vec::new();
                     if let Some((head, true)) = &body {
                         let mut spill = spill.unwrap_or_default();
@@ -475,6 +568,9 @@ impl Analyzer {
                         self.detector.on_integrity(ev, &ex);
                     }
                     self.events.push(Event::Exchange(Box::new(ex.clone())));
+                    if let Some(ji) = outcome.journey {
+                        self.events.push(Event::Journey(ji));
+                    }
                     if self.keep_exchanges {
                         self.exchanges.push(ex);
                     }
@@ -557,6 +653,7 @@ impl Analyzer {
             complete: resp.is_some_and(|r| r.body.complete && !r.body.decode_error),
             h1: None,
             sha256: None,
+            process: None,
             end,
         }
     }

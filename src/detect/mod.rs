@@ -55,6 +55,9 @@ pub struct Finding {
     pub module: Option<String>,
     pub version: Option<String>,
     pub evidence: Evidence,
+    /// The local processes that owned the connections in the evidence (live capture on
+    /// Linux), comma-separated, e.g. `go`; null when unknown (always, for files).
+    pub process: Option<String>,
 }
 
 /// A zip download waiting for the end of the capture to see whether any lookup covered it.
@@ -167,6 +170,7 @@ impl Detector {
             module,
             version,
             evidence: evidence(ev_ex),
+            process: None,
         });
         self.touched.push(self.findings.len() - 1);
     }
@@ -196,7 +200,8 @@ impl Detector {
                 module: ex.module.clone(),
                 version: ex.version.clone(),
                 evidence: Evidence::of(ex),
-            });
+            process: None,
+});
         }
         if plain && ex.op.is_sumdb() {
             let key = format!("psd|{}", ex.base);
@@ -210,6 +215,7 @@ impl Detector {
                 module: None,
                 version: None,
                 evidence: Evidence::of(ex),
+                process: None,
             });
         }
         if let Some(c) = &ex.credential {
@@ -237,7 +243,8 @@ impl Detector {
                     module: None,
                     version: None,
                     evidence: Evidence::of(ex),
-                });
+                process: None,
+});
             }
         }
         if plain && !self.failed_https.is_empty() {
@@ -269,6 +276,7 @@ impl Detector {
                             packet: failed.packet,
                             time: failed.time,
                         },
+                        process: None,
                     });
                 }
             }
@@ -303,7 +311,8 @@ impl Detector {
                 module: ex.module.clone(),
                 version: ex.version.clone(),
                 evidence: Evidence { exchanges: vec![from, ex.id], flows: vec![ex.flow], packet: ex.packet, time: ex.start },
-            });
+            process: None,
+});
         }
         if let Some(ci) = t.chain {
             let chain = tracker.chain(ci);
@@ -319,6 +328,7 @@ impl Detector {
                     module: chain.module.clone(),
                     version: chain.version.clone(),
                     evidence: Evidence::of(ex),
+                    process: None,
                 });
             }
             if chain.redirects >= 10 {
@@ -333,7 +343,8 @@ impl Detector {
                     module: chain.module.clone(),
                     version: chain.version.clone(),
                     evidence: Evidence::of(ex),
-                });
+                process: None,
+});
             }
             if let Some(loc) = ex.location.as_deref() {
                 if ex.url.starts_with("https://") && loc.starts_with("http://") {
@@ -348,6 +359,7 @@ impl Detector {
                         module: ex.module.clone(),
                         version: ex.version.clone(),
                         evidence: Evidence::of(ex),
+                        process: None,
                     });
                 }
             }
@@ -431,7 +443,8 @@ impl Detector {
                     module: None,
                     version: None,
                     evidence: ev,
-                }),
+                process: None,
+}),
                 Some(false) => self.raise_tls(format!("rej|{key}"), r, |ev| Finding {
                     rule: Rule::TlsRejected,
                     severity: Rule::TlsRejected.severity(),
@@ -444,7 +457,8 @@ impl Detector {
                     module: None,
                     version: None,
                     evidence: ev,
-                }),
+                process: None,
+}),
                 None => {}
             }
         }
@@ -460,7 +474,8 @@ impl Detector {
                     module: None,
                     version: None,
                     evidence: ev,
-                });
+                process: None,
+});
             }
         }
         if r.legacy() {
@@ -477,6 +492,7 @@ impl Detector {
                     module: None,
                     version: None,
                     evidence: ev,
+                    process: None,
                 }
             });
         }
@@ -528,9 +544,51 @@ impl Detector {
                 packet,
                 time: ts,
             },
+            process: None,
         });
         self.keys.insert(key, self.findings.len() - 1);
         self.touched.push(self.findings.len() - 1);
+    }
+
+    /// The kernel dropped packets during a live capture (pcap statistics): one finding, its
+    /// message updated as the count grows. `packet`/`ts` are those of the last packet read
+    /// when the drops were noticed.
+    pub fn on_capture_drops(&mut self, dropped: u64, received: u64, packet: u64, ts: Ts) {
+        let message = format!(
+            "the kernel dropped {dropped} of {received} packets before modtrace could read them: exchanges, journeys and findings may be missing or incomplete"
+        );
+        if let Some(&i) = self.keys.get("drops") {
+            if let Some(f) = self.findings.get_mut(i) {
+                if f.message != message {
+                    f.message = message;
+                    self.touched.push(i);
+                }
+            }
+            return;
+        }
+        self.findings.push(Finding {
+            rule: Rule::CaptureDrops,
+            severity: Rule::CaptureDrops.severity(),
+            message,
+            module: None,
+            version: None,
+            evidence: Evidence {
+                exchanges: Vec::new(),
+                flows: Vec::new(),
+                packet,
+                time: ts,
+            },
+            process: None,
+        });
+        self.keys.insert("drops".into(), self.findings.len() - 1);
+        self.touched.push(self.findings.len() - 1);
+    }
+
+    /// Sets the owning processes of finding `i` (live capture; see `Finding::process`).
+    pub fn set_process(&mut self, i: usize, process: Option<String>) {
+        if let Some(f) = self.findings.get_mut(i) {
+            f.process = process;
+        }
     }
 
     /// End of capture: rules that need to have seen everything.
@@ -546,7 +604,8 @@ impl Detector {
                 module: None,
                 version: None,
                 evidence: ev,
-            });
+            process: None,
+});
             self.touched.push(self.findings.len() - 1);
         }
         for z in std::mem::take(&mut self.zips) {
@@ -565,7 +624,8 @@ impl Detector {
                 module: Some(z.module),
                 version: Some(z.version),
                 evidence: z.evidence,
-            });
+            process: None,
+});
             self.touched.push(self.findings.len() - 1);
         }
     }

@@ -68,6 +68,7 @@ pub enum Rule {
     SumdbFork,
     SumdbProofMismatch,
     MirrorInconsistency,
+    CaptureDrops,
 }
 
 pub struct RuleText {
@@ -250,6 +251,14 @@ pub const RULES: &[RuleText] = &[
         meaning: "Two servers answered different bytes for the same .info, .mod, .zip or list of one module@version. A module version is immutable: one of them is stale, broken or tampered with.",
         fix: "Compare both copies (modtrace names the servers and the hashes); fix or remove the mirror that differs from the origin.",
     },
+    RuleText {
+        rule: Rule::CaptureDrops,
+        id: "capture-drops",
+        severity: Severity::Medium,
+        title: "The kernel dropped packets during the live capture",
+        meaning: "During `modtrace capture` the kernel dropped packets because modtrace did not read them fast enough (pcap statistics). TCP streams have gaps where they fell, so exchanges, module journeys and findings may be missing or incomplete: the analysis is not the whole story.",
+        fix: "Capture less: a narrower -f filter (e.g. the proxy's port), a smaller -s snaplen, --process go, or -i on the one interface the traffic uses; or analyse a -w file afterwards with modtrace analyze.",
+    },
 ];
 
 impl Rule {
@@ -296,6 +305,7 @@ mod tests {
             Rule::SumdbFork,
             Rule::SumdbProofMismatch,
             Rule::MirrorInconsistency,
+            Rule::CaptureDrops,
         ];
         assert_eq!(RULES.len(), all.len());
         for r in all {

@@ -51,6 +51,9 @@ pub struct Journey {
     /// h1: hash of the module zip (integrity checking, a later stage).
     pub h1: Option<String>,
     pub mod_h1: Option<String>,
+    /// The local processes whose connections made this journey's requests (live capture on
+    /// Linux), comma-separated in order of first appearance, e.g. `go`; null when unknown.
+    pub process: Option<String>,
 }
 
 /// A redirect chain: the exchanges it went through and the URLs they asked for.
@@ -192,6 +195,7 @@ impl Tracker {
                     journey: Vec::new(),
                     h1: None,
                     mod_h1: None,
+                    process: None,
                 });
                 self.by_key.insert(key, self.journeys.len() - 1);
                 self.journeys.len() - 1
@@ -260,6 +264,23 @@ impl Tracker {
                 j.mod_h1.get_or_insert_with(|| h1.clone());
             }
             _ => {}
+        }
+    }
+
+    /// Adds `process` to journey `ji`'s processes (live capture: the owner of an exchange's
+    /// connection); a name already listed is not repeated.
+    pub fn note_process(&mut self, ji: usize, process: &str) {
+        let Some(j) = self.journeys.get_mut(ji) else {
+            return;
+        };
+        match &mut j.process {
+            None => j.process = Some(process.to_string()),
+            Some(p) => {
+                if !p.split(", ").any(|n| n == process) {
+                    p.push_str(", ");
+                    p.push_str(process);
+                }
+            }
         }
     }
 
@@ -440,6 +461,7 @@ pub(crate) mod tests {
             complete: true,
             h1: None,
             sha256: None,
+            process: None,
             end: Ts(end_ms * 1_000_000),
         }
     }

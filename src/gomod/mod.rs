@@ -77,6 +77,9 @@ pub struct Exchange {
     pub h1: Option<String>,
     /// SHA-256 of the (decoded) body of a whole module file answered 200, hex.
     pub sha256: Option<String>,
+    /// The local process that owned the connection (live capture on Linux), e.g. `go`; null
+    /// when unknown (always, for files).
+    pub process: Option<String>,
     #[serde(skip)]
     pub end: Ts,
 }

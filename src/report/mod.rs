@@ -1,5 +1,6 @@
 //! Report sinks. The JSON report's names are documented in docs/report.md and kept stable.
 
+pub mod jsonl;
 mod text;
 
 /// A text report lists this many TLS sessions; the JSON report has them all.

@@ -88,5 +88,8 @@ pub struct SourceStats {
 }
 
 mod file;
+#[cfg(feature = "live")]
+pub mod live;
+pub mod pcapng;
 pub mod spill;
 pub use file::{CaptureReader, MergedSource, ReaderLimits};

@@ -1,0 +1,642 @@
+//! `modtrace capture` (cargo feature `live`): capture live, stream events as they complete,
+//! print a summary when stopped (Ctrl-C or SIGTERM) and exit like `analyze`.
+//!
+//! Order matters for safety: the capture handle and the `-w` file are opened with the rights
+//! the process was started with, then root is dropped at once (to the sudo caller, `--user` or
+//! nobody; supplementary groups and capabilities cleared) before any packet is parsed. If the
+//! drop cannot be done and checked, the command stops there.
+
+use crate::cli::{CaptureArgs, StreamFormat};
+use crate::pipeline::{Analyzer, Event, FlowOwner};
+use crate::proc::Attributor;
+use crate::report::jsonl::JsonlSink;
+use crate::report::{write_text, CaptureSummary, Report};
+use crate::source::live::{KernelStats, LiveOptions, LiveSource};
+use crate::source::pcapng::PcapngWriter;
+use crate::source::{Frame, SourceStats};
+use serde::Serialize;
+use std::collections::{BTreeMap, HashSet};
+use std::fs::File;
+use std::io::{self, BufWriter, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How often the -w file is flushed and the kernel drop counters are read.
+const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(1);
+/// Buffer of the -w file between flushes.
+const WRITE_BUFFER_BYTES: usize = 1 << 20;
+
+/// Runs the command; returns the exit status (0, 1 by --fail-on, 2 on an error).
+pub fn run(a: &CaptureArgs) -> i32 {
+    match capture(a) {
+        Ok(code) => code,
+        Err(msg) => {
+            eprintln!("modtrace: capture: {msg}");
+            2
+        }
+    }
+}
+
+/// Who the process runs as after the drop.
+#[derive(Clone, Debug, Serialize)]
+pub struct RunAs {
+    pub uid: u32,
+    pub gid: u32,
+    pub user: String,
+}
+
+fn capture(a: &CaptureArgs) -> Result<i32, String> {
+    if !a.no_tui && io::stdout().is_terminal() {
+        eprintln!(
+            "modtrace: the TUI is not built yet: streaming text instead (--no-tui hides this note)"
+        );
+    }
+    let live_opts = LiveOptions {
+        interface: a.interface.clone(),
+        filter: a.filter.clone(),
+        snaplen: a.snaplen,
+        ..LiveOptions::default()
+    };
+    // With the rights the process started with: the capture handle, then the -w file.
+    let mut src = LiveSource::open(&live_opts).map_err(|e| e.to_string())?;
+    let mut writer = match &a.write {
+        Some(p) => {
+            let f = File::create(p).map_err(|e| format!("-w {}: {e}", p.display()))?;
+            let w = PcapngWriter::new(
+                BufWriter::with_capacity(WRITE_BUFFER_BYTES, f),
+                &format!("modtrace {} (live capture)", env!("CARGO_PKG_VERSION")),
+                Some(&a.interface),
+                if a.snaplen == 0 { 262_144 } else { a.snaplen },
+            )
+            .map_err(|e| format!("-w {}: {e}", p.display()))?;
+            Some(w)
+        }
+        None => None,
+    };
+    let run_as = privileges::drop(a.user.as_deref(), a.write.as_deref())
+        .map_err(|e| format!("refusing to go on: could not drop privileges: {e}"))?;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        // A second signal while stopping ends the process at once.
+        signal_hook::flag::register_conditional_shutdown(sig, 130, Arc::clone(&stop))
+            .and_then(|_| signal_hook::flag::register(sig, Arc::clone(&stop)))
+            .map_err(|e| format!("installing the signal handler: {e}"))?;
+    }
+
+    // Files named by the analysis options are read as the user modtrace now runs as.
+    let cfg = a.opts.config()?;
+    let mut an = Analyzer::new(cfg);
+    // A capture may run for hours: the summary needs no exchange list.
+    an.keep_exchanges(false);
+    let attribution = Arc::new(std::sync::Mutex::new(Attributor::new("/proc")));
+    if cfg!(target_os = "linux") {
+        let attr = Arc::clone(&attribution);
+        let want = a.process.clone();
+        an.set_flow_owner_lookup(Box::new(move |info| {
+            let Ok(mut attr) = attr.lock() else {
+                return FlowOwner {
+                    process: None,
+                    keep: want.is_none(),
+                };
+            };
+            let owner = attr.connection_owner(info.client, info.server);
+            let keep = match &want {
+                None => true,
+                Some(name) => owner
+                    .as_ref()
+                    .is_some_and(|o| attr.descends_from(o.pid, name)),
+            };
+            FlowOwner {
+                process: owner.map(|o| o.name),
+                keep,
+            }
+        }));
+    } else if a.process.is_some() {
+        return Err("--process needs Linux (/proc)".into());
+    }
+
+    eprintln!(
+        "modtrace: capturing on {} ({}), filter {:?}{}{}; running as {} (uid {}); Ctrl-C stops",
+        src.interface(),
+        src.link().name(),
+        a.filter,
+        a.write
+            .as_ref()
+            .map(|p| format!(", writing {}", p.display()))
+            .unwrap_or_default(),
+        a.process
+            .as_ref()
+            .map(|p| format!(", only process {p} and its children"))
+            .unwrap_or_default(),
+        run_as.user,
+        run_as.uid,
+    );
+
+    let color = a.format == StreamFormat::Text
+        && io::stdout().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none();
+    let mut sink = match a.format {
+        StreamFormat::Text => Sink::Text {
+            out: io::stdout(),
+            shown: HashSet::new(),
+        },
+        StreamFormat::Jsonl => Sink::Jsonl(JsonlSink::new(io::stdout())),
+    };
+    let mut stats = SourceStats {
+        path: a
+            .write
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(format!("live:{}", a.interface))),
+        pcapng: a.write.is_some(),
+        ..SourceStats::default()
+    };
+    let mut kernel = KernelStats::default();
+    let mut write_error: Option<String> = None;
+    let mut last_housekeeping = Instant::now();
+    let mut read_error = None;
+    while !stop.load(Ordering::Relaxed) {
+        match src.next_frame() {
+            Ok(Some(frame)) => {
+                count(&mut stats, &frame);
+                if let Some(w) = writer.as_mut() {
+                    if let Err(e) = w.write_frame(&frame) {
+                        write_error = Some(e.to_string());
+                        writer = None;
+                    }
+                }
+                an.on_frame(&frame);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                read_error = Some(e.to_string());
+                break;
+            }
+        }
+        if last_housekeeping.elapsed() >= HOUSEKEEPING_EVERY {
+            last_housekeeping = Instant::now();
+            if let Some(w) = writer.as_mut() {
+                if let Err(e) = w.flush() {
+                    write_error = Some(e.to_string());
+                    writer = None;
+                }
+            }
+            if let Some(k) = src.stats() {
+                if k.dropped + k.if_dropped > kernel.dropped + kernel.if_dropped {
+                    an.on_capture_drops(k.dropped + k.if_dropped, k.received);
+                }
+                kernel = k;
+            }
+        }
+        if !sink.emit(&mut an) {
+            // Standard output is gone (`| head`): nobody is listening any more.
+            break;
+        }
+    }
+
+    // Stopped: last counters, flush the flows, then the rest of the stream and the summary.
+    if let Some(k) = src.stats() {
+        if k.dropped + k.if_dropped > 0 {
+            an.on_capture_drops(k.dropped + k.if_dropped, k.received);
+        }
+        kernel = k;
+    }
+    an.finish();
+    sink.emit(&mut an);
+    drop(src);
+
+    let mut keylog_note = None;
+    if let Some(mut w) = writer.take() {
+        if let Some(k) = &a.keylog {
+            keylog_note = Some(match std::fs::read(k) {
+                Ok(secrets) => match w.write_keylog(&secrets) {
+                    Ok(true) => format!("embedded the key log {}", k.display()),
+                    Ok(false) => format!(
+                        "key log {} is empty or too large: not embedded",
+                        k.display()
+                    ),
+                    Err(e) => format!("writing the key log: {e}"),
+                },
+                Err(e) => format!("--keylog {}: {e}: not embedded", k.display()),
+            });
+        }
+        if let Err(e) = w
+            .into_inner()
+            .and_then(|b| b.into_inner().map_err(|e| e.into_error())?.sync_all())
+        {
+            write_error = Some(e.to_string());
+        }
+    } else if a.keylog.is_some() && a.write.is_none() {
+        keylog_note = Some("--keylog is embedded in the -w file: no -w given".into());
+    }
+    for note in [&keylog_note, &write_error, &read_error]
+        .into_iter()
+        .flatten()
+    {
+        eprintln!("modtrace: capture: {note}");
+    }
+
+    let (resolved, unresolved) = attribution
+        .lock()
+        .map(|a| (a.resolved, a.unresolved))
+        .unwrap_or((0, 0));
+    let mut report = Report::build(&[stats], an.into_outcome());
+    if let Some(f) = report.capture.files.first_mut() {
+        f.format = if a.write.is_some() { "pcapng" } else { "live" };
+    }
+    let code = match a.opts.fail_on.threshold() {
+        Some(t) if report.findings.iter().any(|f| f.severity >= t) => 1,
+        _ => 0,
+    };
+    let summary = Summary {
+        interface: &a.interface,
+        filter: &a.filter,
+        written: a.write.as_deref(),
+        run_as: &run_as,
+        kernel,
+        processes: Processes {
+            resolved,
+            unresolved,
+        },
+        modules: report.modules.len(),
+        findings: severity_counts(&report),
+        exit_code: if read_error.is_some() { 2 } else { code },
+        capture: &report.capture,
+    };
+    let res = match &mut sink {
+        Sink::Jsonl(j) => j.summary(&summary),
+        Sink::Text { out, .. } => {
+            let mut out = out.lock();
+            writeln!(out)
+                .and_then(|_| write_text(&report, &mut out, color))
+                .and_then(|_| {
+                    writeln!(
+                        out,
+                        "\nkernel: {} packets received, {} dropped{}; processes: {} connections attributed, {} not",
+                        kernel.received,
+                        kernel.dropped + kernel.if_dropped,
+                        if kernel.dropped + kernel.if_dropped > 0 {
+                            " (see capture-drops)"
+                        } else {
+                            ""
+                        },
+                        resolved,
+                        unresolved
+                    )
+                })
+                .and_then(|_| out.flush())
+        }
+    };
+    if let Err(e) = res {
+        if e.kind() != io::ErrorKind::BrokenPipe {
+            eprintln!("modtrace: capture: writing the summary: {e}");
+            return Ok(2);
+        }
+    }
+    if read_error.is_some() {
+        return Ok(2);
+    }
+    Ok(code)
+}
+
+fn count(stats: &mut SourceStats, f: &Frame) {
+    stats.packets += 1;
+    stats.bytes += f.data.len() as u64;
+    if f.is_truncated() {
+        stats.truncated_packets += 1;
+    }
+    if !stats.link_types.contains(&f.link) {
+        stats.link_types.push(f.link);
+    }
+}
+
+fn severity_counts(r: &Report) -> BTreeMap<&'static str, usize> {
+    let mut m = BTreeMap::new();
+    for f in &r.findings {
+        *m.entry(f.severity.as_str()).or_insert(0) += 1;
+    }
+    m
+}
+
+#[derive(Serialize)]
+struct Processes {
+    /// Connection lookups that found their local process.
+    resolved: u64,
+    unresolved: u64,
+}
+
+/// The last JSON line (`"type":"summary"`).
+#[derive(Serialize)]
+struct Summary<'a> {
+    interface: &'a str,
+    filter: &'a str,
+    written: Option<&'a Path>,
+    run_as: &'a RunAs,
+    kernel: KernelStats,
+    processes: Processes,
+    modules: usize,
+    /// Count of findings per severity.
+    findings: BTreeMap<&'static str, usize>,
+    exit_code: i32,
+    capture: &'a CaptureSummary,
+}
+
+enum Sink {
+    Text {
+        out: io::Stdout,
+        /// Findings already printed (a finding that gains evidence is not printed again).
+        shown: HashSet<usize>,
+    },
+    Jsonl(JsonlSink<io::Stdout>),
+}
+
+impl Sink {
+    /// Writes the analyzer's pending events; false when standard output is closed.
+    fn emit(&mut self, an: &mut Analyzer) -> bool {
+        let events: Vec<Event> = an.drain_events().collect();
+        for ev in events {
+            let res = match self {
+                Sink::Jsonl(j) => match &ev {
+                    Event::Exchange(x) => j.exchange(x),
+                    Event::Journey(i) => match an.journeys().get(*i) {
+                        Some(jr) => j.journey(*i, jr),
+                        None => Ok(()),
+                    },
+                    Event::Finding(i) => match an.findings().get(*i) {
+                        Some(f) => j.finding(*i, f),
+                        None => Ok(()),
+                    },
+                    Event::Tls(t) => j.tls(t),
+                },
+                Sink::Text { out, shown } => {
+                    let line = match &ev {
+                        Event::Exchange(x) => Some(text::exchange(x)),
+                        Event::Finding(i) if shown.insert(*i) => {
+                            an.findings().get(*i).map(text::finding)
+                        }
+                        Event::Tls(t) => Some(text::tls(t)),
+                        Event::Finding(_) | Event::Journey(_) => None,
+                    };
+                    match line {
+                        Some(l) => {
+                            let mut o = out.lock();
+                            writeln!(o, "{l}").and_then(|_| o.flush())
+                        }
+                        None => Ok(()),
+                    }
+                }
+            };
+            if res.is_err() {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+/// One-line renderings for the text stream.
+mod text {
+    use crate::detect::tls::TlsRecord;
+    use crate::detect::Finding;
+    use crate::gomod::Exchange;
+    use crate::time::Ts;
+
+    fn clock(t: Ts) -> String {
+        // hh:mm:ss.mmm of the RFC 3339 form (UTC).
+        let s = t.rfc3339();
+        s.get(11..23).unwrap_or(&s).to_string()
+    }
+
+    fn owner(p: &Option<String>) -> String {
+        p.as_ref().map(|p| format!(" [{p}]")).unwrap_or_default()
+    }
+
+    pub fn exchange(x: &Exchange) -> String {
+        let what = match (&x.module, &x.version) {
+            (Some(m), Some(v)) => format!(" {} {m}@{v}", x.op.as_str()),
+            (Some(m), None) => format!(" {} {m}", x.op.as_str()),
+            _ => String::new(),
+        };
+        format!(
+            "{} {} {} {}{} ({} B{}){}",
+            clock(x.start),
+            x.status.map_or("---".into(), |s| s.to_string()),
+            x.method,
+            x.url,
+            what,
+            x.bytes,
+            x.duration_ms
+                .map(|d| format!(", {d:.1} ms"))
+                .unwrap_or_default(),
+            owner(&x.process)
+        )
+    }
+
+    pub fn finding(f: &Finding) -> String {
+        format!(
+            "{} !! {} {}: {}{}",
+            clock(f.evidence.time),
+            f.severity.as_str().to_uppercase(),
+            f.rule.id(),
+            f.message,
+            owner(&f.process)
+        )
+    }
+
+    pub fn tls(t: &TlsRecord) -> String {
+        let check = match (&t.validation, t.certificates_hidden) {
+            (Some(v), _) if v.is_valid() => "certificate valid".to_string(),
+            (Some(v), _) => format!(
+                "certificate INVALID ({})",
+                v.reason.map_or("?", |r| r.as_str())
+            ),
+            (None, true) => "certificate hidden (TLS 1.3)".into(),
+            (None, false) => "no certificate seen".into(),
+        };
+        format!(
+            "{} tls {} -> {} sni={} {}: {check}",
+            clock(t.start),
+            t.client,
+            t.server,
+            t.sni.as_deref().unwrap_or("-"),
+            t.version.as_deref().unwrap_or("?"),
+        )
+    }
+}
+
+/// Dropping root after the capture is open.
+pub mod privileges {
+    use super::RunAs;
+    use nix::unistd::{self, Gid, Uid, User};
+    use std::path::Path;
+
+    /// The account to run as: `--user`, else the sudo caller (SUDO_UID/SUDO_GID, when not
+    /// root), else `nobody`.
+    pub fn target(
+        user: Option<&str>,
+        sudo_uid: Option<&str>,
+        sudo_gid: Option<&str>,
+    ) -> Result<RunAs, String> {
+        if let Some(name) = user {
+            let u = User::from_name(name)
+                .map_err(|e| format!("--user {name}: {e}"))?
+                .ok_or_else(|| format!("--user {name}: no such user"))?;
+            return Ok(RunAs {
+                uid: u.uid.as_raw(),
+                gid: u.gid.as_raw(),
+                user: u.name,
+            });
+        }
+        if let (Some(uid), Some(gid)) = (sudo_uid, sudo_gid) {
+            let uid: u32 = uid
+                .trim()
+                .parse()
+                .map_err(|_| format!("SUDO_UID={uid:?} is not a number"))?;
+            let gid: u32 = gid
+                .trim()
+                .parse()
+                .map_err(|_| format!("SUDO_GID={gid:?} is not a number"))?;
+            if uid != 0 {
+                let name = User::from_uid(Uid::from_raw(uid))
+                    .ok()
+                    .flatten()
+                    .map(|u| u.name)
+                    .unwrap_or_else(|| format!("uid {uid}"));
+                return Ok(RunAs {
+                    uid,
+                    gid,
+                    user: name,
+                });
+            }
+        }
+        let u = User::from_name("nobody")
+            .map_err(|e| format!("looking up nobody: {e}"))?
+            .ok_or("there is no user nobody here; pass --user NAME")?;
+        Ok(RunAs {
+            uid: u.uid.as_raw(),
+            gid: u.gid.as_raw(),
+            user: u.name,
+        })
+    }
+
+    /// Drops root (or, started unprivileged with file capabilities, the capabilities) and
+    /// checks the result. `written` (the -w file) is handed to the new owner first.
+    pub fn drop(user: Option<&str>, written: Option<&Path>) -> Result<RunAs, String> {
+        if unistd::geteuid().is_root() {
+            let sudo_uid = std::env::var("SUDO_UID").ok();
+            let sudo_gid = std::env::var("SUDO_GID").ok();
+            let to = target(user, sudo_uid.as_deref(), sudo_gid.as_deref())?;
+            if to.uid == 0 {
+                return Err(format!("user {} is root", to.user));
+            }
+            let (uid, gid) = (Uid::from_raw(to.uid), Gid::from_raw(to.gid));
+            if let Some(p) = written {
+                unistd::chown(p, Some(uid), Some(gid))
+                    .map_err(|e| format!("chown {}: {e}", p.display()))?;
+            }
+            // While CAP_SETPCAP is still held: empty the bounding set, so nothing this process
+            // runs later (`go env` for --go-env auto) can gain capabilities back.
+            caps::clear(None, caps::CapSet::Bounding)
+                .map_err(|e| format!("clearing the capability bounding set: {e}"))?;
+            unistd::setgroups(&[]).map_err(|e| format!("setgroups: {e}"))?;
+            unistd::setresgid(gid, gid, gid).map_err(|e| format!("setresgid: {e}"))?;
+            unistd::setresuid(uid, uid, uid).map_err(|e| format!("setresuid: {e}"))?;
+            clear_capabilities()?;
+            check(&to, true)?;
+            Ok(to)
+        } else {
+            if let Some(u) = user {
+                return Err(format!(
+                    "--user {u}: switching users needs root (run with sudo)"
+                ));
+            }
+            // Started by a user with file capabilities (setcap): keep the user, drop the
+            // capabilities now that the handle is open.
+            clear_capabilities()?;
+            let uid = unistd::getuid().as_raw();
+            let to = RunAs {
+                uid,
+                gid: unistd::getgid().as_raw(),
+                user: User::from_uid(Uid::from_raw(uid))
+                    .ok()
+                    .flatten()
+                    .map(|u| u.name)
+                    .unwrap_or_else(|| format!("uid {uid}")),
+            };
+            check(&to, false)?;
+            Ok(to)
+        }
+    }
+
+    fn clear_capabilities() -> Result<(), String> {
+        use caps::CapSet;
+        for set in [
+            CapSet::Ambient,
+            CapSet::Inheritable,
+            CapSet::Effective,
+            CapSet::Permitted,
+        ] {
+            caps::clear(None, set).map_err(|e| format!("clearing {set:?} capabilities: {e}"))?;
+        }
+        Ok(())
+    }
+
+    /// Verifies the drop took: ids, groups, capabilities, and that root cannot be regained.
+    fn check(to: &RunAs, was_root: bool) -> Result<(), String> {
+        let uid = unistd::getresuid().map_err(|e| format!("getresuid: {e}"))?;
+        let gid = unistd::getresgid().map_err(|e| format!("getresgid: {e}"))?;
+        let ids = [uid.real, uid.effective, uid.saved];
+        if ids.iter().any(|u| u.as_raw() != to.uid || u.is_root()) {
+            return Err(format!("still running with uids {ids:?}"));
+        }
+        let gids = [gid.real, gid.effective, gid.saved];
+        if was_root && gids.iter().any(|g| g.as_raw() != to.gid) {
+            return Err(format!("still running with gids {gids:?}"));
+        }
+        if was_root {
+            let groups = unistd::getgroups().map_err(|e| format!("getgroups: {e}"))?;
+            if groups.iter().any(|g| g.as_raw() != to.gid) {
+                return Err(format!("supplementary groups left: {groups:?}"));
+            }
+            if unistd::setuid(Uid::from_raw(0)).is_ok() {
+                return Err("setuid(0) still succeeds".into());
+            }
+        }
+        for set in [caps::CapSet::Effective, caps::CapSet::Permitted] {
+            let left = caps::read(None, set).map_err(|e| format!("reading {set:?}: {e}"))?;
+            if !left.is_empty() {
+                return Err(format!("{set:?} capabilities left: {left:?}"));
+            }
+        }
+        Ok(())
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn sudo_caller_then_nobody() {
+            let t = target(None, Some("1234"), Some("99")).unwrap();
+            assert_eq!((t.uid, t.gid), (1234, 99));
+            // sudo run by root names root: not a user to drop to, so nobody.
+            let n = target(None, Some("0"), Some("0")).unwrap();
+            assert_ne!(n.uid, 0);
+            assert_eq!(n.user, "nobody");
+            let n = target(None, None, None).unwrap();
+            assert_eq!(n.user, "nobody");
+            assert!(target(None, Some("x"), Some("1")).is_err());
+        }
+
+        #[test]
+        fn explicit_user_wins_and_must_exist() {
+            let t = target(Some("nobody"), Some("1234"), Some("99")).unwrap();
+            assert_eq!(t.user, "nobody");
+            assert_ne!(t.uid, 1234);
+            let e = target(Some("modtrace-no-such-user"), None, None).unwrap_err();
+            assert!(e.contains("no such user"), "{e}");
+        }
+    }
+}
