@@ -138,6 +138,8 @@ impl LiveSource {
                     let tv = &p.header.ts;
                     let usec = u32::try_from(tv.tv_usec).unwrap_or(0).min(999_999);
                     return Ok(Some(Frame {
+                        // time_t is i32 on 32-bit targets: the cast is needed there.
+                        #[allow(clippy::unnecessary_cast)]
                         ts: Ts::from_secs_nanos(tv.tv_sec as i64, usec * 1000),
                         link,
                         data: p.data.to_vec(),
