@@ -7,6 +7,7 @@
 //! drop cannot be done and checked, the command stops there.
 
 use crate::cli::{CaptureArgs, StreamFormat};
+use crate::decode::{Decoder, DefragLimits, Transport};
 use crate::pipeline::{Analyzer, Event, FlowOwner};
 use crate::proc::Attributor;
 use crate::report::jsonl::JsonlSink;
@@ -20,11 +21,16 @@ use std::fs::File;
 use std::io::{self, BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::mpsc::SyncSender;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// How often the -w file is flushed and the kernel drop counters are read.
 const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(1);
+/// Frames queued between the reading thread and the analysis. Past this the reader waits
+/// and the kernel buffer fills (drops are counted and reported); loopback frames can be 64 KiB
+/// (TSO), so this bounds the queue at 128 MiB at worst.
+const QUEUE_FRAMES: usize = 2048;
 /// Buffer of the -w file between flushes.
 const WRITE_BUFFER_BYTES: usize = 1 << 20;
 
@@ -60,8 +66,8 @@ fn capture(a: &CaptureArgs) -> Result<i32, String> {
         ..LiveOptions::default()
     };
     // With the rights the process started with: the capture handle, then the -w file.
-    let mut src = LiveSource::open(&live_opts).map_err(|e| e.to_string())?;
-    let mut writer = match &a.write {
+    let src = LiveSource::open(&live_opts).map_err(|e| e.to_string())?;
+    let writer = match &a.write {
         Some(p) => {
             let f = File::create(p).map_err(|e| format!("-w {}: {e}", p.display()))?;
             let w = PcapngWriter::new(
@@ -91,7 +97,7 @@ fn capture(a: &CaptureArgs) -> Result<i32, String> {
     let mut an = Analyzer::new(cfg);
     // A capture may run for hours: the summary needs no exchange list.
     an.keep_exchanges(false);
-    let attribution = Arc::new(std::sync::Mutex::new(Attributor::new("/proc")));
+    let attribution = Arc::new(Mutex::new(Attributor::new("/proc")));
     if cfg!(target_os = "linux") {
         let attr = Arc::clone(&attribution);
         let want = a.process.clone();
@@ -102,12 +108,16 @@ fn capture(a: &CaptureArgs) -> Result<i32, String> {
                     keep: want.is_none(),
                 };
             };
-            let owner = attr.connection_owner(info.client, info.server);
+            // A connection that started during the capture was looked up by the reading
+            // thread at its SYN; others (already open at the start) are looked up now.
+            let owner = if info.saw_syn {
+                attr.prefetched_owner(info.client, info.server)
+            } else {
+                attr.connection_owner(info.client, info.server)
+            };
             let keep = match &want {
                 None => true,
-                Some(name) => owner
-                    .as_ref()
-                    .is_some_and(|o| attr.descends_from(o.pid, name)),
+                Some(name) => owner.as_ref().is_some_and(|o| o.descends_from(name)),
             };
             FlowOwner {
                 process: owner.map(|o| o.name),
@@ -145,7 +155,7 @@ fn capture(a: &CaptureArgs) -> Result<i32, String> {
         },
         StreamFormat::Jsonl => Sink::Jsonl(JsonlSink::new(io::stdout())),
     };
-    let mut stats = SourceStats {
+    let stats = SourceStats {
         path: a
             .write
             .clone()
@@ -153,37 +163,20 @@ fn capture(a: &CaptureArgs) -> Result<i32, String> {
         pcapng: a.write.is_some(),
         ..SourceStats::default()
     };
+    // Packets are read (and written to -w, and their connections' owners looked up) on their
+    // own thread, so a slow moment of the analysis delays neither: a connection is attributed
+    // while its socket still exists, and the kernel buffer is emptied at once.
+    let (tx, rx) = std::sync::mpsc::sync_channel(QUEUE_FRAMES);
+    let reader = {
+        let stop = Arc::clone(&stop);
+        let attr = cfg!(target_os = "linux").then(|| Arc::clone(&attribution));
+        std::thread::spawn(move || read_packets(src, writer, stats, &stop, &tx, attr))
+    };
     let mut kernel = KernelStats::default();
-    let mut write_error: Option<String> = None;
-    let mut last_housekeeping = Instant::now();
-    let mut read_error = None;
-    while !stop.load(Ordering::Relaxed) {
-        match src.next_frame() {
-            Ok(Some(frame)) => {
-                count(&mut stats, &frame);
-                if let Some(w) = writer.as_mut() {
-                    if let Err(e) = w.write_frame(&frame) {
-                        write_error = Some(e.to_string());
-                        writer = None;
-                    }
-                }
-                an.on_frame(&frame);
-            }
-            Ok(None) => {}
-            Err(e) => {
-                read_error = Some(e.to_string());
-                break;
-            }
-        }
-        if last_housekeeping.elapsed() >= HOUSEKEEPING_EVERY {
-            last_housekeeping = Instant::now();
-            if let Some(w) = writer.as_mut() {
-                if let Err(e) = w.flush() {
-                    write_error = Some(e.to_string());
-                    writer = None;
-                }
-            }
-            if let Some(k) = src.stats() {
+    for msg in &rx {
+        match msg {
+            Msg::Frame(frame) => an.on_frame(&frame),
+            Msg::Kernel(k) => {
                 if k.dropped + k.if_dropped > kernel.dropped + kernel.if_dropped {
                     an.on_capture_drops(k.dropped + k.if_dropped, k.received);
                 }
@@ -192,23 +185,32 @@ fn capture(a: &CaptureArgs) -> Result<i32, String> {
         }
         if !sink.emit(&mut an) {
             // Standard output is gone (`| head`): nobody is listening any more.
+            stop.store(true, Ordering::Relaxed);
             break;
         }
     }
-
+    drop(rx);
+    let ReaderEnd {
+        writer,
+        stats,
+        kernel: last_kernel,
+        mut write_error,
+        read_error,
+    } = reader
+        .join()
+        .map_err(|_| "the packet reader failed".to_string())?;
     // Stopped: last counters, flush the flows, then the rest of the stream and the summary.
-    if let Some(k) = src.stats() {
-        if k.dropped + k.if_dropped > 0 {
+    if let Some(k) = last_kernel {
+        if k.dropped + k.if_dropped > kernel.dropped + kernel.if_dropped {
             an.on_capture_drops(k.dropped + k.if_dropped, k.received);
         }
         kernel = k;
     }
     an.finish();
     sink.emit(&mut an);
-    drop(src);
 
     let mut keylog_note = None;
-    if let Some(mut w) = writer.take() {
+    if let Some(mut w) = writer {
         if let Some(k) = &a.keylog {
             keylog_note = Some(match std::fs::read(k) {
                 Ok(secrets) => match w.write_keylog(&secrets) {
@@ -238,10 +240,10 @@ fn capture(a: &CaptureArgs) -> Result<i32, String> {
         eprintln!("modtrace: capture: {note}");
     }
 
-    let (resolved, unresolved) = attribution
+    let (resolved, unresolved, ended_before_lookup) = attribution
         .lock()
-        .map(|a| (a.resolved, a.unresolved))
-        .unwrap_or((0, 0));
+        .map(|a| (a.resolved, a.unresolved, a.ended_before_lookup))
+        .unwrap_or((0, 0, 0));
     let mut report = Report::build(&[stats], an.into_outcome());
     if let Some(f) = report.capture.files.first_mut() {
         f.format = if a.write.is_some() { "pcapng" } else { "live" };
@@ -259,6 +261,7 @@ fn capture(a: &CaptureArgs) -> Result<i32, String> {
         processes: Processes {
             resolved,
             unresolved,
+            ended_before_lookup,
         },
         modules: report.modules.len(),
         findings: severity_counts(&report),
@@ -274,7 +277,7 @@ fn capture(a: &CaptureArgs) -> Result<i32, String> {
                 .and_then(|_| {
                     writeln!(
                         out,
-                        "\nkernel: {} packets received, {} dropped{}; processes: {} connections attributed, {} not",
+                        "\nkernel: {} packets received, {} dropped{}; processes: {} connections attributed, {} not ({} closed before they could be looked up)",
                         kernel.received,
                         kernel.dropped + kernel.if_dropped,
                         if kernel.dropped + kernel.if_dropped > 0 {
@@ -283,7 +286,8 @@ fn capture(a: &CaptureArgs) -> Result<i32, String> {
                             ""
                         },
                         resolved,
-                        unresolved
+                        unresolved,
+                        ended_before_lookup
                     )
                 })
                 .and_then(|_| out.flush())
@@ -299,6 +303,88 @@ fn capture(a: &CaptureArgs) -> Result<i32, String> {
         return Ok(2);
     }
     Ok(code)
+}
+
+enum Msg {
+    Frame(Frame),
+    Kernel(KernelStats),
+}
+
+struct ReaderEnd {
+    writer: Option<PcapngWriter<BufWriter<File>>>,
+    stats: SourceStats,
+    /// The kernel counters when the capture stopped.
+    kernel: Option<KernelStats>,
+    write_error: Option<String>,
+    read_error: Option<String>,
+}
+
+/// The reading thread: packets from libpcap to the -w file and to the analysis, until `stop`
+/// (or the analysis hangs up). A TCP SYN's connection owner is looked up on the spot.
+fn read_packets(
+    mut src: LiveSource,
+    mut writer: Option<PcapngWriter<BufWriter<File>>>,
+    mut stats: SourceStats,
+    stop: &AtomicBool,
+    tx: &SyncSender<Msg>,
+    attribution: Option<Arc<Mutex<Attributor>>>,
+) -> ReaderEnd {
+    let mut decoder = Decoder::new(DefragLimits::default());
+    let mut write_error = None;
+    let mut read_error = None;
+    let mut last_housekeeping = Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        match src.next_frame() {
+            Ok(Some(frame)) => {
+                // First of all: a short connection can end within a millisecond of its SYN.
+                if let Some(attr) = &attribution {
+                    if let Some(Transport::Tcp(seg)) = decoder.decode(&frame) {
+                        if seg.flags.syn && !seg.flags.ack {
+                            if let Ok(mut a) = attr.lock() {
+                                a.prefetch(seg.src, seg.dst);
+                            }
+                        }
+                    }
+                }
+                count(&mut stats, &frame);
+                if let Some(w) = writer.as_mut() {
+                    if let Err(e) = w.write_frame(&frame) {
+                        write_error = Some(format!("-w: {e}: writing stopped"));
+                        writer = None;
+                    }
+                }
+                if tx.send(Msg::Frame(frame)).is_err() {
+                    break;
+                }
+            }
+            Ok(None) => {}
+            Err(e) => {
+                read_error = Some(e.to_string());
+                break;
+            }
+        }
+        if last_housekeeping.elapsed() >= HOUSEKEEPING_EVERY {
+            last_housekeeping = Instant::now();
+            if let Some(w) = writer.as_mut() {
+                if let Err(e) = w.flush() {
+                    write_error = Some(format!("-w: {e}: writing stopped"));
+                    writer = None;
+                }
+            }
+            if let Some(k) = src.stats() {
+                if tx.send(Msg::Kernel(k)).is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    ReaderEnd {
+        kernel: src.stats(),
+        writer,
+        stats,
+        write_error,
+        read_error,
+    }
 }
 
 fn count(stats: &mut SourceStats, f: &Frame) {
@@ -322,9 +408,11 @@ fn severity_counts(r: &Report) -> BTreeMap<&'static str, usize> {
 
 #[derive(Serialize)]
 struct Processes {
-    /// Connection lookups that found their local process.
+    /// Connections whose local process was found, and not.
     resolved: u64,
     unresolved: u64,
+    /// Of the unresolved: closed before their first packet could be looked up.
+    ended_before_lookup: u64,
 }
 
 /// The last JSON line (`"type":"summary"`).

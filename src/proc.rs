@@ -8,7 +8,7 @@
 //! another user's /proc/<pid>/fd needs privileges: after `capture` drops root, the processes of
 //! the user it runs as are the ones it can name.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
@@ -114,6 +114,16 @@ pub struct ProcessInfo {
     pub pid: u32,
     /// The command name (/proc/<pid>/comm, at most 15 bytes), e.g. `go`.
     pub name: String,
+    /// Names of the process and its ancestors when it was first seen (comm and the file name
+    /// of argv[0] of each), so `--process go` still knows git's parent after both exited.
+    pub lineage: Vec<String>,
+}
+
+impl ProcessInfo {
+    /// Whether the process or one of its ancestors is named `name`.
+    pub fn descends_from(&self, name: &str) -> bool {
+        self.lineage.iter().any(|n| n == name)
+    }
 }
 
 /// Limits on what the attributor remembers and walks.
@@ -126,6 +136,10 @@ pub struct AttributionLimits {
     /// Parent links followed when looking for an ancestor by name (process trees are shallow;
     /// this stops a loop through a recycled pid).
     pub max_ancestors: usize,
+    /// Connections remembered with their owner (by [`Attributor::prefetch`] and lookups),
+    /// for connections that are gone by the time their first packet is analysed; the oldest
+    /// are forgotten first (one entry is ~100 bytes).
+    pub max_recent_connections: usize,
 }
 
 impl Default for AttributionLimits {
@@ -133,18 +147,30 @@ impl Default for AttributionLimits {
         AttributionLimits {
             max_cached_sockets: 65_536,
             max_ancestors: 64,
+            max_recent_connections: 65_536,
         }
     }
 }
+
+/// Owners whose processes are looked at first on the next lookup.
+const HOT_PIDS: usize = 8;
 
 /// Resolves connection owners through a procfs root (normally `/proc`).
 pub struct Attributor {
     root: PathBuf,
     owners: HashMap<u64, ProcessInfo>,
+    /// (local, remote) -> owner, resolved while the connection existed.
+    recent: HashMap<(SocketAddr, SocketAddr), ProcessInfo>,
+    recent_order: VecDeque<(SocketAddr, SocketAddr)>,
+    /// Pids of the latest owners found, most recent first: looked at before all others.
+    hot_pids: VecDeque<u32>,
     limits: AttributionLimits,
-    /// Lookups answered, and those that found no owner.
+    /// Connections whose owner [`Attributor::connection_owner`] found, and did not.
     pub resolved: u64,
     pub unresolved: u64,
+    /// Connections whose socket was already closed when their SYN was looked up (a
+    /// connection shorter than the lookup: on loopback, a millisecond or so).
+    pub ended_before_lookup: u64,
 }
 
 impl Attributor {
@@ -152,22 +178,26 @@ impl Attributor {
         Attributor {
             root: root.into(),
             owners: HashMap::new(),
+            recent: HashMap::new(),
+            recent_order: VecDeque::new(),
+            hot_pids: VecDeque::new(),
             limits: AttributionLimits::default(),
             resolved: 0,
             unresolved: 0,
+            ended_before_lookup: 0,
         }
     }
 
     /// The process owning the local socket of the connection `local` <-> `remote`, if it is
     /// a local socket this user may see.
     pub fn owner(&mut self, local: SocketAddr, remote: SocketAddr) -> Option<ProcessInfo> {
-        let found = self.lookup(local, remote);
-        if found.is_some() {
-            self.resolved += 1;
-        } else {
-            self.unresolved += 1;
+        let key = (canonical(local), canonical(remote));
+        if let Some(p) = self.recent.get(&key) {
+            return Some(p.clone());
         }
-        found
+        let found = self.lookup_live(local, remote)?;
+        self.remember(key, found.clone());
+        Some(found)
     }
 
     /// The owner of a connection between `client` and `server`: the client's process when the
@@ -177,70 +207,173 @@ impl Attributor {
         client: SocketAddr,
         server: SocketAddr,
     ) -> Option<ProcessInfo> {
-        self.owner(client, server)
-            .or_else(|| self.owner(server, client))
+        let found = self
+            .owner(client, server)
+            .or_else(|| self.owner(server, client));
+        if found.is_some() {
+            self.resolved += 1;
+        } else {
+            self.unresolved += 1;
+        }
+        found
     }
 
-    fn lookup(&mut self, local: SocketAddr, remote: SocketAddr) -> Option<ProcessInfo> {
-        let table = if canonical(local).is_ipv4() {
+    /// The owner [`Attributor::prefetch`] found for the connection `client` -> `server` (either
+    /// side local), without looking again: for connections whose SYN was seen. Counted like
+    /// [`Attributor::connection_owner`].
+    pub fn prefetched_owner(
+        &mut self,
+        client: SocketAddr,
+        server: SocketAddr,
+    ) -> Option<ProcessInfo> {
+        let (c, s) = (canonical(client), canonical(server));
+        let found = self
+            .recent
+            .get(&(c, s))
+            .or_else(|| self.recent.get(&(s, c)))
+            .cloned();
+        if found.is_some() {
+            self.resolved += 1;
+        } else {
+            self.unresolved += 1;
+        }
+        found
+    }
+
+    /// Resolves and remembers the owner of a connection whose SYN was just captured, while
+    /// its socket surely exists (a short connection can be gone by the time the analysis
+    /// reaches it). The capture's reading thread calls this; lookups later find the answer.
+    pub fn prefetch(&mut self, client: SocketAddr, server: SocketAddr) {
+        // Reading /proc/net/tcp walks the kernel's whole connection table (about a
+        // millisecond): once per SYN, for both ends.
+        let found = self.tables(client).iter().find_map(|t| {
+            let text = std::fs::read_to_string(self.root.join(t)).ok()?;
+            [(client, server), (server, client)]
+                .into_iter()
+                .find_map(|(l, r)| find_socket(&text, l, r).map(|s| (l, r, s.inode)))
+        });
+        let Some((l, r, inode)) = found else {
+            self.ended_before_lookup += 1;
+            return;
+        };
+        match self.owner_of_inode(inode) {
+            Some(p) => self.remember((canonical(l), canonical(r)), p),
+            // Closed while its owner was being looked for.
+            None if self.socket_inode(l, r) != Some(inode) => self.ended_before_lookup += 1,
+            // Open, but its process is not readable (another user's).
+            None => {}
+        }
+    }
+
+    fn remember(&mut self, key: (SocketAddr, SocketAddr), p: ProcessInfo) {
+        // A new connection on a reused address pair replaces the old answer.
+        if self.recent.insert(key, p).is_none() {
+            self.recent_order.push_back(key);
+            if self.recent_order.len() > self.limits.max_recent_connections {
+                if let Some(old) = self.recent_order.pop_front() {
+                    self.recent.remove(&old);
+                }
+            }
+        }
+    }
+
+    /// The inode of the open socket `local` -> `remote` (None when it is closed or not
+    /// local).
+    fn socket_inode(&self, local: SocketAddr, remote: SocketAddr) -> Option<u64> {
+        self.tables(local).iter().find_map(|t| {
+            let text = std::fs::read_to_string(self.root.join(t)).ok()?;
+            find_socket(&text, local, remote).map(|s| s.inode)
+        })
+    }
+
+    /// The tables to read for an address, likeliest first.
+    fn tables(&self, addr: SocketAddr) -> [&'static str; 2] {
+        if canonical(addr).is_ipv4() {
             // A dual-stack socket lists an IPv4 connection in tcp6 as ::ffff:a.b.c.d.
             ["net/tcp", "net/tcp6"]
         } else {
             ["net/tcp6", "net/tcp"]
-        };
-        let inode = table.iter().find_map(|t| {
-            let text = std::fs::read_to_string(self.root.join(t)).ok()?;
-            find_socket(&text, local, remote).map(|s| s.inode)
-        })?;
+        }
+    }
+
+    fn lookup_live(&mut self, local: SocketAddr, remote: SocketAddr) -> Option<ProcessInfo> {
+        let inode = self.socket_inode(local, remote)?;
+        self.owner_of_inode(inode)
+    }
+
+    fn owner_of_inode(&mut self, inode: u64) -> Option<ProcessInfo> {
         if let Some(p) = self.owners.get(&inode) {
             return Some(p.clone());
         }
         // Once more on a miss: a process that was just forked can be missing from the first
         // listing of /proc or still unreadable while it changes its ids.
-        self.scan_for(inode).or_else(|| self.scan_for(inode))
+        self.scan(inode).or_else(|| self.scan(inode))
     }
 
-    /// Walks /proc/<pid>/fd, highest pids first (a new connection is most likely a new
-    /// process's, until pids wrap), caching every socket passed, until `inode` is found.
-    fn scan_for(&mut self, inode: u64) -> Option<ProcessInfo> {
-        let mut pids: Vec<u32> = std::fs::read_dir(&self.root)
-            .ok()?
-            .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-            .collect();
-        pids.sort_unstable_by(|a, b| b.cmp(a));
+    /// Finds the process holding socket `inode`: first the processes that owned recent
+    /// connections (a go command opening its next connection: one directory to read, so the
+    /// answer comes before a short connection is gone), then every process, highest pids
+    /// first. Every socket passed on the way is cached.
+    fn scan(&mut self, inode: u64) -> Option<ProcessInfo> {
         if self.owners.len() >= self.limits.max_cached_sockets {
             self.owners.clear();
         }
-        for pid in pids {
-            let Ok(fds) = std::fs::read_dir(self.root.join(pid.to_string()).join("fd")) else {
-                continue; // gone, or another user's
-            };
-            let mut name = None;
-            let mut hit = None;
-            for fd in fds.flatten() {
-                let Ok(target) = std::fs::read_link(fd.path()) else {
-                    continue;
-                };
-                let Some(sock) = target.to_str().and_then(parse_socket_link) else {
-                    continue;
-                };
-                let name = name.get_or_insert_with(|| self.name_of(pid));
-                let info = ProcessInfo {
-                    pid,
-                    name: name.clone(),
-                };
-                if sock == inode {
-                    hit = Some(info.clone());
-                }
-                if self.owners.len() < self.limits.max_cached_sockets {
-                    self.owners.entry(sock).or_insert(info);
-                }
+        let hot: Vec<u32> = self.hot_pids.iter().copied().collect();
+        for pid in &hot {
+            if let Some(p) = self.scan_pid(*pid, inode) {
+                return Some(self.hot(p));
             }
-            if hit.is_some() {
-                return hit;
+        }
+        let mut pids: Vec<u32> = std::fs::read_dir(&self.root)
+            .ok()?
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+            .filter(|p| !hot.contains(p))
+            .collect();
+        pids.sort_unstable_by(|a, b| b.cmp(a));
+        for pid in pids {
+            if let Some(p) = self.scan_pid(pid, inode) {
+                return Some(self.hot(p));
             }
         }
         None
+    }
+
+    /// Moves an owner's pid to the front of the processes checked first.
+    fn hot(&mut self, p: ProcessInfo) -> ProcessInfo {
+        self.hot_pids.retain(|h| *h != p.pid);
+        self.hot_pids.push_front(p.pid);
+        self.hot_pids.truncate(HOT_PIDS);
+        p
+    }
+
+    /// Reads /proc/<pid>/fd, caching its sockets; the owner when it holds `inode`.
+    fn scan_pid(&mut self, pid: u32, inode: u64) -> Option<ProcessInfo> {
+        // Gone, or another user's: an error, nothing to cache.
+        let fds = std::fs::read_dir(self.root.join(pid.to_string()).join("fd")).ok()?;
+        let mut known: Option<(String, Vec<String>)> = None;
+        let mut hit = None;
+        for fd in fds.flatten() {
+            let Ok(target) = std::fs::read_link(fd.path()) else {
+                continue;
+            };
+            let Some(sock) = target.to_str().and_then(parse_socket_link) else {
+                continue;
+            };
+            let (name, lineage) =
+                known.get_or_insert_with(|| (self.name_of(pid), self.lineage_of(pid)));
+            let info = ProcessInfo {
+                pid,
+                name: name.clone(),
+                lineage: lineage.clone(),
+            };
+            if sock == inode {
+                hit = Some(info.clone());
+            }
+            if self.owners.len() < self.limits.max_cached_sockets {
+                self.owners.insert(sock, info);
+            }
+        }
+        hit
     }
 
     /// The command name of `pid` (`?` when it is gone).
@@ -253,27 +386,34 @@ impl Attributor {
     /// Whether `pid` or one of its ancestors is named `name` (its comm, or the file name of
     /// its argv[0] for names longer than comm's 15 bytes).
     pub fn descends_from(&self, pid: u32, name: &str) -> bool {
+        self.lineage_of(pid).iter().any(|n| n == name)
+    }
+
+    /// The names (comm, then argv[0]'s file name when it differs) of `pid` and its
+    /// ancestors, nearest first.
+    pub fn lineage_of(&self, pid: u32) -> Vec<String> {
+        let mut names = Vec::new();
         let mut pid = pid;
         for _ in 0..self.limits.max_ancestors {
             if pid == 0 {
-                return false;
+                break;
             }
             let dir = self.root.join(pid.to_string());
             let Some((comm, ppid)) = std::fs::read_to_string(dir.join("stat"))
                 .ok()
                 .and_then(|s| parse_stat(&s))
             else {
-                return false;
+                break;
             };
-            if comm == name || argv0_name(&dir).is_some_and(|a| a == name) {
-                return true;
-            }
+            let argv0 = argv0_name(&dir).filter(|a| *a != comm && !a.is_empty());
+            names.push(comm);
+            names.extend(argv0);
             if ppid == pid {
-                return false;
+                break;
             }
             pid = ppid;
         }
-        false
+        names
     }
 }
 
@@ -477,13 +617,9 @@ mod tests {
                 "127.0.0.1:8081".parse().unwrap(),
             )
             .unwrap();
-        assert_eq!(
-            go,
-            ProcessInfo {
-                pid: 200,
-                name: "go".into()
-            }
-        );
+        assert_eq!((go.pid, go.name.as_str()), (200, "go"));
+        assert_eq!(go.lineage, ["go", "bash"]);
+        assert!(go.descends_from("go") && !go.descends_from("git"));
         // Found from the server's side too (a remote client, a local server).
         let git = a
             .connection_owner(
@@ -492,6 +628,7 @@ mod tests {
             )
             .unwrap();
         assert_eq!(git.name, "git");
+        assert!(git.descends_from("go"), "{:?}", git.lineage);
         assert!(a.descends_from(300, "go"), "git is go's child");
         assert!(a.descends_from(200, "go"));
         assert!(!a.descends_from(100, "go"), "bash is not");
@@ -502,7 +639,7 @@ mod tests {
                 "127.0.0.1:2".parse().unwrap()
             )
             .is_none());
-        assert_eq!((a.resolved, a.unresolved), (2, 3));
+        assert_eq!((a.resolved, a.unresolved), (2, 1));
         // Cached: the owner is still known after the process's fd is gone.
         std::fs::remove_file(root.join("200/fd/3")).unwrap();
         assert_eq!(
@@ -513,5 +650,39 @@ mod tests {
             .map(|p| p.pid),
             Some(200)
         );
+
+        // A connection prefetched at its SYN is still named after it is gone from the tables.
+        let mut b = Attributor::new(root);
+        b.prefetch(
+            "127.0.0.1:40001".parse().unwrap(),
+            "127.0.0.1:8081".parse().unwrap(),
+        );
+        std::fs::write(
+            root.join("net/tcp"),
+            "  sl  local_address rem_address   st\n",
+        )
+        .unwrap();
+        std::fs::remove_file(root.join("300/fd/3")).unwrap();
+        let gone = b
+            .prefetched_owner(
+                "127.0.0.1:40001".parse().unwrap(),
+                "127.0.0.1:8081".parse().unwrap(),
+            )
+            .unwrap();
+        assert!(gone.name == "git" && gone.descends_from("go"));
+        // Nothing is known of a connection never seen.
+        assert!(b
+            .prefetched_owner(
+                "127.0.0.1:40002".parse().unwrap(),
+                "127.0.0.1:8081".parse().unwrap()
+            )
+            .is_none());
+        assert_eq!((b.resolved, b.unresolved), (1, 1));
+        // A SYN seen after its connection closed (the tables are empty now).
+        b.prefetch(
+            "127.0.0.1:40003".parse().unwrap(),
+            "127.0.0.1:8081".parse().unwrap(),
+        );
+        assert_eq!(b.ended_before_lookup, 1);
     }
 }
