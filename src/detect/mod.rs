@@ -430,36 +430,32 @@ impl Detector {
         if let Some(v) = r.validation.as_ref().filter(|v| !v.is_valid()) {
             let reason = v.reason.map_or("invalid", |x| x.as_str());
             let key = format!("{}|{}|{}|{}", r.client.ip(), r.server, name, fp);
-            match r.accepted {
-                Some(true) => self.raise_tls(format!("unv|{key}"), r, |ev| Finding {
-                    rule: Rule::UnverifiedTls,
-                    severity: Rule::UnverifiedTls.severity(),
-                    message: format!(
-                        "{} accepted an invalid certificate from {} (SNI {}): {reason}; subject {subject}, issuer {issuer}, sha256 {fp}",
-                        r.client.ip(),
-                        r.server,
-                        r.sni.as_deref().unwrap_or("none")
-                    ),
+            // The same chain is either accepted (nobody verified it) or refused (blocked).
+            let outcome = match r.accepted {
+                Some(true) => Some((
+                    Rule::UnverifiedTls,
+                    "unv",
+                    "accepted an invalid certificate from",
+                )),
+                Some(false) => Some((Rule::TlsRejected, "rej", "refused the certificate of")),
+                None => None,
+            };
+            if let Some((rule, tag, verb)) = outcome {
+                let message = format!(
+                    "{} {verb} {} (SNI {}): {reason}; subject {subject}, issuer {issuer}, sha256 {fp}",
+                    r.client.ip(),
+                    r.server,
+                    r.sni.as_deref().unwrap_or("none")
+                );
+                self.raise_tls(format!("{tag}|{key}"), r, |ev| Finding {
+                    rule,
+                    severity: rule.severity(),
+                    message,
                     module: None,
                     version: None,
                     evidence: ev,
-                process: None,
-}),
-                Some(false) => self.raise_tls(format!("rej|{key}"), r, |ev| Finding {
-                    rule: Rule::TlsRejected,
-                    severity: Rule::TlsRejected.severity(),
-                    message: format!(
-                        "{} refused the certificate of {} (SNI {}): {reason}; subject {subject}, issuer {issuer}, sha256 {fp}",
-                        r.client.ip(),
-                        r.server,
-                        r.sni.as_deref().unwrap_or("none")
-                    ),
-                    module: None,
-                    version: None,
-                    evidence: ev,
-                process: None,
-}),
-                None => {}
+                    process: None,
+                });
             }
         }
         if let (Some(host), Some(pv)) = (&r.go_host, &r.public_validation) {

@@ -165,3 +165,27 @@ impl Default for HttpLimits {
         }
     }
 }
+
+/// The exchanges among `events` (test transcripts of HTTP/1 and HTTP/2 read them alike).
+#[cfg(test)]
+pub(crate) fn exchanges_of(events: &[HttpEvent]) -> Vec<&HttpExchange> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            HttpEvent::Exchange(x) => Some(x),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The anomaly texts among `events`.
+#[cfg(test)]
+pub(crate) fn anomalies_of(events: &[HttpEvent]) -> Vec<&str> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            HttpEvent::Anomaly { what, .. } => Some(what.as_str()),
+            _ => None,
+        })
+        .collect()
+}

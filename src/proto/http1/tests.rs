@@ -67,22 +67,10 @@ impl T {
         self
     }
     fn exchanges(&self) -> Vec<&HttpExchange> {
-        self.out
-            .iter()
-            .filter_map(|e| match e {
-                HttpEvent::Exchange(x) => Some(x),
-                _ => None,
-            })
-            .collect()
+        crate::proto::exchanges_of(&self.out)
     }
     fn anomalies(&self) -> Vec<&str> {
-        self.out
-            .iter()
-            .filter_map(|e| match e {
-                HttpEvent::Anomaly { what, .. } => Some(what.as_str()),
-                _ => None,
-            })
-            .collect()
+        crate::proto::anomalies_of(&self.out)
     }
     /// (target, status) of every exchange, in order.
     fn pairs(&self) -> Vec<(String, Option<u16>)> {
