@@ -36,6 +36,8 @@ pub mod verify;
 mod corpus_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod keyed_tests;
 
 pub use parser::{looks_like_tls_client, HelloFormat};
 pub use state::TlsConn;
@@ -278,6 +280,48 @@ pub struct TlsSession {
     pub anomalies: u64,
     /// The first few anomaly descriptions (`TlsLimits::max_anomaly_notes`).
     pub anomaly_notes: Vec<String>,
+    /// What key-log decryption did (all zero without a key log).
+    pub decryption: Decryption,
+}
+
+/// What key-log decryption did for one session ([`TlsConn::on_data_keyed`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Decryption {
+    /// A key log was given when the ServerHello was read, so keys were looked up.
+    pub attempted: bool,
+    /// Why the session could not be decrypted (no secrets for its client random, an
+    /// unsupported suite or version); `None` when it could.
+    pub unavailable: Option<String>,
+    /// Protected records decrypted, per direction.
+    pub decrypted: PerDir<u64>,
+    /// Protected records that did not authenticate under the logged keys (tls-decrypt-failed).
+    pub failed: PerDir<u64>,
+    /// Protected records not tried: after a gap (TLS sequence numbers no longer match), an
+    /// over-long record, or no keys for that phase in the key log.
+    pub skipped: PerDir<u64>,
+    /// The first failure: direction, time, packet and what went wrong.
+    pub first_failure: Option<(Dir, Ts, u64, String)>,
+    /// Application-data plaintext bytes, per direction.
+    pub plaintext_bytes: PerDir<u64>,
+    /// TLS 1.3: the ALPN protocol in the decrypted EncryptedExtensions.
+    pub alpn_selected: Option<String>,
+    /// TLS 1.3: the server's Certificate message was decrypted.
+    pub certificates_decrypted: bool,
+}
+
+impl Decryption {
+    /// The session's application data was decrypted (at least one record).
+    pub fn active(&self) -> bool {
+        self.attempted && self.unavailable.is_none()
+    }
+    pub fn failed_total(&self) -> u64 {
+        self.failed.to_server.saturating_add(self.failed.to_client)
+    }
+    pub fn decrypted_total(&self) -> u64 {
+        self.decrypted
+            .to_server
+            .saturating_add(self.decrypted.to_client)
+    }
 }
 
 impl TlsSession {
@@ -359,6 +403,22 @@ pub enum TlsEvent {
         packet: u64,
         reset: bool,
         before_app_data: bool,
+    },
+    /// Decrypted application data (key log), in order per direction: the bytes of the
+    /// protocol inside (HTTP/1.1 or HTTP/2).
+    Plaintext {
+        flow: FlowId,
+        dir: Dir,
+        ts: Ts,
+        packet: u64,
+        data: Vec<u8>,
+    },
+    /// Decryption of a direction stopped (a gap in the TCP stream, or an over-long record):
+    /// the plaintext has a hole of unknown size here.
+    PlaintextGap {
+        flow: FlowId,
+        dir: Dir,
+        ts: Ts,
     },
     /// Not valid TLS where TLS was expected, or a limit hit.
     Anomaly {

@@ -376,6 +376,21 @@ pub fn parse_server_hello(body: &[u8], record_version: u16) -> Result<ServerHell
     Ok(hello)
 }
 
+/// The ALPN protocol a TLS 1.3 server chose, from its (decrypted) EncryptedExtensions body
+/// (RFC 8446 4.3.1: a list of extensions; RFC 7301 3.1: exactly one name). `None` when absent
+/// or malformed.
+pub fn parse_encrypted_extensions_alpn(body: &[u8]) -> Option<String> {
+    let mut exts = Reader::new(Reader::new(body).vec16().ok()?);
+    while !exts.is_empty() {
+        let typ = exts.u16().ok()?;
+        let data = exts.vec16().ok()?;
+        if typ == ext::ALPN {
+            return parse_alpn(data).ok()?.first().map(|p| escape_bytes(p));
+        }
+    }
+    None
+}
+
 /// A Certificate message body: the DER certificates in order, at most `max` kept, plus how
 /// many were dropped. `tls13` selects the RFC 8446 4.4.2 layout (request context, per-entry
 /// extensions) over RFC 5246 7.4.2 (a plain list), so a decrypted TLS 1.3 Certificate can be

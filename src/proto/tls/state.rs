@@ -39,6 +39,8 @@
 //! interpreted) and dropped if the header after it is not plausible. After
 //! `TlsLimits::max_resync_scan` bytes without one the direction is given up (`stopped`).
 
+use super::decrypt::{session_decryptors, Plain, SessionDecryptors};
+use super::keylog::KeyLog;
 use super::parser::{self, content, ext, handshake, RecordHeader, RECORD_HEADER_LEN};
 use super::{Alert, PerDir, TlsEvent, TlsLimits, TlsSession};
 use crate::flow::{Dir, FlowId};
@@ -117,6 +119,32 @@ pub struct TlsConn {
     dirs: PerDir<DirState>,
     session: TlsSession,
     flight: Tls13ClientFlight,
+    decrypt: DecryptState,
+    dec: PerDir<DecDir>,
+}
+
+/// Key-log decryption of the connection (see [`TlsConn::on_data_keyed`]).
+#[derive(Clone, Debug, Default)]
+enum DecryptState {
+    /// No ServerHello yet.
+    #[default]
+    Idle,
+    /// The ServerHello is known: keys are looked up before the next record is read.
+    Pending,
+    Active(Box<SessionDecryptors>),
+    /// Looked up and not available (see [`super::Decryption::unavailable`]), or no key log.
+    Off,
+}
+
+/// Per-direction decryption state.
+#[derive(Clone, Debug, Default)]
+struct DecDir {
+    /// Records were lost (gap, over-long record): sequence numbers no longer match, so the
+    /// direction is not decrypted any more.
+    broken: bool,
+    /// Decrypted handshake bytes not yet forming a whole message.
+    hs_buf: Vec<u8>,
+    hs_skip: usize,
 }
 
 /// What to do with a record once its header is known.
@@ -137,6 +165,8 @@ impl TlsConn {
             dirs: PerDir::default(),
             session: TlsSession::default(),
             flight: Tls13ClientFlight::default(),
+            decrypt: DecryptState::Idle,
+            dec: PerDir::default(),
         }
     }
 
@@ -150,9 +180,31 @@ impl TlsConn {
 
     /// In-order stream bytes of one direction.
     pub fn on_data(&mut self, dir: Dir, ts: Ts, packet: u64, data: &[u8], out: &mut Vec<TlsEvent>) {
+        self.on_data_keyed(dir, ts, packet, data, None, out);
+    }
+
+    /// [`TlsConn::on_data`] with a key log: once the ServerHello is read, the session's
+    /// secrets are looked up by client random (once; the key log given with the first record
+    /// after the ServerHello counts). With keys, every later record of both directions is
+    /// decrypted: application data comes out as [`TlsEvent::Plaintext`], a TLS 1.3 server's
+    /// Certificate message fills [`TlsSession::certificates`] like a TLS 1.2 one, alerts are
+    /// read, and a record that does not authenticate is counted in
+    /// [`super::Decryption::failed`], never guessed at.
+    pub fn on_data_keyed(
+        &mut self,
+        dir: Dir,
+        ts: Ts,
+        packet: u64,
+        data: &[u8],
+        keys: Option<&KeyLog>,
+        out: &mut Vec<TlsEvent>,
+    ) {
         let mut rest = data;
         let mut stalls = 0u8;
         while !rest.is_empty() {
+            if matches!(self.decrypt, DecryptState::Pending) {
+                self.look_up_keys(keys);
+            }
             let state = std::mem::take(&mut self.dirs.get_mut(dir).record);
             let (next, used) = match state {
                 RecordState::Stopped => (RecordState::Stopped, rest.len()),
@@ -166,7 +218,11 @@ impl TlsConn {
                     let len = usize::from(header.len);
                     match self.collect(dir, len, rest) {
                         (Some(body), n) => {
-                            self.on_record(dir, ts, packet, header, &body, out);
+                            if self.decrypting(dir) {
+                                self.on_protected_record(dir, ts, packet, header, &body, out);
+                            } else {
+                                self.on_record(dir, ts, packet, header, &body, out);
+                            }
                             (RecordState::Header, n)
                         }
                         (None, n) => (RecordState::Body { header }, n),
@@ -223,6 +279,11 @@ impl TlsConn {
     /// `len` bytes of one direction were never seen.
     pub fn on_gap(&mut self, dir: Dir, len: u64) {
         *self.session.gaps.get_mut(dir) = self.session.gaps.get(dir).saturating_add(1);
+        // Records were lost: the direction's sequence numbers no longer match. The caller
+        // tells the protocol inside about the gap (it sees FlowEvent::Gap too).
+        if matches!(self.decrypt, DecryptState::Active(_)) {
+            self.dec.get_mut(dir).broken = true;
+        }
         let d = self.dirs.get_mut(dir);
         let lost = usize::try_from(len).unwrap_or(usize::MAX);
         let next = match std::mem::take(&mut d.record) {
@@ -438,6 +499,7 @@ impl TlsConn {
                 format!("{}: record of {len} bytes exceeds the limit", dir_name(dir)),
                 out,
             );
+            self.break_decryption(dir, ts, out);
             if header.content_type == content::HANDSHAKE {
                 let d = self.dirs.get_mut(dir);
                 d.hs_broken = true;
@@ -448,7 +510,11 @@ impl TlsConn {
         match self.on_record_header(dir, ts, packet, header, out) {
             Plan::Skip => (skip_state(len), take),
             Plan::Collect if len == 0 => {
-                self.on_record(dir, ts, packet, header, &[], out);
+                if self.decrypting(dir) {
+                    self.on_protected_record(dir, ts, packet, header, &[], out);
+                } else {
+                    self.on_record(dir, ts, packet, header, &[], out);
+                }
                 (RecordState::Header, take)
             }
             Plan::Collect => {
@@ -530,12 +596,22 @@ impl TlsConn {
         let len = usize::from(header.len);
         let d = self.dirs.get(dir);
         let encrypted = d.encrypted;
+        // With keys, protected records are read whole to be decrypted (one direction's
+        // records all go through its decryptor, in order, for the sequence numbers).
+        let decrypting = self.decrypting(dir);
+        let skip_unless_decrypting = if decrypting {
+            Plan::Collect
+        } else {
+            Plan::Skip
+        };
         match header.content_type {
             content::APPLICATION_DATA => {
                 self.on_app_data(dir, ts, packet, len, out);
-                Plan::Skip
+                skip_unless_decrypting
             }
-            content::HEARTBEAT => Plan::Skip,
+            content::HEARTBEAT => skip_unless_decrypting,
+            // Decrypted, the alert is reported with its content (`on_protected_record`).
+            content::ALERT if encrypted && len != 2 && decrypting => Plan::Collect,
             // RFC 5246 7.2 / RFC 8446 6: a 2-byte alert record is always in the clear (an
             // encrypted one carries a MAC or tag).
             content::ALERT if encrypted && len != 2 => {
@@ -554,7 +630,7 @@ impl TlsConn {
             }
             content::HANDSHAKE if encrypted => {
                 self.on_encrypted_handshake(dir, ts, packet, out);
-                Plan::Skip
+                skip_unless_decrypting
             }
             _ => Plan::Collect,
         }
@@ -863,6 +939,9 @@ impl TlsConn {
                             }
                             if self.session.server_hello.is_none() {
                                 self.session.server_hello = Some(hello.clone());
+                                if matches!(self.decrypt, DecryptState::Idle) {
+                                    self.decrypt = DecryptState::Pending;
+                                }
                             }
                         }
                         let tls13 = hello.is_tls13() && !hello.hello_retry_request;
@@ -879,8 +958,42 @@ impl TlsConn {
                     Err(e) => self.anomaly(dir, ts, format!("ServerHello: {e}"), out),
                 }
             }
-            (_, handshake::CERTIFICATE) => {
-                match parser::parse_certificate_list(body, false, self.limits.max_certificates) {
+            (_, handshake::CERTIFICATE) => self.on_certificate(dir, ts, packet, body, false, out),
+            (Dir::ToClient, handshake::CERTIFICATE_REQUEST)
+                if !self.session.certificate_request =>
+            {
+                self.session.certificate_request = true;
+                out.push(TlsEvent::CertificateRequest { flow, ts, packet });
+            }
+            (Dir::ToClient, handshake::CLIENT_HELLO) | (Dir::ToServer, handshake::SERVER_HELLO) => {
+                self.anomaly(
+                    dir,
+                    ts,
+                    format!(
+                        "{}: handshake type {msg_type} from the wrong side",
+                        dir_name(dir)
+                    ),
+                    out,
+                );
+            }
+            _ => {}
+        }
+    }
+
+    /// A Certificate message (RFC 5246 7.4.2; `tls13`: RFC 8446 4.4.2, decrypted).
+    fn on_certificate(
+        &mut self,
+        dir: Dir,
+        ts: Ts,
+        packet: u64,
+        body: &[u8],
+        tls13: bool,
+        out: &mut Vec<TlsEvent>,
+    ) {
+        let flow = self.flow;
+        {
+            {
+                match parser::parse_certificate_list(body, tls13, self.limits.max_certificates) {
                     Ok((chain, dropped)) => {
                         match dir {
                             Dir::ToClient if self.session.certificates.is_empty() => {
@@ -914,24 +1027,216 @@ impl TlsConn {
                     Err(e) => self.anomaly(dir, ts, format!("Certificate: {e}"), out),
                 }
             }
-            (Dir::ToClient, handshake::CERTIFICATE_REQUEST)
-                if !self.session.certificate_request =>
-            {
-                self.session.certificate_request = true;
-                out.push(TlsEvent::CertificateRequest { flow, ts, packet });
+        }
+    }
+
+    /// Directions are decrypted while keys are active and no record of theirs was lost.
+    fn decrypting(&self, dir: Dir) -> bool {
+        matches!(self.decrypt, DecryptState::Active(_)) && !self.dec.get(dir).broken
+    }
+
+    /// Looks the session's secrets up, once, after the ServerHello.
+    fn look_up_keys(&mut self, keys: Option<&KeyLog>) {
+        let Some(keys) = keys.filter(|k| !k.is_empty()) else {
+            self.decrypt = DecryptState::Off;
+            return;
+        };
+        self.session.decryption.attempted = true;
+        match session_decryptors(&self.session, keys) {
+            Ok(d) => self.decrypt = DecryptState::Active(Box::new(d)),
+            Err(e) => {
+                self.session.decryption.unavailable = Some(e.to_string());
+                self.decrypt = DecryptState::Off;
             }
-            (Dir::ToClient, handshake::CLIENT_HELLO) | (Dir::ToServer, handshake::SERVER_HELLO) => {
-                self.anomaly(
-                    dir,
-                    ts,
-                    format!(
-                        "{}: handshake type {msg_type} from the wrong side",
-                        dir_name(dir)
-                    ),
-                    out,
-                );
+        }
+    }
+
+    /// A record of this direction could not be read whole: stop decrypting the direction.
+    fn break_decryption(&mut self, dir: Dir, ts: Ts, out: &mut Vec<TlsEvent>) {
+        if self.decrypting(dir) {
+            self.dec.get_mut(dir).broken = true;
+            out.push(TlsEvent::PlaintextGap {
+                flow: self.flow,
+                dir,
+                ts,
+            });
+        }
+    }
+
+    /// A whole record of a direction being decrypted: records in the clear go on to
+    /// [`TlsConn::on_record`], protected ones are decrypted.
+    fn on_protected_record(
+        &mut self,
+        dir: Dir,
+        ts: Ts,
+        packet: u64,
+        header: RecordHeader,
+        body: &[u8],
+        out: &mut Vec<TlsEvent>,
+    ) {
+        let DecryptState::Active(keys) = &mut self.decrypt else {
+            return self.on_record(dir, ts, packet, header, body, out);
+        };
+        let result = keys
+            .get_mut(dir)
+            .decrypt(header.content_type, header.version, body);
+        let stats = &mut self.session.decryption;
+        match result {
+            Ok(None) => self.on_record(dir, ts, packet, header, body, out),
+            Ok(Some(plain)) => {
+                *stats.decrypted.get_mut(dir) = stats.decrypted.get(dir).saturating_add(1);
+                self.on_plain(dir, ts, packet, plain, out);
+            }
+            Err(e) => {
+                if e.is_failure() {
+                    *stats.failed.get_mut(dir) = stats.failed.get(dir).saturating_add(1);
+                    if stats.first_failure.is_none() {
+                        stats.first_failure = Some((dir, ts, packet, e.to_string()));
+                    }
+                } else {
+                    *stats.skipped.get_mut(dir) = stats.skipped.get(dir).saturating_add(1);
+                }
+                if header.content_type == content::ALERT {
+                    // Still an alert, as without keys.
+                    self.push_alert(
+                        Alert {
+                            dir,
+                            ts,
+                            packet,
+                            level: None,
+                            description: None,
+                            encrypted: true,
+                        },
+                        out,
+                    );
+                }
+            }
+        }
+    }
+
+    /// A decrypted record.
+    fn on_plain(&mut self, dir: Dir, ts: Ts, packet: u64, plain: Plain, out: &mut Vec<TlsEvent>) {
+        match plain.content_type {
+            content::APPLICATION_DATA => {
+                let stats = &mut self.session.decryption;
+                let n = u64::try_from(plain.data.len()).unwrap_or(u64::MAX);
+                *stats.plaintext_bytes.get_mut(dir) =
+                    stats.plaintext_bytes.get(dir).saturating_add(n);
+                if !plain.data.is_empty() {
+                    out.push(TlsEvent::Plaintext {
+                        flow: self.flow,
+                        dir,
+                        ts,
+                        packet,
+                        data: plain.data,
+                    });
+                }
+            }
+            content::HANDSHAKE => self.on_decrypted_handshake(dir, ts, packet, &plain.data, out),
+            content::ALERT => {
+                for pair in plain.data.chunks_exact(2) {
+                    if let [level, description] = pair {
+                        self.push_alert(
+                            Alert {
+                                dir,
+                                ts,
+                                packet,
+                                level: Some(*level),
+                                description: Some(*description),
+                                encrypted: false,
+                            },
+                            out,
+                        );
+                    }
+                }
             }
             _ => {}
+        }
+    }
+
+    /// Decrypted handshake bytes (TLS 1.3's encrypted flight, post-handshake messages, a TLS
+    /// 1.2 Finished): the messages that say something about the peer are read.
+    fn on_decrypted_handshake(
+        &mut self,
+        dir: Dir,
+        ts: Ts,
+        packet: u64,
+        data: &[u8],
+        out: &mut Vec<TlsEvent>,
+    ) {
+        let max_msg = self.limits.max_handshake_message;
+        let tls13 = self
+            .session
+            .server_hello
+            .as_ref()
+            .is_some_and(|h| h.is_tls13());
+        let d = self.dec.get_mut(dir);
+        let mut data = data;
+        if d.hs_skip > 0 {
+            let n = d.hs_skip.min(data.len());
+            d.hs_skip = d.hs_skip.saturating_sub(n);
+            data = data.get(n..).unwrap_or(&[]);
+        }
+        d.hs_buf.extend_from_slice(data);
+        let mut pos = 0usize;
+        let mut messages = Vec::new();
+        while let Some((msg_type, len)) =
+            d.hs_buf.get(pos..).and_then(parser::parse_handshake_header)
+        {
+            let available = d.hs_buf.len().saturating_sub(pos);
+            if len > max_msg {
+                // Skipped by its length, as in the clear (the limit's reason).
+                d.hs_skip = len.saturating_sub(available.saturating_sub(4));
+                d.hs_buf.clear();
+                pos = 0;
+                break;
+            }
+            let total = len.saturating_add(4);
+            if available < total {
+                break;
+            }
+            if matches!(
+                msg_type,
+                handshake::CERTIFICATE
+                    | handshake::ENCRYPTED_EXTENSIONS
+                    | handshake::CERTIFICATE_REQUEST
+            ) {
+                let body = d
+                    .hs_buf
+                    .get(pos.saturating_add(4)..pos.saturating_add(total))
+                    .unwrap_or(&[])
+                    .to_vec();
+                messages.push((msg_type, body));
+            }
+            pos = pos.saturating_add(total);
+        }
+        let drained = pos.min(d.hs_buf.len());
+        d.hs_buf.drain(..drained);
+        for (msg_type, body) in messages {
+            match (dir, msg_type) {
+                (Dir::ToClient, handshake::ENCRYPTED_EXTENSIONS) => {
+                    self.session.decryption.alpn_selected =
+                        parser::parse_encrypted_extensions_alpn(&body);
+                }
+                (_, handshake::CERTIFICATE) => {
+                    if dir == Dir::ToClient && self.session.certificates.is_empty() {
+                        self.session.decryption.certificates_decrypted = true;
+                        self.session.certificates_hidden = false;
+                    }
+                    self.on_certificate(dir, ts, packet, &body, tls13, out);
+                }
+                (Dir::ToClient, handshake::CERTIFICATE_REQUEST)
+                    if !self.session.certificate_request =>
+                {
+                    self.session.certificate_request = true;
+                    out.push(TlsEvent::CertificateRequest {
+                        flow: self.flow,
+                        ts,
+                        packet,
+                    });
+                }
+                _ => {}
+            }
         }
     }
 
