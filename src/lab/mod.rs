@@ -4,11 +4,15 @@
 //!
 //! HTTP/1.1 on std::net with a thread per connection, plain or over rustls (TLS 1.2 and/or 1.3,
 //! certificates from a lab CA, NSS key log): the go command's traffic to the lab is a few dozen
-//! small requests, and threads keep the servers simple and inspectable.
+//! small requests, and threads keep the servers simple and inspectable. A TLS server may also
+//! offer HTTP/2 ([`http2`]: the h2 crate on a per-connection tokio runtime), and a CONNECT proxy
+//! ([`connect`]) tunnels an HTTPS_PROXY client to the lab's own servers.
 //! Every answered request is logged as one JSON line ([`log::LogEntry`]), the ground truth a
 //! capture is checked against.
 
+pub mod connect;
 pub mod http;
+pub mod http2;
 pub mod log;
 pub mod modules;
 pub mod scenario;
@@ -21,7 +25,9 @@ pub use http::Limits;
 pub use log::{LogEntry, RequestLog};
 pub use modules::{ModuleStore, ModuleVersion};
 pub use scenario::{Scenario, SCENARIOS};
-pub use server::{Credentials, Lab, ServerInfo, ServerKind, ServerSpec, Target, TlsContext};
+pub use server::{
+    Credentials, Lab, LabOptions, ServerInfo, ServerKind, ServerSpec, Target, TlsContext,
+};
 pub use sumdb::{LabSigner, SumDb, SumRecord, LAB_SUMDB_NAME};
 pub use tamper::{TamperPlan, TamperedZip};
 pub use tls::{CertKind, KeyLogWriter, Pki, TlsServerOptions, TlsVersions, UpstreamVerify};
@@ -29,7 +35,7 @@ pub use tls::{CertKind, KeyLogWriter, Pki, TlsServerOptions, TlsVersions, Upstre
 use clap::{Args, Parser, Subcommand};
 use std::io::Write;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -67,11 +73,18 @@ Server kinds (SPEC is [NAME=]KIND[+TLS]:127.0.0.1:PORT[:ARG]):
               stays valid, its h1: changes); ARG: comma-separated options: mod (the .mod too),
               nozip, time=RFC3339 (rewrite .info Time), only=MODULE (zip/mod of that module
               only), upstream=NAME|http://... (relay that GOPROXY instead of the lab modules)
+  connect     a CONNECT proxy (plain HTTP only; for HTTPS_PROXY=http://127.0.0.1:PORT):
+              `CONNECT lab.test:P` (or a name under lab.test) where P is the port of another
+              server of the same lab opens 127.0.0.1:P (never another address) and relays
+              bytes both ways until either side closes; other targets 403, other methods 405;
+              every CONNECT is logged (method CONNECT, target host:port)
 
-TLS (any kind): +tls12, +tls13 or +tls (both), optionally followed by -valid (default),
--self-signed, -expired or -wrong-name: the certificate the server presents (see `lab pki`).
-ALPN offers http/1.1 only. Every TLS server and the mirror's TLS client write their secrets
-to --keylog (NSS key log format: tshark -o tls.keylog_file:FILE).
+TLS (any kind but connect): +tls12, +tls13 or +tls (both), optionally followed by -valid
+(default), -self-signed, -expired or -wrong-name: the certificate the server presents (see
+`lab pki`). ALPN offers http/1.1 only, unless +h2 follows (proxy+tls13+h2): then h2 first,
+and a client that picks h2 (the go command does) speaks HTTP/2, logged like HTTP/1.1 (target =
+:path). Every TLS server and the mirror's TLS client write their secrets to --keylog (NSS key
+log format: tshark -o tls.keylog_file:FILE).
 
 `serve` prints one `server NAME KIND URL` line per server, `SUMDB_KEY=<verifier key>` when a
 checksum database runs, then `GOPROXY=...` (the servers that no other server points at, in
@@ -88,6 +101,9 @@ Examples:
   modtrace lab serve --pki /tmp/pki m=mirror-noverify:127.0.0.1:8088:u u=proxy+tls12-self-signed:127.0.0.1:8089
   modtrace lab serve s=sumdb:127.0.0.1:8102 proxy:127.0.0.1:8101
   modtrace lab serve m=tamper:127.0.0.1:8106:upstream=u,only=example.test/Hello u=proxy:127.0.0.1:8107
+  modtrace lab serve --pki /tmp/pki --keylog /tmp/k.keys p=proxy+tls13+h2:127.0.0.1:8109 c=connect:127.0.0.1:8110
+      # HTTPS_PROXY=http://127.0.0.1:8110 GOPROXY=https://lab.test:8109 SSL_CERT_FILE=/tmp/pki/lab-ca.pem
+  modtrace lab embed-keys capture.pcap k.keys capture.pcapng   # key log as a pcapng DSB
   modtrace lab sumdb-key            # GOSUMDB=\"$(modtrace lab sumdb-key) http://127.0.0.1:8102\"
   modtrace lab go-sum example.test/Hello@v1.1.0
   modtrace lab scenarios
@@ -119,6 +135,17 @@ enum LabCmd {
     },
     /// Print the lab checksum database's verifier key (GOSUMDB form: name+hash+key)
     SumdbKey,
+    /// Copy a capture (pcap or pcapng) into a pcapng with a TLS key log embedded as a
+    /// Decryption Secrets Block, ahead of the packets (Wireshark/tshark and `modtrace analyze`
+    /// then decrypt without a separate key file)
+    EmbedKeys {
+        /// The capture to copy
+        input: PathBuf,
+        /// NSS key log (`CLIENT_RANDOM ...`, `CLIENT_TRAFFIC_SECRET_0 ...` lines)
+        keys: PathBuf,
+        /// The pcapng to write (replaced if it exists; must not be the input)
+        output: PathBuf,
+    },
     /// Print the true go.sum lines of lab modules (the hashes of what the honest lab proxy
     /// serves)
     GoSum {
@@ -202,6 +229,16 @@ pub fn cli(args: &[String]) -> i32 {
             println!("{}", LabSigner::lab().verifier_key());
             Ok(())
         }
+        LabCmd::EmbedKeys {
+            input,
+            keys,
+            output,
+        } => embed_keys(&input, &keys, &output).map(|(packets, key_bytes)| {
+            println!(
+                "{}: {packets} packets, {key_bytes} bytes of key log",
+                output.display()
+            )
+        }),
         LabCmd::GoSum {
             modules,
             modules_versions,
@@ -249,6 +286,82 @@ pub fn go_sum(dir: &std::path::Path, wanted: &[String]) -> Result<String, String
     Ok(out)
 }
 
+/// Largest key log `embed-keys` takes: what modtrace's own reader keeps of a DSB
+/// ([`crate::source::ReaderLimits::max_keylog_bytes`]), so every embedded line is read back.
+pub const EMBED_KEYS_MAX_BYTES: usize = 4 << 20;
+
+/// Writes `output`: a pcapng with the key log `keys` in a Decryption Secrets Block right
+/// after the section header, then every frame of `input` (link types and timestamps kept;
+/// the interface snaplen is 262144, tcpdump's `-s 0`). The block comes first because
+/// tshark reads a file in one pass and uses secrets only for packets after them. Returns
+/// (packets, key log bytes).
+pub fn embed_keys(input: &Path, keys: &Path, output: &Path) -> Result<(u64, usize), String> {
+    use crate::source::pcapng::PcapngWriter;
+    use crate::source::CaptureReader;
+    let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    };
+    if same(input, output) || same(keys, output) {
+        return Err(format!(
+            "{}: the output must be a new file",
+            output.display()
+        ));
+    }
+    let secrets = std::fs::read(keys).map_err(|e| format!("key log {}: {e}", keys.display()))?;
+    check_key_log(&secrets).map_err(|e| format!("key log {}: {e}", keys.display()))?;
+    if secrets.len() > EMBED_KEYS_MAX_BYTES {
+        return Err(format!(
+            "key log {}: {} bytes, over the {EMBED_KEYS_MAX_BYTES} a reader keeps",
+            keys.display(),
+            secrets.len()
+        ));
+    }
+    let mut reader = CaptureReader::open(input, 0).map_err(|e| e.to_string())?;
+    let file = std::fs::File::create(output).map_err(|e| format!("{}: {e}", output.display()))?;
+    let write_err = |e: std::io::Error| format!("{}: {e}", output.display());
+    let mut w = PcapngWriter::new(
+        std::io::BufWriter::new(file),
+        concat!("modtrace ", env!("CARGO_PKG_VERSION"), " lab embed-keys"),
+        None,
+        262_144,
+    )
+    .map_err(write_err)?;
+    if !w.write_keylog(&secrets).map_err(write_err)? {
+        return Err(format!("key log {}: not embedded", keys.display()));
+    }
+    while let Some(frame) = reader.next_frame().map_err(|e| e.to_string())? {
+        w.write_frame(&frame).map_err(write_err)?;
+        reader.recycle(frame);
+    }
+    let packets = w.packets();
+    w.into_inner().map_err(write_err)?;
+    Ok((packets, secrets.len()))
+}
+
+/// An NSS key log: text lines `LABEL <hex client random> <hex secret>` (comments `#` and
+/// blank lines allowed), at least one of them.
+fn check_key_log(text: &[u8]) -> Result<(), String> {
+    let text = std::str::from_utf8(text).map_err(|_| "not text".to_string())?;
+    let mut lines = 0usize;
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let fields: Vec<&str> = line.split_ascii_whitespace().collect();
+        let hex = |f: &str| !f.is_empty() && f.bytes().all(|b| b.is_ascii_hexdigit());
+        if fields.len() != 3 || !hex(fields[1]) || !hex(fields[2]) {
+            return Err(format!("line {}: not `LABEL CLIENT_RANDOM SECRET`", i + 1));
+        }
+        lines += 1;
+    }
+    if lines == 0 {
+        return Err("no key lines".into());
+    }
+    Ok(())
+}
+
 /// Shell assignments describing a scenario, single-quoted (no value holds a quote).
 pub fn env_assignments(s: &Scenario) -> String {
     let q = |v: &str| format!("'{}'", v.replace('\'', "'\\''"));
@@ -272,6 +385,9 @@ pub fn env_assignments(s: &Scenario) -> String {
         ("PORTS", ports.join(" ")),
         ("TLS_PORTS", tls_ports.join(" ")),
         ("USES_TLS", flag(s.uses_tls())),
+        ("USES_HTTP2", flag(s.uses_http2())),
+        ("HTTPS_PROXY", s.https_proxy_value()),
+        ("EMBED_KEYS", flag(s.embed_keys)),
         ("GOINSECURE", s.goinsecure.to_string()),
         ("TRUST_LAB_CA", flag(s.trust_lab_ca)),
         ("NETNS_HOSTS", s.netns_hosts.join(" ")),
@@ -283,8 +399,9 @@ pub fn env_assignments(s: &Scenario) -> String {
     .collect()
 }
 
-/// Parses `[NAME=]KIND[+TLS]:IP:PORT[:ARG]`.
-pub fn parse_spec(spec: &str, creds: &Credentials) -> Result<ServerSpec, String> {
+/// Parses `[NAME=]KIND[+TLS[+h2]]:IP:PORT[:ARG]`: the spec, and whether its TLS offers HTTP/2
+/// (for [`LabOptions::http2`]).
+pub fn parse_spec(spec: &str, creds: &Credentials) -> Result<(ServerSpec, bool), String> {
     let (name, rest) = match spec.split_once('=') {
         Some((n, r)) if !n.contains(':') => (Some(n.to_string()), r),
         _ => (None, spec),
@@ -298,6 +415,11 @@ pub fn parse_spec(spec: &str, creds: &Credentials) -> Result<ServerSpec, String>
         .next()
         .ok_or_else(|| format!("{spec}: expected KIND:127.0.0.1:PORT[:ARG]"))?;
     let arg = parts.next();
+    let (kind, http2) = match kind.strip_suffix("+h2") {
+        Some(k) if k.contains('+') => (k, true),
+        Some(_) => return Err(format!("{spec}: +h2 needs TLS first (e.g. proxy+tls13+h2)")),
+        None => (kind, false),
+    };
     let (kind, tls) = match kind.split_once('+') {
         Some((k, t)) => (
             k,
@@ -380,19 +502,31 @@ pub fn parse_spec(spec: &str, creds: &Credentials) -> Result<ServerSpec, String>
             },
             _ => return Err(format!("{spec}: goget needs the repo root URL as ARG")),
         },
+        "connect" => {
+            if arg.is_some_and(|a| !a.is_empty()) {
+                return Err(format!("{spec}: connect takes no ARG"));
+            }
+            if tls.is_some() {
+                return Err(format!("{spec}: the connect proxy speaks plain HTTP only"));
+            }
+            ServerKind::Connect
+        }
         other => {
             return Err(format!(
-                "{spec}: unknown kind {other:?} (proxy, proxy-auth, gone, redirect, mirror, mirror-noverify, goget, proxy-sumdb, sumdb, tamper)"
+                "{spec}: unknown kind {other:?} (proxy, proxy-auth, gone, redirect, mirror, mirror-noverify, goget, proxy-sumdb, sumdb, tamper, connect)"
             ))
         }
     };
     let name = name.unwrap_or_else(|| format!("{}-{}", kind.label(), addr.port()));
-    Ok(ServerSpec {
-        name,
-        addr,
-        kind,
-        tls,
-    })
+    Ok((
+        ServerSpec {
+            name,
+            addr,
+            kind,
+            tls,
+        },
+        http2,
+    ))
 }
 
 /// GOPROXY for ad-hoc specs: the servers no other server points at, in order (for a loop
@@ -405,10 +539,11 @@ pub fn default_goproxy(servers: &[ServerInfo]) -> String {
             None => false,
         })
     };
-    // A checksum database is GOSUMDB's business, never a GOPROXY entry.
+    // A checksum database is GOSUMDB's business, a CONNECT proxy HTTPS_PROXY's: never GOPROXY
+    // entries.
     let mut entries: Vec<&str> = servers
         .iter()
-        .filter(|s| !is_referenced(s) && s.kind != ServerKind::SumDb)
+        .filter(|s| !is_referenced(s) && !matches!(s.kind, ServerKind::SumDb | ServerKind::Connect))
         .map(|s| s.base_url.as_str())
         .collect();
     if entries.is_empty() {
@@ -432,7 +567,7 @@ fn serve(a: ServeArgs) -> Result<(), String> {
         user: a.user.clone(),
         password: a.password.clone(),
     };
-    let (specs, goproxy_fixed) = match &a.scenario {
+    let (specs, options, goproxy_fixed) = match &a.scenario {
         Some(name) => {
             let s = scenario::find(name)
                 .ok_or_else(|| format!("no scenario {name:?} (see `modtrace lab scenarios`)"))?;
@@ -444,15 +579,20 @@ fn serve(a: ServeArgs) -> Result<(), String> {
                     _ => {}
                 }
             }
-            (specs, Some(s.goproxy_value()))
+            (specs, s.lab_options(), Some(s.goproxy_value()))
         }
-        None => (
-            a.specs
-                .iter()
-                .map(|s| parse_spec(s, &creds))
-                .collect::<Result<Vec<_>, _>>()?,
-            None,
-        ),
+        None => {
+            let mut specs = Vec::with_capacity(a.specs.len());
+            let mut options = LabOptions::default();
+            for text in &a.specs {
+                let (spec, http2) = parse_spec(text, &creds)?;
+                if http2 {
+                    options.http2.push(spec.name.clone());
+                }
+                specs.push(spec);
+            }
+            (specs, options, None)
+        }
     };
     let needs_modules = specs.iter().any(|s| s.kind.needs_modules());
     let store = if needs_modules {
@@ -501,8 +641,15 @@ fn serve(a: ServeArgs) -> Result<(), String> {
     } else {
         None
     };
-    let mut lab = Lab::start_with(&specs, Arc::new(store), log, Limits::default(), tls)
-        .map_err(|e| e.to_string())?;
+    let mut lab = Lab::start_with_options(
+        &specs,
+        Arc::new(store),
+        log,
+        Limits::default(),
+        tls,
+        &options,
+    )
+    .map_err(|e| e.to_string())?;
     let goproxy = goproxy_fixed.unwrap_or_else(|| default_goproxy(lab.servers()));
     {
         let mut out = std::io::stdout().lock();
@@ -541,10 +688,14 @@ fn serve(a: ServeArgs) -> Result<(), String> {
 mod tests {
     use super::*;
 
+    fn spec_only(text: &str, c: &Credentials) -> Result<ServerSpec, String> {
+        parse_spec(text, c).map(|(s, _)| s)
+    }
+
     #[test]
     fn parses_specs() {
         let c = Credentials::lab_default();
-        let s = parse_spec("a=redirect:127.0.0.1:8094:b", &c).unwrap();
+        let s = spec_only("a=redirect:127.0.0.1:8094:b", &c).unwrap();
         assert_eq!(s.name, "a");
         assert_eq!(s.addr, "127.0.0.1:8094".parse().unwrap());
         assert_eq!(
@@ -554,7 +705,7 @@ mod tests {
                 status: 302
             }
         );
-        let m = parse_spec("mirror:127.0.0.1:8096:http://127.0.0.1:8097/mod", &c).unwrap();
+        let m = spec_only("mirror:127.0.0.1:8096:http://127.0.0.1:8097/mod", &c).unwrap();
         assert_eq!(m.name, "mirror-8096");
         assert_eq!(
             m.kind,
@@ -565,7 +716,7 @@ mod tests {
             }
         );
         assert_eq!(m.tls, None);
-        let t = parse_spec("u=proxy+tls12-self-signed:127.0.0.1:8089", &c).unwrap();
+        let t = spec_only("u=proxy+tls12-self-signed:127.0.0.1:8089", &c).unwrap();
         assert_eq!(
             t.tls,
             Some(TlsServerOptions {
@@ -574,7 +725,7 @@ mod tests {
             })
         );
         assert_eq!(t.kind.label(), "proxy");
-        let n = parse_spec("mirror-noverify:127.0.0.1:8088:https://127.0.0.1:8089", &c).unwrap();
+        let n = spec_only("mirror-noverify:127.0.0.1:8088:https://127.0.0.1:8089", &c).unwrap();
         assert!(matches!(
             n.kind,
             ServerKind::Mirror {
@@ -583,44 +734,44 @@ mod tests {
             }
         ));
         assert_eq!(
-            parse_spec("goget+tls:127.0.0.1:443:http://lab.test", &c)
+            spec_only("goget+tls:127.0.0.1:443:http://lab.test", &c)
                 .unwrap()
                 .kind,
             ServerKind::GoGet {
                 repo_root: "http://lab.test".into()
             }
         );
-        assert!(parse_spec("goget:127.0.0.1:443", &c).is_err());
-        assert!(parse_spec("proxy+ssl3:127.0.0.1:1", &c).is_err());
+        assert!(spec_only("goget:127.0.0.1:443", &c).is_err());
+        assert!(spec_only("proxy+ssl3:127.0.0.1:1", &c).is_err());
         assert_eq!(
-            parse_spec("gone:127.0.0.1:1:404", &c).unwrap().kind,
+            spec_only("gone:127.0.0.1:1:404", &c).unwrap().kind,
             ServerKind::Gone { status: 404 }
         );
         assert_eq!(
-            parse_spec("gone:127.0.0.1:1", &c).unwrap().kind,
+            spec_only("gone:127.0.0.1:1", &c).unwrap().kind,
             ServerKind::Gone { status: 410 }
         );
-        assert!(parse_spec("gone:127.0.0.1:1:500", &c).is_err());
+        assert!(spec_only("gone:127.0.0.1:1:500", &c).is_err());
         assert_eq!(
-            parse_spec("sumdb:127.0.0.1:8102", &c).unwrap().kind,
+            spec_only("sumdb:127.0.0.1:8102", &c).unwrap().kind,
             ServerKind::SumDb
         );
-        assert!(parse_spec("sumdb:127.0.0.1:8102:x", &c).is_err());
+        assert!(spec_only("sumdb:127.0.0.1:8102:x", &c).is_err());
         assert_eq!(
-            parse_spec("proxy-sumdb:127.0.0.1:8100", &c).unwrap().kind,
+            spec_only("proxy-sumdb:127.0.0.1:8100", &c).unwrap().kind,
             ServerKind::ProxyWithSumdb {
                 prefix: String::new()
             }
         );
         assert_eq!(
-            parse_spec("tamper:127.0.0.1:8105", &c).unwrap().kind,
+            spec_only("tamper:127.0.0.1:8105", &c).unwrap().kind,
             ServerKind::Tamper {
                 upstream: None,
                 plan: TamperPlan::default()
             }
         );
         assert_eq!(
-            parse_spec(
+            spec_only(
                 "tamper:127.0.0.1:8106:upstream=http://127.0.0.1:8107,mod,time=2024-06-01T12:00:00Z,only=example.test/Hello",
                 &c
             )
@@ -636,12 +787,33 @@ mod tests {
                 }
             }
         );
-        assert!(parse_spec("tamper:127.0.0.1:1:bogus", &c).is_err());
-        assert!(parse_spec("tamper:127.0.0.1:1:upstream=", &c).is_err());
-        assert!(parse_spec("redirect:127.0.0.1:1", &c).is_err());
-        assert!(parse_spec("teapot:127.0.0.1:1", &c).is_err());
-        assert!(parse_spec("proxy:localhost:1", &c).is_err());
-        assert!(parse_spec("proxy", &c).is_err());
+        assert!(spec_only("tamper:127.0.0.1:1:bogus", &c).is_err());
+        assert!(spec_only("tamper:127.0.0.1:1:upstream=", &c).is_err());
+        assert!(spec_only("redirect:127.0.0.1:1", &c).is_err());
+        assert!(spec_only("teapot:127.0.0.1:1", &c).is_err());
+        assert!(spec_only("proxy:localhost:1", &c).is_err());
+        assert!(spec_only("proxy", &c).is_err());
+        // HTTP/2 and the connect proxy.
+        let (h2, http2) = parse_spec("p=proxy+tls13+h2:127.0.0.1:8109", &c).unwrap();
+        assert!(http2);
+        assert_eq!(
+            h2.tls,
+            Some(TlsServerOptions {
+                cert: CertKind::Valid,
+                versions: TlsVersions::Tls13
+            })
+        );
+        assert!(!parse_spec("p=proxy+tls13:127.0.0.1:8109", &c).unwrap().1);
+        assert!(
+            parse_spec("proxy+h2:127.0.0.1:1", &c).is_err(),
+            "h2 needs TLS"
+        );
+        assert_eq!(
+            spec_only("connect:127.0.0.1:8110", &c).unwrap().kind,
+            ServerKind::Connect
+        );
+        assert!(spec_only("connect+tls13:127.0.0.1:1", &c).is_err());
+        assert!(spec_only("connect:127.0.0.1:1:x", &c).is_err());
     }
 
     #[test]
@@ -777,6 +949,20 @@ mod tests {
         let t = env_assignments(scenario::find("tamper-sumdb-off").unwrap());
         assert!(t.contains("TRUE_GO_SUM='1'\n"), "{t}");
         assert!(t.contains("PORTS='8105'\n"), "{t}");
+        assert!(t.contains("HTTPS_PROXY=''\n"), "{t}");
+        assert!(t.contains("EMBED_KEYS='0'\n"), "{t}");
+        let c = env_assignments(scenario::find("connect-proxy-h2").unwrap());
+        for want in [
+            "GOPROXY='https://lab.test:8109'\n",
+            "HTTPS_PROXY='http://127.0.0.1:8110'\n",
+            "EMBED_KEYS='1'\n",
+            "USES_HTTP2='1'\n",
+            "TLS_PORTS='8109'\n",
+            "PORTS='8109 8110'\n",
+            "TRUST_LAB_CA='1'\n",
+        ] {
+            assert!(c.contains(want), "{want} in {c}");
+        }
     }
 
     #[test]
@@ -801,6 +987,56 @@ mod tests {
         );
         assert!(go_sum(&dir, &["example.test/Util@v9.9.9".to_string()]).is_err());
         assert!(go_sum(&dir, &["nonsense".to_string()]).is_err());
+    }
+
+    #[test]
+    fn embed_keys_puts_the_key_log_before_the_packets() {
+        use crate::source::pcapng::PcapngWriter;
+        use crate::source::{CaptureReader, Frame, LinkType};
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("in.pcapng");
+        let mut w = PcapngWriter::new(Vec::new(), "test", Some("lo"), 262_144).unwrap();
+        for (i, data) in [&[1u8, 2, 3][..], &[4u8; 61][..]].iter().enumerate() {
+            w.write_frame(&Frame {
+                ts: crate::time::Ts::from_secs_nanos(1_700_000_000 + i as i64, 1000),
+                link: LinkType::ETHERNET,
+                data: data.to_vec(),
+                orig_len: data.len() as u32,
+                file: 0,
+            })
+            .unwrap();
+        }
+        std::fs::write(&input, w.into_inner().unwrap()).unwrap();
+        let keys = dir.path().join("k.keys");
+        let text = "# lab\nCLIENT_RANDOM 00ff 11aa\nSERVER_TRAFFIC_SECRET_0 ab cd\n";
+        std::fs::write(&keys, text).unwrap();
+        let out = dir.path().join("out.pcapng");
+        assert_eq!(embed_keys(&input, &keys, &out).unwrap(), (2, text.len()));
+        let bytes = std::fs::read(&out).unwrap();
+        // The block after the section header is the DSB (type 0x0A), before any IDB or EPB.
+        let shb_len = u32::from_le_bytes(bytes[4..8].try_into().unwrap()) as usize;
+        assert_eq!(&bytes[shb_len..shb_len + 4], &0x0Au32.to_le_bytes());
+        let mut r = CaptureReader::open(&out, 0).unwrap();
+        let mut frames = Vec::new();
+        while let Some(f) = r.next_frame().unwrap() {
+            frames.push(f);
+        }
+        assert_eq!(frames.len(), 2);
+        assert_eq!(frames[1].data, vec![4u8; 61]);
+        assert_eq!(
+            frames[1].ts,
+            crate::time::Ts::from_secs_nanos(1_700_000_001, 1000)
+        );
+        assert_eq!(r.stats().keylog, text.as_bytes());
+
+        // Refusals: not a key log, no key line, writing over the input.
+        std::fs::write(&keys, "CLIENT_RANDOM zz 11\n").unwrap();
+        assert!(embed_keys(&input, &keys, &out).is_err());
+        std::fs::write(&keys, "# nothing\n").unwrap();
+        assert!(embed_keys(&input, &keys, &out).is_err());
+        std::fs::write(&keys, text).unwrap();
+        assert!(embed_keys(&input, &keys, &input).is_err());
+        assert!(embed_keys(&dir.path().join("missing.pcap"), &keys, &out).is_err());
     }
 
     #[test]

@@ -3,10 +3,10 @@
 //! `captures/record.sh` reads these through `modtrace lab env NAME`; trainers start them with
 //! `modtrace lab serve --scenario NAME`.
 
-use super::server::{Credentials, ServerKind, ServerSpec, Target, LAB_IP};
+use super::server::{Credentials, LabOptions, ServerKind, ServerSpec, Target, LAB_IP};
 use super::sumdb::LabSigner;
 use super::tamper::TamperPlan;
-use super::tls::{CertKind, TlsServerOptions, TlsVersions, UpstreamVerify};
+use super::tls::{CertKind, TlsServerOptions, TlsVersions, UpstreamVerify, LAB_HOST};
 use std::net::SocketAddr;
 
 /// What kind of server a scenario runs (the data form of [`ServerKind`]).
@@ -33,6 +33,9 @@ pub enum ServerDef {
     SumDb,
     /// A tampering GOPROXY.
     Tamper(TamperDef),
+    /// A CONNECT proxy (plain HTTP) tunnelling to `lab.test:<port of another server>`, always
+    /// at 127.0.0.1: the scenario's HTTPS_PROXY.
+    ConnectProxy,
 }
 
 /// The data form of a tampering server ([`TamperPlan`] plus where it gets the modules).
@@ -78,6 +81,8 @@ pub struct ScenarioServer {
     pub def: ServerDef,
     /// Served over TLS with these options.
     pub tls: Option<TlsServerOptions>,
+    /// Its TLS offers HTTP/2 too (ALPN `h2` before `http/1.1`).
+    pub http2: bool,
 }
 
 /// A plain-HTTP scenario server.
@@ -87,6 +92,7 @@ pub const fn plain(name: &'static str, port: u16, def: ServerDef) -> ScenarioSer
         port,
         def,
         tls: None,
+        http2: false,
     }
 }
 
@@ -103,6 +109,21 @@ pub const fn tls(
         port,
         def,
         tls: Some(TlsServerOptions { cert, versions }),
+        http2: false,
+    }
+}
+
+/// A scenario server over TLS that offers HTTP/2 (ALPN `h2`, then `http/1.1`).
+pub const fn tls_h2(
+    name: &'static str,
+    port: u16,
+    def: ServerDef,
+    versions: TlsVersions,
+    cert: CertKind,
+) -> ScenarioServer {
+    ScenarioServer {
+        http2: true,
+        ..tls(name, port, def, versions, cert)
     }
 }
 
@@ -141,6 +162,14 @@ pub struct Scenario {
     /// tcpdump interface: `lo` (Ethernet framing) or `any` (Linux cooked v2).
     pub interface: &'static str,
     pub expect: GoOutcome,
+    /// The server (a [`ServerDef::ConnectProxy`]) the go command gets as HTTPS_PROXY. The go
+    /// command bypasses HTTPS_PROXY for loopback addresses, so GOPROXY then names its servers
+    /// `lab.test` ([`LAB_HOST`]), which only the proxy maps to 127.0.0.1: no name resolution
+    /// and no network namespace needed.
+    pub https_proxy: Option<&'static str>,
+    /// Keep the capture as `NAME.pcapng` with the key log embedded as a Decryption Secrets
+    /// Block (`modtrace lab embed-keys`), instead of `NAME.pcap`.
+    pub embed_keys: bool,
 }
 
 /// The two modules every scenario downloads; upper case in both paths, so the wire shows
@@ -165,6 +194,8 @@ pub const SCENARIOS: &[Scenario] = &[
         downloads: BOTH_MODULES,
         interface: "lo",
         expect: GoOutcome::Success,
+        https_proxy: None,
+        embed_keys: false,
     },
     Scenario {
         name: "fallback-410",
@@ -182,6 +213,8 @@ pub const SCENARIOS: &[Scenario] = &[
         downloads: BOTH_MODULES,
         interface: "lo",
         expect: GoOutcome::Success,
+        https_proxy: None,
+        embed_keys: false,
     },
     Scenario {
         name: "redirect-loop",
@@ -199,6 +232,8 @@ pub const SCENARIOS: &[Scenario] = &[
         downloads: BOTH_MODULES,
         interface: "lo",
         expect: GoOutcome::ErrorContains("stopped after 10 redirects"),
+        https_proxy: None,
+        embed_keys: false,
     },
     Scenario {
         name: "mirror-basic-auth",
@@ -216,6 +251,8 @@ pub const SCENARIOS: &[Scenario] = &[
         downloads: BOTH_MODULES,
         interface: "lo",
         expect: GoOutcome::Success,
+        https_proxy: None,
+        embed_keys: false,
     },
     Scenario {
         name: "fallback-410-any",
@@ -233,6 +270,8 @@ pub const SCENARIOS: &[Scenario] = &[
         downloads: BOTH_MODULES,
         interface: "any",
         expect: GoOutcome::Success,
+        https_proxy: None,
+        embed_keys: false,
     },
     Scenario {
         name: "tls-mirror-selfsigned",
@@ -250,6 +289,8 @@ pub const SCENARIOS: &[Scenario] = &[
         downloads: BOTH_MODULES,
         interface: "lo",
         expect: GoOutcome::Success,
+        https_proxy: None,
+        embed_keys: false,
     },
     Scenario {
         name: "tls-mirror-expired",
@@ -267,6 +308,8 @@ pub const SCENARIOS: &[Scenario] = &[
         downloads: BOTH_MODULES,
         interface: "lo",
         expect: GoOutcome::Success,
+        https_proxy: None,
+        embed_keys: false,
     },
     Scenario {
         name: "goinsecure-goget",
@@ -284,6 +327,8 @@ pub const SCENARIOS: &[Scenario] = &[
         downloads: LAB_HOST_MODULES,
         interface: "lo",
         expect: GoOutcome::Success,
+        https_proxy: None,
+        embed_keys: false,
     },
     Scenario {
         name: "tls-proxy-rejected",
@@ -298,6 +343,8 @@ pub const SCENARIOS: &[Scenario] = &[
         downloads: BOTH_MODULES,
         interface: "lo",
         expect: GoOutcome::ErrorContains("x509: certificate signed by unknown authority"),
+        https_proxy: None,
+        embed_keys: false,
     },
     Scenario {
         name: "tls13-verified",
@@ -312,6 +359,8 @@ pub const SCENARIOS: &[Scenario] = &[
         downloads: BOTH_MODULES,
         interface: "lo",
         expect: GoOutcome::Success,
+        https_proxy: None,
+        embed_keys: false,
     },
     Scenario {
         name: "sumdb-via-proxy",
@@ -326,6 +375,8 @@ pub const SCENARIOS: &[Scenario] = &[
         downloads: BOTH_MODULES,
         interface: "lo",
         expect: GoOutcome::Success,
+        https_proxy: None,
+        embed_keys: false,
     },
     Scenario {
         name: "sumdb-direct",
@@ -343,6 +394,8 @@ pub const SCENARIOS: &[Scenario] = &[
         downloads: BOTH_MODULES,
         interface: "lo",
         expect: GoOutcome::Success,
+        https_proxy: None,
+        embed_keys: false,
     },
     Scenario {
         name: "tamper-sumdb-on",
@@ -360,6 +413,8 @@ pub const SCENARIOS: &[Scenario] = &[
         downloads: BOTH_MODULES,
         interface: "lo",
         expect: GoOutcome::ErrorContains("SECURITY ERROR"),
+        https_proxy: None,
+        embed_keys: false,
     },
     Scenario {
         name: "tamper-sumdb-off",
@@ -374,6 +429,8 @@ pub const SCENARIOS: &[Scenario] = &[
         downloads: BOTH_MODULES,
         interface: "lo",
         expect: GoOutcome::Success,
+        https_proxy: None,
+        embed_keys: false,
     },
     Scenario {
         name: "mirrors-disagree",
@@ -401,6 +458,43 @@ pub const SCENARIOS: &[Scenario] = &[
         downloads: BOTH_MODULES,
         interface: "lo",
         expect: GoOutcome::Success,
+        https_proxy: None,
+        embed_keys: false,
+    },
+    Scenario {
+        name: "h2-proxy-tls13",
+        summary: "GOPROXY=https proxy over TLS 1.3 offering ALPN h2 (then http/1.1), lab-CA certificate, SSL_CERT_FILE=the lab CA: go speaks HTTP/2 and succeeds",
+        servers: &[tls_h2("proxy", 8108, ServerDef::Proxy, TlsVersions::Tls13, CertKind::Valid)],
+        goproxy: &["proxy"],
+        gosumdb: "off",
+        goinsecure: "",
+        trust_lab_ca: true,
+        netns_hosts: &[],
+        expect_requests: true,
+        downloads: BOTH_MODULES,
+        interface: "lo",
+        expect: GoOutcome::Success,
+        https_proxy: None,
+        embed_keys: false,
+    },
+    Scenario {
+        name: "connect-proxy-h2",
+        summary: "HTTPS_PROXY=plain-HTTP CONNECT proxy, GOPROXY=https://lab.test:8109 (TLS 1.3, ALPN h2, lab CA trusted): go tunnels HTTP/2 through the proxy; kept as pcapng with the key log embedded",
+        servers: &[
+            tls_h2("proxy", 8109, ServerDef::Proxy, TlsVersions::Tls13, CertKind::Valid),
+            plain("connect", 8110, ServerDef::ConnectProxy),
+        ],
+        goproxy: &["proxy"],
+        gosumdb: "off",
+        goinsecure: "",
+        trust_lab_ca: true,
+        netns_hosts: &[],
+        expect_requests: true,
+        downloads: BOTH_MODULES,
+        interface: "lo",
+        expect: GoOutcome::Success,
+        https_proxy: Some("connect"),
+        embed_keys: true,
     },
 ];
 
@@ -456,25 +550,57 @@ impl Scenario {
                         upstream: t.upstream.map(|n| Target::Server(n.to_string())),
                         plan: t.plan(),
                     },
+                    ServerDef::ConnectProxy => ServerKind::Connect,
                 },
                 tls: s.tls,
             })
             .collect()
     }
 
-    /// GOPROXY for the fixed ports.
+    /// What the specs cannot say: which TLS servers offer HTTP/2.
+    pub fn lab_options(&self) -> LabOptions {
+        LabOptions {
+            http2: self
+                .servers
+                .iter()
+                .filter(|s| s.http2)
+                .map(|s| s.name.to_string())
+                .collect(),
+        }
+    }
+
+    /// GOPROXY for the fixed ports: `127.0.0.1`, or `lab.test` when the go command goes
+    /// through [`Scenario::https_proxy`].
     pub fn goproxy_value(&self) -> String {
+        let host = if self.https_proxy.is_some() {
+            LAB_HOST.to_string()
+        } else {
+            LAB_IP.to_string()
+        };
         self.goproxy
             .iter()
             .filter_map(|n| match *n {
                 "direct" | "off" => Some(n.to_string()),
                 _ => self.servers.iter().find(|s| s.name == *n).map(|s| {
                     let scheme = if s.tls.is_some() { "https" } else { "http" };
-                    format!("{scheme}://{}:{}", LAB_IP, s.port)
+                    format!("{scheme}://{host}:{}", s.port)
                 }),
             })
             .collect::<Vec<_>>()
             .join(",")
+    }
+
+    /// HTTPS_PROXY for the go command (empty: none).
+    pub fn https_proxy_value(&self) -> String {
+        self.https_proxy
+            .and_then(|n| self.servers.iter().find(|s| s.name == n))
+            .map(|s| format!("http://{LAB_IP}:{}", s.port))
+            .unwrap_or_default()
+    }
+
+    /// Whether a TLS server offers HTTP/2.
+    pub fn uses_http2(&self) -> bool {
+        self.servers.iter().any(|s| s.http2)
     }
 
     /// GOSUMDB with `{lab-key}` replaced by the lab checksum database's verifier key.
@@ -604,6 +730,52 @@ mod tests {
                 );
             }
             assert!(matches!(s.interface, "lo" | "any"));
+            for sv in s.servers {
+                assert!(
+                    !sv.http2 || sv.tls.is_some(),
+                    "{}: {} offers h2 without TLS",
+                    s.name,
+                    sv.name
+                );
+                if sv.def == ServerDef::ConnectProxy {
+                    assert!(sv.tls.is_none(), "{}: the connect proxy is plain", s.name);
+                    assert!(
+                        !s.goproxy.contains(&sv.name),
+                        "{}: a connect proxy is no GOPROXY",
+                        s.name
+                    );
+                }
+            }
+            if let Some(p) = s.https_proxy {
+                assert!(
+                    s.servers
+                        .iter()
+                        .any(|o| o.name == p && o.def == ServerDef::ConnectProxy),
+                    "{}: HTTPS_PROXY names no connect proxy of the scenario",
+                    s.name
+                );
+                // GOPROXY then names lab.test, which only the proxy resolves: every entry
+                // must be an https:// server reached through it.
+                for g in s.goproxy {
+                    assert!(
+                        s.servers.iter().any(|o| o.name == *g && o.tls.is_some()),
+                        "{}: GOPROXY entry {g} is not reached through HTTPS_PROXY",
+                        s.name
+                    );
+                }
+                assert!(s.netns_hosts.is_empty(), "{}", s.name);
+            } else {
+                assert!(
+                    !s.servers.iter().any(|o| o.def == ServerDef::ConnectProxy),
+                    "{}: a connect proxy nobody uses",
+                    s.name
+                );
+            }
+            assert!(
+                !s.embed_keys || s.uses_tls(),
+                "{}: keys to embed need TLS",
+                s.name
+            );
         }
         assert_eq!(
             find("fallback-410").unwrap().goproxy_value(),
@@ -624,6 +796,27 @@ mod tests {
         assert!(!find("sumdb-direct").unwrap().tampers());
         assert!(find("sumdb-via-proxy").unwrap().uses_lab_sumdb());
         assert!(!find("mirrors-disagree").unwrap().uses_lab_sumdb());
+        let h2 = find("h2-proxy-tls13").unwrap();
+        assert_eq!(h2.goproxy_value(), "https://127.0.0.1:8108");
+        assert_eq!(h2.https_proxy_value(), "");
+        assert!(h2.uses_http2() && h2.trust_lab_ca && !h2.embed_keys);
+        assert_eq!(h2.lab_options().http2, vec!["proxy".to_string()]);
+        let c = find("connect-proxy-h2").unwrap();
+        assert_eq!(c.goproxy_value(), "https://lab.test:8109");
+        assert_eq!(c.https_proxy_value(), "http://127.0.0.1:8110");
+        assert_eq!(c.tls_ports(), vec![8109]);
+        assert_eq!(c.ports(), vec![8109, 8110]);
+        assert!(c.embed_keys && c.trust_lab_ca);
+        assert_eq!(c.specs(false)[1].kind, ServerKind::Connect);
+        assert!(find("tls13-verified")
+            .unwrap()
+            .lab_options()
+            .http2
+            .is_empty());
+        assert!(SCENARIOS
+            .iter()
+            .filter(|s| !matches!(s.name, "h2-proxy-tls13" | "connect-proxy-h2"))
+            .all(|s| !s.uses_http2() && s.https_proxy.is_none() && !s.embed_keys));
     }
 
     /// The new scenarios' ports are not used by any other scenario (each capture's ports

@@ -1,7 +1,8 @@
 //! The lab's server kinds and how a set of them is started: every listener bound first (so
 //! servers can name each other, e.g. two redirectors pointing at each other), then one accept
-//! thread per server and one thread per connection. Any kind can be served over TLS
-//! ([`TlsServerOptions`]): the connection thread then runs the rustls handshake first.
+//! thread per server and one thread per connection. Any kind but `connect` can be served over
+//! TLS ([`TlsServerOptions`]): the connection thread then runs the rustls handshake first. A TLS
+//! server named in [`LabOptions::http2`] also offers HTTP/2 ([`super::http2`]).
 
 use super::http::{
     self, fetch_tls, read_request, write_response, HttpBase, Limits, ReadOutcome, Request, Response,
@@ -10,7 +11,7 @@ use super::log::{LogEntry, RequestLog};
 use super::modules::{percent_decode, unescape_path, ModuleStore};
 use super::sumdb::{LabSigner, SumDb};
 use super::tamper::TamperPlan;
-use super::tls::{KeyLogWriter, Pki, TlsServerOptions, UpstreamVerify};
+use super::tls::{KeyLogWriter, Pki, TlsServerOptions, UpstreamVerify, ALPN_H2, ALPN_HTTP11};
 use super::LabError;
 use base64::Engine;
 use std::io::{Read, Write};
@@ -94,6 +95,11 @@ pub enum ServerKind {
         upstream: Option<Target>,
         plan: TamperPlan,
     },
+    /// A forward proxy for HTTPS (RFC 9110 9.3.6), plain HTTP: `CONNECT host:port` for
+    /// `lab.test` or `*.lab.test` and the port of another server of the same lab opens a TCP
+    /// connection to 127.0.0.1:port (never another address) and relays bytes both ways until
+    /// either side closes ([`super::connect`]). Other targets 403, other methods 405.
+    Connect,
 }
 
 impl ServerKind {
@@ -115,6 +121,7 @@ impl ServerKind {
             ServerKind::ProxyWithSumdb { .. } => "proxy-sumdb",
             ServerKind::SumDb => "sumdb",
             ServerKind::Tamper { .. } => "tamper",
+            ServerKind::Connect => "connect",
         }
     }
 
@@ -193,6 +200,16 @@ impl TlsContext {
     }
 }
 
+/// Settings of a lab beyond its [`ServerSpec`]s (a separate struct, so that spec literals
+/// written before these existed stay valid).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LabOptions {
+    /// Names of TLS servers that offer HTTP/2: ALPN `h2` before `http/1.1`. A client that
+    /// picks `h2` (the go command does) is served by [`super::http2`], one that picks `http/1.1`
+    /// or offers no ALPN by the HTTP/1.1 code, as on any other TLS server.
+    pub http2: Vec<String>,
+}
+
 /// A started set of servers; stops them when dropped.
 pub struct Lab {
     servers: Vec<ServerInfo>,
@@ -231,6 +248,10 @@ enum Handler {
     GoGet {
         repo_root: String,
     },
+    Connect {
+        /// Ports a CONNECT may open on 127.0.0.1: the other servers of the lab.
+        ports: Vec<u16>,
+    },
 }
 
 /// Where a tampering server gets what it changes.
@@ -242,15 +263,18 @@ enum TamperSource {
     },
 }
 
-struct ServerCtx {
-    name: String,
-    listen: String,
+/// One server as its connection threads (and [`super::http2`], [`super::connect`]) see it.
+pub(super) struct ServerCtx {
+    pub(super) name: String,
+    pub(super) listen: String,
     handler: Handler,
-    log: RequestLog,
-    limits: Limits,
-    stop: Arc<AtomicBool>,
+    pub(super) log: RequestLog,
+    pub(super) limits: Limits,
+    pub(super) stop: Arc<AtomicBool>,
     active: AtomicUsize,
     tls: Option<Arc<rustls::ServerConfig>>,
+    /// TLS offers `h2` (the configuration's ALPN list says so too).
+    http2: bool,
     log_handshakes: bool,
 }
 
@@ -274,11 +298,29 @@ impl Lab {
         limits: Limits,
         tls: Option<TlsContext>,
     ) -> Result<Lab, LabError> {
+        Self::start_with_options(specs, store, log, limits, tls, &LabOptions::default())
+    }
+
+    /// [`Lab::start_with`] plus [`LabOptions`] (which TLS servers offer HTTP/2).
+    pub fn start_with_options(
+        specs: &[ServerSpec],
+        store: Arc<ModuleStore>,
+        log: RequestLog,
+        limits: Limits,
+        tls: Option<TlsContext>,
+        options: &LabOptions,
+    ) -> Result<Lab, LabError> {
         let mut names = std::collections::HashSet::new();
         for s in specs {
             if !names.insert(s.name.as_str()) {
                 return Err(LabError::Config(format!(
                     "server name {:?} used twice",
+                    s.name
+                )));
+            }
+            if s.kind == ServerKind::Connect && s.tls.is_some() {
+                return Err(LabError::Config(format!(
+                    "{}: the connect proxy speaks plain HTTP only",
                     s.name
                 )));
             }
@@ -288,6 +330,17 @@ impl Lab {
                     s.name,
                     s.addr.ip()
                 )));
+            }
+        }
+        for n in &options.http2 {
+            match specs.iter().find(|s| &s.name == n) {
+                Some(s) if s.tls.is_some() => {}
+                Some(_) => {
+                    return Err(LabError::Config(format!(
+                        "{n}: HTTP/2 is offered over TLS only (ALPN); give the server +tls"
+                    )))
+                }
+                None => return Err(LabError::Config(format!("http2: no server named {n:?}"))),
             }
         }
         let mut listeners = Vec::with_capacity(specs.len());
@@ -360,8 +413,15 @@ impl Lab {
         };
         let mut server_tls = Vec::with_capacity(specs.len());
         for s in specs {
+            let alpn: &[&[u8]] = if options.http2.contains(&s.name) {
+                &[ALPN_H2, ALPN_HTTP11]
+            } else {
+                &[ALPN_HTTP11]
+            };
             server_tls.push(match (&s.tls, &tls) {
-                (Some(opts), Some(t)) => Some(t.pki.server_config(*opts, t.key_log_dyn())?),
+                (Some(opts), Some(t)) => {
+                    Some(t.pki.server_config_alpn(*opts, t.key_log_dyn(), alpn)?)
+                }
                 _ => None,
             });
         }
@@ -437,6 +497,13 @@ impl Lab {
                         repo_root: repo_root.trim_end_matches('/').to_string(),
                     }
                 }
+                ServerKind::Connect => Handler::Connect {
+                    ports: infos
+                        .iter()
+                        .filter(|i| i.name != s.name)
+                        .map(|i| i.addr.port())
+                        .collect(),
+                },
             });
         }
         let stop = Arc::new(AtomicBool::new(false));
@@ -457,6 +524,7 @@ impl Lab {
                 stop: stop.clone(),
                 active: AtomicUsize::new(0),
                 tls: server_tls,
+                http2: options.http2.contains(&info.name),
                 log_handshakes,
             });
             let t = std::thread::Builder::new()
@@ -547,15 +615,25 @@ enum Ended {
     Server,
 }
 
-fn serve_connection(stream: TcpStream, ctx: &ServerCtx) {
+fn serve_connection(stream: TcpStream, ctx: &Arc<ServerCtx>) {
     let _ = stream.set_read_timeout(Some(ctx.limits.idle_timeout));
     let _ = stream.set_write_timeout(Some(ctx.limits.idle_timeout));
     let _ = stream.set_nodelay(true);
+    if let Handler::Connect { ports } = &ctx.handler {
+        super::connect::serve_connect(stream, ctx, ports);
+        return;
+    }
     let Some(cfg) = &ctx.tls else {
         let mut stream = stream;
         serve_requests(&mut stream, ctx);
         return;
     };
+    if ctx.http2 {
+        // The handshake runs under tokio (the h2 crate is async); an http/1.1 client is
+        // handed back to serve_tls_requests below.
+        super::http2::serve_tls(stream, ctx, cfg.clone());
+        return;
+    }
     let peer = stream
         .peer_addr()
         .map(|a| a.to_string())
@@ -589,24 +667,33 @@ fn serve_connection(stream: TcpStream, ctx: &ServerCtx) {
             }
         }
     }
-    ctx.note(&format!(
-        "tls {}: from {peer}: {} {} alpn={} sni={}",
-        ctx.name,
-        tls.conn
-            .protocol_version()
+    ctx.note(&handshake_note(&ctx.name, &peer, &tls.conn));
+    serve_tls_requests(&mut tls, ctx);
+}
+
+/// The `tls.log` line of a finished handshake: version, suite, ALPN, SNI.
+pub(super) fn handshake_note(name: &str, peer: &str, conn: &rustls::ServerConnection) -> String {
+    format!(
+        "tls {name}: from {peer}: {} {} alpn={} sni={}",
+        conn.protocol_version()
             .map(|v| format!("{v:?}"))
             .unwrap_or_default(),
-        tls.conn
-            .negotiated_cipher_suite()
+        conn.negotiated_cipher_suite()
             .map(|s| format!("{:?}", s.suite()))
             .unwrap_or_default(),
-        tls.conn
-            .alpn_protocol()
+        conn.alpn_protocol()
             .map(|a| String::from_utf8_lossy(a).into_owned())
             .unwrap_or_else(|| "-".into()),
-        tls.conn.server_name().unwrap_or("-"),
-    ));
-    if let Ended::Server = serve_requests(&mut tls, ctx) {
+        conn.server_name().unwrap_or("-"),
+    )
+}
+
+/// HTTP/1.1 on a TLS connection after its handshake.
+pub(super) fn serve_tls_requests(
+    tls: &mut rustls::StreamOwned<rustls::ServerConnection, TcpStream>,
+    ctx: &ServerCtx,
+) {
+    if let Ended::Server = serve_requests(tls, ctx) {
         // RFC 8446 6.1: close_notify before closing the write side.
         tls.conn.send_close_notify();
         let _ = tls.conn.complete_io(&mut tls.sock);
@@ -651,13 +738,18 @@ fn serve_requests<S: Read + Write>(stream: &mut S, ctx: &ServerCtx) -> Ended {
 }
 
 impl ServerCtx {
-    fn note(&self, text: &str) {
+    pub(super) fn note(&self, text: &str) {
         if self.log_handshakes {
             eprintln!("{text}");
         }
     }
 
-    fn answer(&self, req: &Request) -> Response {
+    /// The response to one request, whatever HTTP version carried it (the HTTP/1.1 loop
+    /// below, [`super::http2`], or a non-CONNECT request to the connect proxy).
+    pub(super) fn answer(&self, req: &Request) -> Response {
+        if let Handler::Connect { .. } = self.handler {
+            return connect_only();
+        }
         if req.method != "GET" && req.method != "HEAD" {
             return Response::text(405, "only GET and HEAD\n").with_header("Allow", "GET, HEAD");
         }
@@ -700,6 +792,7 @@ impl ServerCtx {
                 proxy_answer(store, prefix, &req.target)
             }
             Handler::GoGet { repo_root } => goget_answer(req, repo_root),
+            Handler::Connect { .. } => connect_only(),
             Handler::SumDb { db } => db.answer(&req.target),
             Handler::Tamper { source, plan } => {
                 let resp = match source {
@@ -742,6 +835,11 @@ impl ServerCtx {
             }
         }
     }
+}
+
+/// What the connect proxy answers to anything but CONNECT.
+fn connect_only() -> Response {
+    Response::text(405, "this lab server is a CONNECT proxy only\n").with_header("Allow", "CONNECT")
 }
 
 /// An upstream answer as a mirror relays it: status, body, Content-Type and Location.

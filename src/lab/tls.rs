@@ -28,9 +28,12 @@ use std::sync::{Arc, Mutex};
 pub const LAB_HOST: &str = "lab.test";
 /// The only name in the wrong-name certificate: neither `lab.test` nor 127.0.0.1.
 pub const WRONG_HOST: &str = "other.test";
-/// ALPN the lab's TLS servers and the mirror's client offer: the lab speaks HTTP/1.1 only
-/// (RFC 7301; `h2` would make the go command speak HTTP/2).
+/// ALPN the lab's TLS servers and the mirror's client offer by default: HTTP/1.1 only
+/// (RFC 7301; `h2` makes the go command speak HTTP/2).
 pub const ALPN_HTTP11: &[u8] = b"http/1.1";
+/// ALPN of HTTP/2 over TLS (RFC 9113 3.2), offered before `http/1.1` by the TLS servers named
+/// in [`super::LabOptions::http2`].
+pub const ALPN_H2: &[u8] = b"h2";
 
 /// Which leaf certificate a TLS server presents.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -369,6 +372,17 @@ impl Pki {
         opts: TlsServerOptions,
         key_log: Option<Arc<dyn KeyLog>>,
     ) -> Result<Arc<ServerConfig>, LabError> {
+        self.server_config_alpn(opts, key_log, &[ALPN_HTTP11])
+    }
+
+    /// [`Pki::server_config`] offering these ALPN protocols, in the server's order of
+    /// preference (rustls picks the first of them the client also offers).
+    pub fn server_config_alpn(
+        &self,
+        opts: TlsServerOptions,
+        key_log: Option<Arc<dyn KeyLog>>,
+        alpn: &[&[u8]],
+    ) -> Result<Arc<ServerConfig>, LabError> {
         let leaf = self.leaf(opts.cert);
         let mut cfg = ServerConfig::builder_with_provider(provider())
             .with_protocol_versions(opts.versions.rustls())
@@ -376,7 +390,7 @@ impl Pki {
             .with_no_client_auth()
             .with_single_cert(vec![leaf.cert_der.clone()], leaf.key())
             .map_err(|e| pki_err("server certificate", e))?;
-        cfg.alpn_protocols = vec![ALPN_HTTP11.to_vec()];
+        cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
         if let Some(k) = key_log {
             cfg.key_log = k;
         }
