@@ -93,8 +93,12 @@ fn capture(a: &CaptureArgs) -> Result<i32, String> {
     }
 
     // Files named by the analysis options are read as the user modtrace now runs as.
-    let cfg = a.opts.config()?;
+    let mut cfg = a.opts.config()?;
+    // The key logs are followed as they grow (a server writes a line per session).
+    cfg.keylog = Default::default();
+    let mut keylogs = KeyLogFollower::new(&a.opts.keylog);
     let mut an = Analyzer::new(cfg);
+    an.add_keylog(&keylogs.poll());
     // A capture may run for hours: the summary needs no exchange list.
     an.keep_exchanges(false);
     let attribution = Arc::new(Mutex::new(Attributor::new("/proc")));
@@ -177,6 +181,10 @@ fn capture(a: &CaptureArgs) -> Result<i32, String> {
         match msg {
             Msg::Frame(frame) => an.on_frame(&frame),
             Msg::Kernel(k) => {
+                let new_keys = keylogs.poll();
+                if !new_keys.is_empty() {
+                    an.add_keylog(&new_keys);
+                }
                 if k.dropped + k.if_dropped > kernel.dropped + kernel.if_dropped {
                     an.on_capture_drops(k.dropped + k.if_dropped, k.received);
                 }
@@ -211,7 +219,7 @@ fn capture(a: &CaptureArgs) -> Result<i32, String> {
 
     let mut keylog_note = None;
     if let Some(mut w) = writer {
-        if let Some(k) = &a.keylog {
+        for k in &a.opts.keylog {
             keylog_note = Some(match std::fs::read(k) {
                 Ok(secrets) => match w.write_keylog(&secrets) {
                     Ok(true) => format!("embedded the key log {}", k.display()),
@@ -230,8 +238,6 @@ fn capture(a: &CaptureArgs) -> Result<i32, String> {
         {
             write_error = Some(e.to_string());
         }
-    } else if a.keylog.is_some() && a.write.is_none() {
-        keylog_note = Some("--keylog is embedded in the -w file: no -w given".into());
     }
     for note in [&keylog_note, &write_error, &read_error]
         .into_iter()
@@ -726,5 +732,48 @@ pub mod privileges {
             let e = target(Some("modtrace-no-such-user"), None, None).unwrap_err();
             assert!(e.contains("no such user"), "{e}");
         }
+    }
+}
+
+/// Reads what key log files gained since the last look, whole lines only.
+struct KeyLogFollower {
+    files: Vec<(PathBuf, u64, Vec<u8>)>,
+}
+
+impl KeyLogFollower {
+    fn new(paths: &[PathBuf]) -> KeyLogFollower {
+        KeyLogFollower {
+            files: paths.iter().map(|p| (p.clone(), 0, Vec::new())).collect(),
+        }
+    }
+
+    /// New complete lines of every file (a file that shrank is read again from the start).
+    fn poll(&mut self) -> Vec<u8> {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut out = Vec::new();
+        for (path, offset, partial) in &mut self.files {
+            let Ok(mut f) = File::open(&*path) else {
+                continue;
+            };
+            let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+            if len < *offset {
+                *offset = 0;
+                partial.clear();
+            }
+            if len == *offset || f.seek(SeekFrom::Start(*offset)).is_err() {
+                continue;
+            }
+            let mut buf = Vec::new();
+            // Bounded: a key log line is ~200 bytes; 16 MiB per look is thousands of sessions.
+            if f.take(16 << 20).read_to_end(&mut buf).is_err() {
+                continue;
+            }
+            *offset = offset.saturating_add(buf.len() as u64);
+            partial.extend_from_slice(&buf);
+            if let Some(end) = partial.iter().rposition(|&b| b == b'\n') {
+                out.extend(partial.drain(..=end));
+            }
+        }
+        out
     }
 }

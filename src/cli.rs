@@ -109,6 +109,14 @@ pub struct AnalysisOptions {
     /// A go.sum or go.work.sum file: its hashes are what downloads must match (repeatable)
     #[arg(long, value_name = "FILE")]
     pub go_sum: Vec<PathBuf>,
+    /// TLS key log (NSS format, as SSLKEYLOGFILE writes; repeatable): decrypts the sessions
+    /// it has secrets for
+    #[arg(
+        long,
+        value_name = "FILE",
+        long_help = "TLS key log in the NSS format (what SSLKEYLOGFILE writes, and what the lab servers and many TLS servers and recording proxies can write; repeatable). Sessions whose client random it names are decrypted: TLS 1.3 (handshake and application traffic secrets, key updates) and TLS 1.2 (CLIENT_RANDOM master secrets), with AES-GCM and ChaCha20-Poly1305. Their HTTP/1.1 and HTTP/2 requests become exchanges like plaintext ones, and TLS 1.3 certificates are checked. Key logs embedded in a pcapng (Decryption Secrets Blocks) are used too. With `capture`, the file is also followed while capturing and embedded in the -w file."
+    )]
+    pub keylog: Vec<PathBuf>,
 }
 
 impl AnalysisOptions {
@@ -172,6 +180,17 @@ impl AnalysisOptions {
             cfg.go_sum
                 .extend(sum.lines.into_iter().map(|l| (l, name.clone())));
         }
+        for f in &a.keylog {
+            let data = std::fs::read(f).map_err(|e| format!("--keylog {}: {e}", f.display()))?;
+            let before = cfg.keylog.len();
+            cfg.keylog.add_text(&data);
+            if cfg.keylog.len() == before && !data.is_empty() {
+                return Err(format!(
+                    "--keylog {}: no key log lines in it (expected `LABEL <client random hex> <secret hex>`, e.g. CLIENT_RANDOM or CLIENT_TRAFFIC_SECRET_0)",
+                    f.display()
+                ));
+            }
+        }
         Ok(cfg)
     }
 }
@@ -202,10 +221,6 @@ pub struct CaptureArgs {
     /// Format of the event stream on standard output
     #[arg(long, short = 'F', value_enum, default_value_t = StreamFormat::Text)]
     pub format: StreamFormat,
-    /// TLS key log (NSS format) to embed in the -w file as a Decryption Secrets Block when the
-    /// capture stops
-    #[arg(long, value_name = "FILE")]
-    pub keylog: Option<PathBuf>,
     /// User to run as once the capture is open (default: the user who ran sudo, else nobody)
     #[arg(long, value_name = "NAME")]
     pub user: Option<String>,

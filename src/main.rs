@@ -63,6 +63,14 @@ fn analyze(a: &AnalyzeArgs) -> i32 {
         Err(e) => return fail(e),
     };
     cfg.hash_zips = !a.no_zip_hashes;
+    // pcapng files may carry their key logs (Decryption Secrets Blocks), possibly after the
+    // packets: read them first.
+    for f in &a.files {
+        match modtrace::source::embedded_keylog(f) {
+            Ok(k) => cfg.keylog.add_text(&k),
+            Err(e) => return fail(e),
+        }
+    }
     let mut an = Analyzer::new(cfg);
     an.keep_exchanges(a.format == Format::Json);
     let mut n: u64 = 0;

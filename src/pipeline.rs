@@ -11,6 +11,8 @@ use crate::gomod::sumdb::GoSumLine;
 use crate::gomod::{self, path::split_url, Credential, Exchange, Journey, Tracker};
 use crate::proto::dns::{self, DnsTcpConn, RData};
 use crate::proto::http1::{looks_like_request, Http1Conn};
+use crate::proto::http2::Http2Conn;
+use crate::proto::tls::keylog::KeyLog;
 use crate::proto::tls::{looks_like_tls_client, TlsConn, TlsEvent};
 use crate::proto::{header, HttpEvent, HttpExchange, HttpLimits};
 use crate::source::spill::Spill;
@@ -18,7 +20,7 @@ use crate::source::{Frame, LinkType};
 use crate::time::Ts;
 use base64::Engine;
 use std::collections::{BTreeSet, HashMap, VecDeque};
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 /// What sinks see, in order.
 #[derive(Clone, Debug)]
@@ -60,6 +62,9 @@ pub struct Config {
     pub go_sum: Vec<(GoSumLine, String)>,
     /// Compute the h1 of every module zip (`--no-zip-hashes` turns it off).
     pub hash_zips: bool,
+    /// TLS secrets (`--keylog`); pcapng Decryption Secrets Blocks add to them
+    /// ([`Analyzer::add_keylog`]).
+    pub keylog: KeyLog,
 }
 
 impl Default for Config {
@@ -77,6 +82,7 @@ impl Default for Config {
             sumdb_keys: vec![Verifier::go_sumdb()],
             go_sum: Vec::new(),
             hash_zips: true,
+            keylog: KeyLog::new(),
         }
     }
 }
@@ -97,20 +103,194 @@ enum Conn {
     Unknown,
     Http(Box<Http1Conn>),
     DnsTcp(DnsTcpConn),
-    Tls {
-        conn: Box<TlsConn>,
-        /// Time and packet of the server's Certificate message (validation time).
-        cert_at: Option<(Ts, u64)>,
-    },
+    Tls(Box<SecureConn>),
     /// Not a protocol modtrace parses (yet): bytes are counted only.
     Opaque,
-    Tunnel,
 }
 
 struct FlowCtx {
     info: FlowInfo,
     conn: Conn,
     process: Option<String>,
+    /// The HTTP/1 connection became a CONNECT tunnel.
+    tunnel: Option<Box<Tunnel>>,
+}
+
+/// A TLS session and, once a key log opens it, the protocol inside.
+struct SecureConn {
+    tls: TlsConn,
+    /// Time and packet of the server's Certificate message (validation time).
+    cert_at: Option<(Ts, u64)>,
+    app: AppConn,
+    /// Another flow carried the same session first (same client random: both legs of a
+    /// tunnel, or a TCP relay): this copy is not analysed again.
+    duplicate_of: Option<FlowId>,
+}
+
+/// The protocol in decrypted application data: HTTP/2 when the client starts with the
+/// connection preface (RFC 9113 3.4), HTTP/1.1 when it starts with a request.
+enum AppConn {
+    Undecided,
+    H1(Box<Http1Conn>),
+    H2(Box<Http2Conn>),
+    Other,
+}
+
+/// RFC 9113 3.4: the client connection preface.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// An open CONNECT tunnel (RFC 9110 9.3.6) through a forward proxy.
+struct Tunnel {
+    /// The CONNECT authority, `host:port`.
+    authority: String,
+    /// The TLS session inside; `None` before the client's first bytes or when they are not
+    /// TLS (`opaque`).
+    secure: Option<Box<SecureConn>>,
+    opaque: bool,
+    /// Where the proxy's outbound leg went, when the capture shows that leg (it carries the
+    /// same TLS session).
+    outbound: Option<SocketAddr>,
+}
+
+/// Where an HTTP exchange was read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Layer {
+    /// Plain HTTP on the TCP flow.
+    Plain,
+    /// Decrypted TLS on the TCP flow.
+    Tls,
+    /// Decrypted TLS inside the flow's CONNECT tunnel.
+    Tunnel,
+}
+
+impl SecureConn {
+    fn new(flow: FlowId) -> SecureConn {
+        SecureConn {
+            tls: TlsConn::new(flow),
+            cert_at: None,
+            app: AppConn::Undecided,
+            duplicate_of: None,
+        }
+    }
+
+    /// Stream bytes of one direction; returns the client random when the ClientHello went by.
+    #[allow(clippy::too_many_arguments)]
+    fn on_data(
+        &mut self,
+        keys: Option<&KeyLog>,
+        dir: Dir,
+        ts: Ts,
+        packet: u64,
+        data: &[u8],
+        limits: &HttpLimits,
+        tls_events: &mut Vec<TlsEvent>,
+        he: &mut Vec<HttpEvent>,
+    ) -> Option<Vec<u8>> {
+        tls_events.clear();
+        self.tls
+            .on_data_keyed(dir, ts, packet, data, keys, tls_events);
+        let mut random = None;
+        for ev in tls_events.drain(..) {
+            match ev {
+                TlsEvent::ClientHello { hello, .. } => random = Some(hello.random),
+                TlsEvent::Certificates {
+                    dir: Dir::ToClient,
+                    ts,
+                    packet,
+                    ..
+                } => {
+                    self.cert_at.get_or_insert((ts, packet));
+                }
+                TlsEvent::Plaintext {
+                    dir,
+                    ts,
+                    packet,
+                    data,
+                    ..
+                } => self.on_plaintext(dir, ts, packet, &data, limits, he),
+                TlsEvent::PlaintextGap { dir, ts, .. } => self.on_app_gap(dir, ts, he),
+                _ => {}
+            }
+        }
+        random
+    }
+
+    fn on_plaintext(
+        &mut self,
+        dir: Dir,
+        ts: Ts,
+        packet: u64,
+        data: &[u8],
+        limits: &HttpLimits,
+        he: &mut Vec<HttpEvent>,
+    ) {
+        if let AppConn::Undecided = self.app {
+            let flow = self.tls.flow();
+            let s = self.tls.session();
+            let alpn_h2 = s.decryption.alpn_selected.as_deref() == Some("h2")
+                || s.server_hello.as_ref().and_then(|h| h.alpn.as_deref()) == Some("h2");
+            let preface = data.starts_with(H2_PREFACE) || H2_PREFACE.starts_with(data);
+            self.app = if dir == Dir::ToServer && preface {
+                AppConn::H2(Box::new(Http2Conn::new(flow, limits.clone())))
+            } else if (dir == Dir::ToServer && looks_like_request(data))
+                || (dir == Dir::ToClient && data.starts_with(b"HTTP/1."))
+            {
+                AppConn::H1(Box::new(Http1Conn::new(flow, limits.clone())))
+            } else if alpn_h2 {
+                AppConn::H2(Box::new(Http2Conn::new(flow, limits.clone())))
+            } else {
+                AppConn::Other
+            };
+        }
+        match &mut self.app {
+            AppConn::H1(h) => h.on_data(dir, ts, packet, data, he),
+            AppConn::H2(h) => h.on_data(dir, ts, packet, data, he),
+            AppConn::Undecided | AppConn::Other => {}
+        }
+    }
+
+    /// Decryption of a direction stopped: the plaintext lost bytes (how many is unknown).
+    fn on_app_gap(&mut self, dir: Dir, ts: Ts, he: &mut Vec<HttpEvent>) {
+        match &mut self.app {
+            AppConn::H1(h) => h.on_gap(dir, ts, 1, he),
+            AppConn::H2(h) => h.on_gap(dir, ts, 1, he),
+            AppConn::Undecided | AppConn::Other => {}
+        }
+    }
+
+    fn on_gap(&mut self, dir: Dir, ts: Ts, len: u64, he: &mut Vec<HttpEvent>) {
+        let decrypting = self.tls.session().decryption.active();
+        self.tls.on_gap(dir, len);
+        if decrypting {
+            self.on_app_gap(dir, ts, he);
+        }
+    }
+
+    fn on_end(
+        &mut self,
+        dir: Dir,
+        ts: Ts,
+        packet: u64,
+        reset: bool,
+        tls_events: &mut Vec<TlsEvent>,
+        he: &mut Vec<HttpEvent>,
+    ) {
+        tls_events.clear();
+        self.tls.on_end(dir, ts, packet, reset, tls_events);
+        match &mut self.app {
+            AppConn::H1(h) => h.on_end(dir, ts, packet, he),
+            AppConn::H2(h) => h.on_end(dir, ts, packet, he),
+            AppConn::Undecided | AppConn::Other => {}
+        }
+    }
+
+    fn finish(&mut self, ts: Ts, he: &mut Vec<HttpEvent>) {
+        match &mut self.app {
+            AppConn::H1(h) => h.finish(ts, he),
+            AppConn::H2(h) => h.finish(ts, he),
+            AppConn::Undecided | AppConn::Other => {}
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default)]
@@ -126,7 +306,15 @@ pub struct PipelineStats {
     pub injections: u64,
     pub exchanges: u64,
     pub tls_sessions: u64,
+    /// TLS sessions whose records a key log opened.
+    pub tls_decrypted: u64,
+    /// TLS sessions seen a second time on another flow (the other leg of a tunnel or relay),
+    /// analysed once.
+    pub tls_duplicates: u64,
 }
+
+/// Bound on remembered TLS client randoms (to find one session seen on two flows).
+const MAX_TLS_RANDOMS: usize = 65_536;
 
 /// Bound on remembered DNS names (address -> name); the oldest are forgotten first.
 const MAX_DNS_NAMES: usize = 65_536;
@@ -157,10 +345,16 @@ pub struct Analyzer {
     /// Flow id -> owning process, for findings (bounded by MAX_FLOW_OWNERS).
     flow_owners: HashMap<FlowId, String>,
     flow_owner_order: VecDeque<FlowId>,
+    keylog: KeyLog,
+    /// Client random -> the first flow that carried it.
+    tls_randoms: HashMap<Vec<u8>, FlowId>,
+    tls_random_order: VecDeque<Vec<u8>>,
+    inner_http_events: Vec<HttpEvent>,
 }
 
 impl Analyzer {
-    pub fn new(cfg: Config) -> Analyzer {
+    pub fn new(mut cfg: Config) -> Analyzer {
+        let mut cfg_keylog = std::mem::take(&mut cfg.keylog);
         let mut integrity = Integrity::new(cfg.sumdb_keys.clone(), cfg.go_sum.clone());
         integrity.hash_zips = cfg.hash_zips;
         let mut detector = Detector::new();
@@ -193,7 +387,22 @@ impl Analyzer {
             owner_lookup: None,
             flow_owners: HashMap::new(),
             flow_owner_order: VecDeque::new(),
+            keylog: std::mem::take(&mut cfg_keylog),
+            tls_randoms: HashMap::new(),
+            tls_random_order: VecDeque::new(),
+            inner_http_events: Vec::new(),
         }
+    }
+
+    /// Adds TLS secrets (NSS key log text, e.g. from a pcapng Decryption Secrets Block). They
+    /// open the sessions whose ServerHello comes after.
+    pub fn add_keylog(&mut self, text: &[u8]) {
+        self.keylog.add_text(text);
+    }
+
+    /// The key log so far (its statistics: lines read, bad lines).
+    pub fn keylog(&self) -> &KeyLog {
+        &self.keylog
     }
 
     /// Live capture: asks `lookup` who owns each new TCP flow. The answer fills the `process`
@@ -376,6 +585,7 @@ impl Analyzer {
                             // A flow of a process not asked for: its bytes are not parsed.
                             conn: if keep { Conn::Unknown } else { Conn::Opaque },
                             process,
+                            tunnel: None,
                         },
                     );
                 }
@@ -392,6 +602,7 @@ impl Analyzer {
                     if let Conn::Unknown = c.conn {
                         c.conn = pick_protocol(&c.info, dir, &data, &self.cfg.http, flow);
                     }
+                    let keys = (!self.keylog.is_empty()).then_some(&self.keylog);
                     match &mut c.conn {
                         Conn::Http(h) => h.on_data(dir, ts, packet, &data, &mut he),
                         Conn::DnsTcp(d) => {
@@ -401,39 +612,51 @@ impl Analyzer {
                                 self.on_dns(m);
                             }
                         }
-                        Conn::Tls { conn, cert_at } => {
-                            self.tls_events.clear();
-                            conn.on_data(dir, ts, packet, &data, &mut self.tls_events);
-                            for ev in &self.tls_events {
-                                if let TlsEvent::Certificates {
-                                    dir: Dir::ToClient,
-                                    ts,
-                                    packet,
-                                    ..
-                                } = ev
-                                {
-                                    cert_at.get_or_insert((*ts, *packet));
-                                }
+                        Conn::Tls(sc) if sc.duplicate_of.is_none() => {
+                            let random = sc.on_data(
+                                keys,
+                                dir,
+                                ts,
+                                packet,
+                                &data,
+                                &self.cfg.http,
+                                &mut self.tls_events,
+                                &mut he,
+                            );
+                            if let Some(r) = random {
+                                self.on_client_random(flow, r);
                             }
+                            self.on_http_events(&mut he, Layer::Tls);
                         }
-                        Conn::Unknown | Conn::Opaque | Conn::Tunnel => {}
+                        Conn::Tls(_) | Conn::Unknown | Conn::Opaque => {}
                     }
                 }
-                FlowEvent::Gap { flow, dir, ts, len } => match self.ctx.get_mut(&flow) {
-                    Some(FlowCtx {
-                        conn: Conn::Http(h),
-                        ..
-                    }) => h.on_gap(dir, ts, len, &mut he),
-                    Some(FlowCtx {
-                        conn: Conn::DnsTcp(d),
-                        ..
-                    }) => d.on_gap(dir),
-                    Some(FlowCtx {
-                        conn: Conn::Tls { conn, .. },
-                        ..
-                    }) => conn.on_gap(dir, len),
-                    _ => {}
-                },
+                FlowEvent::Gap { flow, dir, ts, len } => {
+                    if let Some(c) = self.ctx.get_mut(&flow) {
+                        match &mut c.conn {
+                            Conn::Http(h) => h.on_gap(dir, ts, len, &mut he),
+                            Conn::DnsTcp(d) => d.on_gap(dir),
+                            Conn::Tls(sc) => {
+                                sc.on_gap(dir, ts, len, &mut he);
+                                self.on_http_events(&mut he, Layer::Tls);
+                            }
+                            Conn::Unknown | Conn::Opaque => {}
+                        }
+                        // The tunnel's bytes came through the HTTP/1 machine, which saw the
+                        // gap; the TLS inside lost them too.
+                        if let Some(sc) = self
+                            .ctx
+                            .get_mut(&flow)
+                            .and_then(|c| c.tunnel.as_mut())
+                            .and_then(|t| t.secure.as_mut())
+                        {
+                            let mut inner = std::mem::take(&mut self.inner_http_events);
+                            sc.on_gap(dir, ts, len, &mut inner);
+                            self.on_http_events(&mut inner, Layer::Tunnel);
+                            self.inner_http_events = inner;
+                        }
+                    }
+                }
                 FlowEvent::Fin {
                     flow,
                     dir,
@@ -467,20 +690,58 @@ impl Analyzer {
                 }
                 FlowEvent::Closed { flow, ts, .. } => {
                     if let Some(mut c) = self.ctx.remove(&flow) {
+                        let mut inner = std::mem::take(&mut self.inner_http_events);
                         if let Conn::Http(h) = &mut c.conn {
                             h.finish(ts, &mut he);
                         }
-                        if let Conn::Tls { conn, cert_at } = &c.conn {
-                            self.on_tls_end(&c.info, conn, *cert_at);
+                        if let Some(sc) = c.tunnel.as_mut().and_then(|t| t.secure.as_mut()) {
+                            sc.finish(ts, &mut inner);
                         }
+                        let mut tls_inner = Vec::new();
+                        if let Conn::Tls(sc) = &mut c.conn {
+                            sc.finish(ts, &mut tls_inner);
+                        }
+                        // The exchanges still need the flow's context.
+                        let tls = match &c.conn {
+                            Conn::Tls(sc) if sc.duplicate_of.is_none() => {
+                                Some((c.info.clone(), None))
+                            }
+                            _ => None,
+                        };
+                        let tunnel_tls = c.tunnel.as_ref().and_then(|t| {
+                            t.secure
+                                .as_ref()
+                                .filter(|sc| sc.duplicate_of.is_none())
+                                .map(|_| {
+                                    let mut info = c.info.clone();
+                                    let via = info.server;
+                                    if let Some(o) = t.outbound {
+                                        info.server = o;
+                                    }
+                                    (info, Some(via))
+                                })
+                        });
                         self.ctx.insert(flow, c);
-                        self.on_http_events(&mut he);
-                        self.ctx.remove(&flow);
+                        self.on_http_events(&mut he, Layer::Plain);
+                        self.on_http_events(&mut tls_inner, Layer::Tls);
+                        self.on_http_events(&mut inner, Layer::Tunnel);
+                        self.inner_http_events = inner;
+                        if let Some(c) = self.ctx.remove(&flow) {
+                            if let (Some((info, via)), Conn::Tls(sc)) = (&tls, &c.conn) {
+                                self.on_tls_end(info, &sc.tls, sc.cert_at, *via);
+                            }
+                            if let (Some((info, via)), Some(sc)) = (
+                                &tunnel_tls,
+                                c.tunnel.as_ref().and_then(|t| t.secure.as_ref()),
+                            ) {
+                                self.on_tls_end(info, &sc.tls, sc.cert_at, *via);
+                            }
+                        }
                         self.spills.remove(&flow);
                     }
                 }
             }
-            self.on_http_events(&mut he);
+            self.on_http_events(&mut he, Layer::Plain);
         }
         self.http_events = he;
         self.push_touched_findings();
@@ -495,24 +756,113 @@ impl Analyzer {
         reset: bool,
         he: &mut Vec<HttpEvent>,
     ) {
-        match self.ctx.get_mut(&flow) {
-            Some(FlowCtx {
-                conn: Conn::Http(h),
-                ..
-            }) => h.on_end(dir, ts, packet, he),
-            Some(FlowCtx {
-                conn: Conn::Tls { conn, .. },
-                ..
-            }) => {
-                self.tls_events.clear();
-                conn.on_end(dir, ts, packet, reset, &mut self.tls_events);
+        let Some(c) = self.ctx.get_mut(&flow) else {
+            return;
+        };
+        match &mut c.conn {
+            Conn::Http(h) => h.on_end(dir, ts, packet, he),
+            Conn::Tls(sc) => {
+                let mut inner = Vec::new();
+                sc.on_end(dir, ts, packet, reset, &mut self.tls_events, &mut inner);
+                self.on_http_events(&mut inner, Layer::Tls);
             }
             _ => {}
         }
+        if let Some(sc) = self
+            .ctx
+            .get_mut(&flow)
+            .and_then(|c| c.tunnel.as_mut())
+            .and_then(|t| t.secure.as_mut())
+        {
+            let mut inner = std::mem::take(&mut self.inner_http_events);
+            sc.on_end(dir, ts, packet, reset, &mut self.tls_events, &mut inner);
+            self.on_http_events(&mut inner, Layer::Tunnel);
+            self.inner_http_events = inner;
+        }
     }
 
-    fn on_tls_end(&mut self, info: &FlowInfo, conn: &TlsConn, cert_at: Option<(Ts, u64)>) {
-        let record = summarize(info, conn.session(), cert_at, &self.cfg.tls);
+    /// A ClientHello went by on `flow`. The same client random on a second flow is the same
+    /// session relayed (the two legs of a CONNECT tunnel, or a TCP relay): it is analysed
+    /// once, on the first flow, and a tunnel learns where its outbound leg went.
+    fn on_client_random(&mut self, flow: FlowId, random: Vec<u8>) {
+        match self.tls_randoms.get(&random) {
+            Some(&first) if first != flow => {
+                let Some(server) = self.ctx.get(&flow).map(|c| c.info.server) else {
+                    return;
+                };
+                if let Some(c) = self.ctx.get_mut(&flow) {
+                    let sc = match &mut c.conn {
+                        Conn::Tls(sc) => Some(sc),
+                        _ => c.tunnel.as_mut().and_then(|t| t.secure.as_mut()),
+                    };
+                    if let Some(sc) = sc {
+                        sc.duplicate_of = Some(first);
+                        self.stats.tls_duplicates += 1;
+                    }
+                }
+                if let Some(t) = self.ctx.get_mut(&first).and_then(|c| c.tunnel.as_mut()) {
+                    t.outbound.get_or_insert(server);
+                }
+            }
+            Some(_) => {}
+            None => {
+                self.tls_randoms.insert(random.clone(), flow);
+                self.tls_random_order.push_back(random);
+                if self.tls_random_order.len() > MAX_TLS_RANDOMS {
+                    if let Some(old) = self.tls_random_order.pop_front() {
+                        self.tls_randoms.remove(&old);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Bytes inside an open CONNECT tunnel: TLS (decrypted with keys) or opaque.
+    fn on_tunnel_data(&mut self, flow: FlowId, dir: Dir, ts: Ts, packet: u64, data: &[u8]) {
+        let keys = (!self.keylog.is_empty()).then_some(&self.keylog);
+        let Some(t) = self.ctx.get_mut(&flow).and_then(|c| c.tunnel.as_mut()) else {
+            return;
+        };
+        if t.secure.is_none() && !t.opaque {
+            if dir == Dir::ToServer && looks_like_tls_client(data).is_some() {
+                t.secure = Some(Box::new(SecureConn::new(flow)));
+            } else {
+                t.opaque = true;
+            }
+        }
+        let Some(sc) = t.secure.as_mut().filter(|sc| sc.duplicate_of.is_none()) else {
+            return;
+        };
+        let mut inner = std::mem::take(&mut self.inner_http_events);
+        let random = sc.on_data(
+            keys,
+            dir,
+            ts,
+            packet,
+            data,
+            &self.cfg.http,
+            &mut self.tls_events,
+            &mut inner,
+        );
+        if let Some(r) = random {
+            self.on_client_random(flow, r);
+        }
+        self.on_http_events(&mut inner, Layer::Tunnel);
+        self.inner_http_events = inner;
+    }
+
+    fn on_tls_end(
+        &mut self,
+        info: &FlowInfo,
+        conn: &TlsConn,
+        cert_at: Option<(Ts, u64)>,
+        via: Option<SocketAddr>,
+    ) {
+        let mut record = summarize(info, conn.session(), cert_at, &self.cfg.tls);
+        record.via = via.map(|v| v.to_string());
+        if conn.session().decryption.active() {
+            self.stats.tls_decrypted += 1;
+        }
         self.detector.on_tls(&record);
         self.events.push(Event::Tls(Box::new(record.clone())));
         // A text report lists the first sessions only; memory stays flat without --format json.
@@ -522,7 +872,7 @@ impl Analyzer {
         self.stats.tls_sessions += 1;
     }
 
-    fn on_http_events(&mut self, he: &mut Vec<HttpEvent>) {
+    fn on_http_events(&mut self, he: &mut Vec<HttpEvent>, layer: Layer) {
         for ev in he.drain(..) {
             match ev {
                 HttpEvent::Exchange(mut x) => {
@@ -545,7 +895,7 @@ impl Analyzer {
                             && spill.as_ref().map_or(0, Spill::len) == r.body.overflow;
                         (std::mem::take(&mut r.body.data), whole)
                     });
-                    let mut ex = self.exchange_record(&info, x);
+                    let mut ex = self.exchange_record(&info, x, layer);
                     ex.process = process;
                     self.stats.exchanges += 1;
                     let outcome = self.tracker.on_exchange(&mut ex);
@@ -575,14 +925,28 @@ impl Analyzer {
                         self.exchanges.push(ex);
                     }
                 }
-                HttpEvent::TunnelOpened { flow, .. } => {
+                // The HTTP machine stays: it passes the tunnel's bytes on as TunnelData.
+                HttpEvent::TunnelOpened {
+                    flow, authority, ..
+                } if layer == Layer::Plain => {
                     if let Some(c) = self.ctx.get_mut(&flow) {
-                        // Keep the HTTP machine: it passes tunnel bytes through as TunnelData,
-                        // which a TLS layer will consume.
-                        let _ = c;
+                        c.tunnel = Some(Box::new(Tunnel {
+                            authority,
+                            secure: None,
+                            opaque: false,
+                            outbound: None,
+                        }));
                     }
                 }
-                HttpEvent::TunnelData { .. } => {}
+                HttpEvent::TunnelData {
+                    flow,
+                    dir,
+                    ts,
+                    packet,
+                    data,
+                } if layer == Layer::Plain => self.on_tunnel_data(flow, dir, ts, packet, &data),
+                // A tunnel inside a tunnel is not followed.
+                HttpEvent::TunnelOpened { .. } | HttpEvent::TunnelData { .. } => {}
                 HttpEvent::BodyOverflow { flow, data } => {
                     self.spills.entry(flow).or_default().write(&data);
                 }
@@ -591,12 +955,30 @@ impl Analyzer {
         }
     }
 
-    fn exchange_record(&mut self, info: &FlowInfo, x: HttpExchange) -> Exchange {
+    fn exchange_record(&mut self, info: &FlowInfo, x: HttpExchange, layer: Layer) -> Exchange {
         let id = self.next_exchange;
         self.next_exchange += 1;
         let req = &x.request;
         let host = header(&req.headers, "host").map(str::to_string);
-        let scheme = "http";
+        let scheme = if layer == Layer::Plain {
+            "http"
+        } else {
+            "https"
+        };
+        // Inside a tunnel the server is the tunnel's destination: the proxy's outbound
+        // address when the capture shows that leg (else the proxy's own, with `via` saying
+        // so), named by the CONNECT authority.
+        let tunnel = (layer == Layer::Tunnel)
+            .then(|| self.ctx.get(&x.flow).and_then(|c| c.tunnel.as_ref()))
+            .flatten();
+        let (server, via, tunnel_name) = match tunnel {
+            Some(t) => (
+                t.outbound.unwrap_or(info.server),
+                Some(info.server.to_string()),
+                Some(authority_host(&t.authority)),
+            ),
+            None => (info.server, None, None),
+        };
         let is_connect = req.method.eq_ignore_ascii_case("CONNECT");
         let raw_url = if is_connect {
             req.target.clone()
@@ -633,8 +1015,8 @@ impl Analyzer {
             url,
             status: resp.map(|r| r.status),
             client: info.client,
-            server: info.server,
-            server_name: self.names.get(&info.server.ip()).cloned(),
+            server,
+            server_name: tunnel_name.or_else(|| self.names.get(&server.ip()).cloned()),
             host,
             scheme: scheme.to_string(),
             op: class.op,
@@ -649,7 +1031,7 @@ impl Analyzer {
             base: class.base,
             credential,
             redirect_from: None,
-            via: None,
+            via,
             complete: resp.is_some_and(|r| r.body.complete && !r.body.decode_error),
             h1: None,
             sha256: None,
@@ -670,10 +1052,7 @@ fn pick_protocol(
         return Conn::DnsTcp(DnsTcpConn::default());
     }
     if dir == Dir::ToServer && looks_like_tls_client(data).is_some() {
-        return Conn::Tls {
-            conn: Box::new(TlsConn::new(flow)),
-            cert_at: None,
-        };
+        return Conn::Tls(Box::new(SecureConn::new(flow)));
     }
     let http = match dir {
         Dir::ToServer => looks_like_request(data),
@@ -683,9 +1062,19 @@ fn pick_protocol(
     if http {
         Conn::Http(Box::new(Http1Conn::new(flow, limits.clone())))
     } else {
-        let _ = Conn::Tunnel;
         Conn::Opaque
     }
+}
+
+/// The host of a CONNECT authority (`host:port`, `[v6]:port`).
+fn authority_host(authority: &str) -> String {
+    let host = match authority.rsplit_once(':') {
+        Some((h, p)) if p.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => authority,
+    };
+    host.trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string()
 }
 
 /// Removes the password from URL userinfo (`http://user:secret@h/` -> `http://user:***@h/`)

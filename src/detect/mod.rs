@@ -492,7 +492,30 @@ impl Detector {
                 }
             });
         }
-        if r.is_tls13() && r.certificates.is_empty() {
+        if let Some(d) = r.decryption.as_ref().filter(|d| d.records_failed > 0) {
+            let message = format!(
+                "{} of {} records of the session {} -> {} ({name}) did not decrypt with the logged secrets; first: {}",
+                d.records_failed,
+                d.records_failed.saturating_add(d.records_decrypted),
+                r.client,
+                r.server,
+                d.first_failure.as_deref().unwrap_or("-")
+            );
+            let packet = d.first_failure_packet.unwrap_or(r.packet);
+            self.raise_tls(format!("decrypt|{}", r.flow), r, |mut ev| {
+                ev.packet = packet;
+                Finding {
+                    rule: Rule::TlsDecryptFailed,
+                    severity: Rule::TlsDecryptFailed.severity(),
+                    message,
+                    module: None,
+                    version: None,
+                    evidence: ev,
+                    process: None,
+                }
+            });
+        }
+        if r.is_tls13() && r.certificates_hidden && r.certificates.is_empty() {
             self.hidden_count += 1;
             let ev = self.hidden_tls.get_or_insert_with(|| Evidence {
                 exchanges: Vec::new(),

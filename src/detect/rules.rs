@@ -69,6 +69,7 @@ pub enum Rule {
     SumdbProofMismatch,
     MirrorInconsistency,
     CaptureDrops,
+    TlsDecryptFailed,
 }
 
 pub struct RuleText {
@@ -259,6 +260,14 @@ pub const RULES: &[RuleText] = &[
         meaning: "During `modtrace capture` the kernel dropped packets because modtrace did not read them fast enough (pcap statistics). TCP streams have gaps where they fell, so exchanges, module journeys and findings may be missing or incomplete: the analysis is not the whole story.",
         fix: "Capture less: a narrower -f filter (e.g. the proxy's port), a smaller -s snaplen, --process go, or -i on the one interface the traffic uses; or analyse a -w file afterwards with modtrace analyze.",
     },
+    RuleText {
+        rule: Rule::TlsDecryptFailed,
+        id: "tls-decrypt-failed",
+        severity: Severity::Info,
+        title: "TLS records did not decrypt with the key log",
+        meaning: "The key log had secrets for this session, but some of its records did not authenticate under them: the key log belongs to another run, the capture is damaged, or someone altered records on the wire (the peer would have refused them). modtrace reports what it could read and never guesses at the rest, so exchanges in those records are missing.",
+        fix: "Give the key log written during the same capture (--keylog, or a pcapng with its Decryption Secrets Block), and check the capture for damage. If the key log is right, treat the altered records as an attack on that connection.",
+    },
 ];
 
 impl Rule {
@@ -306,6 +315,7 @@ mod tests {
             Rule::SumdbProofMismatch,
             Rule::MirrorInconsistency,
             Rule::CaptureDrops,
+            Rule::TlsDecryptFailed,
         ];
         assert_eq!(RULES.len(), all.len());
         for r in all {

@@ -33,6 +33,24 @@ impl Default for TlsPolicy {
     }
 }
 
+/// Key-log decryption of one session, for the report.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct TlsDecryption {
+    /// Why the session could not be decrypted (e.g. no secrets for its client random).
+    pub unavailable: Option<String>,
+    pub records_decrypted: u64,
+    /// Records that did not authenticate under the logged keys (tls-decrypt-failed).
+    pub records_failed: u64,
+    /// Records not tried: after a gap, or no secret for that phase.
+    pub records_skipped: u64,
+    pub plaintext_bytes_to_server: u64,
+    pub plaintext_bytes_to_client: u64,
+    /// The first failure: `to-server`/`to-client`, packet and error.
+    pub first_failure: Option<String>,
+    #[serde(skip)]
+    pub first_failure_packet: Option<u64>,
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct TlsRecord {
     pub flow: FlowId,
@@ -69,6 +87,10 @@ pub struct TlsRecord {
     pub packet: u64,
     /// The host a Go environment names as proxy or checksum database, when this is one.
     pub go_host: Option<String>,
+    /// The forward proxy the session went through (CONNECT tunnel), "ip:port".
+    pub via: Option<String>,
+    /// What the key log did for this session; null without a key log.
+    pub decryption: Option<TlsDecryption>,
     /// Validation against the public roots alone, when it differs from `validation` and the
     /// server is a Go host (the evidence of tls-interception).
     #[serde(skip)]
@@ -174,14 +196,19 @@ pub fn summarize(
         server: info.server,
         sni,
         alpn: ch.map(|c| c.alpn.clone()).unwrap_or_default(),
-        alpn_selected: sh.and_then(|h| h.alpn.clone()),
+        alpn_selected: sh
+            .and_then(|h| h.alpn.clone())
+            .or_else(|| s.decryption.alpn_selected.clone()),
         version: sh.map(|h| version_name(h.version)),
         version_code: sh.map(|h| h.version),
         cipher: sh.map(|h| cipher_suite_name(h.cipher_suite)),
         ja4: ch.map(|c| c.ja4.clone()),
         certificates,
-        certificates_hidden: s.certificates_hidden
-            || sh.is_some_and(|h| is_tls13_version(h.version)),
+        // A key log opens a TLS 1.3 Certificate message: then the chain is validated as a
+        // TLS 1.2 one.
+        certificates_hidden: (s.certificates_hidden
+            || sh.is_some_and(|h| is_tls13_version(h.version)))
+            && !s.decryption.certificates_decrypted,
         client_certificate_requested: s.certificate_request,
         validation,
         accepted,
@@ -192,9 +219,31 @@ pub fn summarize(
         start: info.first_ts,
         packet: info.first_packet,
         go_host,
+        via: None,
+        decryption: s.decryption.attempted.then(|| decryption_summary(&s.decryption)),
         public_validation,
         cert_ts,
         cert_packet,
+    }
+}
+
+fn decryption_summary(d: &crate::proto::tls::Decryption) -> TlsDecryption {
+    TlsDecryption {
+        unavailable: d.unavailable.clone(),
+        records_decrypted: d.decrypted_total(),
+        records_failed: d.failed_total(),
+        records_skipped: d.skipped.to_server.saturating_add(d.skipped.to_client),
+        plaintext_bytes_to_server: d.plaintext_bytes.to_server,
+        plaintext_bytes_to_client: d.plaintext_bytes.to_client,
+        first_failure: d.first_failure.as_ref().map(|(dir, _, packet, why)| {
+            let side = if *dir == Dir::ToServer {
+                "to-server"
+            } else {
+                "to-client"
+            };
+            format!("{side} record in packet {packet}: {why}")
+        }),
+        first_failure_packet: d.first_failure.as_ref().map(|f| f.2),
     }
 }
 
@@ -256,6 +305,8 @@ pub(crate) mod tests {
             start: Ts(1_000_000_000),
             packet: 1,
             go_host: None,
+            via: None,
+            decryption: None,
             public_validation: None,
             cert_ts: Ts(1_000_000_000),
             cert_packet: 4,

@@ -43,6 +43,11 @@ pub struct CaptureSummary {
     pub http_exchanges: u64,
     /// TLS connections seen (the `tls` array lists them all with --format json).
     pub tls_sessions: u64,
+    /// TLS sessions a key log opened.
+    pub tls_decrypted: u64,
+    /// The same TLS session seen again on another flow (the other leg of a tunnel), counted
+    /// once in `tls_sessions`.
+    pub tls_duplicates: u64,
     pub http_anomalies: u64,
     pub dns_messages: u64,
 }
@@ -114,6 +119,8 @@ impl Report {
                 },
                 http_exchanges: p.exchanges,
                 tls_sessions: p.tls_sessions,
+                tls_decrypted: p.tls_decrypted,
+                tls_duplicates: p.tls_duplicates,
                 http_anomalies: p.http_anomalies,
                 dns_messages: p.dns_messages,
             },

@@ -59,6 +59,18 @@ pub fn write_text(r: &Report, w: &mut dyn Write, color: bool) -> io::Result<()> 
         r.modules.len()
     )?;
     let mut notes = Vec::new();
+    if c.tls_decrypted > 0 {
+        notes.push(format!(
+            "{} of {} TLS sessions decrypted with the key log",
+            c.tls_decrypted, c.tls_sessions
+        ));
+    }
+    if c.tls_duplicates > 0 {
+        notes.push(format!(
+            "{} TLS sessions seen on both legs of a tunnel, counted once",
+            c.tls_duplicates
+        ));
+    }
     if c.truncated_packets > 0 {
         notes.push(format!(
             "{} packets cut by the snaplen",
@@ -221,6 +233,33 @@ fn write_tls(w: &mut dyn Write, st: &Style, t: &crate::detect::tls::TlsRecord) -
             leaf.subject, leaf.issuer, leaf.not_before, leaf.not_after
         )?;
     }
+    if let Some(via) = &t.via {
+        writeln!(w, "      through the forward proxy {via} (CONNECT)")?;
+    }
+    if let Some(d) = &t.decryption {
+        match &d.unavailable {
+            Some(why) => writeln!(w, "      not decrypted: {why}")?,
+            None => {
+                let failed = if d.records_failed > 0 {
+                    st.paint(
+                        "33",
+                        &format!(
+                            ", {} FAILED ({})",
+                            d.records_failed,
+                            d.first_failure.as_deref().unwrap_or("-")
+                        ),
+                    )
+                } else {
+                    String::new()
+                };
+                writeln!(
+                    w,
+                    "      decrypted: {} records, {} bytes to server, {} to client{failed}",
+                    d.records_decrypted, d.plaintext_bytes_to_server, d.plaintext_bytes_to_client
+                )?
+            }
+        }
+    }
     if !t.alerts.is_empty() {
         writeln!(w, "      alerts: {}", t.alerts.join("; "))?;
     }
@@ -239,6 +278,10 @@ fn write_hop(w: &mut dyn Write, st: &Style, h: &Hop, i: usize, indent: usize) ->
         Some(HopLink::Fallback { from }) => format!("  (fallback after #{from})"),
         Some(HopLink::Redirect { from }) => format!("  (redirected from #{from})"),
         None => String::new(),
+    };
+    let link = match &h.via {
+        Some(via) => format!("{link}  via {via}"),
+        None => link,
     };
     let scheme = if h.scheme == "http" {
         st.paint("31", "http")

@@ -832,6 +832,21 @@ fn append_keylog(keylog: &mut Vec<u8>, secrets: &[u8], max: usize, dropped: &mut
 
 /// Several capture files merged into one stream ordered by timestamp (stable: ties go to the
 /// earlier file).
+/// The key log text of a pcapng's Decryption Secrets Blocks, wherever they are in the file
+/// (a capture writer may add them at the end, after the packets they open), read in a first
+/// pass so that the analysis has the keys before the sessions. Empty for pcap files, which
+/// have no such blocks (not read further than their header).
+pub fn embedded_keylog(path: &Path) -> Result<Vec<u8>, SourceError> {
+    let mut r = CaptureReader::open(path, 0)?;
+    if !r.stats().pcapng {
+        return Ok(Vec::new());
+    }
+    while let Some(frame) = r.next_frame()? {
+        r.recycle(frame);
+    }
+    Ok(std::mem::take(&mut r.stats.keylog))
+}
+
 pub struct MergedSource {
     readers: Vec<CaptureReader>,
     /// One pending frame per reader at most: the merge is streaming.

@@ -92,4 +92,4 @@ mod file;
 pub mod live;
 pub mod pcapng;
 pub mod spill;
-pub use file::{CaptureReader, MergedSource, ReaderLimits};
+pub use file::{embedded_keylog, CaptureReader, MergedSource, ReaderLimits};
