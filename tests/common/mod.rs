@@ -189,6 +189,11 @@ pub struct Expect {
     /// Further analyze options (`{dir}` stands for the capture's folder) and the findings they
     /// give.
     pub variants: &'static [Variant],
+    /// Analyses with the key log (`--keylog {dir}/NAME.keys`, or keys embedded in a pcapng):
+    /// every request the lab logged, over TLS too, must then be an exchange, every module's
+    /// h1 must be the go command's `Sum`, and the findings are these. The first one is what
+    /// captures/README.md lists under "Expected findings with the key log".
+    pub keyed: &'static [Variant],
 }
 
 pub struct Variant {
@@ -227,6 +232,7 @@ pub const EXPECTED: &[Expect] = &[
         ],
         tls_ports: &[],
         variants: &[],
+        keyed: &[],
     },
     Expect {
         name: "fallback-410",
@@ -235,6 +241,7 @@ pub const EXPECTED: &[Expect] = &[
         findings: FALLBACK_FINDINGS,
         tls_ports: &[],
         variants: &[],
+        keyed: &[],
     },
     Expect {
         name: "fallback-410-any",
@@ -243,6 +250,7 @@ pub const EXPECTED: &[Expect] = &[
         findings: FALLBACK_FINDINGS,
         tls_ports: &[],
         variants: &[],
+        keyed: &[],
     },
     Expect {
         name: "redirect-loop",
@@ -260,6 +268,7 @@ pub const EXPECTED: &[Expect] = &[
         ],
         tls_ports: &[],
         variants: &[],
+        keyed: &[],
     },
     Expect {
         name: "mirror-basic-auth",
@@ -276,6 +285,7 @@ pub const EXPECTED: &[Expect] = &[
         ],
         tls_ports: &[],
         variants: &[],
+        keyed: &[],
     },
     Expect {
         name: "tls-mirror-selfsigned",
@@ -311,6 +321,16 @@ pub const EXPECTED: &[Expect] = &[
                 ],
             },
         ],
+        keyed: &[Variant {
+            args: &["--keylog", "{dir}/tls-mirror-selfsigned.keys"],
+            findings: &[
+                "plaintext-module-fetch example.test/Hello@v1.1.0",
+                "plaintext-module-fetch example.test/Util@v0.2.0",
+                "no-checksum-verification example.test/Hello@v1.1.0",
+                "no-checksum-verification example.test/Util@v0.2.0",
+                "unverified-tls -",
+            ],
+        }],
     },
     Expect {
         name: "tls-mirror-expired",
@@ -346,6 +366,16 @@ pub const EXPECTED: &[Expect] = &[
                 ],
             },
         ],
+        keyed: &[Variant {
+            args: &["--keylog", "{dir}/tls-mirror-expired.keys"],
+            findings: &[
+                "plaintext-module-fetch example.test/Hello@v1.1.0",
+                "plaintext-module-fetch example.test/Util@v0.2.0",
+                "no-checksum-verification example.test/Hello@v1.1.0",
+                "no-checksum-verification example.test/Util@v0.2.0",
+                "unverified-tls -",
+            ],
+        }],
     },
     Expect {
         name: "goinsecure-goget",
@@ -369,6 +399,16 @@ pub const EXPECTED: &[Expect] = &[
                 "unverified-tls -",
             ],
         }],
+        keyed: &[Variant {
+            args: &["--keylog", "{dir}/goinsecure-goget.keys"],
+            findings: &[
+                "plaintext-module-fetch lab.test/Hello@v1.1.0",
+                "plaintext-module-fetch lab.test/Util@v0.2.0",
+                "no-checksum-verification lab.test/Hello@v1.1.0",
+                "no-checksum-verification lab.test/Util@v0.2.0",
+                "unverified-tls -",
+            ],
+        }],
     },
     Expect {
         name: "tls-proxy-rejected",
@@ -380,6 +420,7 @@ pub const EXPECTED: &[Expect] = &[
             args: &["--go-env", "{dir}/tls-proxy-rejected.go-env.json"],
             findings: &["tls-rejected -", "tls-interception -"],
         }],
+        keyed: &[],
     },
     Expect {
         name: "tls13-verified",
@@ -391,6 +432,23 @@ pub const EXPECTED: &[Expect] = &[
             args: &["--go-env", "{dir}/tls13-verified.go-env.json"],
             findings: &["tls-certificate-hidden -"],
         }],
+        keyed: &[
+            Variant {
+                args: &["--keylog", "{dir}/tls13-verified.keys", "--ca-file", "{dir}/lab-pki/lab-ca.pem"],
+                findings: &[
+                    "no-checksum-verification example.test/Hello@v1.1.0",
+                    "no-checksum-verification example.test/Util@v0.2.0",
+                ],
+            },
+            Variant {
+                args: &["--keylog", "{dir}/tls13-verified.keys"],
+                findings: &[
+                    "no-checksum-verification example.test/Hello@v1.1.0",
+                    "no-checksum-verification example.test/Util@v0.2.0",
+                    "unverified-tls -",
+                ],
+            },
+        ],
     },
     Expect {
         name: "sumdb-via-proxy",
@@ -411,6 +469,7 @@ pub const EXPECTED: &[Expect] = &[
                 "sumdb-unknown-key -",
             ],
         }],
+        keyed: &[],
     },
     Expect {
         name: "sumdb-direct",
@@ -431,6 +490,7 @@ pub const EXPECTED: &[Expect] = &[
                 "sumdb-unknown-key -",
             ],
         }],
+        keyed: &[],
     },
     Expect {
         name: "tamper-sumdb-on",
@@ -472,6 +532,7 @@ pub const EXPECTED: &[Expect] = &[
                 ],
             },
         ],
+        keyed: &[],
     },
     Expect {
         name: "tamper-sumdb-off",
@@ -493,6 +554,7 @@ pub const EXPECTED: &[Expect] = &[
                 "checksum-mismatch example.test/Util@v0.2.0",
             ],
         }],
+        keyed: &[],
     },
     Expect {
         name: "mirrors-disagree",
@@ -524,6 +586,7 @@ pub const EXPECTED: &[Expect] = &[
                 "checksum-mismatch example.test/Hello@v1.1.0",
             ],
         }],
+        keyed: &[],
     },
 ];
 
@@ -579,9 +642,61 @@ pub fn check_capture(dir: &Path, e: &Expect) {
         &pcap,
         &main_args.iter().map(String::as_str).collect::<Vec<_>>(),
     );
-    let exchanges = j["exchanges"].as_array().unwrap();
 
     // 1. Each request the lab logged outside TLS is in the capture's exchanges.
+    let logged = check_logged_requests(dir, e, &j, e.tls_ports, "no options");
+    assert!(
+        logged > 0 || e.modules.is_empty(),
+        "{}: no plaintext request in the lab log",
+        e.name
+    );
+
+    // 2. Modules.
+    check_modules(e, &j, "no options");
+
+    // 3. Findings, exactly, with no options and with each variant's.
+    assert_findings(&j, e.findings, &format!("{} (no options)", e.name));
+    for v in e.variants {
+        let args = fill(v.args);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let j = analyze_json(&pcap, &args);
+        assert_findings(&j, v.findings, &format!("{} {}", e.name, v.args.join(" ")));
+    }
+
+    // 4. With the key log: everything, TLS included.
+    for v in e.keyed {
+        let args = fill(v.args);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let j = analyze_json(&pcap, &args);
+        let what = format!("{} {}", e.name, v.args.join(" "));
+        let logged = check_logged_requests(dir, e, &j, &[], &what);
+        assert!(logged > 0, "{what}: nothing in the lab log");
+        let undecrypted: Vec<&serde_json::Value> = j["tls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|t| t["decryption"]["records_decrypted"].as_u64().unwrap_or(0) == 0)
+            .filter(|t| t["accepted"] == serde_json::Value::Bool(true))
+            .collect();
+        assert!(
+            undecrypted.is_empty(),
+            "{what}: accepted TLS sessions not decrypted: {undecrypted:?}"
+        );
+        check_sums_match_go(dir, e, &j, &what);
+        assert_findings(&j, v.findings, &what);
+    }
+}
+
+/// Every request in NAME.lab.jsonl (but those to `skip_ports`) is an exchange with the same
+/// server, path, status and method. Returns how many were checked.
+fn check_logged_requests(
+    dir: &Path,
+    e: &Expect,
+    j: &serde_json::Value,
+    skip_ports: &[u16],
+    what: &str,
+) -> usize {
+    let exchanges = j["exchanges"].as_array().unwrap();
     let log = std::fs::read_to_string(dir.join(format!("{}.lab.jsonl", e.name))).expect("lab log");
     let mut unmatched: Vec<&serde_json::Value> = exchanges.iter().collect();
     let mut logged = 0;
@@ -595,17 +710,20 @@ pub fn check_capture(dir: &Path, e: &Expect) {
             .unwrap()
             .parse()
             .unwrap();
-        if e.tls_ports.contains(&port) {
+        if skip_ports.contains(&port) {
             continue;
         }
         logged += 1;
         let pos = unmatched.iter().position(|x| {
-            let url = x["url"].as_str().unwrap_or("");
-            let path = url
-                .splitn(4, '/')
-                .nth(3)
-                .map(|p| format!("/{p}"))
-                .unwrap_or_default();
+            let path = if x["method"] == "CONNECT" {
+                x["url"].as_str().unwrap_or("").to_string()
+            } else {
+                let url = x["url"].as_str().unwrap_or("");
+                url.splitn(4, '/')
+                    .nth(3)
+                    .map(|p| format!("/{p}"))
+                    .unwrap_or_default()
+            };
             x["server"] == r["listen"]
                 && path == r["target"].as_str().unwrap()
                 && x["status"] == r["status"]
@@ -615,16 +733,16 @@ pub fn check_capture(dir: &Path, e: &Expect) {
             Some(i) => {
                 unmatched.remove(i);
             }
-            None => panic!("{}: logged request not among the exchanges: {line}", e.name),
+            None => panic!(
+                "{} ({what}): logged request not among the exchanges: {line}",
+                e.name
+            ),
         }
     }
-    assert!(
-        logged > 0 || e.modules.is_empty(),
-        "{}: no plaintext request in the lab log",
-        e.name
-    );
+    logged
+}
 
-    // 2. Modules.
+fn check_modules(e: &Expect, j: &serde_json::Value, what: &str) {
     let mut mods: Vec<String> = j["modules"]
         .as_array()
         .unwrap()
@@ -639,16 +757,54 @@ pub fn check_capture(dir: &Path, e: &Expect) {
     mods.dedup();
     let mut want: Vec<String> = e.modules.iter().map(|s| s.to_string()).collect();
     want.sort();
-    assert_eq!(mods, want, "{}: modules", e.name);
+    assert_eq!(mods, want, "{} ({what}): modules", e.name);
+}
 
-    // 3. Findings, exactly, with no options and with each variant's.
-    assert_findings(&j, e.findings, &format!("{} (no options)", e.name));
-    for v in e.variants {
-        let args = fill(v.args);
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let j = analyze_json(&pcap, &args);
-        assert_findings(&j, v.findings, &format!("{} {}", e.name, v.args.join(" ")));
+/// The report's modules are exactly those the go command downloaded (NAME.go.json), with the
+/// same h1 values (`Sum`, `GoModSum`).
+fn check_sums_match_go(dir: &Path, e: &Expect, j: &serde_json::Value, what: &str) {
+    let text = std::fs::read_to_string(dir.join(format!("{}.go.json", e.name))).unwrap();
+    let mut checked = 0;
+    let mut go_modules = Vec::new();
+    for g in serde_json::Deserializer::from_str(&text).into_iter::<serde_json::Value>() {
+        let g = g.unwrap();
+        let (Some(path), Some(version), Some(sum)) = (
+            g["Path"].as_str(),
+            g["Version"].as_str(),
+            g["Sum"].as_str(),
+        ) else {
+            continue;
+        };
+        go_modules.push(format!("{path}@{version}"));
+        let m = j["modules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["module"] == path && m["version"] == version)
+            .unwrap_or_else(|| panic!("{} ({what}): no module {path}@{version}", e.name));
+        assert_eq!(m["h1"], sum, "{} ({what}): h1 of {path}@{version}", e.name);
+        assert_eq!(
+            m["mod_h1"], g["GoModSum"],
+            "{} ({what}): go.mod h1 of {path}@{version}",
+            e.name
+        );
+        checked += 1;
     }
+    let mut mods: Vec<String> = j["modules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| {
+            m["version"]
+                .as_str()
+                .map(|v| format!("{}@{v}", m["module"].as_str().unwrap()))
+        })
+        .collect();
+    mods.sort();
+    mods.dedup();
+    go_modules.sort();
+    assert_eq!(mods, go_modules, "{} ({what}): modules", e.name);
+    assert!(checked > 0, "{} ({what}): no go sums", e.name);
 }
 
 fn assert_findings(j: &serde_json::Value, want: &[&str], what: &str) {
