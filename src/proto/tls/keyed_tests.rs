@@ -331,3 +331,56 @@ fn a_gap_stops_decryption_of_that_direction_only() {
         .sum();
     assert!(to_client_plain < resp.len());
 }
+
+#[test]
+fn mutated_sessions_with_keys_never_panic() {
+    let resp = response();
+    let wire = session(
+        &[&rustls::version::TLS13],
+        provider::cipher_suite::TLS13_CHACHA20_POLY1305_SHA256,
+        &[b"h2"],
+        REQUEST,
+        &resp,
+    );
+    let keys = KeyLog::parse(&wire.keylog);
+    // xorshift: deterministic mutations (flips, truncations) of every chunk.
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    for _ in 0..200 {
+        let mut conn = TlsConn::new(1);
+        let mut events = Vec::new();
+        for (dir, bytes) in &wire.chunks {
+            let mut b = bytes.clone();
+            for _ in 0..(next() % 4) {
+                let i = usize::try_from(next() % b.len() as u64).unwrap();
+                b[i] ^= u8::try_from(next() % 255 + 1).unwrap();
+            }
+            if next() % 5 == 0 {
+                b.truncate(usize::try_from(next() % b.len() as u64).unwrap());
+            }
+            conn.on_data_keyed(*dir, Ts(0), 1, &b, Some(&keys), &mut events);
+            if next() % 7 == 0 {
+                conn.on_gap(*dir, next() % 100);
+            }
+        }
+        // Whatever was decrypted authenticated: it is a prefix of what was sent.
+        let plain: Vec<u8> = events
+            .iter()
+            .filter_map(|e| match e {
+                TlsEvent::Plaintext {
+                    dir: Dir::ToClient,
+                    data,
+                    ..
+                } => Some(data.clone()),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        assert!(plain.len() <= resp.len());
+    }
+}
