@@ -5,6 +5,9 @@
 #
 # Usage: sudo captures/record.sh [OUTDIR]       (default OUTDIR: the captures/ folder)
 #        SCENARIOS="fallback-410 redirect-loop" sudo captures/record.sh /tmp/out
+#        SCENARIOS="h2-proxy-tls13 connect-proxy-h2" sudo env PATH="$PATH" captures/record.sh
+#        captures/record.sh --verify [OUTDIR]   (no recording, no root: re-runs the wire check
+#                                                of step 7 on the captures already in OUTDIR)
 #
 # Writes per scenario NAME: NAME.pcap, NAME.lab.jsonl (server request log), NAME.go.json (go's
 # stdout), NAME.go.stderr, NAME.go.exit, NAME.go-env.json (`go env -json` in the same
@@ -12,6 +15,13 @@
 # the mirror's TLS client) and NAME.tls.log (one line per TLS handshake or failed handshake, as
 # the lab servers saw it). The lab PKI the TLS servers use lives in OUTDIR/lab-pki/ (created on
 # first use, reused after, so every TLS capture chains to the same lab-ca.pem).
+# Scenarios with EMBED_KEYS (connect-proxy-h2) keep NAME.pcapng instead of NAME.pcap: after the
+# recording passed its check, `modtrace lab embed-keys NAME.pcap NAME.keys NAME.pcapng` copies
+# the packets into a pcapng with the key log as a Decryption Secrets Block ahead of them, and
+# the check is run again on the pcapng with no key file (tshark must decrypt from the DSB
+# alone); NAME.keys stays beside it for reference.
+# The go command gets HTTP_PROXY, HTTPS_PROXY and NO_PROXY explicitly (empty but for a scenario
+# with a CONNECT proxy, whose HTTPS_PROXY is http://127.0.0.1:PORT).
 # Scenarios whose GOSUMDB names the lab checksum database also leave OUTDIR/lab-sumdb.vkey (its
 # verifier key, `modtrace lab sumdb-key`: give it to `modtrace analyze --sumdb-key`); scenarios
 # with a tampering server leave NAME.true.go.sum (the go.sum lines of what the honest lab proxy
@@ -26,6 +36,11 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(dirname "$HERE")
+VERIFY_ONLY=""
+if [ "${1:-}" = --verify ]; then
+  VERIFY_ONLY=1
+  shift
+fi
 OUT=${1:-$HERE}
 ATTEMPTS=3
 
@@ -34,11 +49,13 @@ die() {
   exit 1
 }
 
-[ "$(id -u)" = 0 ] || die "needs root: tcpdump must capture on lo (run: sudo captures/record.sh)"
-GO=$(command -v go) || die "needs the go command on PATH (https://go.dev/dl, or apt-get install golang-go)"
 TCPDUMP=$(command -v tcpdump) || die "needs tcpdump on PATH (apt-get install tcpdump)"
-IP=$(command -v ip) || die "needs ip (iproute2) on PATH for the network namespace of direct-mode scenarios (apt-get install iproute2)"
 TSHARK=$(command -v tshark || true)
+if [ -z "$VERIFY_ONLY" ]; then
+  [ "$(id -u)" = 0 ] || die "needs root: tcpdump must capture on lo (run: sudo captures/record.sh)"
+  GO=$(command -v go) || die "needs the go command on PATH (https://go.dev/dl, or apt-get install golang-go)"
+  IP=$(command -v ip) || die "needs ip (iproute2) on PATH for the network namespace of direct-mode scenarios (apt-get install iproute2)"
+fi
 command -v cargo >/dev/null || die "needs cargo on PATH to build modtrace (under sudo: sudo env PATH=\"\$PATH\" captures/record.sh)"
 
 mkdir -p "$OUT"
@@ -115,14 +132,124 @@ log_statuses() {
   sed -n 's/.*"status":\([0-9]*\).*/\1/p' "$1" | sort
 }
 
-# TLS scenarios: what tshark sees inside the TLS sessions once decrypted with the key log.
-# Plain ports are decoded as HTTP, TLS ports as TLS (HTTP inside by ALPN or port).
-tshark_fields() { # tshark_fields PCAP KEYS FILTER FIELD
-  local args=() p
+# TLS scenarios: what tshark sees inside the TLS sessions once decrypted with the key log (or,
+# KEYS empty, with the secrets the capture itself holds in a pcapng Decryption Secrets Block).
+# Plain ports are decoded as HTTP, TLS ports as TLS (HTTP/1.1 or HTTP/2 inside by ALPN); on a
+# CONNECT proxy's port tshark follows the tunnel and decodes the TLS inside it too.
+tshark_args() { # tshark_args KEYS: sets the array TSHARK_ARGS
+  TSHARK_ARGS=()
+  [ -z "$1" ] || TSHARK_ARGS+=(-o "tls.keylog_file:$1")
+  local p
   for p in $PORTS; do
-    if [[ " $TLS_PORTS " == *" $p "* ]]; then args+=(-d "tcp.port==$p,tls"); else args+=(-d "tcp.port==$p,http"); fi
+    if [[ " $TLS_PORTS " == *" $p "* ]]; then TSHARK_ARGS+=(-d "tcp.port==$p,tls"); else TSHARK_ARGS+=(-d "tcp.port==$p,http"); fi
   done
-  "$TSHARK" -r "$1" -o "tls.keylog_file:$2" "${args[@]}" -Y "$3" -T fields -e "$4" 2>/dev/null | sort || true
+}
+
+tshark_fields() { # tshark_fields CAPTURE KEYS FILTER FIELD
+  tshark_args "$2"
+  "$TSHARK" -r "$1" "${TSHARK_ARGS[@]}" -Y "$3" -T fields -e "$4" 2>/dev/null | sort || true
+}
+
+# tls_exchanges CAPTURE KEYS: one line per HTTP/1.x or HTTP/2 request and response on the wire,
+#   req  direct|tunnel DSTPORT METHOD TARGET     (HTTP/2: :method and :path)
+#   resp direct|tunnel SRCPORT STATUS
+# "tunnel": inside TLS on a CONNECT proxy's port (CONNECT_PORTS), i.e. the client's leg of a
+# tunnel, which the proxy relays without logging; the same requests reach the lab server on the
+# proxy's upstream leg, "direct". Several requests in one frame come space-separated (a request
+# target holds no space) and are split here.
+tls_exchanges() {
+  tshark_args "$2"
+  "$TSHARK" -r "$1" "${TSHARK_ARGS[@]}" \
+    -Y 'http.request || http.response || http2.headers.path || http2.headers.status' \
+    -T fields -E separator=/t -E aggregator=/s -e tcp.srcport -e tcp.dstport -e frame.protocols \
+    -e http.request.method -e http.request.uri -e http.response.code \
+    -e http2.headers.method -e http2.headers.path -e http2.headers.status 2>/dev/null |
+    awk -F'\t' -v connect=" $CONNECT_PORTS " '
+      {
+        on_proxy = index(connect, " " $1 " ") || index(connect, " " $2 " ")
+        where = (on_proxy && $3 ~ /(^|:)tls(:|$)/) ? "tunnel" : "direct"
+        n = split($4, m, " "); split($5, u, " ")
+        for (i = 1; i <= n; i++) print "req", where, $2, m[i], u[i]
+        n = split($7, m, " "); split($8, u, " ")
+        for (i = 1; i <= n; i++) print "req", where, $2, m[i], u[i]
+        n = split($6, c, " ")
+        for (i = 1; i <= n; i++) print "resp", where, $1, c[i]
+        n = split($9, c, " ")
+        for (i = 1; i <= n; i++) print "resp", where, $1, c[i]
+      }' || true
+}
+
+# The server log as "PORT METHOD TARGET" and "PORT STATUS" lines (listen is 127.0.0.1:PORT).
+log_requests() {
+  sed -n 's/.*"listen":"[^"]*:\([0-9]*\)","method":"\([^"]*\)","target":"\([^"]*\)".*/\1 \2 \3/p' "$1"
+}
+
+log_port_statuses() {
+  sed -n 's/.*"listen":"[^"]*:\([0-9]*\)".*"status":\([0-9]*\).*/\1 \2/p' "$1"
+}
+
+# Ports the lab's CONNECT proxies opened tunnels to (logged CONNECT host:PORT answered 200).
+log_tunnel_ports() {
+  sed -n 's/.*"method":"CONNECT","target":"[^"]*:\([0-9]*\)","status":200,.*/\1/p' "$1" | sort -u
+}
+
+same_or_diff() { # same_or_diff NAME WHAT LOGGED WIRE: 0 when equal, else the diff and 2
+  if [ "$3" != "$4" ]; then
+    echo "record.sh: $1: $2 in the server log and the capture differ (packets lost?):" >&2
+    diff <(echo "$3") <(echo "$4") >&2 || true
+    return 2
+  fi
+}
+
+# check_wire NAME CAPTURE KEYS LOG: every request target and response status the lab logged is
+# in the capture, and the capture holds no other. TLS scenarios: decrypted with KEYS (or the
+# capture's own DSB when KEYS is empty), compared per port and method, and for a CONNECT
+# proxy's tunnels also the client's leg against what the servers behind logged. Returns 0, 2
+# when they differ (lost packets: worth another attempt), 1 when the capture cannot be right.
+check_wire() {
+  local name=$1 cap=$2 keys=$3 log=$4
+  local logged wire
+  if [ "$USES_TLS" != 1 ]; then
+    logged=$(log_targets "$log")
+    wire=$(wire_targets "$cap")
+    if [ "$EXPECT_REQUESTS" = 0 ]; then
+      [ -z "$logged" ] || { echo "record.sh: $name: the lab servers answered requests, the scenario expects none" >&2; return 1; }
+      [ -z "$wire" ] || { echo "record.sh: $name: HTTP requests in the capture, the scenario expects none" >&2; return 1; }
+      return 0
+    fi
+    [ -n "$logged" ] || { echo "record.sh: $name: the lab servers logged no request" >&2; return 1; }
+    same_or_diff "$name" "requests" "$logged" "$wire" || return $?
+    same_or_diff "$name" "response statuses" "$(log_statuses "$log")" "$(wire_statuses "$cap")" || return $?
+    return 0
+  fi
+  local hellos
+  hellos=$(tshark_fields "$cap" "$keys" "tls.handshake.type == 1" frame.number | wc -l)
+  [ "$hellos" -gt 0 ] || { echo "record.sh: $name: no TLS ClientHello in the capture" >&2; return 1; }
+  local ex
+  ex=$(tls_exchanges "$cap" "$keys")
+  logged=$(log_requests "$log" | sort)
+  wire=$(grep '^req direct ' <<<"$ex" | cut -d' ' -f3- | sort || true)
+  if [ "$EXPECT_REQUESTS" = 0 ]; then
+    [ -z "$logged" ] || { echo "record.sh: $name: the lab servers answered requests, the scenario expects none" >&2; return 1; }
+    [ -z "$ex" ] || { echo "record.sh: $name: HTTP requests in the capture, the scenario expects none" >&2; return 1; }
+    return 0
+  fi
+  [ -n "$logged" ] || { echo "record.sh: $name: the lab servers logged no request" >&2; return 1; }
+  same_or_diff "$name" "requests (port method target)" "$logged" "$wire" || return $?
+  same_or_diff "$name" "response statuses (port status)" "$(log_port_statuses "$log" | sort)" \
+    "$(grep '^resp direct ' <<<"$ex" | cut -d' ' -f3- | sort || true)" || return $?
+  if [ -n "$CONNECT_PORTS" ]; then
+    local tports p behind behind_status
+    tports=$(log_tunnel_ports "$log")
+    [ -n "$tports" ] || { echo "record.sh: $name: the CONNECT proxy logged no tunnel" >&2; return 1; }
+    behind=$(for p in $tports; do log_requests "$log" | awk -v p="$p" '$1 == p { print $2, $3 }'; done | sort)
+    behind_status=$(for p in $tports; do log_port_statuses "$log" | awk -v p="$p" '$1 == p { print $2 }'; done | sort)
+    same_or_diff "$name" "requests through the tunnel (client's leg vs. the servers behind)" "$behind" \
+      "$(grep '^req tunnel ' <<<"$ex" | cut -d' ' -f4- | sort || true)" || return $?
+    same_or_diff "$name" "response statuses through the tunnel" "$behind_status" \
+      "$(grep '^resp tunnel ' <<<"$ex" | cut -d' ' -f4- | sort || true)" || return $?
+  fi
+  return 0
 }
 
 # netns_create NAME: a network namespace with lo up and a hosts file naming NETNS_HOSTS as
@@ -205,6 +332,7 @@ record_once() {
     HOME="$d/home" GOPATH="$d/gopath" GOMODCACHE="$d/gopath/pkg/mod" GOCACHE="$d/cache"
     GOENV=off GOPROXY="$GOPROXY" GOSUMDB="$GOSUMDB" GONOSUMDB= GOPRIVATE= GONOPROXY= GOINSECURE="$GOINSECURE"
     GOFLAGS=-modcacherw GOTOOLCHAIN=local
+    HTTP_PROXY= HTTPS_PROXY="$HTTPS_PROXY" NO_PROXY=
   )
   if [ "$TRUST_LAB_CA" = 1 ]; then go_env+=(SSL_CERT_FILE="$PKI/lab-ca.pem"); fi
   (cd "$d/work" && exec "${in_ns[@]}" env -i "${go_env[@]}" "$GO" env -json) >"$d/go-env.json" 2>"$d/go-env.err" ||
@@ -246,40 +374,17 @@ record_once() {
   grep '^tls ' "$d/serve.err" >"$d/tls.log" || true
 
   # Every request the servers answered must be in the capture.
-  local logged wire
-  logged=$(log_targets "$d/lab.jsonl")
-  if [ "$USES_TLS" = 1 ]; then
-    wire=$(tshark_fields "$d/capture.pcap" "$d/keys" http.request http.request.uri)
-    local hellos
-    hellos=$(tshark_fields "$d/capture.pcap" "$d/keys" "tls.handshake.type == 1" frame.number | wc -l)
-    [ "$hellos" -gt 0 ] || die "$name: no TLS ClientHello in the capture"
-  else
-    wire=$(wire_targets "$d/capture.pcap")
-  fi
-  if [ "$EXPECT_REQUESTS" = 0 ]; then
-    [ -z "$logged" ] || die "$name: the lab servers answered requests, the scenario expects none"
-    [ -z "$wire" ] || die "$name: HTTP requests in the capture, the scenario expects none"
-    echo "$packets" >"$d/packets"
-    echo "${dropped:-0}" >"$d/dropped"
-    return 0
-  fi
-  [ -n "$logged" ] || die "$name: the lab servers logged no request"
-  if [ "$USES_TLS" = 1 ] && [ ! -s "$d/keys" ]; then die "$name: the key log is empty"; fi
-  if [ "$logged" != "$wire" ]; then
-    echo "record.sh: $name: server log and capture differ (packets lost?):" >&2
-    diff <(echo "$logged") <(echo "$wire") >&2 || true
-    return 2
-  fi
-  logged=$(log_statuses "$d/lab.jsonl")
-  if [ "$USES_TLS" = 1 ]; then
-    wire=$(tshark_fields "$d/capture.pcap" "$d/keys" http.response http.response.code)
-  else
-    wire=$(wire_statuses "$d/capture.pcap")
-  fi
-  if [ "$logged" != "$wire" ]; then
-    echo "record.sh: $name: response statuses in the server log and the capture differ (packets lost?):" >&2
-    diff <(echo "$logged") <(echo "$wire") >&2 || true
-    return 2
+  if [ "$USES_TLS" = 1 ] && [ "$EXPECT_REQUESTS" = 1 ] && [ ! -s "$d/keys" ]; then die "$name: the key log is empty"; fi
+  local rc=0
+  check_wire "$name" "$d/capture.pcap" "$d/keys" "$d/lab.jsonl" || rc=$?
+  [ "$rc" != 1 ] || die "$name: the capture does not match the scenario"
+  [ "$rc" = 0 ] || return "$rc"
+  if [ "$EMBED_KEYS" = 1 ]; then
+    "$BIN" lab embed-keys "$d/capture.pcap" "$d/keys" "$d/capture.pcapng" >/dev/null ||
+      die "$name: lab embed-keys failed"
+    # The pcapng must decrypt from its own Decryption Secrets Block: no key file this time.
+    check_wire "$name" "$d/capture.pcapng" "" "$d/lab.jsonl" ||
+      die "$name: the pcapng with the embedded key log does not decrypt to the same requests"
   fi
   echo "$packets" >"$d/packets"
   echo "${dropped:-0}" >"$d/dropped"
@@ -292,6 +397,29 @@ else
   names=$("$BIN" lab scenarios | awk '{print $1}')
 fi
 [ -n "$names" ] || die "no scenarios"
+
+if [ -n "$VERIFY_ONLY" ]; then
+  [ -n "$TSHARK" ] || die "needs tshark on PATH for the TLS scenarios' decrypted wire check (apt-get install tshark)"
+  failed=0
+  for name in $names; do
+    env_text=$("$BIN" lab env "$name") || die "unknown scenario $name"
+    eval "$env_text"
+    keys=""
+    if [ -f "$OUT/$name.pcapng" ]; then
+      cap="$OUT/$name.pcapng" # decrypted from its own DSB
+    elif [ -f "$OUT/$name.pcap" ]; then
+      cap="$OUT/$name.pcap"
+      if [ "$USES_TLS" = 1 ]; then keys="$OUT/$name.keys"; fi
+    else
+      echo "record.sh: $name: no capture in $OUT, skipped" >&2
+      continue
+    fi
+    rc=0
+    check_wire "$name" "$cap" "$keys" "$OUT/$name.lab.jsonl" || rc=$?
+    if [ "$rc" = 0 ]; then echo "ok    $name ($(basename "$cap"))"; else echo "FAIL  $name ($(basename "$cap"))"; failed=1; fi
+  done
+  exit "$failed"
+fi
 
 # TLS scenarios need tshark (the wire check decrypts with the key log) and the lab PKI.
 need_tls=""
@@ -326,7 +454,11 @@ for name in $names; do
   [ -n "$ok" ] || die "$name: requests missing from the capture after $ATTEMPTS attempts"
   rm -f "$OUT/$name.pcap" "$OUT/$name.pcapng" "$OUT/$name.lab.jsonl" "$OUT/$name.go.json" "$OUT/$name.go.stderr" "$OUT/$name.go.exit" \
     "$OUT/$name.go-env.json" "$OUT/$name.keys" "$OUT/$name.tls.log" "$OUT/$name.true.go.sum"
-  cp "$ok/capture.pcap" "$OUT/$name.pcap"
+  if [ "$EMBED_KEYS" = 1 ]; then
+    cp "$ok/capture.pcapng" "$OUT/$name.pcapng"
+  else
+    cp "$ok/capture.pcap" "$OUT/$name.pcap"
+  fi
   cp "$ok/lab.jsonl" "$OUT/$name.lab.jsonl"
   cp "$ok/go.json" "$OUT/$name.go.json"
   cp "$ok/go.stderr" "$OUT/$name.go.stderr"

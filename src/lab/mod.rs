@@ -371,6 +371,7 @@ pub fn env_assignments(s: &Scenario) -> String {
         scenario::GoOutcome::ErrorContains(t) => t,
     };
     let tls_ports: Vec<String> = s.tls_ports().iter().map(u16::to_string).collect();
+    let connect_ports: Vec<String> = s.connect_ports().iter().map(u16::to_string).collect();
     let flag = |b: bool| if b { "1" } else { "0" }.to_string();
     [
         ("SCENARIO", s.name.to_string()),
@@ -388,6 +389,7 @@ pub fn env_assignments(s: &Scenario) -> String {
         ("USES_HTTP2", flag(s.uses_http2())),
         ("HTTPS_PROXY", s.https_proxy_value()),
         ("EMBED_KEYS", flag(s.embed_keys)),
+        ("CONNECT_PORTS", connect_ports.join(" ")),
         ("GOINSECURE", s.goinsecure.to_string()),
         ("TRUST_LAB_CA", flag(s.trust_lab_ca)),
         ("NETNS_HOSTS", s.netns_hosts.join(" ")),
@@ -960,6 +962,7 @@ mod tests {
             "TLS_PORTS='8109'\n",
             "PORTS='8109 8110'\n",
             "TRUST_LAB_CA='1'\n",
+            "CONNECT_PORTS='8110'\n",
         ] {
             assert!(c.contains(want), "{want} in {c}");
         }

@@ -598,6 +598,18 @@ impl Scenario {
             .unwrap_or_default()
     }
 
+    /// Ports of the CONNECT proxies, sorted.
+    pub fn connect_ports(&self) -> Vec<u16> {
+        let mut p: Vec<u16> = self
+            .servers
+            .iter()
+            .filter(|s| s.def == ServerDef::ConnectProxy)
+            .map(|s| s.port)
+            .collect();
+        p.sort_unstable();
+        p
+    }
+
     /// Whether a TLS server offers HTTP/2.
     pub fn uses_http2(&self) -> bool {
         self.servers.iter().any(|s| s.http2)
@@ -805,6 +817,8 @@ mod tests {
         assert_eq!(c.goproxy_value(), "https://lab.test:8109");
         assert_eq!(c.https_proxy_value(), "http://127.0.0.1:8110");
         assert_eq!(c.tls_ports(), vec![8109]);
+        assert_eq!(c.connect_ports(), vec![8110]);
+        assert!(h2.connect_ports().is_empty());
         assert_eq!(c.ports(), vec![8109, 8110]);
         assert!(c.embed_keys && c.trust_lab_ca);
         assert_eq!(c.specs(false)[1].kind, ServerKind::Connect);
