@@ -20,6 +20,10 @@ use tokio::io::{AsyncRead, AsyncWrite};
 /// Streams a client may have open at once on one connection: the go command fetches a few
 /// in parallel; RFC 9113 6.5.2 advises not to go below 100.
 pub const MAX_CONCURRENT_STREAMS: u32 = 100;
+/// Answers computed at once per connection (each on a blocking thread, since a mirror's may
+/// wait on its upstream); more streams queue. Bounds the threads one client can make the lab
+/// spawn, whatever MAX_CONCURRENT_STREAMS allows.
+pub const MAX_BLOCKING_ANSWERS: usize = 4;
 
 /// One TLS connection of a server that offers h2: handshake, then HTTP/2 or HTTP/1.1 by ALPN.
 pub(super) fn serve_tls(stream: TcpStream, ctx: &Arc<ServerCtx>, cfg: Arc<rustls::ServerConfig>) {
@@ -30,6 +34,7 @@ pub(super) fn serve_tls(stream: TcpStream, ctx: &Arc<ServerCtx>, cfg: Arc<rustls
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .enable_time()
+        .max_blocking_threads(MAX_BLOCKING_ANSWERS)
         .build()
     {
         Ok(rt) => rt,

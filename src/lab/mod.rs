@@ -54,7 +54,7 @@ Loopback HTTP servers for recording (and training on) the go command's module tr
 Every server binds 127.0.0.1 only and logs each answered request as one JSON line:
 {\"server\":NAME,\"listen\":\"127.0.0.1:PORT\",\"method\":..,\"target\":..,\"status\":..,\"bytes\":..}
 
-Server kinds (SPEC is [NAME=]KIND[+TLS]:127.0.0.1:PORT[:ARG]):
+Server kinds (SPEC is [NAME=]KIND[+TLS[+h2]]:127.0.0.1:PORT[:ARG]):
   proxy       GOPROXY serving --modules (lab/modules/<module path>@<version>/ trees);
               ARG: optional path prefix (/mod)
   proxy-auth  the same, but 401 without Basic auth --user/--password
