@@ -27,6 +27,8 @@ use std::time::{Duration, Instant};
 
 /// How often the -w file is flushed and the kernel drop counters are read.
 const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(1);
+/// How often the --keylog files are looked at for new lines (one stat per look).
+const KEYLOG_POLL_EVERY: Duration = Duration::from_millis(50);
 /// Frames queued between the reading thread and the analysis. Past this the reader waits
 /// and the kernel buffer fills (drops are counted and reported); loopback frames can be 64 KiB
 /// (TSO), so this bounds the queue at 128 MiB at worst.
@@ -96,6 +98,7 @@ fn capture(a: &CaptureArgs) -> Result<i32, String> {
     let mut cfg = a.opts.config()?;
     // The key logs are followed as they grow (a server writes a line per session).
     cfg.keylog = Default::default();
+    cfg.wait_for_keys = !a.opts.keylog.is_empty();
     let mut keylogs = KeyLogFollower::new(&a.opts.keylog);
     let mut an = Analyzer::new(cfg);
     an.add_keylog(&keylogs.poll());
@@ -177,14 +180,20 @@ fn capture(a: &CaptureArgs) -> Result<i32, String> {
         std::thread::spawn(move || read_packets(src, writer, stats, &stop, &tx, attr))
     };
     let mut kernel = KernelStats::default();
+    let mut last_key_poll = std::time::Instant::now();
     for msg in &rx {
+        // A server writes its key log line during the handshake: look often, so that the
+        // session's records wait briefly (sessions keep them, `TlsLimits::wait_for_keys`).
+        if !a.opts.keylog.is_empty() && last_key_poll.elapsed() >= KEYLOG_POLL_EVERY {
+            last_key_poll = std::time::Instant::now();
+            let new_keys = keylogs.poll();
+            if !new_keys.is_empty() {
+                an.add_keylog(&new_keys);
+            }
+        }
         match msg {
             Msg::Frame(frame) => an.on_frame(&frame),
             Msg::Kernel(k) => {
-                let new_keys = keylogs.poll();
-                if !new_keys.is_empty() {
-                    an.add_keylog(&new_keys);
-                }
                 if k.dropped + k.if_dropped > kernel.dropped + kernel.if_dropped {
                     an.on_capture_drops(k.dropped + k.if_dropped, k.received);
                 }
@@ -213,6 +222,11 @@ fn capture(a: &CaptureArgs) -> Result<i32, String> {
             an.on_capture_drops(k.dropped + k.if_dropped, k.received);
         }
         kernel = k;
+    }
+    // Secrets written since the last look still open the sessions that wait for them.
+    let new_keys = keylogs.poll();
+    if !new_keys.is_empty() {
+        an.add_keylog(&new_keys);
     }
     an.finish();
     sink.emit(&mut an);

@@ -65,6 +65,9 @@ pub struct Config {
     /// TLS secrets (`--keylog`); pcapng Decryption Secrets Blocks add to them
     /// ([`Analyzer::add_keylog`]).
     pub keylog: KeyLog,
+    /// Live capture: the key log grows while packets arrive, so a session without secrets
+    /// keeps its records for a while (`TlsLimits::wait_for_keys`).
+    pub wait_for_keys: bool,
 }
 
 impl Default for Config {
@@ -83,6 +86,7 @@ impl Default for Config {
             go_sum: Vec::new(),
             hash_zips: true,
             keylog: KeyLog::new(),
+            wait_for_keys: false,
         }
     }
 }
@@ -164,9 +168,13 @@ enum Layer {
 }
 
 impl SecureConn {
-    fn new(flow: FlowId) -> SecureConn {
+    fn new(flow: FlowId, wait_for_keys: bool) -> SecureConn {
+        let limits = crate::proto::tls::TlsLimits {
+            wait_for_keys,
+            ..Default::default()
+        };
         SecureConn {
-            tls: TlsConn::new(flow),
+            tls: TlsConn::with_limits(flow, limits),
             cert_at: None,
             app: AppConn::Undecided,
             duplicate_of: None,
@@ -189,6 +197,28 @@ impl SecureConn {
         tls_events.clear();
         self.tls
             .on_data_keyed(dir, ts, packet, data, keys, tls_events);
+        self.on_tls_events(limits, tls_events, he)
+    }
+
+    /// The key log grew: a session waiting for its secrets decrypts what it kept.
+    fn retry_keys(
+        &mut self,
+        keys: &KeyLog,
+        limits: &HttpLimits,
+        tls_events: &mut Vec<TlsEvent>,
+        he: &mut Vec<HttpEvent>,
+    ) {
+        tls_events.clear();
+        self.tls.retry_keys(keys, tls_events);
+        self.on_tls_events(limits, tls_events, he);
+    }
+
+    fn on_tls_events(
+        &mut self,
+        limits: &HttpLimits,
+        tls_events: &mut Vec<TlsEvent>,
+        he: &mut Vec<HttpEvent>,
+    ) -> Option<Vec<u8>> {
         let mut random = None;
         for ev in tls_events.drain(..) {
             match ev {
@@ -397,7 +427,36 @@ impl Analyzer {
     /// Adds TLS secrets (NSS key log text, e.g. from a pcapng Decryption Secrets Block). They
     /// open the sessions whose ServerHello comes after.
     pub fn add_keylog(&mut self, text: &[u8]) {
+        let before = self.keylog.len();
         self.keylog.add_text(text);
+        if self.cfg.wait_for_keys && self.keylog.len() > before {
+            self.retry_waiting_sessions();
+        }
+    }
+
+    /// Sessions waiting for their secrets (live capture) look again.
+    fn retry_waiting_sessions(&mut self) {
+        let flows: Vec<FlowId> = self.ctx.keys().copied().collect();
+        for flow in flows {
+            let mut plain = Vec::new();
+            let mut tunneled = Vec::new();
+            if let Some(c) = self.ctx.get_mut(&flow) {
+                if let Conn::Tls(sc) = &mut c.conn {
+                    sc.retry_keys(&self.keylog, &self.cfg.http, &mut self.tls_events, &mut plain);
+                }
+                if let Some(sc) = c.tunnel.as_mut().and_then(|t| t.secure.as_mut()) {
+                    sc.retry_keys(
+                        &self.keylog,
+                        &self.cfg.http,
+                        &mut self.tls_events,
+                        &mut tunneled,
+                    );
+                }
+            }
+            self.on_http_events(&mut plain, Layer::Tls);
+            self.on_http_events(&mut tunneled, Layer::Tunnel);
+        }
+        self.push_touched_findings();
     }
 
     /// The key log so far (its statistics: lines read, bad lines).
@@ -600,7 +659,7 @@ impl Analyzer {
                         continue;
                     };
                     if let Conn::Unknown = c.conn {
-                        c.conn = pick_protocol(&c.info, dir, &data, &self.cfg.http, flow);
+                        c.conn = pick_protocol(&c.info, dir, &data, &self.cfg, flow);
                     }
                     let keys = (!self.keylog.is_empty()).then_some(&self.keylog);
                     match &mut c.conn {
@@ -695,10 +754,22 @@ impl Analyzer {
                             h.finish(ts, &mut he);
                         }
                         if let Some(sc) = c.tunnel.as_mut().and_then(|t| t.secure.as_mut()) {
+                            sc.retry_keys(
+                                &self.keylog,
+                                &self.cfg.http,
+                                &mut self.tls_events,
+                                &mut inner,
+                            );
                             sc.finish(ts, &mut inner);
                         }
                         let mut tls_inner = Vec::new();
                         if let Conn::Tls(sc) = &mut c.conn {
+                            sc.retry_keys(
+                                &self.keylog,
+                                &self.cfg.http,
+                                &mut self.tls_events,
+                                &mut tls_inner,
+                            );
                             sc.finish(ts, &mut tls_inner);
                         }
                         // The exchanges still need the flow's context.
@@ -825,7 +896,7 @@ impl Analyzer {
         };
         if t.secure.is_none() && !t.opaque {
             if dir == Dir::ToServer && looks_like_tls_client(data).is_some() {
-                t.secure = Some(Box::new(SecureConn::new(flow)));
+                t.secure = Some(Box::new(SecureConn::new(flow, self.cfg.wait_for_keys)));
             } else {
                 t.opaque = true;
             }
@@ -1041,18 +1112,13 @@ impl Analyzer {
     }
 }
 
-fn pick_protocol(
-    info: &FlowInfo,
-    dir: Dir,
-    data: &[u8],
-    limits: &HttpLimits,
-    flow: FlowId,
-) -> Conn {
+fn pick_protocol(info: &FlowInfo, dir: Dir, data: &[u8], cfg: &Config, flow: FlowId) -> Conn {
+    let limits = &cfg.http;
     if info.server.port() == 53 || info.client.port() == 53 {
         return Conn::DnsTcp(DnsTcpConn::default());
     }
     if dir == Dir::ToServer && looks_like_tls_client(data).is_some() {
-        return Conn::Tls(Box::new(SecureConn::new(flow)));
+        return Conn::Tls(Box::new(SecureConn::new(flow, cfg.wait_for_keys)));
     }
     let http = match dir {
         Dir::ToServer => looks_like_request(data),

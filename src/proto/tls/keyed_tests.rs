@@ -384,3 +384,98 @@ fn mutated_sessions_with_keys_never_panic() {
         assert!(plain.len() <= resp.len());
     }
 }
+
+#[test]
+fn waiting_for_keys_decrypts_the_kept_records_once_they_come() {
+    let resp = response();
+    let wire = session(
+        &[&rustls::version::TLS13],
+        provider::cipher_suite::TLS13_AES_256_GCM_SHA384,
+        &[],
+        REQUEST,
+        &resp,
+    );
+    let full = KeyLog::parse(&wire.keylog);
+    // Another session's keys only, as a live key log before this session's line is read.
+    let other = session(
+        &[&rustls::version::TLS13],
+        provider::cipher_suite::TLS13_AES_256_GCM_SHA384,
+        &[],
+        REQUEST,
+        &resp,
+    );
+    let early = KeyLog::parse(&other.keylog);
+    let limits = super::TlsLimits {
+        wait_for_keys: true,
+        ..super::TlsLimits::default()
+    };
+    let mut conn = TlsConn::with_limits(1, limits.clone());
+    let mut events = Vec::new();
+    let half = wire.chunks.len() / 2;
+    for (dir, bytes) in &wire.chunks[..half] {
+        conn.on_data_keyed(*dir, Ts(0), 1, bytes, Some(&early), &mut events);
+    }
+    assert!(conn.session().decryption.unavailable.is_some());
+    for (dir, bytes) in &wire.chunks[half..] {
+        conn.on_data_keyed(*dir, Ts(0), 2, bytes, Some(&full), &mut events);
+    }
+    let mut plain = [Vec::new(), Vec::new()];
+    for ev in &events {
+        if let TlsEvent::Plaintext { dir, data, .. } = ev {
+            plain[usize::from(*dir == Dir::ToClient)].extend_from_slice(data);
+        }
+    }
+    assert_eq!(plain[0], REQUEST);
+    assert_eq!(plain[1], resp);
+    assert!(conn.session().decryption.active());
+    assert!(
+        !conn.session().certificates_hidden,
+        "{:?} {}",
+        conn.session().decryption,
+        conn.session().certificates.len()
+    );
+
+    // The keys come only after the last record: retry_keys (called before summarising)
+    // still decrypts everything kept.
+    let mut conn = TlsConn::with_limits(1, limits.clone());
+    let mut events = Vec::new();
+    for (dir, bytes) in &wire.chunks {
+        conn.on_data_keyed(*dir, Ts(0), 1, bytes, Some(&early), &mut events);
+    }
+    assert!(!events
+        .iter()
+        .any(|e| matches!(e, TlsEvent::Plaintext { .. })));
+    conn.retry_keys(&full, &mut events);
+    let n: usize = events
+        .iter()
+        .filter_map(|e| match e {
+            TlsEvent::Plaintext { data, .. } => Some(data.len()),
+            _ => None,
+        })
+        .sum();
+    assert_eq!(n, REQUEST.len() + resp.len());
+
+    // Over the limit: given up, reported, nothing kept.
+    let mut conn = TlsConn::with_limits(
+        1,
+        super::TlsLimits {
+            max_key_wait_bytes: 4096,
+            ..limits
+        },
+    );
+    let mut events = Vec::new();
+    for (dir, bytes) in &wire.chunks {
+        conn.on_data_keyed(*dir, Ts(0), 1, bytes, Some(&early), &mut events);
+    }
+    conn.retry_keys(&full, &mut events);
+    assert!(!events
+        .iter()
+        .any(|e| matches!(e, TlsEvent::Plaintext { .. })));
+    assert!(conn
+        .session()
+        .decryption
+        .unavailable
+        .as_deref()
+        .unwrap()
+        .contains("first 4096 bytes"));
+}

@@ -35,9 +35,9 @@ pub mod verify;
 #[cfg(test)]
 mod corpus_tests;
 #[cfg(test)]
-mod tests;
-#[cfg(test)]
 mod keyed_tests;
+#[cfg(test)]
+mod tests;
 
 pub use parser::{looks_like_tls_client, HelloFormat};
 pub use state::TlsConn;
@@ -92,6 +92,13 @@ pub struct TlsLimits {
     /// TLS 1.3: the most records the client's encrypted handshake flight is taken to span
     /// (Certificate, CertificateVerify, Finished with client authentication; RFC 8446 4.4).
     pub max_tls13_client_flight: u32,
+    /// Live capture: a session whose secrets are not in the key log yet keeps its records
+    /// until they come (a server writes its key log line during the handshake; modtrace reads
+    /// the file a moment later). Off for files, whose key logs are complete from the start.
+    pub wait_for_keys: bool,
+    /// Record bytes kept per session while waiting for its secrets. 1 MiB covers the
+    /// handshake and the first requests and answers of a module download.
+    pub max_key_wait_bytes: usize,
 }
 
 impl Default for TlsLimits {
@@ -104,6 +111,8 @@ impl Default for TlsLimits {
             max_anomaly_notes: 16,
             max_resync_scan: 256 << 10,
             max_tls13_client_flight: 3,
+            wait_for_keys: false,
+            max_key_wait_bytes: 1 << 20,
         }
     }
 }

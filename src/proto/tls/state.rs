@@ -39,7 +39,7 @@
 //! interpreted) and dropped if the header after it is not plausible. After
 //! `TlsLimits::max_resync_scan` bytes without one the direction is given up (`stopped`).
 
-use super::decrypt::{session_decryptors, Plain, SessionDecryptors};
+use super::decrypt::{session_decryptors, DecryptError, NoDecryption, Plain, SessionDecryptors};
 use super::keylog::KeyLog;
 use super::parser::{self, content, ext, handshake, RecordHeader, RECORD_HEADER_LEN};
 use super::{Alert, PerDir, TlsEvent, TlsLimits, TlsSession};
@@ -132,8 +132,18 @@ enum DecryptState {
     /// The ServerHello is known: keys are looked up before the next record is read.
     Pending,
     Active(Box<SessionDecryptors>),
+    /// `TlsLimits::wait_for_keys`: the key log has no secrets for this session yet; records
+    /// are kept until they come (or the limit is hit).
+    Waiting(Box<KeyWait>),
     /// Looked up and not available (see [`super::Decryption::unavailable`]), or no key log.
     Off,
+}
+
+/// Records kept while waiting for a session's secrets, in the order they came.
+#[derive(Clone, Debug, Default)]
+struct KeyWait {
+    records: Vec<(Dir, Ts, u64, RecordHeader, Vec<u8>)>,
+    bytes: usize,
 }
 
 /// Per-direction decryption state.
@@ -201,6 +211,9 @@ impl TlsConn {
     ) {
         let mut rest = data;
         let mut stalls = 0u8;
+        if let (DecryptState::Waiting(_), Some(k)) = (&self.decrypt, keys) {
+            self.retry_keys(k, out);
+        }
         while !rest.is_empty() {
             if matches!(self.decrypt, DecryptState::Pending) {
                 self.look_up_keys(keys);
@@ -218,7 +231,7 @@ impl TlsConn {
                     let len = usize::from(header.len);
                     match self.collect(dir, len, rest) {
                         (Some(body), n) => {
-                            if self.decrypting(dir) {
+                            if self.collecting(dir) {
                                 self.on_protected_record(dir, ts, packet, header, &body, out);
                             } else {
                                 self.on_record(dir, ts, packet, header, &body, out);
@@ -281,7 +294,10 @@ impl TlsConn {
         *self.session.gaps.get_mut(dir) = self.session.gaps.get(dir).saturating_add(1);
         // Records were lost: the direction's sequence numbers no longer match. The caller
         // tells the protocol inside about the gap (it sees FlowEvent::Gap too).
-        if matches!(self.decrypt, DecryptState::Active(_)) {
+        if matches!(
+            self.decrypt,
+            DecryptState::Active(_) | DecryptState::Waiting(_)
+        ) {
             self.dec.get_mut(dir).broken = true;
         }
         let d = self.dirs.get_mut(dir);
@@ -510,7 +526,7 @@ impl TlsConn {
         match self.on_record_header(dir, ts, packet, header, out) {
             Plan::Skip => (skip_state(len), take),
             Plan::Collect if len == 0 => {
-                if self.decrypting(dir) {
+                if self.collecting(dir) {
                     self.on_protected_record(dir, ts, packet, header, &[], out);
                 } else {
                     self.on_record(dir, ts, packet, header, &[], out);
@@ -596,9 +612,10 @@ impl TlsConn {
         let len = usize::from(header.len);
         let d = self.dirs.get(dir);
         let encrypted = d.encrypted;
-        // With keys, protected records are read whole to be decrypted (one direction's
-        // records all go through its decryptor, in order, for the sequence numbers).
-        let decrypting = self.decrypting(dir);
+        // With keys (or waiting for them), protected records are read whole to be decrypted
+        // (one direction's records all go through its decryptor, in order, for the sequence
+        // numbers).
+        let decrypting = self.collecting(dir);
         let skip_unless_decrypting = if decrypting {
             Plan::Collect
         } else {
@@ -1035,6 +1052,88 @@ impl TlsConn {
         matches!(self.decrypt, DecryptState::Active(_)) && !self.dec.get(dir).broken
     }
 
+    /// Records are read whole: to be decrypted now, or once the keys come.
+    fn collecting(&self, dir: Dir) -> bool {
+        matches!(
+            self.decrypt,
+            DecryptState::Active(_) | DecryptState::Waiting(_)
+        ) && !self.dec.get(dir).broken
+    }
+
+    /// While waiting for keys (`TlsLimits::wait_for_keys`): looks the session up again in
+    /// `keys` and, when its secrets are there now, decrypts the records kept so far. The
+    /// caller calls it when the key log grew, and before it summarises the session.
+    pub fn retry_keys(&mut self, keys: &KeyLog, out: &mut Vec<TlsEvent>) {
+        if !matches!(self.decrypt, DecryptState::Waiting(_)) {
+            return;
+        }
+        let known = self
+            .session
+            .client_hello
+            .as_ref()
+            .is_some_and(|c| keys.get(&c.random).is_some());
+        if !known {
+            return;
+        }
+        let DecryptState::Waiting(wait) = std::mem::replace(&mut self.decrypt, DecryptState::Off)
+        else {
+            return;
+        };
+        match session_decryptors(&self.session, keys) {
+            Ok(d) => {
+                self.session.decryption.unavailable = None;
+                self.decrypt = DecryptState::Active(Box::new(d));
+            }
+            Err(e) => {
+                self.session.decryption.unavailable = Some(e.to_string());
+                return;
+            }
+        }
+        // The kept records were handled as without keys when they came (clear ones read,
+        // encrypted alerts counted); now only their decryption is left.
+        for (dir, ts, packet, header, body) in wait.records {
+            let DecryptState::Active(keys) = &mut self.decrypt else {
+                return;
+            };
+            let result = keys
+                .get_mut(dir)
+                .decrypt(header.content_type, header.version, &body);
+            match result {
+                Ok(None) => {}
+                Ok(Some(plain)) => {
+                    let stats = &mut self.session.decryption;
+                    *stats.decrypted.get_mut(dir) = stats.decrypted.get(dir).saturating_add(1);
+                    self.on_plain(dir, ts, packet, plain, out);
+                }
+                Err(e) => self.count_decrypt_error(dir, ts, packet, &e),
+            }
+        }
+    }
+
+    fn count_decrypt_error(&mut self, dir: Dir, ts: Ts, packet: u64, e: &DecryptError) {
+        let stats = &mut self.session.decryption;
+        if e.is_failure() {
+            *stats.failed.get_mut(dir) = stats.failed.get(dir).saturating_add(1);
+            if stats.first_failure.is_none() {
+                stats.first_failure = Some((dir, ts, packet, e.to_string()));
+            }
+        } else {
+            *stats.skipped.get_mut(dir) = stats.skipped.get(dir).saturating_add(1);
+        }
+    }
+
+    /// Whether a record is read as it is without keys (handshake, alert and CCS records
+    /// before this side's encryption starts).
+    fn readable_in_clear(&self, dir: Dir, header: &RecordHeader) -> bool {
+        let encrypted = self.dirs.get(dir).encrypted;
+        match header.content_type {
+            content::APPLICATION_DATA | content::HEARTBEAT => false,
+            content::HANDSHAKE => !encrypted,
+            content::ALERT => !encrypted || header.len == 2,
+            _ => true,
+        }
+    }
+
     /// Looks the session's secrets up, once, after the ServerHello.
     fn look_up_keys(&mut self, keys: Option<&KeyLog>) {
         let Some(keys) = keys.filter(|k| !k.is_empty()) else {
@@ -1046,15 +1145,23 @@ impl TlsConn {
             Ok(d) => self.decrypt = DecryptState::Active(Box::new(d)),
             Err(e) => {
                 self.session.decryption.unavailable = Some(e.to_string());
-                self.decrypt = DecryptState::Off;
+                self.decrypt = if e == NoDecryption::NotInKeyLog && self.limits.wait_for_keys {
+                    DecryptState::Waiting(Box::default())
+                } else {
+                    DecryptState::Off
+                };
             }
         }
     }
 
     /// A record of this direction could not be read whole: stop decrypting the direction.
     fn break_decryption(&mut self, dir: Dir, ts: Ts, out: &mut Vec<TlsEvent>) {
-        if self.decrypting(dir) {
+        if self.collecting(dir) {
+            let active = self.decrypting(dir);
             self.dec.get_mut(dir).broken = true;
+            if !active {
+                return;
+            }
             out.push(TlsEvent::PlaintextGap {
                 flow: self.flow,
                 dir,
@@ -1074,28 +1181,50 @@ impl TlsConn {
         body: &[u8],
         out: &mut Vec<TlsEvent>,
     ) {
+        if let DecryptState::Waiting(wait) = &mut self.decrypt {
+            // Kept for when the keys come; meanwhile read as without keys.
+            let max = self.limits.max_key_wait_bytes;
+            if wait.bytes.saturating_add(body.len()) <= max {
+                wait.bytes = wait.bytes.saturating_add(body.len());
+                wait.records.push((dir, ts, packet, header, body.to_vec()));
+            } else {
+                self.decrypt = DecryptState::Off;
+                self.session.decryption.unavailable = Some(format!(
+                    "the key log had no secrets for this connection's client random within its first {max} bytes"
+                ));
+            }
+            if self.readable_in_clear(dir, &header) {
+                self.on_record(dir, ts, packet, header, body, out);
+            } else if header.content_type == content::ALERT {
+                self.push_alert(
+                    Alert {
+                        dir,
+                        ts,
+                        packet,
+                        level: None,
+                        description: None,
+                        encrypted: true,
+                    },
+                    out,
+                );
+            }
+            return;
+        }
         let DecryptState::Active(keys) = &mut self.decrypt else {
             return self.on_record(dir, ts, packet, header, body, out);
         };
         let result = keys
             .get_mut(dir)
             .decrypt(header.content_type, header.version, body);
-        let stats = &mut self.session.decryption;
         match result {
             Ok(None) => self.on_record(dir, ts, packet, header, body, out),
             Ok(Some(plain)) => {
+                let stats = &mut self.session.decryption;
                 *stats.decrypted.get_mut(dir) = stats.decrypted.get(dir).saturating_add(1);
                 self.on_plain(dir, ts, packet, plain, out);
             }
             Err(e) => {
-                if e.is_failure() {
-                    *stats.failed.get_mut(dir) = stats.failed.get(dir).saturating_add(1);
-                    if stats.first_failure.is_none() {
-                        stats.first_failure = Some((dir, ts, packet, e.to_string()));
-                    }
-                } else {
-                    *stats.skipped.get_mut(dir) = stats.skipped.get(dir).saturating_add(1);
-                }
+                self.count_decrypt_error(dir, ts, packet, &e);
                 if header.content_type == content::ALERT {
                     // Still an alert, as without keys.
                     self.push_alert(
