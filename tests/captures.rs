@@ -24,7 +24,12 @@ fn captures_readme_lists_the_same_findings() {
             .unwrap_or_else(|| panic!("captures/README.md has no section for {}", e.name));
         let plain = documented_list(section, "Expected findings")
             .unwrap_or_else(|| panic!("{}: no Expected findings", e.name));
-        assert_eq!(plain, sorted(e.findings), "captures/README.md section {}", e.name);
+        assert_eq!(
+            plain,
+            sorted(e.findings),
+            "captures/README.md section {}",
+            e.name
+        );
         let keyed = documented_list(section, "Expected findings with the key log");
         match e.keyed.first() {
             Some(v) => assert_eq!(
@@ -46,13 +51,11 @@ fn sorted(items: &[&str]) -> Vec<String> {
 
 /// The `- \`...\`` items under the `### <heading>` of a section (up to the next heading).
 fn documented_list(section: &str, heading: &str) -> Option<Vec<String>> {
-    let list = section
-        .split("\n### ")
-        .find(|part| {
-            part.lines().next().is_some_and(|h| {
-                h.starts_with(heading) && !h[heading.len()..].trim_start().starts_with("with")
-            })
-        })?;
+    let list = section.split("\n### ").find(|part| {
+        part.lines().next().is_some_and(|h| {
+            h.starts_with(heading) && !h[heading.len()..].trim_start().starts_with("with")
+        })
+    })?;
     let mut documented = Vec::new();
     for line in list.lines().filter(|l| l.starts_with("- `")) {
         let item = line[3..].split('`').next().unwrap().to_string();
@@ -68,4 +71,62 @@ fn documented_list(section: &str, heading: &str) -> Option<Vec<String>> {
     }
     documented.sort();
     Some(documented)
+}
+
+/// Proxy chains: through the CONNECT proxy every hop has `via`, the session seen on both legs
+/// is one; in the insecure-mirror capture each of go's requests to the mirror has the
+/// mirror's decrypted request to its upstream as an `upstream` hop.
+#[test]
+fn proxy_chains_are_drawn_whole() {
+    let dir = repo().join("captures");
+    let j = analyze_json(&dir.join("connect-proxy-h2.pcapng"), &[]);
+    assert_eq!(j["capture"]["tls_duplicates"], 1);
+    assert_eq!(j["tls"].as_array().unwrap().len(), 1);
+    assert_eq!(j["tls"][0]["via"], "127.0.0.1:8110");
+    assert_eq!(j["tls"][0]["server"], "127.0.0.1:8109");
+    let mut hops = 0;
+    for m in j["modules"].as_array().unwrap() {
+        for h in m["journey"].as_array().unwrap() {
+            assert_eq!(h["via"], "127.0.0.1:8110", "{h}");
+            assert_eq!(h["scheme"], "https");
+            assert_eq!(h["server"], "127.0.0.1:8109");
+            hops += 1;
+        }
+    }
+    assert_eq!(hops, 6);
+    let gets = j["exchanges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|x| x["method"] == "GET")
+        .count();
+    assert_eq!(gets, 6, "each request once, not once per leg");
+
+    for name in ["tls-mirror-selfsigned", "tls-mirror-expired"] {
+        let keys = dir.join(format!("{name}.keys"));
+        let j = analyze_json(
+            &dir.join(format!("{name}.pcap")),
+            &["--keylog", keys.to_str().unwrap()],
+        );
+        let mut linked = 0;
+        for m in j["modules"].as_array().unwrap() {
+            for h in m["journey"].as_array().unwrap() {
+                assert_eq!(h["scheme"], "http", "{name}: go -> mirror is plain");
+                let up = h["upstream"].as_array().unwrap();
+                assert_eq!(up.len(), 1, "{name}: {h}");
+                assert_eq!(up[0]["scheme"], "https");
+                assert_eq!(up[0]["op"], h["op"]);
+                linked += 1;
+            }
+        }
+        assert_eq!(linked, 6, "{name}");
+        // Without the keys the upstream leg is opaque: no hops to link.
+        let j = analyze_json(&dir.join(format!("{name}.pcap")), &[]);
+        assert!(j["modules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|m| m["journey"].as_array().unwrap())
+            .all(|h| h["upstream"].as_array().unwrap().is_empty()));
+    }
 }

@@ -434,7 +434,12 @@ pub const EXPECTED: &[Expect] = &[
         }],
         keyed: &[
             Variant {
-                args: &["--keylog", "{dir}/tls13-verified.keys", "--ca-file", "{dir}/lab-pki/lab-ca.pem"],
+                args: &[
+                    "--keylog",
+                    "{dir}/tls13-verified.keys",
+                    "--ca-file",
+                    "{dir}/lab-pki/lab-ca.pem",
+                ],
                 findings: &[
                     "no-checksum-verification example.test/Hello@v1.1.0",
                     "no-checksum-verification example.test/Util@v0.2.0",
@@ -449,6 +454,67 @@ pub const EXPECTED: &[Expect] = &[
                 ],
             },
         ],
+    },
+    Expect {
+        name: "h2-proxy-tls13",
+        args: &[],
+        modules: &[],
+        findings: &["tls-certificate-hidden -"],
+        tls_ports: &[8108],
+        variants: &[Variant {
+            args: &["--go-env", "{dir}/h2-proxy-tls13.go-env.json"],
+            findings: &["tls-certificate-hidden -"],
+        }],
+        keyed: &[
+            Variant {
+                args: &[
+                    "--keylog",
+                    "{dir}/h2-proxy-tls13.keys",
+                    "--ca-file",
+                    "{dir}/lab-pki/lab-ca.pem",
+                ],
+                findings: &[
+                    "no-checksum-verification example.test/Hello@v1.1.0",
+                    "no-checksum-verification example.test/Util@v0.2.0",
+                ],
+            },
+            Variant {
+                args: &["--keylog", "{dir}/h2-proxy-tls13.keys"],
+                findings: &[
+                    "no-checksum-verification example.test/Hello@v1.1.0",
+                    "no-checksum-verification example.test/Util@v0.2.0",
+                    "unverified-tls -",
+                ],
+            },
+        ],
+    },
+    // A pcapng with its key log embedded: every analysis decrypts.
+    Expect {
+        name: "connect-proxy-h2",
+        args: &[],
+        modules: &["example.test/Hello@v1.1.0", "example.test/Util@v0.2.0"],
+        findings: &[
+            "no-checksum-verification example.test/Hello@v1.1.0",
+            "no-checksum-verification example.test/Util@v0.2.0",
+            "unverified-tls -",
+        ],
+        tls_ports: &[8109],
+        variants: &[Variant {
+            args: &["--go-env", "{dir}/connect-proxy-h2.go-env.json"],
+            findings: &[
+                "no-checksum-verification example.test/Hello@v1.1.0",
+                "no-checksum-verification example.test/Util@v0.2.0",
+                "unverified-tls -",
+                "tls-interception -",
+            ],
+        }],
+        keyed: &[Variant {
+            args: &["--ca-file", "{dir}/lab-pki/lab-ca.pem"],
+            findings: &[
+                "no-checksum-verification example.test/Hello@v1.1.0",
+                "no-checksum-verification example.test/Util@v0.2.0",
+            ],
+        }],
     },
     Expect {
         name: "sumdb-via-proxy",
@@ -768,11 +834,9 @@ fn check_sums_match_go(dir: &Path, e: &Expect, j: &serde_json::Value, what: &str
     let mut go_modules = Vec::new();
     for g in serde_json::Deserializer::from_str(&text).into_iter::<serde_json::Value>() {
         let g = g.unwrap();
-        let (Some(path), Some(version), Some(sum)) = (
-            g["Path"].as_str(),
-            g["Version"].as_str(),
-            g["Sum"].as_str(),
-        ) else {
+        let (Some(path), Some(version), Some(sum)) =
+            (g["Path"].as_str(), g["Version"].as_str(), g["Sum"].as_str())
+        else {
             continue;
         };
         go_modules.push(format!("{path}@{version}"));
