@@ -442,7 +442,12 @@ impl Analyzer {
             let mut tunneled = Vec::new();
             if let Some(c) = self.ctx.get_mut(&flow) {
                 if let Conn::Tls(sc) = &mut c.conn {
-                    sc.retry_keys(&self.keylog, &self.cfg.http, &mut self.tls_events, &mut plain);
+                    sc.retry_keys(
+                        &self.keylog,
+                        &self.cfg.http,
+                        &mut self.tls_events,
+                        &mut plain,
+                    );
                 }
                 if let Some(sc) = c.tunnel.as_mut().and_then(|t| t.secure.as_mut()) {
                     sc.retry_keys(

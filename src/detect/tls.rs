@@ -220,7 +220,10 @@ pub fn summarize(
         packet: info.first_packet,
         go_host,
         via: None,
-        decryption: s.decryption.attempted.then(|| decryption_summary(&s.decryption)),
+        decryption: s
+            .decryption
+            .attempted
+            .then(|| decryption_summary(&s.decryption)),
         public_validation,
         cert_ts,
         cert_packet,
