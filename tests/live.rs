@@ -150,18 +150,32 @@ struct Run {
 }
 
 /// One capture around one scenario. `sudo`: simulate `sudo` by nobody (SUDO_UID/SUDO_GID);
-/// else `--user nobody`.
-fn capture_scenario(dir: &Path, name: &str, sudo: bool, keylog: Option<&Path>) -> Run {
+/// else `--user nobody`. A TLS scenario's servers use the bundled lab PKI (go trusts its CA)
+/// and write their key log to `keys.log` in the scenario's folder; with `keylog` naming that
+/// file the capture decrypts as the lab writes it.
+fn capture_scenario(
+    dir: &Path,
+    name: &str,
+    sudo: bool,
+    keylog: Option<&Path>,
+    extra: &[&str],
+) -> Run {
     let env = scenario_env(name);
     let d = dir.join(name);
     for sub in ["home", "gopath", "cache", "work"] {
         std::fs::create_dir_all(d.join(sub)).unwrap();
     }
+    let tls = env.get("USES_TLS").is_some_and(|v| v == "1");
+    let ca = d.join("lab-ca.pem");
+    if tls {
+        std::fs::copy(repo().join("captures/lab-pki/lab-ca.pem"), &ca).unwrap();
+    }
     chown_nobody(&d);
     let lab_log = d.join("lab.jsonl");
     let mut guard = Guard(Vec::new());
 
-    let mut serve = modtrace()
+    let mut serve_cmd = modtrace();
+    serve_cmd
         .args([
             "lab",
             "serve",
@@ -171,7 +185,15 @@ fn capture_scenario(dir: &Path, name: &str, sudo: bool, keylog: Option<&Path>) -
             "300",
             "--log",
         ])
-        .arg(&lab_log)
+        .arg(&lab_log);
+    if tls {
+        serve_cmd
+            .arg("--pki")
+            .arg(repo().join("captures/lab-pki"))
+            .arg("--keylog")
+            .arg(d.join("keys.log"));
+    }
+    let mut serve = serve_cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .stdin(Stdio::null())
@@ -202,6 +224,7 @@ fn capture_scenario(dir: &Path, name: &str, sudo: bool, keylog: Option<&Path>) -
     if let Some(k) = keylog {
         cmd.arg("--keylog").arg(k);
     }
+    cmd.args(extra);
     if sudo {
         cmd.env("SUDO_UID", NOBODY.to_string())
             .env("SUDO_GID", NOBODY.to_string());
@@ -264,9 +287,15 @@ fn capture_scenario(dir: &Path, name: &str, sudo: bool, keylog: Option<&Path>) -
             ("GOINSECURE", env["GOINSECURE"].clone()),
             ("GOFLAGS", "-modcacherw".into()),
             ("GOTOOLCHAIN", "local".into()),
+            ("HTTP_PROXY", String::new()),
+            ("HTTPS_PROXY", env["HTTPS_PROXY"].clone()),
+            ("NO_PROXY", String::new()),
         ])
         .args(["mod", "download", "-json"])
         .args(env["DOWNLOADS"].split_whitespace());
+    if tls {
+        go_cmd.env("SSL_CERT_FILE", &ca);
+    }
     {
         use std::os::unix::process::CommandExt;
         go_cmd.uid(NOBODY).gid(NOBODY);
@@ -518,7 +547,7 @@ fn live_capture_of_the_go_command() {
     std::fs::write(&keylog, keys).unwrap();
 
     // 1. sudo by nobody: drops to SUDO_UID/SUDO_GID.
-    let r = capture_scenario(dir.path(), "plaintext-proxy", true, Some(&keylog));
+    let r = capture_scenario(dir.path(), "plaintext-proxy", true, Some(&keylog), &[]);
     check_stream(
         "plaintext-proxy",
         &r,
@@ -548,7 +577,7 @@ fn live_capture_of_the_go_command() {
     }
 
     // 2. --user nobody, the fallback chain.
-    let r = capture_scenario(dir.path(), "fallback-410", false, None);
+    let r = capture_scenario(dir.path(), "fallback-410", false, None, &[]);
     check_stream(
         "fallback-410",
         &r,
@@ -559,4 +588,52 @@ fn live_capture_of_the_go_command() {
         ],
     );
     analyze_lists_every_logged_request("fallback-410", &r);
+
+    // 3. HTTP/2 over TLS 1.3 with the key log the lab server writes as it goes: decrypted
+    // live, every request the server logged streams as an https exchange.
+    let name = "h2-proxy-tls13";
+    let keys = dir.path().join(name).join("keys.log");
+    let ca = repo().join("captures/lab-pki/lab-ca.pem");
+    let r = capture_scenario(
+        dir.path(),
+        name,
+        true,
+        Some(&keys),
+        &["--ca-file", ca.to_str().unwrap()],
+    );
+    let streamed: Vec<String> = of_type(&r.lines, "exchange")
+        .iter()
+        .filter(|e| ours(e, &r.ports))
+        .map(|e| {
+            assert_eq!(e["scheme"], "https", "{e}");
+            let url = e["url"].as_str().unwrap();
+            url.splitn(4, '/').nth(3).map(|p| format!("/{p}")).unwrap()
+        })
+        .collect();
+    let mut logged: Vec<String> = r
+        .lab_log
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["target"].as_str().unwrap().to_string()
+        })
+        .collect();
+    let mut streamed_sorted = streamed.clone();
+    streamed_sorted.sort();
+    logged.sort();
+    assert_eq!(
+        streamed_sorted, logged,
+        "{name}: streamed exchanges vs the server log; stderr: {}",
+        r.capture_stderr
+    );
+    let tls = of_type(&r.lines, "tls");
+    assert!(
+        tls.iter().any(
+            |t| t["decryption"]["records_decrypted"].as_u64().unwrap_or(0) > 0
+                && t["validation"]["status"] == "valid"
+        ),
+        "{name}: no decrypted, validated session: {tls:?}"
+    );
+    // Medium findings only (no checksum database): exit 0 with --fail-on high.
+    assert_eq!(r.capture_exit, Some(0), "{}", r.capture_stderr);
 }
