@@ -302,3 +302,77 @@ fn readme_documents_every_rule_and_starts_with_the_two_commands() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("proxy-fallback"));
 }
+
+/// A key log whose secrets are wrong for their session: every record fails to authenticate,
+/// is counted and reported (tls-decrypt-failed), and nothing is guessed (no exchange). A key
+/// log without any line is refused with a clear message.
+#[test]
+fn wrong_secrets_give_tls_decrypt_failed_and_no_exchanges() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = std::fs::read_to_string(repo().join("captures/tls13-verified.keys")).unwrap();
+    // Same labels and client random, every secret's last hex digit changed.
+    let bad: String = good
+        .lines()
+        .map(|l| {
+            let mut s = l.to_string();
+            let last = s.pop().unwrap();
+            s.push(if last == '0' { '1' } else { '0' });
+            s + "\n"
+        })
+        .collect();
+    let keys = dir.path().join("wrong.keys");
+    std::fs::write(&keys, bad).unwrap();
+    let cap = repo().join("captures/tls13-verified.pcap");
+    let out = run(&[
+        "analyze",
+        cap.to_str().unwrap(),
+        "--keylog",
+        keys.to_str().unwrap(),
+        "--format",
+        "json",
+        "--fail-on",
+        "never",
+    ]);
+    let j = json_of(&out);
+    let rules: Vec<&str> = j["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["rule"].as_str().unwrap())
+        .collect();
+    assert!(rules.contains(&"tls-decrypt-failed"), "{rules:?}");
+    assert!(j["exchanges"].as_array().unwrap().is_empty());
+    let d = &j["tls"][0]["decryption"];
+    assert!(d["records_failed"].as_u64().unwrap() > 0, "{d}");
+    assert_eq!(d["records_decrypted"], 0);
+
+    // The right key log: no failure.
+    let out = run(&[
+        "analyze",
+        cap.to_str().unwrap(),
+        "--keylog",
+        repo()
+            .join("captures/tls13-verified.keys")
+            .to_str()
+            .unwrap(),
+        "--format",
+        "json",
+        "--fail-on",
+        "never",
+    ]);
+    let j = json_of(&out);
+    assert_eq!(j["tls"][0]["decryption"]["records_failed"], 0);
+    assert_eq!(j["exchanges"].as_array().unwrap().len(), 6);
+
+    // Not a key log at all.
+    let junk = dir.path().join("junk.keys");
+    std::fs::write(&junk, "hello\n").unwrap();
+    let out = run(&[
+        "analyze",
+        cap.to_str().unwrap(),
+        "--keylog",
+        junk.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no key log lines"));
+}
