@@ -16,6 +16,8 @@ pub mod lab;
 pub mod pipeline;
 pub mod proc;
 pub mod proto;
+pub mod redact;
 pub mod report;
 pub mod source;
 pub mod time;
+pub mod tui;

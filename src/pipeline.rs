@@ -583,6 +583,23 @@ impl Analyzer {
         self.push_touched_findings();
     }
 
+    /// A copy of the state so far, for a report written mid-run (the TUI's `w`).
+    pub fn snapshot_outcome(&self) -> Outcome {
+        let mut exchanges = self.exchanges.clone();
+        exchanges.sort_by_key(|e| (e.start, e.id));
+        let mut tls = self.tls_sessions.clone();
+        tls.sort_by_key(|t| (t.start, t.flow));
+        Outcome {
+            exchanges,
+            journeys: self.tracker.journeys().to_vec(),
+            findings: self.detector.findings().to_vec(),
+            tls,
+            stats: self.stats.clone(),
+            decode: self.decoder.stats().clone(),
+            flow: self.flows.stats().clone(),
+        }
+    }
+
     /// The final state, for reports.
     pub fn into_outcome(self) -> Outcome {
         let mut exchanges = self.exchanges;
@@ -1113,6 +1130,15 @@ impl Analyzer {
             sha256: None,
             process: None,
             end,
+            request_headers: crate::redact::headers(&req.headers),
+            response_headers: resp
+                .map(|r| crate::redact::headers(&r.headers))
+                .unwrap_or_default(),
+            http_version: match req.version {
+                crate::proto::http2::HTTP2_VERSION => "HTTP/2",
+                0 => "HTTP/1.0",
+                _ => "HTTP/1.1",
+            },
         }
     }
 }

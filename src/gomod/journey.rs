@@ -463,6 +463,9 @@ pub(crate) mod tests {
             sha256: None,
             process: None,
             end: Ts(end_ms * 1_000_000),
+            request_headers: Vec::new(),
+            response_headers: Vec::new(),
+            http_version: "HTTP/1.1",
         }
     }
 

@@ -82,6 +82,15 @@ pub struct Exchange {
     pub process: Option<String>,
     #[serde(skip)]
     pub end: Ts,
+    /// Request and response headers as sent, secrets redacted ([`crate::redact`]): for the
+    /// TUI's detail view (not in the JSON report).
+    #[serde(skip)]
+    pub request_headers: Vec<crate::proto::Header>,
+    #[serde(skip)]
+    pub response_headers: Vec<crate::proto::Header>,
+    /// `HTTP/1.1`, `HTTP/2`.
+    #[serde(skip)]
+    pub http_version: &'static str,
 }
 
 pub fn ser_addr<S: serde::Serializer>(a: &SocketAddr, s: S) -> Result<S::Ok, S::Error> {

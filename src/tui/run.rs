@@ -1,0 +1,1 @@
+//! The terminal loop (placeholder; see mod.rs).
