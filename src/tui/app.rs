@@ -117,7 +117,7 @@ pub struct ModuleRow {
     pub severities: [usize; 5],
     /// A checksum-mismatch or mirror-inconsistency finding names it.
     pub h1_mismatch: bool,
-    /// A checksum-database finding names it.
+    /// A checksum-database finding (a note or record that did not verify) names it.
     pub sumdb_finding: bool,
     /// Lower-case text the filter looks in: label, servers, rule ids of its findings.
     search: String,
@@ -509,7 +509,15 @@ impl App {
             None => {
                 let r = self.rows.len();
                 self.rows.push(ModuleRow {
-                    journey: journey.clone(),
+                    // Filled in below, with the marks.
+                    journey: Box::new(Journey {
+                        module: String::new(),
+                        version: None,
+                        journey: Vec::new(),
+                        h1: None,
+                        mod_h1: None,
+                        process: None,
+                    }),
                     label: label.clone(),
                     plaintext: false,
                     sumdb_lookup_ok: false,
@@ -676,8 +684,7 @@ impl App {
         r.h1_mismatch |= matches!(f.rule, Rule::ChecksumMismatch | Rule::MirrorInconsistency);
         r.sumdb_finding |= matches!(
             f.rule,
-            Rule::PlaintextSumdb
-                | Rule::SumdbSignatureInvalid
+            Rule::SumdbSignatureInvalid
                 | Rule::SumdbUnknownKey
                 | Rule::SumdbFork
                 | Rule::SumdbProofMismatch

@@ -130,6 +130,21 @@ fn connect_proxy_h2_shows_the_forward_proxy_and_verified_tls() {
 }
 
 #[test]
+fn tampered_zip_and_checksum_database_marks() {
+    let app = app_of("tamper-sumdb-on.pcap");
+    for r in &app.rows {
+        assert!(r.h1_mismatch, "{}: checksum-mismatch names it", r.label);
+        assert!(r.sumdb_lookup_ok, "{}: its lookup was answered", r.label);
+    }
+    snap("tamper_sumdb_on", &app);
+    let narrow = render(&app, 80, 24);
+    assert!(
+        narrow.contains("h1✗") && narrow.contains("CRITICAL"),
+        "{narrow}"
+    );
+}
+
+#[test]
 fn hop_detail_shows_headers_without_secrets_and_the_route() {
     let mut app = app_of("mirror-basic-auth.pcap");
     app.on_key(key(KeyCode::Tab));
@@ -633,11 +648,19 @@ fn ten_thousand_modules() {
     app.on_key(key(KeyCode::Enter));
     let refilter = start.elapsed();
     assert_eq!(app.visible_rows.len(), 1);
+    // The same frame with two modules, for comparison.
+    let small = app_of("fallback-410.pcap");
+    let start = std::time::Instant::now();
+    for _ in 0..frames {
+        t.draw(|f| draw(&small, f)).unwrap();
+    }
+    let small_frame = start.elapsed() / frames;
     eprintln!(
-        "10,000 modules: {n} updates applied in {applied:?}; {per_frame:?} per 120x40 frame; \
-         filter applied in {refilter:?}"
+        "10,000 modules: {n} updates applied in {applied:?}; {per_frame:?} per 120x40 frame \
+         (2 modules: {small_frame:?}); filter applied in {refilter:?}"
     );
+    t.draw(|f| draw(&app, f)).unwrap();
     let screen = t.backend().to_string();
-    assert!(screen.contains("example.test/m500"), "{screen}");
-    assert!(screen.contains("Modules 10000"), "{screen}");
+    assert!(screen.contains("example.test/m9999"), "{screen}");
+    assert!(screen.contains("Modules 1 of 10000"), "{screen}");
 }
