@@ -1,16 +1,44 @@
 //! Process attribution for live capture (Linux): which local process owns a TCP connection.
-//! The kernel lists sockets with their inode in /proc/net/tcp and /proc/net/tcp6 (proc(5),
-//! "/proc/net/tcp"); each process's /proc/<pid>/fd/N links read `socket:[INODE]` for its
-//! sockets. A connection's owner is resolved once, when it starts (its socket exists then),
-//! and socket inodes seen on the way are cached.
+//! The kernel names a connection's socket inode and owner uid in a NETLINK_SOCK_DIAG answer
+//! ([`diag`]: one socket, microseconds) and in /proc/net/tcp and /proc/net/tcp6 (proc(5),
+//! "/proc/net/tcp": every socket, a millisecond or so; the fallback); each process's
+//! /proc/<pid>/fd/N links read `socket:[INODE]` for its sockets. A connection's owner is
+//! resolved once, when it starts (its socket exists then), and socket inodes seen on the way
+//! are cached.
 //!
-//! The parsers below take text and return values; only [`Attributor`] reads /proc. Reading
-//! another user's /proc/<pid>/fd needs privileges: after `capture` drops root, the processes of
-//! the user it runs as are the ones it can name.
+//! The parsers below take text or bytes and return values; only [`Attributor`] reads /proc
+//! and asks the kernel. Reading another user's /proc/<pid>/fd needs privileges: after
+//! `capture` drops root, the processes of the user it runs as are the ones it can name.
+
+pub mod diag;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+
+#[cfg(all(target_os = "linux", feature = "live"))]
+use diag::DiagClient;
+
+/// Without netlink (other systems, or a build without the `live` feature) every lookup
+/// reads the /proc/net tables.
+#[cfg(not(all(target_os = "linux", feature = "live")))]
+enum DiagClient {}
+
+#[cfg(not(all(target_os = "linux", feature = "live")))]
+impl DiagClient {
+    fn open() -> std::io::Result<DiagClient> {
+        Err(std::io::ErrorKind::Unsupported.into())
+    }
+
+    fn lookup(
+        &mut self,
+        _: SocketAddr,
+        _: SocketAddr,
+    ) -> std::io::Result<Option<diag::DiagSocket>> {
+        match *self {}
+    }
+}
 
 /// One socket line of /proc/net/tcp{,6}.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -155,6 +183,41 @@ impl Default for AttributionLimits {
 /// Owners whose processes are looked at first on the next lookup.
 const HOT_PIDS: usize = 8;
 
+/// Failed NETLINK_SOCK_DIAG lookups in a row after which the /proc/net tables are used for
+/// the rest of the capture (a kernel or sandbox that refuses it keeps refusing).
+const MAX_DIAG_FAILURES: u32 = 3;
+
+/// The netlink socket for lookups, opened on first use.
+enum Diag {
+    /// Not opened yet, or closed after `failures` failed lookups in a row.
+    Closed {
+        failures: u32,
+    },
+    Open {
+        client: DiagClient,
+        failures: u32,
+    },
+    /// Refused too often, or the procfs root is not this system's /proc (a test's fake
+    /// tree, whose tables the kernel does not know).
+    Off,
+}
+
+/// An open socket found for a connection: its inode and the uid that owns it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct OpenSocket {
+    inode: u64,
+    uid: u32,
+}
+
+/// What the kernel said about an address pair.
+enum DiagAnswer {
+    Open(OpenSocket),
+    /// No socket, or one no file refers to any more (TIME_WAIT).
+    Closed,
+    /// It could not be asked: read the tables.
+    Unknown,
+}
+
 /// Resolves connection owners through a procfs root (normally `/proc`).
 pub struct Attributor {
     root: PathBuf,
@@ -165,6 +228,7 @@ pub struct Attributor {
     /// Pids of the latest owners found, most recent first: looked at before all others.
     hot_pids: VecDeque<u32>,
     limits: AttributionLimits,
+    diag: Diag,
     /// Connections whose owner [`Attributor::connection_owner`] found, and did not.
     pub resolved: u64,
     pub unresolved: u64,
@@ -175,8 +239,17 @@ pub struct Attributor {
 
 impl Attributor {
     pub fn new(root: impl Into<PathBuf>) -> Attributor {
+        let root = root.into();
+        // The kernel's answers describe this system's sockets, which only the real /proc
+        // lists.
+        let diag = if root == Path::new("/proc") {
+            Diag::Closed { failures: 0 }
+        } else {
+            Diag::Off
+        };
         Attributor {
-            root: root.into(),
+            root,
+            diag,
             owners: HashMap::new(),
             recent: HashMap::new(),
             recent_order: VecDeque::new(),
@@ -244,22 +317,14 @@ impl Attributor {
     /// its socket surely exists (a short connection can be gone by the time the analysis
     /// reaches it). The capture's reading thread calls this; lookups later find the answer.
     pub fn prefetch(&mut self, client: SocketAddr, server: SocketAddr) {
-        // Reading /proc/net/tcp walks the kernel's whole connection table (about a
-        // millisecond): once per SYN, for both ends.
-        let found = self.tables(client).iter().find_map(|t| {
-            let text = std::fs::read_to_string(self.root.join(t)).ok()?;
-            [(client, server), (server, client)]
-                .into_iter()
-                .find_map(|(l, r)| find_socket(&text, l, r).map(|s| (l, r, s.inode)))
-        });
-        let Some((l, r, inode)) = found else {
+        let Some((l, r, sock)) = self.open_socket(&[(client, server), (server, client)]) else {
             self.ended_before_lookup += 1;
             return;
         };
-        match self.owner_of_inode(inode) {
+        match self.owner_of_inode(sock) {
             Some(p) => self.remember((canonical(l), canonical(r)), p),
             // Closed while its owner was being looked for.
-            None if self.socket_inode(l, r) != Some(inode) => self.ended_before_lookup += 1,
+            None if self.socket_inode(l, r) != Some(sock.inode) => self.ended_before_lookup += 1,
             // Open, but its process is not readable (another user's).
             None => {}
         }
@@ -279,11 +344,84 @@ impl Attributor {
 
     /// The inode of the open socket `local` -> `remote` (None when it is closed or not
     /// local).
-    fn socket_inode(&self, local: SocketAddr, remote: SocketAddr) -> Option<u64> {
-        self.tables(local).iter().find_map(|t| {
+    fn socket_inode(&mut self, local: SocketAddr, remote: SocketAddr) -> Option<u64> {
+        self.open_socket(&[(local, remote)])
+            .map(|(_, _, s)| s.inode)
+    }
+
+    /// The first of `pairs` (local end, remote end) that is an open local socket, with it.
+    /// The kernel is asked for each pair (NETLINK_SOCK_DIAG); when it cannot be asked, the
+    /// /proc/net tables are read, each once for all pairs (a read walks the kernel's whole
+    /// connection table: about a millisecond).
+    fn open_socket(
+        &mut self,
+        pairs: &[(SocketAddr, SocketAddr)],
+    ) -> Option<(SocketAddr, SocketAddr, OpenSocket)> {
+        let mut asked = true;
+        for &(l, r) in pairs {
+            match self.ask_kernel(l, r) {
+                DiagAnswer::Open(s) => return Some((l, r, s)),
+                DiagAnswer::Closed => {}
+                DiagAnswer::Unknown => asked = false,
+            }
+        }
+        if asked {
+            return None;
+        }
+        let first = pairs.first()?.0;
+        self.tables(first).iter().find_map(|t| {
             let text = std::fs::read_to_string(self.root.join(t)).ok()?;
-            find_socket(&text, local, remote).map(|s| s.inode)
+            pairs.iter().find_map(|&(l, r)| {
+                find_socket(&text, l, r).map(|s| {
+                    let sock = OpenSocket {
+                        inode: s.inode,
+                        uid: s.uid,
+                    };
+                    (l, r, sock)
+                })
+            })
         })
+    }
+
+    /// One NETLINK_SOCK_DIAG lookup, opening the socket for it on first use.
+    fn ask_kernel(&mut self, local: SocketAddr, remote: SocketAddr) -> DiagAnswer {
+        if !diag::exact_lookup_fits(local, remote) {
+            return DiagAnswer::Unknown;
+        }
+        let (mut client, failures) = match std::mem::replace(&mut self.diag, Diag::Off) {
+            Diag::Off => return DiagAnswer::Unknown,
+            Diag::Open { client, failures } => (client, failures),
+            Diag::Closed { failures } => match DiagClient::open() {
+                Ok(c) => (c, failures),
+                // No netlink here (a sandbox, another system): it will not appear later.
+                Err(_) => return DiagAnswer::Unknown,
+            },
+        };
+        match client.lookup(local, remote) {
+            Ok(found) => {
+                self.diag = Diag::Open {
+                    client,
+                    failures: 0,
+                };
+                match found {
+                    Some(s) if s.inode != 0 => DiagAnswer::Open(OpenSocket {
+                        inode: s.inode,
+                        uid: s.uid,
+                    }),
+                    _ => DiagAnswer::Closed,
+                }
+            }
+            Err(_) => {
+                // A new socket next time: a timed-out answer could still arrive on this one.
+                let failures = failures.saturating_add(1);
+                self.diag = if failures >= MAX_DIAG_FAILURES {
+                    Diag::Off
+                } else {
+                    Diag::Closed { failures }
+                };
+                DiagAnswer::Unknown
+            }
+        }
     }
 
     /// The tables to read for an address, likeliest first.
@@ -297,41 +435,50 @@ impl Attributor {
     }
 
     fn lookup_live(&mut self, local: SocketAddr, remote: SocketAddr) -> Option<ProcessInfo> {
-        let inode = self.socket_inode(local, remote)?;
-        self.owner_of_inode(inode)
+        let (_, _, sock) = self.open_socket(&[(local, remote)])?;
+        self.owner_of_inode(sock)
     }
 
-    fn owner_of_inode(&mut self, inode: u64) -> Option<ProcessInfo> {
-        if let Some(p) = self.owners.get(&inode) {
+    fn owner_of_inode(&mut self, sock: OpenSocket) -> Option<ProcessInfo> {
+        if let Some(p) = self.owners.get(&sock.inode) {
             return Some(p.clone());
         }
         // Once more on a miss: a process that was just forked can be missing from the first
         // listing of /proc or still unreadable while it changes its ids.
-        self.scan(inode).or_else(|| self.scan(inode))
+        self.scan(sock).or_else(|| self.scan(sock))
     }
 
-    /// Finds the process holding socket `inode`: first the processes that owned recent
+    /// Finds the process holding socket `sock`: first the processes that owned recent
     /// connections (a go command opening its next connection: one directory to read, so the
-    /// answer comes before a short connection is gone), then every process, highest pids
-    /// first. Every socket passed on the way is cached.
-    fn scan(&mut self, inode: u64) -> Option<ProcessInfo> {
+    /// answer comes before a short connection is gone), then the processes running as the
+    /// socket's uid, then every other process; highest pids first. Every socket passed on
+    /// the way is cached.
+    fn scan(&mut self, sock: OpenSocket) -> Option<ProcessInfo> {
         if self.owners.len() >= self.limits.max_cached_sockets {
             self.owners.clear();
         }
         let hot: Vec<u32> = self.hot_pids.iter().copied().collect();
         for pid in &hot {
-            if let Some(p) = self.scan_pid(*pid, inode) {
+            if let Some(p) = self.scan_pid(*pid, sock.inode) {
                 return Some(self.hot(p));
             }
         }
-        let mut pids: Vec<u32> = std::fs::read_dir(&self.root)
+        // A socket's uid is its creator's (or its listener's), so its owner is most likely
+        // among that uid's processes (/proc/<pid> belongs to the process's effective uid).
+        // A process that changed uid since, or passed the socket on, is found in the rest.
+        let mut pids: Vec<(bool, u32)> = std::fs::read_dir(&self.root)
             .ok()?
-            .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-            .filter(|p| !hot.contains(p))
+            .filter_map(|e| {
+                let e = e.ok()?;
+                let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+                let other_uid = e.metadata().map_or(true, |m| m.uid() != sock.uid);
+                Some((other_uid, pid))
+            })
+            .filter(|(_, p)| !hot.contains(p))
             .collect();
-        pids.sort_unstable_by(|a, b| b.cmp(a));
-        for pid in pids {
-            if let Some(p) = self.scan_pid(pid, inode) {
+        pids.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
+        for (_, pid) in pids {
+            if let Some(p) = self.scan_pid(pid, sock.inode) {
                 return Some(self.hot(p));
             }
         }
@@ -350,30 +497,27 @@ impl Attributor {
     fn scan_pid(&mut self, pid: u32, inode: u64) -> Option<ProcessInfo> {
         // Gone, or another user's: an error, nothing to cache.
         let fds = std::fs::read_dir(self.root.join(pid.to_string()).join("fd")).ok()?;
-        let mut known: Option<(String, Vec<String>)> = None;
-        let mut hit = None;
-        for fd in fds.flatten() {
-            let Ok(target) = std::fs::read_link(fd.path()) else {
-                continue;
-            };
-            let Some(sock) = target.to_str().and_then(parse_socket_link) else {
-                continue;
-            };
-            let (name, lineage) =
-                known.get_or_insert_with(|| (self.name_of(pid), self.lineage_of(pid)));
-            let info = ProcessInfo {
-                pid,
-                name: name.clone(),
-                lineage: lineage.clone(),
-            };
-            if sock == inode {
-                hit = Some(info.clone());
-            }
+        // The links first, the names after: while a short connection's fd still exists,
+        // only readlink stands between it and its owner (a process's name and ancestors
+        // outlive its connection; reading them takes longer than the fds).
+        let sockets: Vec<u64> = fds
+            .flatten()
+            .filter_map(|fd| parse_socket_link(std::fs::read_link(fd.path()).ok()?.to_str()?))
+            .collect();
+        if sockets.is_empty() {
+            return None;
+        }
+        let info = ProcessInfo {
+            pid,
+            name: self.name_of(pid),
+            lineage: self.lineage_of(pid),
+        };
+        for sock in &sockets {
             if self.owners.len() < self.limits.max_cached_sockets {
-                self.owners.insert(sock, info);
+                self.owners.insert(*sock, info.clone());
             }
         }
-        hit
+        sockets.contains(&inode).then_some(info)
     }
 
     /// The command name of `pid` (`?` when it is gone).
@@ -684,5 +828,157 @@ mod tests {
             "127.0.0.1:8081".parse().unwrap(),
         );
         assert_eq!(b.ended_before_lookup, 1);
+    }
+
+    /// The inode /proc/self/fd names for `fd`'s socket.
+    #[cfg(all(target_os = "linux", feature = "live"))]
+    fn fd_inode(fd: &impl std::os::fd::AsRawFd) -> u64 {
+        let link = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).unwrap();
+        parse_socket_link(link.to_str().unwrap()).unwrap()
+    }
+
+    /// The running kernel, both ways: a loopback connection's sockets as NETLINK_SOCK_DIAG
+    /// and /proc/net/tcp name them are the ones /proc/self/fd holds, and the attributor
+    /// names this process as their owner.
+    #[cfg(all(target_os = "linux", feature = "live"))]
+    #[test]
+    fn kernel_lookups_agree_with_proc_self_fd() {
+        use std::net::{TcpListener, TcpStream};
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        let (c, s) = (client.local_addr().unwrap(), client.peer_addr().unwrap());
+        let uid = nix::unistd::geteuid().as_raw();
+
+        let mut d = DiagClient::open().expect("a NETLINK_SOCK_DIAG socket");
+        let got = d.lookup(c, s).unwrap().expect("the client socket");
+        assert_eq!((got.local, got.remote, got.state), (c, s, 1));
+        assert_eq!((got.inode, got.uid), (fd_inode(&client), uid));
+        let got = d.lookup(s, c).unwrap().expect("the accepted socket");
+        assert_eq!(got.inode, fd_inode(&server));
+        // A dual-stack view of the same pair.
+        let mapped = |a: SocketAddr| match a {
+            SocketAddr::V4(v4) => SocketAddr::new(IpAddr::V6(v4.ip().to_ipv6_mapped()), a.port()),
+            v6 => v6,
+        };
+        assert_eq!(
+            d.lookup(mapped(c), mapped(s)).unwrap().map(|s| s.inode),
+            Some(fd_inode(&client))
+        );
+        // No such connection: the listener's port from a port nobody uses here.
+        let nobody = SocketAddr::new(c.ip(), 1);
+        assert_eq!(d.lookup(nobody, s).unwrap(), None);
+
+        let text = std::fs::read_to_string("/proc/net/tcp").unwrap();
+        let row = find_socket(&text, c, s).expect("the client in /proc/net/tcp");
+        assert_eq!((row.inode, row.uid), (fd_inode(&client), uid));
+
+        let mut a = Attributor::new("/proc");
+        a.prefetch(c, s);
+        let me = a.prefetched_owner(c, s).expect("this process");
+        assert_eq!(me.pid, std::process::id());
+        assert_eq!(a.ended_before_lookup, 0);
+        // The same through the tables.
+        let mut t = Attributor::new("/proc");
+        t.diag = Diag::Off;
+        assert_eq!(
+            t.open_socket(&[(c, s)]).map(|(_, _, s)| s),
+            Some(OpenSocket {
+                inode: fd_inode(&client),
+                uid
+            })
+        );
+
+        // The client closes first: its socket waits in TIME_WAIT without an inode, and
+        // both lookups call the connection ended.
+        drop(client);
+        let mut buf = [0u8; 1];
+        assert_eq!(std::io::Read::read(&mut &server, &mut buf).unwrap(), 0);
+        drop(server);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let tw = d.lookup(c, s).unwrap().expect("the TIME_WAIT socket");
+        assert_eq!((tw.state, tw.inode), (6, 0));
+        a.prefetch(c, s);
+        t.prefetch(c, s);
+        assert_eq!((a.ended_before_lookup, t.ended_before_lookup), (1, 1));
+    }
+
+    /// Time per lookup, NETLINK_SOCK_DIAG against /proc/net/tcp:
+    /// `cargo test --release --features live --lib proc::tests::lookup_timing -- --ignored
+    /// --nocapture`.
+    #[cfg(all(target_os = "linux", feature = "live"))]
+    #[test]
+    #[ignore = "a measurement, not a check"]
+    fn lookup_timing() {
+        use std::net::{TcpListener, TcpStream};
+        use std::time::Instant;
+        const N: u32 = 2000;
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let _server = listener.accept().unwrap();
+        let (c, s) = (client.local_addr().unwrap(), client.peer_addr().unwrap());
+        let rows = std::fs::read_to_string("/proc/net/tcp")
+            .unwrap()
+            .lines()
+            .count()
+            + std::fs::read_to_string("/proc/net/tcp6")
+                .unwrap()
+                .lines()
+                .count()
+            - 2;
+
+        let mut d = DiagClient::open().unwrap();
+        let t0 = Instant::now();
+        for _ in 0..N {
+            assert!(d.lookup(c, s).unwrap().is_some());
+        }
+        let diag = t0.elapsed() / N;
+        let t0 = Instant::now();
+        for _ in 0..N {
+            let text = std::fs::read_to_string("/proc/net/tcp").unwrap();
+            assert!(find_socket(&text, c, s).is_some());
+        }
+        let tables = t0.elapsed() / N;
+        println!("socket lookup ({rows} sockets in /proc/net/tcp{{,6}}): sock_diag {diag:?}, /proc/net/tcp {tables:?}");
+
+        let a = Attributor::new("/proc");
+        let t0 = Instant::now();
+        for _ in 0..200 {
+            assert!(!a.lineage_of(std::process::id()).is_empty());
+        }
+        println!(
+            "name and ancestors of this process ({} names): {:?}",
+            a.lineage_of(std::process::id()).len(),
+            t0.elapsed() / 200
+        );
+
+        // A whole prefetch of a new connection (the owner's fds read: this process is hot
+        // after the first), each way.
+        for use_diag in [true, false] {
+            let mut a = Attributor::new("/proc");
+            if !use_diag {
+                a.diag = Diag::Off;
+            }
+            let mut total = std::time::Duration::ZERO;
+            let n = 300;
+            for _ in 0..n {
+                let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+                let _server = listener.accept().unwrap();
+                let (c, s) = (client.local_addr().unwrap(), client.peer_addr().unwrap());
+                let t0 = Instant::now();
+                a.prefetch(c, s);
+                total += t0.elapsed();
+                assert!(a.prefetched_owner(c, s).is_some());
+            }
+            println!(
+                "prefetch of a new connection, {}: {:?}",
+                if use_diag {
+                    "sock_diag"
+                } else {
+                    "/proc/net/tcp"
+                },
+                total / n
+            );
+        }
     }
 }
