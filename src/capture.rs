@@ -56,11 +56,8 @@ pub struct RunAs {
 }
 
 fn capture(a: &CaptureArgs) -> Result<i32, String> {
-    if !a.no_tui && io::stdout().is_terminal() {
-        eprintln!(
-            "modtrace: the TUI is not built yet: streaming text instead (--no-tui hides this note)"
-        );
-    }
+    // In a terminal, the TUI (unless --no-tui); elsewhere the event stream.
+    let tui = !a.no_tui && crate::tui::run::has_terminal();
     let live_opts = LiveOptions {
         interface: a.interface.clone(),
         filter: a.filter.clone(),
@@ -155,13 +152,37 @@ fn capture(a: &CaptureArgs) -> Result<i32, String> {
     let color = a.format == StreamFormat::Text
         && io::stdout().is_terminal()
         && std::env::var_os("NO_COLOR").is_none();
+    let (cmd_tx, cmd_rx) = std::sync::mpsc::channel::<crate::tui::Command>();
+    let mut screen = None;
     let mut sink = match a.format {
+        _ if tui => {
+            let (tx, rx) = std::sync::mpsc::channel();
+            let status = crate::tui::Status {
+                source: format!("live:{}", a.interface),
+                live: true,
+                ..Default::default()
+            };
+            let mut ctl = LiveControl {
+                commands: cmd_tx.clone(),
+                stop: Arc::clone(&stop),
+            };
+            screen = Some(std::thread::spawn(move || {
+                crate::tui::run::run(rx, status, &mut ctl, true)
+            }));
+            Sink::Tui {
+                tx,
+                rate: crate::tui::feed::RateMeter::default(),
+                last_status: std::time::Instant::now(),
+                interface: a.interface.clone(),
+            }
+        }
         StreamFormat::Text => Sink::Text {
             out: io::stdout(),
             shown: HashSet::new(),
         },
         StreamFormat::Jsonl => Sink::Jsonl(JsonlSink::new(io::stdout())),
     };
+    drop(cmd_tx);
     let stats = SourceStats {
         path: a
             .write
@@ -192,7 +213,10 @@ fn capture(a: &CaptureArgs) -> Result<i32, String> {
             }
         }
         match msg {
-            Msg::Frame(frame) => an.on_frame(&frame),
+            Msg::Frame(frame) => {
+                sink.count(frame.data.len());
+                an.on_frame(&frame)
+            }
             Msg::Kernel(k) => {
                 if k.dropped + k.if_dropped > kernel.dropped + kernel.if_dropped {
                     an.on_capture_drops(k.dropped + k.if_dropped, k.received);
@@ -200,6 +224,14 @@ fn capture(a: &CaptureArgs) -> Result<i32, String> {
                 kernel = k;
             }
         }
+        // The screen's requests (`w`: the report so far).
+        while let Ok(cmd) = cmd_rx.try_recv() {
+            if let crate::tui::Command::WriteReport(path) = cmd {
+                let note = write_live_report(&an, &a.interface, &path);
+                sink.note(note);
+            }
+        }
+        sink.status(&an, &kernel);
         if !sink.emit(&mut an) {
             // Standard output is gone (`| head`): nobody is listening any more.
             stop.store(true, Ordering::Relaxed);
@@ -230,6 +262,17 @@ fn capture(a: &CaptureArgs) -> Result<i32, String> {
     }
     an.finish();
     sink.emit(&mut an);
+    // The screen closes with the capture (it restores the terminal before the summary).
+    if let Sink::Tui { tx, .. } = &mut sink {
+        drop(std::mem::replace(tx, std::sync::mpsc::channel().0));
+    }
+    if let Some(t) = screen {
+        match t.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => eprintln!("modtrace: capture: terminal: {e}"),
+            Err(_) => eprintln!("modtrace: capture: the screen failed"),
+        }
+    }
 
     let mut keylog_note = None;
     if let Some(mut w) = writer {
@@ -290,8 +333,9 @@ fn capture(a: &CaptureArgs) -> Result<i32, String> {
     };
     let res = match &mut sink {
         Sink::Jsonl(j) => j.summary(&summary),
-        Sink::Text { out, .. } => {
-            let mut out = out.lock();
+        Sink::Text { .. } | Sink::Tui { .. } => {
+            let stdout = io::stdout();
+            let mut out = stdout.lock();
             writeln!(out)
                 .and_then(|_| write_text(&report, &mut out, color))
                 .and_then(|_| {
@@ -458,11 +502,105 @@ enum Sink {
         shown: HashSet<usize>,
     },
     Jsonl(JsonlSink<io::Stdout>),
+    /// The TUI, on its own thread.
+    Tui {
+        tx: std::sync::mpsc::Sender<crate::tui::Update>,
+        rate: crate::tui::feed::RateMeter,
+        last_status: std::time::Instant,
+        interface: String,
+    },
+}
+
+/// The screen's controls in live mode: quit stops the capture, `w` asks the analysis loop for
+/// the report (pause and step act on the screen itself).
+struct LiveControl {
+    commands: std::sync::mpsc::Sender<crate::tui::Command>,
+    stop: Arc<AtomicBool>,
+}
+
+impl crate::tui::run::Controller for LiveControl {
+    fn command(&mut self, cmd: crate::tui::Command) {
+        if cmd == crate::tui::Command::Quit {
+            self.stop.store(true, Ordering::Relaxed);
+        }
+        let _ = self.commands.send(cmd);
+    }
+}
+
+/// How often the live status bar is refreshed.
+const STATUS_EVERY: Duration = Duration::from_millis(100);
+
+fn write_live_report(an: &Analyzer, interface: &str, path: &std::path::Path) -> String {
+    let stats = SourceStats {
+        path: PathBuf::from(format!("live:{interface}")),
+        ..SourceStats::default()
+    };
+    let report = Report::build(&[stats], an.snapshot_outcome());
+    let result = File::create(path).and_then(|f| {
+        let mut w = BufWriter::new(f);
+        report.write_json(&mut w)?;
+        w.flush()
+    });
+    match result {
+        // A long capture keeps no exchange list: the report has modules and findings.
+        Ok(()) => format!(
+            "report written to {} (live: exchanges are not kept)",
+            path.display()
+        ),
+        Err(e) => format!("writing {}: {e}", path.display()),
+    }
 }
 
 impl Sink {
-    /// Writes the analyzer's pending events; false when standard output is closed.
+    fn count(&mut self, bytes: usize) {
+        if let Sink::Tui { rate, .. } = self {
+            rate.add(bytes as u64);
+        }
+    }
+
+    fn note(&mut self, note: String) {
+        if let Sink::Tui { tx, .. } = self {
+            let _ = tx.send(crate::tui::Update::Note(note));
+        }
+    }
+
+    /// The status bar, at most every STATUS_EVERY.
+    fn status(&mut self, an: &Analyzer, kernel: &KernelStats) {
+        if let Sink::Tui {
+            tx,
+            rate,
+            last_status,
+            interface,
+        } = self
+        {
+            if last_status.elapsed() < STATUS_EVERY {
+                return;
+            }
+            *last_status = std::time::Instant::now();
+            let st = an.stats();
+            let _ = tx.send(crate::tui::Update::Status(crate::tui::Status {
+                source: format!("live:{interface}"),
+                live: true,
+                packets: st.packets,
+                bytes: st.bytes,
+                rate: rate.rate(),
+                drops: Some(kernel.dropped + kernel.if_dropped),
+                clock: st.last,
+                speed: crate::tui::Speed::Max,
+                paused: false,
+                finished: false,
+            }));
+        }
+    }
+
+    /// Writes the analyzer's pending events; false when standard output is closed (or the
+    /// screen quit).
     fn emit(&mut self, an: &mut Analyzer) -> bool {
+        if let Sink::Tui { tx, .. } = self {
+            let mut updates = Vec::new();
+            crate::tui::feed::drain_updates(an, &mut updates);
+            return updates.into_iter().all(|u| tx.send(u).is_ok());
+        }
         let events: Vec<Event> = an.drain_events().collect();
         for ev in events {
             let res = match self {
@@ -478,6 +616,7 @@ impl Sink {
                     },
                     Event::Tls(t) => j.tls(t),
                 },
+                Sink::Tui { .. } => Ok(()),
                 Sink::Text { out, shown } => {
                     let line = match &ev {
                         Event::Exchange(x) => Some(text::exchange(x)),

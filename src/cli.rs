@@ -46,6 +46,17 @@ once: sudo setcap cap_net_raw,cap_net_admin=eip $(command -v modtrace). Built wi
         after_help = "Examples:\n  sudo modtrace capture\n  sudo modtrace capture -i lo --process go -w build.pcapng\n  sudo modtrace capture --no-tui --format jsonl > events.jsonl"
     )]
     Capture(CaptureArgs),
+    /// Replay captures in the TUI at their own pace (or faster), pausing and stepping
+    #[command(
+        long_about = "Replay capture files in the terminal UI at the pace they were recorded (scaled by --speed; `max` as fast as it goes): the modules pane fills as each module is fetched, the journey pane draws the selected module's path through proxies and mirrors (fallbacks, redirects, upstream requests, forward proxies), the findings pane counts by severity. Space pauses, `n` steps to the next finding, `.` one event, `+`/`-` change the speed, Enter opens the details, `?` lists every key, `q` quits.
+
+For training, --pause-on-findings stops at each finding until you press space or `n`.",
+        after_help = "Examples:
+  modtrace replay captures/fallback-410.pcap --speed max
+  modtrace replay captures/redirect-loop.pcap --speed 1 --pause-on-findings
+  modtrace replay captures/connect-proxy-h2.pcapng --ca-file captures/lab-pki/lab-ca.pem"
+    )]
+    Replay(ReplayArgs),
     /// Loopback lab servers used to record captures (see captures/README.md)
     #[command(disable_help_flag = true)]
     Lab {
@@ -80,6 +91,26 @@ pub struct AnalyzeArgs {
         long_help = "Do not compute the h1: hash of module zips. Hashing inflates every file of every zip and dominates the run time on zip-heavy captures (about 8x on the bulk benchmark); without it modules have no `h1` and zips give no checksum-mismatch or mirror-inconsistency. .mod files, .info files and the checksum database are still checked."
     )]
     pub no_zip_hashes: bool,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ReplayArgs {
+    /// Capture files (pcap, pcapng, .gz), merged by time
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Replay speed: 1, 2, 5 or 10 times the capture's pace, or max
+    #[arg(long, short = 's', default_value = "1", value_parser = parse_speed, value_name = "1|2|5|10|max")]
+    pub speed: crate::tui::Speed,
+    /// Pause at every finding (press space to go on, `n` for the next finding)
+    #[arg(long)]
+    pub pause_on_findings: bool,
+    #[command(flatten)]
+    pub opts: AnalysisOptions,
+}
+
+fn parse_speed(s: &str) -> Result<crate::tui::Speed, String> {
+    crate::tui::Speed::parse(s)
+        .ok_or_else(|| format!("{s:?}: expected 1, 2, 5, 10 (any positive factor) or max"))
 }
 
 /// The options of the analysis itself, shared by `analyze` and `capture`.

@@ -13,6 +13,7 @@ fn main() -> ExitCode {
         Command::Lab { args } => modtrace::lab::cli(&args),
         #[cfg(feature = "live")]
         Command::Capture(c) => modtrace::capture::run(&c),
+        Command::Replay(r) => replay(&r),
         #[cfg(not(feature = "live"))]
         Command::Capture(_) => {
             eprintln!(
@@ -141,5 +142,21 @@ fn analyze(a: &AnalyzeArgs) -> i32 {
     match a.opts.fail_on.threshold() {
         Some(t) if report.findings.iter().any(|f| f.severity >= t) => 1,
         _ => 0,
+    }
+}
+
+fn replay(a: &modtrace::cli::ReplayArgs) -> i32 {
+    for f in &a.files {
+        if let Err(e) = std::fs::metadata(f) {
+            return fail(format_args!("{}: {e}", f.display()));
+        }
+    }
+    let cfg = match a.opts.config() {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    match modtrace::tui::run::replay(a.files.clone(), cfg, a.speed, a.pause_on_findings) {
+        Ok(()) => 0,
+        Err(e) => fail(e),
     }
 }

@@ -120,6 +120,22 @@ struct FlowCtx {
     tunnel: Option<Box<Tunnel>>,
 }
 
+impl FlowCtx {
+    /// A TLS session of this flow waits for its secrets (live key log).
+    fn waits_for_keys(&self) -> bool {
+        let direct = match &self.conn {
+            Conn::Tls(sc) => sc.tls.waits_for_keys(),
+            _ => false,
+        };
+        direct
+            || self
+                .tunnel
+                .as_ref()
+                .and_then(|t| t.secure.as_ref())
+                .is_some_and(|sc| sc.tls.waits_for_keys())
+    }
+}
+
 /// A TLS session and, once a key log opens it, the protocol inside.
 struct SecureConn {
     tls: TlsConn,
@@ -204,12 +220,13 @@ impl SecureConn {
     fn retry_keys(
         &mut self,
         keys: &KeyLog,
+        last: bool,
         limits: &HttpLimits,
         tls_events: &mut Vec<TlsEvent>,
         he: &mut Vec<HttpEvent>,
     ) {
         tls_events.clear();
-        self.tls.retry_keys(keys, tls_events);
+        self.tls.retry_keys(keys, last, tls_events);
         self.on_tls_events(limits, tls_events, he);
     }
 
@@ -380,7 +397,12 @@ pub struct Analyzer {
     tls_randoms: HashMap<Vec<u8>, FlowId>,
     tls_random_order: VecDeque<Vec<u8>>,
     inner_http_events: Vec<HttpEvent>,
+    /// Live: closed flows kept open for their TLS secrets, with when they closed.
+    parked: Vec<(FlowId, Ts)>,
 }
+
+/// Live: how long (capture time) a closed flow waits for its TLS secrets to reach the key log.
+const KEY_WAIT_AFTER_CLOSE_NS: i64 = 2_000_000_000;
 
 impl Analyzer {
     pub fn new(mut cfg: Config) -> Analyzer {
@@ -421,6 +443,7 @@ impl Analyzer {
             tls_randoms: HashMap::new(),
             tls_random_order: VecDeque::new(),
             inner_http_events: Vec::new(),
+            parked: Vec::new(),
         }
     }
 
@@ -444,6 +467,7 @@ impl Analyzer {
                 if let Conn::Tls(sc) = &mut c.conn {
                     sc.retry_keys(
                         &self.keylog,
+                        false,
                         &self.cfg.http,
                         &mut self.tls_events,
                         &mut plain,
@@ -452,6 +476,7 @@ impl Analyzer {
                 if let Some(sc) = c.tunnel.as_mut().and_then(|t| t.secure.as_mut()) {
                     sc.retry_keys(
                         &self.keylog,
+                        false,
                         &self.cfg.http,
                         &mut self.tls_events,
                         &mut tunneled,
@@ -461,6 +486,8 @@ impl Analyzer {
             self.on_http_events(&mut plain, Layer::Tls);
             self.on_http_events(&mut tunneled, Layer::Tunnel);
         }
+        let now = self.stats.last.unwrap_or_default();
+        self.close_parked(now, false);
         self.push_touched_findings();
     }
 
@@ -571,6 +598,7 @@ impl Analyzer {
         }
         self.on_flow_events(&mut fe);
         self.flow_events = fe;
+        self.close_parked(frame.ts, false);
     }
 
     /// End of input: flushes every flow and runs the end-of-capture rules.
@@ -579,6 +607,7 @@ impl Analyzer {
         let mut fe = std::mem::take(&mut self.flow_events);
         self.flows.finish(ts, &mut fe);
         self.on_flow_events(&mut fe);
+        self.close_parked(ts, true);
         self.detector.finish();
         self.push_touched_findings();
     }
@@ -770,73 +799,108 @@ impl Analyzer {
                     self.detector.on_injection(flow, packet, ts, what);
                 }
                 FlowEvent::Closed { flow, ts, .. } => {
-                    if let Some(mut c) = self.ctx.remove(&flow) {
-                        let mut inner = std::mem::take(&mut self.inner_http_events);
-                        if let Conn::Http(h) = &mut c.conn {
-                            h.finish(ts, &mut he);
-                        }
-                        if let Some(sc) = c.tunnel.as_mut().and_then(|t| t.secure.as_mut()) {
-                            sc.retry_keys(
-                                &self.keylog,
-                                &self.cfg.http,
-                                &mut self.tls_events,
-                                &mut inner,
-                            );
-                            sc.finish(ts, &mut inner);
-                        }
-                        let mut tls_inner = Vec::new();
-                        if let Conn::Tls(sc) = &mut c.conn {
-                            sc.retry_keys(
-                                &self.keylog,
-                                &self.cfg.http,
-                                &mut self.tls_events,
-                                &mut tls_inner,
-                            );
-                            sc.finish(ts, &mut tls_inner);
-                        }
-                        // The exchanges still need the flow's context.
-                        let tls = match &c.conn {
-                            Conn::Tls(sc) if sc.duplicate_of.is_none() => {
-                                Some((c.info.clone(), None))
-                            }
-                            _ => None,
-                        };
-                        let tunnel_tls = c.tunnel.as_ref().and_then(|t| {
-                            t.secure
-                                .as_ref()
-                                .filter(|sc| sc.duplicate_of.is_none())
-                                .map(|_| {
-                                    let mut info = c.info.clone();
-                                    let via = info.server;
-                                    if let Some(o) = t.outbound {
-                                        info.server = o;
-                                    }
-                                    (info, Some(via))
-                                })
-                        });
-                        self.ctx.insert(flow, c);
-                        self.on_http_events(&mut he, Layer::Plain);
-                        self.on_http_events(&mut tls_inner, Layer::Tls);
-                        self.on_http_events(&mut inner, Layer::Tunnel);
-                        self.inner_http_events = inner;
-                        if let Some(c) = self.ctx.remove(&flow) {
-                            if let (Some((info, via)), Conn::Tls(sc)) = (&tls, &c.conn) {
-                                self.on_tls_end(info, &sc.tls, sc.cert_at, *via);
-                            }
-                            if let (Some((info, via)), Some(sc)) = (
-                                &tunnel_tls,
-                                c.tunnel.as_ref().and_then(|t| t.secure.as_ref()),
-                            ) {
-                                self.on_tls_end(info, &sc.tls, sc.cert_at, *via);
-                            }
-                        }
-                        self.spills.remove(&flow);
+                    self.on_http_events(&mut he, Layer::Plain);
+                    let waiting = self.cfg.wait_for_keys
+                        && self.ctx.get(&flow).is_some_and(FlowCtx::waits_for_keys);
+                    if waiting {
+                        // Live: its secrets may be a moment behind; closed when they come
+                        // (or after KEY_WAIT_AFTER_CLOSE, or at the end).
+                        self.parked.push((flow, ts));
+                    } else {
+                        self.close_flow(flow, ts);
                     }
                 }
             }
             self.on_http_events(&mut he, Layer::Plain);
         }
         self.http_events = he;
+        self.push_touched_findings();
+    }
+
+    /// The flow ended: the last exchanges, then its TLS sessions are summarised.
+    fn close_flow(&mut self, flow: FlowId, ts: Ts) {
+        if let Some(mut c) = self.ctx.remove(&flow) {
+            let mut he = Vec::new();
+            let mut inner = std::mem::take(&mut self.inner_http_events);
+            if let Conn::Http(h) = &mut c.conn {
+                h.finish(ts, &mut he);
+            }
+            if let Some(sc) = c.tunnel.as_mut().and_then(|t| t.secure.as_mut()) {
+                sc.retry_keys(
+                    &self.keylog,
+                    true,
+                    &self.cfg.http,
+                    &mut self.tls_events,
+                    &mut inner,
+                );
+                sc.finish(ts, &mut inner);
+            }
+            let mut tls_inner = Vec::new();
+            if let Conn::Tls(sc) = &mut c.conn {
+                sc.retry_keys(
+                    &self.keylog,
+                    true,
+                    &self.cfg.http,
+                    &mut self.tls_events,
+                    &mut tls_inner,
+                );
+                sc.finish(ts, &mut tls_inner);
+            }
+            // The exchanges still need the flow's context.
+            let tls = match &c.conn {
+                Conn::Tls(sc) if sc.duplicate_of.is_none() => Some((c.info.clone(), None)),
+                _ => None,
+            };
+            let tunnel_tls = c.tunnel.as_ref().and_then(|t| {
+                t.secure
+                    .as_ref()
+                    .filter(|sc| sc.duplicate_of.is_none())
+                    .map(|_| {
+                        let mut info = c.info.clone();
+                        let via = info.server;
+                        if let Some(o) = t.outbound {
+                            info.server = o;
+                        }
+                        (info, Some(via))
+                    })
+            });
+            self.ctx.insert(flow, c);
+            self.on_http_events(&mut he, Layer::Plain);
+            self.on_http_events(&mut tls_inner, Layer::Tls);
+            self.on_http_events(&mut inner, Layer::Tunnel);
+            self.inner_http_events = inner;
+            if let Some(c) = self.ctx.remove(&flow) {
+                if let (Some((info, via)), Conn::Tls(sc)) = (&tls, &c.conn) {
+                    self.on_tls_end(info, &sc.tls, sc.cert_at, *via);
+                }
+                if let (Some((info, via)), Some(sc)) = (
+                    &tunnel_tls,
+                    c.tunnel.as_ref().and_then(|t| t.secure.as_ref()),
+                ) {
+                    self.on_tls_end(info, &sc.tls, sc.cert_at, *via);
+                }
+            }
+            self.spills.remove(&flow);
+        }
+    }
+
+    /// Live: closed flows whose TLS session still waits for its secrets are closed once the
+    /// secrets came (`keys_came`), after KEY_WAIT_AFTER_CLOSE of capture time, or at the end
+    /// (`all`).
+    fn close_parked(&mut self, now: Ts, all: bool) {
+        if self.parked.is_empty() {
+            return;
+        }
+        let parked = std::mem::take(&mut self.parked);
+        for (flow, closed_at) in parked {
+            let still_waiting = self.ctx.get(&flow).is_some_and(FlowCtx::waits_for_keys);
+            let expired = now.0.saturating_sub(closed_at.0) > KEY_WAIT_AFTER_CLOSE_NS;
+            if all || expired || !still_waiting {
+                self.close_flow(flow, closed_at);
+            } else {
+                self.parked.push((flow, closed_at));
+            }
+        }
         self.push_touched_findings();
     }
 

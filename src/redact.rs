@@ -46,11 +46,7 @@ pub fn header_value(name: &str, value: &str) -> String {
             }
             return out;
         }
-        return value
-            .split(';')
-            .map(|kv| redact(kv))
-            .collect::<Vec<_>>()
-            .join("; ");
+        return value.split(';').map(redact).collect::<Vec<_>>().join("; ");
     }
     value.to_string()
 }

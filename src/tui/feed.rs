@@ -450,16 +450,13 @@ mod tests {
             tx,
         )
         .unwrap();
-        let mut last_clock = None;
-        loop {
-            match rx.recv_timeout(Duration::from_secs(10)).expect("updates") {
-                Update::Status(s) if s.finished => {
-                    last_clock = s.clock;
-                    break;
+        let last_clock = loop {
+            if let Update::Status(s) = rx.recv_timeout(Duration::from_secs(10)).expect("updates") {
+                if s.finished {
+                    break s.clock;
                 }
-                _ => {}
             }
-        }
+        };
         let took = start.elapsed();
         let first = replay_to_end(&[capture("fallback-410.pcap")], Config::default()).unwrap();
         let span = first

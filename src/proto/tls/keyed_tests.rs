@@ -435,6 +435,34 @@ fn waiting_for_keys_decrypts_the_kept_records_once_they_come() {
         conn.session().certificates.len()
     );
 
+    // Only the handshake secrets so far (a live key log mid-write): still waiting, and the
+    // application data is not lost when the rest comes.
+    let partial = KeyLog::parse(
+        &wire
+            .keylog
+            .lines()
+            .filter(|l| l.contains("HANDSHAKE"))
+            .map(|l| format!("{l}\n"))
+            .collect::<String>(),
+    );
+    let mut conn = TlsConn::with_limits(1, limits.clone());
+    let mut events = Vec::new();
+    for (dir, bytes) in &wire.chunks {
+        conn.on_data_keyed(*dir, Ts(0), 1, bytes, Some(&partial), &mut events);
+    }
+    assert!(!events
+        .iter()
+        .any(|e| matches!(e, TlsEvent::Plaintext { .. })));
+    conn.retry_keys(&full, false, &mut events);
+    let n: usize = events
+        .iter()
+        .filter_map(|e| match e {
+            TlsEvent::Plaintext { data, .. } => Some(data.len()),
+            _ => None,
+        })
+        .sum();
+    assert_eq!(n, REQUEST.len() + resp.len());
+
     // The keys come only after the last record: retry_keys (called before summarising)
     // still decrypts everything kept.
     let mut conn = TlsConn::with_limits(1, limits.clone());
@@ -445,7 +473,7 @@ fn waiting_for_keys_decrypts_the_kept_records_once_they_come() {
     assert!(!events
         .iter()
         .any(|e| matches!(e, TlsEvent::Plaintext { .. })));
-    conn.retry_keys(&full, &mut events);
+    conn.retry_keys(&full, true, &mut events);
     let n: usize = events
         .iter()
         .filter_map(|e| match e {
@@ -467,7 +495,7 @@ fn waiting_for_keys_decrypts_the_kept_records_once_they_come() {
     for (dir, bytes) in &wire.chunks {
         conn.on_data_keyed(*dir, Ts(0), 1, bytes, Some(&early), &mut events);
     }
-    conn.retry_keys(&full, &mut events);
+    conn.retry_keys(&full, true, &mut events);
     assert!(!events
         .iter()
         .any(|e| matches!(e, TlsEvent::Plaintext { .. })));

@@ -212,7 +212,7 @@ impl TlsConn {
         let mut rest = data;
         let mut stalls = 0u8;
         if let (DecryptState::Waiting(_), Some(k)) = (&self.decrypt, keys) {
-            self.retry_keys(k, out);
+            self.retry_keys(k, false, out);
         }
         while !rest.is_empty() {
             if matches!(self.decrypt, DecryptState::Pending) {
@@ -1047,6 +1047,11 @@ impl TlsConn {
         }
     }
 
+    /// The session waits for its secrets (`TlsLimits::wait_for_keys`).
+    pub fn waits_for_keys(&self) -> bool {
+        matches!(self.decrypt, DecryptState::Waiting(_))
+    }
+
     /// Directions are decrypted while keys are active and no record of theirs was lost.
     fn decrypting(&self, dir: Dir) -> bool {
         matches!(self.decrypt, DecryptState::Active(_)) && !self.dec.get(dir).broken
@@ -1063,7 +1068,10 @@ impl TlsConn {
     /// While waiting for keys (`TlsLimits::wait_for_keys`): looks the session up again in
     /// `keys` and, when its secrets are there now, decrypts the records kept so far. The
     /// caller calls it when the key log grew, and before it summarises the session.
-    pub fn retry_keys(&mut self, keys: &KeyLog, out: &mut Vec<TlsEvent>) {
+    ///
+    /// `last`: the session is about to be summarised, so secrets that are only partly there
+    /// are used as they are (before that, a live key log may still be writing the rest).
+    pub fn retry_keys(&mut self, keys: &KeyLog, last: bool, out: &mut Vec<TlsEvent>) {
         if !matches!(self.decrypt, DecryptState::Waiting(_)) {
             return;
         }
@@ -1072,7 +1080,7 @@ impl TlsConn {
             .client_hello
             .as_ref()
             .is_some_and(|c| keys.get(&c.random).is_some());
-        if !known {
+        if !known || !(last || self.secrets_complete(keys)) {
             return;
         }
         let DecryptState::Waiting(wait) = std::mem::replace(&mut self.decrypt, DecryptState::Off)
@@ -1110,6 +1118,32 @@ impl TlsConn {
         }
     }
 
+    /// The key log has every secret this session's version needs: TLS 1.3 the four
+    /// handshake and traffic secrets, TLS 1.2 the master secret.
+    fn secrets_complete(&self, keys: &KeyLog) -> bool {
+        let Some(secrets) = self
+            .session
+            .client_hello
+            .as_ref()
+            .and_then(|c| keys.get(&c.random))
+        else {
+            return false;
+        };
+        if self
+            .session
+            .server_hello
+            .as_ref()
+            .is_some_and(|h| h.is_tls13())
+        {
+            secrets.client_handshake_traffic_secret.is_some()
+                && secrets.server_handshake_traffic_secret.is_some()
+                && secrets.client_traffic_secret_0.is_some()
+                && secrets.server_traffic_secret_0.is_some()
+        } else {
+            secrets.master_secret.is_some()
+        }
+    }
+
     fn count_decrypt_error(&mut self, dir: Dir, ts: Ts, packet: u64, e: &DecryptError) {
         let stats = &mut self.session.decryption;
         if e.is_failure() {
@@ -1137,10 +1171,23 @@ impl TlsConn {
     /// Looks the session's secrets up, once, after the ServerHello.
     fn look_up_keys(&mut self, keys: Option<&KeyLog>) {
         let Some(keys) = keys.filter(|k| !k.is_empty()) else {
-            self.decrypt = DecryptState::Off;
+            // Live, the key log may still be empty: the first session waits for it too.
+            self.decrypt = if self.limits.wait_for_keys {
+                self.session.decryption.attempted = true;
+                self.session.decryption.unavailable = Some(NoDecryption::NotInKeyLog.to_string());
+                DecryptState::Waiting(Box::default())
+            } else {
+                DecryptState::Off
+            };
             return;
         };
         self.session.decryption.attempted = true;
+        if self.limits.wait_for_keys && !self.secrets_complete(keys) {
+            // A live key log may hold only the first of the session's lines yet.
+            self.session.decryption.unavailable = Some(NoDecryption::NotInKeyLog.to_string());
+            self.decrypt = DecryptState::Waiting(Box::default());
+            return;
+        }
         match session_decryptors(&self.session, keys) {
             Ok(d) => self.decrypt = DecryptState::Active(Box::new(d)),
             Err(e) => {
