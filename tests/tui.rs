@@ -1,0 +1,193 @@
+//! The TUI in a real terminal: `modtrace replay` inside tmux (120x40) shows the modules, the
+//! 410 -> 200 fallbacks and the plaintext marks, pauses on findings when asked, and `q` leaves
+//! the terminal clean. Needs tmux; .ci/run runs it (`--ignored`), CI=true makes tmux mandatory.
+
+mod common;
+use common::*;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn tmux(args: &[&str]) -> String {
+    let out = Command::new("tmux").args(args).output().expect("run tmux");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn tmux_available() -> bool {
+    Command::new("tmux")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// A tmux session of its own (own socket: never the user's server) running `cmd`.
+struct Session {
+    socket: String,
+}
+
+impl Session {
+    fn start(name: &str, cmd: &str) -> Session {
+        let socket = format!("modtrace-test-{name}-{}", std::process::id());
+        let s = Session { socket };
+        let st = Command::new("tmux")
+            .args([
+                "-L",
+                &s.socket,
+                "new-session",
+                "-d",
+                "-x",
+                "120",
+                "-y",
+                "40",
+            ])
+            .arg(cmd)
+            .status()
+            .unwrap();
+        assert!(st.success(), "tmux new-session");
+        s
+    }
+    fn pane(&self) -> String {
+        tmux(&["-L", &self.socket, "capture-pane", "-p"])
+    }
+    fn keys(&self, keys: &str) {
+        tmux(&["-L", &self.socket, "send-keys", keys]);
+    }
+    /// Waits until the pane shows `text`.
+    fn wait_for(&self, text: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let p = self.pane();
+            if p.contains(text) {
+                return p;
+            }
+            assert!(Instant::now() < deadline, "no {text:?} on screen:\n{p}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["-L", &self.socket, "kill-server"])
+            .status();
+    }
+}
+
+fn skip_without_tmux() -> bool {
+    if tmux_available() {
+        return false;
+    }
+    let msg = "TUI suite needs tmux (apt-get install tmux)";
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{msg}");
+    }
+    eprintln!("SKIPPED: {msg}");
+    true
+}
+
+#[test]
+#[ignore = "needs tmux; run by .ci/run"]
+fn replay_in_a_real_terminal_shows_the_fallback_and_quits_cleanly() {
+    if skip_without_tmux() {
+        return;
+    }
+    let bin = env!("CARGO_BIN_EXE_modtrace");
+    let cap = repo().join("captures/fallback-410.pcap");
+    let s = Session::start(
+        "replay",
+        &format!(
+            "sh -c '{bin} replay {} --speed max; echo EXITED $?; sleep 60'",
+            cap.display()
+        ),
+    );
+    let screen = s.wait_for("FINISHED");
+    for want in [
+        "example.test/Hello@v1.1.0",
+        "example.test/Util@v0.2.0",
+        "fallback after #0",
+        " 410 ",
+        " 200 ",
+        "http",
+        "plaintext-module-fetch",
+    ] {
+        assert!(screen.contains(want), "no {want:?}:\n{screen}");
+    }
+    // Help, then back; then down to Util's journey.
+    s.keys("?");
+    s.wait_for("Keys (");
+    s.keys("Escape");
+    s.keys("j");
+    s.wait_for("Journey example.test/Util@v0.2.0");
+    s.keys("q");
+    let after = s.wait_for("EXITED 0");
+    // The alternate screen is gone: nothing of the TUI is left on the terminal.
+    assert!(!after.contains("Modules"), "{after}");
+    assert!(!after.contains("FINISHED"), "{after}");
+}
+
+#[test]
+#[ignore = "needs tmux; run by .ci/run"]
+fn replay_pauses_on_each_finding_for_training() {
+    if skip_without_tmux() {
+        return;
+    }
+    let bin = env!("CARGO_BIN_EXE_modtrace");
+    let cap = repo().join("captures/redirect-loop.pcap");
+    let s = Session::start(
+        "pause",
+        &format!(
+            "sh -c '{bin} replay {} --speed max --pause-on-findings; echo EXITED $?; sleep 60'",
+            cap.display()
+        ),
+    );
+    let first = s.wait_for("PAUSED");
+    let n1 = findings_count(&first).expect("findings pane");
+    assert!(n1 >= 1, "paused at a finding:\n{first}");
+    // `n`: on to the next finding(s), paused again.
+    s.keys("n");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let p = s.pane();
+        if findings_count(&p).is_some_and(|n| n > n1) && p.contains("PAUSED") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "n did not step:\n{p}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // space: run to the end (pausing again at each new finding; space each time).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let p = s.pane();
+        if p.contains("FINISHED") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "did not finish:\n{p}");
+        if p.contains("PAUSED") {
+            s.keys("Space");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let end = s.pane();
+    assert!(end.contains("redirect-loop"), "{end}");
+    s.keys("q");
+    s.wait_for("EXITED 0");
+}
+
+/// Without a terminal, replay says what to use instead (exit 2).
+#[test]
+fn replay_without_a_terminal_says_to_use_analyze() {
+    let cap = repo().join("captures/fallback-410.pcap");
+    let out = run(&["replay", cap.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("modtrace analyze"), "{err}");
+}
+
+/// N of the findings pane's title `Findings N: ...`.
+fn findings_count(pane: &str) -> Option<u32> {
+    let rest = pane.split("Findings ").nth(1)?;
+    rest.split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
+}
