@@ -376,3 +376,18 @@ fn wrong_secrets_give_tls_decrypt_failed_and_no_exchanges() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no key log lines"));
 }
+
+/// The README's TUI key table lists every key binding of the app (the same table the footer
+/// and `?` use).
+#[test]
+fn readme_lists_every_tui_key() {
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    for b in modtrace::tui::app::KEYS {
+        assert!(
+            readme.contains(&format!("| `{}` | {} |", b.label, b.help)),
+            "README lacks the TUI key {} ({})",
+            b.label,
+            b.help
+        );
+    }
+}
