@@ -265,7 +265,35 @@ fn capture_scenario(
     }
     std::thread::sleep(Duration::from_millis(500));
 
-    // The go command, as captures/record.sh runs it, as nobody.
+    run_go(&d, name, &env, tls.then_some(ca.as_path()));
+
+    std::thread::sleep(Duration::from_secs(1));
+    let capture = &mut guard.0[1];
+    signal(capture, "INT");
+    let status = wait_timeout(capture, Duration::from_secs(20))
+        .unwrap_or_else(|| panic!("{name}: capture did not stop on SIGINT"));
+    drop(guard); // stops the lab servers; their log is complete (written per response)
+
+    let text = std::fs::read_to_string(&events).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    Run {
+        lines,
+        ports: env["PORTS"]
+            .split_whitespace()
+            .map(|p| p.parse().unwrap())
+            .collect(),
+        lab_log: std::fs::read_to_string(&lab_log).unwrap(),
+        pcapng,
+        capture_exit: status.code(),
+        capture_stderr: std::fs::read_to_string(&errfile).unwrap_or_default(),
+    }
+}
+
+/// The go command, as captures/record.sh runs it, as nobody; `ca`: the only trusted root.
+fn run_go(d: &Path, name: &str, env: &BTreeMap<String, String>, ca: Option<&Path>) {
     let go = which("go").unwrap();
     let go_bin_dir = go.parent().unwrap().display().to_string();
     let mut go_cmd = Command::new(&go);
@@ -293,8 +321,8 @@ fn capture_scenario(
         ])
         .args(["mod", "download", "-json"])
         .args(env["DOWNLOADS"].split_whitespace());
-    if tls {
-        go_cmd.env("SSL_CERT_FILE", &ca);
+    if let Some(ca) = ca {
+        go_cmd.env("SSL_CERT_FILE", ca);
     }
     {
         use std::os::unix::process::CommandExt;
@@ -307,30 +335,6 @@ fn capture_scenario(
         go_out.status.success() && !go_text.contains("\"Error\""),
         "{name}: go mod download failed: {go_text}"
     );
-
-    std::thread::sleep(Duration::from_secs(1));
-    let capture = &mut guard.0[1];
-    signal(capture, "INT");
-    let status = wait_timeout(capture, Duration::from_secs(20))
-        .unwrap_or_else(|| panic!("{name}: capture did not stop on SIGINT"));
-    drop(guard); // stops the lab servers; their log is complete (written per response)
-
-    let text = std::fs::read_to_string(&events).unwrap();
-    let lines: Vec<serde_json::Value> = text
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
-        .collect();
-    Run {
-        lines,
-        ports: env["PORTS"]
-            .split_whitespace()
-            .map(|p| p.parse().unwrap())
-            .collect(),
-        lab_log: std::fs::read_to_string(&lab_log).unwrap(),
-        pcapng,
-        capture_exit: status.code(),
-        capture_stderr: std::fs::read_to_string(&errfile).unwrap_or_default(),
-    }
 }
 
 fn of_type<'a>(lines: &'a [serde_json::Value], t: &str) -> Vec<&'a serde_json::Value> {
@@ -636,4 +640,97 @@ fn live_capture_of_the_go_command() {
     );
     // Medium findings only (no checksum database): exit 0 with --fail-on high.
     assert_eq!(r.capture_exit, Some(0), "{}", r.capture_stderr);
+}
+
+/// In a terminal (tmux, 120x40) `modtrace capture` opens the TUI: the modules arrive live
+/// while the go command runs, `q` stops the capture, restores the terminal and prints the
+/// summary, with analyze's exit status (1: plaintext fetches are high).
+#[test]
+#[ignore = "needs root, go, tmux and a --features live build; run by .ci/run"]
+fn live_capture_in_a_terminal_opens_the_tui() {
+    if !prerequisites_or_skip() {
+        return;
+    }
+    if which("tmux").is_none() {
+        let msg = "live TUI test needs tmux";
+        assert!(!std::env::var("CI").is_ok_and(|v| v == "true"), "{msg}");
+        eprintln!("SKIPPED: {msg}");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let st = Command::new("chmod")
+        .args(["755", dir.path().to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let name = "plaintext-proxy";
+    let env = scenario_env(name);
+    let d = dir.path().join(name);
+    for sub in ["home", "gopath", "cache", "work"] {
+        std::fs::create_dir_all(d.join(sub)).unwrap();
+    }
+    chown_nobody(&d);
+    let mut guard = Guard(Vec::new());
+    let serve = modtrace()
+        .args([
+            "lab",
+            "serve",
+            "--scenario",
+            name,
+            "--timeout",
+            "300",
+            "--log",
+        ])
+        .arg(d.join("lab.jsonl"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("start lab serve");
+    guard.0.push(serve);
+    let out = guard.0[0].stdout.take().unwrap();
+    for line in BufReader::new(out).lines() {
+        if line.unwrap().starts_with("GOPROXY=") {
+            break;
+        }
+    }
+
+    let socket = format!("modtrace-live-{}", std::process::id());
+    let bin = env!("CARGO_BIN_EXE_modtrace");
+    let cmd = format!(
+        "sh -c '{bin} capture -i lo -f \"tcp port 8081\" --user nobody; echo EXITED $?; sleep 60'"
+    );
+    let tmux = |args: &[&str]| -> String {
+        let o = Command::new("tmux")
+            .arg("-L")
+            .arg(&socket)
+            .args(args)
+            .output()
+            .expect("tmux");
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    tmux(&["new-session", "-d", "-x", "120", "-y", "40", &cmd]);
+    let wait_for = |text: &str| -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let p = tmux(&["capture-pane", "-p"]);
+            if p.contains(text) {
+                return p;
+            }
+            assert!(Instant::now() < deadline, "no {text:?} on screen:\n{p}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    wait_for("LIVE");
+    run_go(&d, name, &env, None);
+    let screen = wait_for("example.test/Util@v0.2.0");
+    assert!(screen.contains("example.test/Hello@v1.1.0"), "{screen}");
+    assert!(screen.contains("plaintext-module-fetch"), "{screen}");
+    tmux(&["send-keys", "q"]);
+    let after = wait_for("EXITED");
+    tmux(&["kill-server"]);
+    assert!(after.contains("EXITED 1"), "{after}");
+    // The summary is printed on the restored terminal; the TUI is gone.
+    assert!(after.contains("modtrace report"), "{after}");
+    assert!(!after.contains("Journey example.test"), "{after}");
 }
