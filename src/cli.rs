@@ -84,6 +84,16 @@ pub struct AnalyzeArgs {
     /// Do not show a progress bar (it is shown only when stderr is a terminal)
     #[arg(long)]
     pub no_progress: bool,
+    /// SARIF: the Go module being built (its go.mod and go.sum): results also point at the
+    /// matching go.mod / go.sum line
+    #[arg(long, value_name = "DIR")]
+    pub go_mod: Option<PathBuf>,
+    /// ECS: also one document per HTTP exchange (event.kind event)
+    #[arg(long)]
+    pub ecs_events: bool,
+    /// Text output only: show credentials and tokens instead of redacting them
+    #[arg(long)]
+    pub show_secrets: bool,
     /// Do not hash module zips (faster triage of zip-heavy captures; no zip h1, so no
     /// checksum-mismatch or mirror-inconsistency for zips)
     #[arg(
@@ -148,6 +158,14 @@ pub struct AnalysisOptions {
         long_help = "TLS key log in the NSS format (what SSLKEYLOGFILE writes, and what the lab servers and many TLS servers and recording proxies can write; repeatable). Sessions whose client random it names are decrypted: TLS 1.3 (handshake and application traffic secrets, key updates) and TLS 1.2 (CLIENT_RANDOM master secrets), with AES-GCM and ChaCha20-Poly1305. Their HTTP/1.1 and HTTP/2 requests become exchanges like plaintext ones, and TLS 1.3 certificates are checked. Key logs embedded in a pcapng (Decryption Secrets Blocks) are used too. With `capture`, the file is also followed while capturing and embedded in the -w file."
     )]
     pub keylog: Vec<PathBuf>,
+    /// Policy file (TOML): private module patterns, allowed proxies, severity overrides,
+    /// ignored findings (docs/ci.md); flags override it
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+    /// Private module path patterns (GOPRIVATE syntax: comma-separated globs), added to the
+    /// policy's and to GOPRIVATE/GONOSUMDB from --go-env
+    #[arg(long, value_name = "PATTERNS")]
+    pub private: Vec<String>,
 }
 
 impl AnalysisOptions {
@@ -268,6 +286,13 @@ pub enum Format {
     Text,
     /// One JSON object: capture, exchanges, modules, findings (docs/report.md)
     Json,
+    /// One JSON object per exchange and per finding, in time order (the live stream's form)
+    Jsonl,
+    /// SARIF 2.1.0 for code scanning (GitHub, GitLab): one result per finding
+    Sarif,
+    /// Elastic Common Schema NDJSON: one document per finding (and per exchange with
+    /// --ecs-events), for Filebeat or Elastic Agent
+    Ecs,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]

@@ -73,7 +73,7 @@ fn analyze(a: &AnalyzeArgs) -> i32 {
         }
     }
     let mut an = Analyzer::new(cfg);
-    an.keep_exchanges(a.format == Format::Json);
+    an.keep_exchanges(matches!(a.format, Format::Json | Format::Jsonl) || a.ecs_events);
     let mut n: u64 = 0;
     loop {
         match src.next_frame() {
@@ -131,6 +131,22 @@ fn analyze(a: &AnalyzeArgs) -> i32 {
     let res = match a.format {
         Format::Text => write_text(&report, &mut out, color),
         Format::Json => report.write_json(&mut out),
+        Format::Jsonl => modtrace::report::jsonl::write_report(&report, &mut out),
+        Format::Sarif => modtrace::report::sarif::write(
+            &report,
+            &modtrace::report::sarif::SarifContext {
+                files: a.files.clone(),
+                go_mod: a.go_mod.clone(),
+            },
+            &mut out,
+        ),
+        Format::Ecs => modtrace::report::ecs::write(
+            &report,
+            &modtrace::report::ecs::EcsOptions {
+                events: a.ecs_events,
+            },
+            &mut out,
+        ),
     }
     .and_then(|_| out.flush());
     if let Err(e) = res {

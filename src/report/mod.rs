@@ -1,6 +1,8 @@
 //! Report sinks. The JSON report's names are documented in docs/report.md and kept stable.
 
+pub mod ecs;
 pub mod jsonl;
+pub mod sarif;
 mod text;
 
 /// A text report lists this many TLS sessions; the JSON report has them all.
