@@ -168,7 +168,16 @@ pub fn summarize(
         || s.tls13_client_alert_sized_record.is_some()
         || s.client_closed_before_app_data
         || s.reset == Some(Dir::ToServer);
-    let accepted = if s.client_app_data_after_handshake.is_some() {
+    // A client that refuses the certificate says so instead of finishing its handshake (RFC
+    // 8446 4.4.2.4, RFC 5246 7.2.2): a finished client handshake without a certificate alert
+    // is an acceptance, even when the connection then closed unused (an idle connection of a
+    // client's pool).
+    let client_finished = s.handshake_complete
+        && !s
+            .alerts
+            .iter()
+            .any(|a| a.dir == Dir::ToServer && a.is_certificate_rejection());
+    let accepted = if s.client_app_data_after_handshake.is_some() || client_finished {
         Some(true)
     } else if client_refused {
         Some(false)
@@ -365,6 +374,22 @@ pub(crate) mod tests {
         assert_eq!(
             summarize(&info, &TlsSession::default(), None, &policy).accepted,
             None
+        );
+        // A finished handshake, then closed unused (an idle pooled connection): accepted.
+        let idle = TlsSession {
+            handshake_complete: true,
+            client_closed_before_app_data: true,
+            ..TlsSession::default()
+        };
+        assert_eq!(summarize(&info, &idle, None, &policy).accepted, Some(true));
+        // Not finished and closed: refused.
+        let closed = TlsSession {
+            client_closed_before_app_data: true,
+            ..TlsSession::default()
+        };
+        assert_eq!(
+            summarize(&info, &closed, None, &policy).accepted,
+            Some(false)
         );
         let other_port = FlowInfo {
             server: "127.0.0.1:8089".parse().unwrap(),
