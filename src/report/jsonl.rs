@@ -79,6 +79,59 @@ impl<W: Write> JsonlSink<W> {
     }
 }
 
+/// `analyze --format jsonl`: one line per exchange (`"type":"exchange"`) and per finding
+/// (`"type":"finding"`, `index` = its position in the JSON report's `findings`), the live
+/// stream's shapes, merged in time order: an exchange at its start, a finding at its
+/// evidence time (its first packet's), an exchange before a finding of the same instant.
+/// No `summary` line: a file has no capture session to summarise, and `--format json` has
+/// the capture totals.
+pub fn write_report(report: &super::Report, out: &mut dyn Write) -> io::Result<()> {
+    let mut order: Vec<(crate::time::Ts, u8, usize)> = report
+        .exchanges
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (e.start, 0, i))
+        .chain(
+            report
+                .findings
+                .iter()
+                .enumerate()
+                .map(|(i, f)| (f.evidence.time, 1, i)),
+        )
+        .collect();
+    order.sort();
+    // The live sink's lines, without its flush per line: a file's report goes out at once.
+    let mut buf = Vec::new();
+    for (_, kind, i) in order {
+        buf.clear();
+        let written = if kind == 0 {
+            let value = &report.exchanges[i];
+            serde_json::to_writer(
+                &mut buf,
+                &Line {
+                    kind: "exchange",
+                    index: None,
+                    value,
+                },
+            )
+        } else {
+            let value = &report.findings[i];
+            serde_json::to_writer(
+                &mut buf,
+                &Line {
+                    kind: "finding",
+                    index: Some(i),
+                    value,
+                },
+            )
+        };
+        written.map_err(io::Error::other)?;
+        buf.push(b'\n');
+        out.write_all(&buf)?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -213,57 +266,4 @@ mod tests {
         assert_eq!(err.kind(), io::ErrorKind::BrokenPipe);
         assert_eq!(sink.lines(), 0);
     }
-}
-
-/// `analyze --format jsonl`: one line per exchange (`"type":"exchange"`) and per finding
-/// (`"type":"finding"`, `index` = its position in the JSON report's `findings`), the live
-/// stream's shapes, merged in time order: an exchange at its start, a finding at its
-/// evidence time (its first packet's), an exchange before a finding of the same instant.
-/// No `summary` line: a file has no capture session to summarise, and `--format json` has
-/// the capture totals.
-pub fn write_report(report: &super::Report, out: &mut dyn Write) -> io::Result<()> {
-    let mut order: Vec<(crate::time::Ts, u8, usize)> = report
-        .exchanges
-        .iter()
-        .enumerate()
-        .map(|(i, e)| (e.start, 0, i))
-        .chain(
-            report
-                .findings
-                .iter()
-                .enumerate()
-                .map(|(i, f)| (f.evidence.time, 1, i)),
-        )
-        .collect();
-    order.sort();
-    // The live sink's lines, without its flush per line: a file's report goes out at once.
-    let mut buf = Vec::new();
-    for (_, kind, i) in order {
-        buf.clear();
-        let written = if kind == 0 {
-            let value = &report.exchanges[i];
-            serde_json::to_writer(
-                &mut buf,
-                &Line {
-                    kind: "exchange",
-                    index: None,
-                    value,
-                },
-            )
-        } else {
-            let value = &report.findings[i];
-            serde_json::to_writer(
-                &mut buf,
-                &Line {
-                    kind: "finding",
-                    index: Some(i),
-                    value,
-                },
-            )
-        };
-        written.map_err(io::Error::other)?;
-        buf.push(b'\n');
-        out.write_all(&buf)?;
-    }
-    Ok(())
 }
