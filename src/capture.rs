@@ -307,7 +307,14 @@ fn capture(a: &CaptureArgs) -> Result<i32, String> {
         .lock()
         .map(|a| (a.resolved, a.unresolved, a.ended_before_lookup))
         .unwrap_or((0, 0, 0));
+    // The policy's severity overrides and ignores, before the summary and --fail-on.
+    let policy = an.policy().clone();
+    let today = crate::policy::Date::today();
+    for w in policy.expired(today) {
+        eprintln!("modtrace: warning: {w}");
+    }
     let mut report = Report::build(&[stats], an.into_outcome());
+    policy.apply_report(&mut report, today);
     if let Some(f) = report.capture.files.first_mut() {
         f.format = if a.write.is_some() { "pcapng" } else { "live" };
     }

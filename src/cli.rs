@@ -92,7 +92,10 @@ pub struct AnalyzeArgs {
     #[arg(long)]
     pub ecs_events: bool,
     /// Text output only: show credentials and tokens instead of redacting them
-    #[arg(long)]
+    #[arg(
+        long,
+        long_help = "Text output only: show credentials and tokens as they were sent (Authorization and Proxy-Authorization values, URL passwords, token-like query parameters such as token, access_token, key, sig, X-Amz-Signature) instead of `***`. Every other format (json, jsonl, sarif, ecs) stays redacted even with this flag, so reports that leave the machine never carry secrets."
+    )]
     pub show_secrets: bool,
     /// Do not hash module zips (faster triage of zip-heavy captures; no zip h1, so no
     /// checksum-mismatch or mirror-inconsistency for zips)
@@ -159,12 +162,20 @@ pub struct AnalysisOptions {
     )]
     pub keylog: Vec<PathBuf>,
     /// Policy file (TOML): private module patterns, allowed proxies, severity overrides,
-    /// ignored findings (docs/ci.md); flags override it
-    #[arg(long, value_name = "FILE")]
+    /// ignored findings (README: CI usage, Policy)
+    #[arg(
+        long,
+        value_name = "FILE",
+        long_help = "Policy file (TOML; README: CI usage, Policy):\n  private = [\"*.corp.example\"]   module path patterns that must not reach a proxy or checksum database (GOPRIVATE syntax)\n  allowed_proxies = [\"https://proxy.corp.example\"]   GOPROXY bases allowed to serve modules (and to see private paths)\n  [severity] proxy-fallback = \"low\"   severity overrides by rule id\n  [[ignore]] rule = \"...\", module = \"pattern\", reason = \"...\" (required), until = 2027-01-31   accepted findings, listed apart in the report\nOverrides and ignores apply before --fail-on and every output format. --private and --go-env add to the file's private patterns; an error in the file (unknown key, rule id or severity) exits 2 naming its line."
+    )]
     pub policy: Option<PathBuf>,
-    /// Private module path patterns (GOPRIVATE syntax: comma-separated globs), added to the
-    /// policy's and to GOPRIVATE/GONOSUMDB from --go-env
-    #[arg(long, value_name = "PATTERNS")]
+    /// Private module path patterns (GOPRIVATE syntax: comma-separated globs; repeatable):
+    /// requests for them to a proxy or checksum database are private-module-leak findings
+    #[arg(
+        long,
+        value_name = "PATTERNS",
+        long_help = "Private module path patterns, in GOPRIVATE syntax (comma-separated path.Match globs, each matching whole leading path elements: `*.corp.example` matches git.corp.example/x/y; repeatable). A private module requested from a proxy that is not in the policy's allowed_proxies, or looked up in a checksum database, is a private-module-leak finding. Added to the policy file's patterns and to GOPRIVATE (GONOPROXY, GONOSUMDB) from --go-env."
+    )]
     pub private: Vec<String>,
 }
 
@@ -187,6 +198,7 @@ impl AnalysisOptions {
                 .add_system_roots()
                 .map_err(|e| format!("--system-roots: {e}"))?;
         }
+        let mut go_env = None;
         if let Some(src) = &a.go_env {
             let text = if src == "auto" {
                 let out = std::process::Command::new("go")
@@ -210,7 +222,9 @@ impl AnalysisOptions {
                     Verifier::parse(&k).map_err(|e| format!("--go-env {src}: GOSUMDB key: {e}"))?;
                 cfg.sumdb_keys.push(v);
             }
+            go_env = Some(env);
         }
+        cfg.policy = crate::policy::Policy::load(a.policy.as_deref(), &a.private, go_env.as_ref())?;
         for k in &a.sumdb_key {
             let v = Verifier::parse(k).map_err(|e| format!("--sumdb-key {k}: {e}"))?;
             cfg.sumdb_keys.push(v);

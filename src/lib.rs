@@ -14,6 +14,7 @@ pub mod flow;
 pub mod gomod;
 pub mod lab;
 pub mod pipeline;
+pub mod policy;
 pub mod proc;
 pub mod proto;
 pub mod redact;

@@ -1,7 +1,8 @@
 use clap::Parser;
 use modtrace::cli::{AnalyzeArgs, Cli, Color, Command, Format};
 use modtrace::pipeline::Analyzer;
-use modtrace::report::{write_text, Report};
+use modtrace::policy::Date;
+use modtrace::report::{write_text_with, Report, TextOptions};
 use modtrace::source::MergedSource;
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
@@ -64,6 +65,15 @@ fn analyze(a: &AnalyzeArgs) -> i32 {
         Err(e) => return fail(e),
     };
     cfg.hash_zips = !a.no_zip_hashes;
+    let today = Date::today();
+    for w in cfg.policy.expired(today) {
+        eprintln!("modtrace: warning: {w}");
+    }
+    if a.show_secrets && a.format != Format::Text {
+        eprintln!(
+            "modtrace: warning: --show-secrets applies to text output only; this report stays redacted"
+        );
+    }
     // pcapng files may carry their key logs (Decryption Secrets Blocks), possibly after the
     // packets: read them first.
     for f in &a.files {
@@ -73,7 +83,12 @@ fn analyze(a: &AnalyzeArgs) -> i32 {
         }
     }
     let mut an = Analyzer::new(cfg);
-    an.keep_exchanges(matches!(a.format, Format::Json | Format::Jsonl) || a.ecs_events);
+    // --show-secrets reads the secrets from the exchanges' credentials.
+    an.keep_exchanges(
+        matches!(a.format, Format::Json | Format::Jsonl)
+            || a.ecs_events
+            || (a.show_secrets && a.format == Format::Text),
+    );
     let mut n: u64 = 0;
     loop {
         match src.next_frame() {
@@ -110,7 +125,10 @@ fn analyze(a: &AnalyzeArgs) -> i32 {
             );
         }
     }
-    let report = Report::build(&stats, an.into_outcome());
+    // The policy's severity overrides and ignores, before any output and before --fail-on.
+    let policy = an.policy().clone();
+    let mut report = Report::build(&stats, an.into_outcome());
+    policy.apply_report(&mut report, today);
 
     let mut out: Box<dyn Write> = match &a.output {
         Some(p) => match std::fs::File::create(p) {
@@ -129,7 +147,14 @@ fn analyze(a: &AnalyzeArgs) -> i32 {
         }
     };
     let res = match a.format {
-        Format::Text => write_text(&report, &mut out, color),
+        Format::Text => write_text_with(
+            &report,
+            &mut out,
+            &TextOptions {
+                color,
+                show_secrets: a.show_secrets,
+            },
+        ),
         Format::Json => report.write_json(&mut out),
         Format::Jsonl => modtrace::report::jsonl::write_report(&report, &mut out),
         Format::Sarif => modtrace::report::sarif::write(

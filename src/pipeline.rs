@@ -68,6 +68,10 @@ pub struct Config {
     /// Live capture: the key log grows while packets arrive, so a session without secrets
     /// keeps its records for a while (`TlsLimits::wait_for_keys`).
     pub wait_for_keys: bool,
+    /// `--policy`, `--private` and `--go-env` merged: private module paths and allowed proxies
+    /// for the detector; severity overrides and ignores for the reports
+    /// ([`crate::policy::Policy::apply`]).
+    pub policy: crate::policy::Policy,
 }
 
 impl Default for Config {
@@ -87,6 +91,7 @@ impl Default for Config {
             hash_zips: true,
             keylog: KeyLog::new(),
             wait_for_keys: false,
+            policy: crate::policy::Policy::default(),
         }
     }
 }
@@ -416,6 +421,7 @@ impl Analyzer {
                 .map(|(l, _)| (l.module.clone(), l.version.clone()))
                 .collect(),
         );
+        detector.set_scope(cfg.policy.scope());
         Analyzer {
             decoder: Decoder::new(cfg.defrag.clone()),
             flows: FlowTable::new(cfg.flow.clone()),
@@ -567,6 +573,11 @@ impl Analyzer {
     }
     pub fn findings(&self) -> &[Finding] {
         self.detector.findings()
+    }
+    /// The policy the analysis was configured with, for applying its severity overrides and
+    /// ignores to the final report.
+    pub fn policy(&self) -> &crate::policy::Policy {
+        &self.cfg.policy
     }
     pub fn journeys(&self) -> &[Journey] {
         self.tracker.journeys()
@@ -1146,13 +1157,17 @@ impl Analyzer {
             let authority = host.clone().unwrap_or_else(|| info.server.to_string());
             format!("{scheme}://{authority}{}", req.target)
         };
-        let (url, mut credential) = redact_userinfo(&raw_url);
+        let (url, mut credential) = redact_url(&raw_url);
         for (name, source) in [
             ("authorization", "authorization"),
             ("proxy-authorization", "proxy-authorization"),
         ] {
             if let Some(v) = header(&req.headers, name) {
-                credential = Some(parse_authorization(v, source));
+                // The header names the credential; the URL as sent stays for --show-secrets.
+                let raw = credential.and_then(|c| c.raw_url);
+                let mut c = parse_authorization(v, source);
+                c.raw_url = raw;
+                credential = Some(c);
                 break;
             }
         }
@@ -1164,7 +1179,7 @@ impl Analyzer {
         let resp = x.response.as_ref();
         let location = resp
             .and_then(|r| header(&r.headers, "location"))
-            .map(|l| gomod::path::resolve_location(&url, l));
+            .map(|l| crate::redact::url(&gomod::path::resolve_location(&url, l)));
         let end = resp.map_or(req.ts, |r| r.end_ts);
         Exchange {
             id,
@@ -1238,31 +1253,46 @@ fn authority_host(authority: &str) -> String {
         .to_string()
 }
 
-/// Removes the password from URL userinfo (`http://user:secret@h/` -> `http://user:***@h/`)
-/// and reports the credential without its secret.
-pub fn redact_userinfo(url: &str) -> (String, Option<Credential>) {
-    let Some(parts) = split_url(url) else {
-        return (url.to_string(), None);
-    };
-    let Some(ui) = parts.userinfo else {
-        return (url.to_string(), None);
-    };
-    let (user, has_secret) = match ui.split_once(':') {
-        Some((u, _)) => (u, true),
-        None => (ui, false),
-    };
-    let shown = if has_secret {
-        format!("{user}:***")
+/// Redacts a request URL ([`crate::redact::url_parts`]: userinfo password, secret query
+/// parameters) and reports the credential it carried: `userinfo` with its user, else the first
+/// secret query parameter. The secret and the URL as sent are kept in the credential's
+/// unserialised fields, for the text report's --show-secrets.
+pub fn redact_url(url: &str) -> (String, Option<Credential>) {
+    let r = crate::redact::url_parts(url);
+    let raw_url = r.changed().then(|| url.to_string());
+    let cred = if let Some(user) = &r.user {
+        let secret = split_url(url)
+            .and_then(|p| p.userinfo)
+            .filter(|_| r.password)
+            .map(str::to_string);
+        Some(Credential {
+            scheme: "userinfo".into(),
+            user: Some(gomod::path::percent_decode(user).unwrap_or_else(|| user.clone())),
+            source: "url".into(),
+            secret,
+            raw_url,
+        })
+    } else if let Some(first) = r.params.first() {
+        let secret = split_url(url).and_then(|p| p.query).map(|q| {
+            q.split('&')
+                .filter(|kv| {
+                    kv.split_once('=')
+                        .is_some_and(|(k, _)| crate::redact::is_secret_param(k))
+                })
+                .collect::<Vec<_>>()
+                .join("&")
+        });
+        Some(Credential {
+            scheme: first.clone(),
+            user: None,
+            source: "query".into(),
+            secret,
+            raw_url,
+        })
     } else {
-        user.to_string()
+        None
     };
-    let redacted = url.replacen(&format!("{ui}@"), &format!("{shown}@"), 1);
-    let cred = Credential {
-        scheme: "userinfo".into(),
-        user: Some(gomod::path::percent_decode(user).unwrap_or_else(|| user.to_string())),
-        source: "url".into(),
-    };
-    (redacted, Some(cred))
+    (r.url, cred)
 }
 
 /// The scheme and, for Basic, the user of an Authorization value; never the secret.
@@ -1281,6 +1311,8 @@ pub fn parse_authorization(value: &str, source: &str) -> Credential {
         scheme: scheme.to_string(),
         user,
         source: source.to_string(),
+        secret: Some(value.to_string()),
+        raw_url: None,
     }
 }
 
@@ -1290,12 +1322,40 @@ mod tests {
 
     #[test]
     fn userinfo_is_redacted_and_user_kept() {
-        let (u, c) = redact_userinfo("http://bob:hunter2@127.0.0.1:8081/x/@v/list");
+        let raw = "http://bob:hunter2@127.0.0.1:8081/x/@v/list";
+        let (u, c) = redact_url(raw);
         assert_eq!(u, "http://bob:***@127.0.0.1:8081/x/@v/list");
         assert!(!u.contains("hunter2"));
-        assert_eq!(c.unwrap().user.as_deref(), Some("bob"));
-        let (u, c) = redact_userinfo("http://127.0.0.1/x");
+        let c = c.unwrap();
+        assert_eq!(c.user.as_deref(), Some("bob"));
+        assert_eq!(c.secret.as_deref(), Some("bob:hunter2"));
+        assert_eq!(c.raw_url.as_deref(), Some(raw));
+        // Neither the JSON nor Debug output shows the secret.
+        let json = serde_json::to_string(&c).unwrap();
+        let debug = format!("{c:?}");
+        assert!(
+            !json.contains("hunter2") && !debug.contains("hunter2"),
+            "{json} {debug}"
+        );
+        let (u, c) = redact_url("http://127.0.0.1/x");
         assert_eq!((u.as_str(), c), ("http://127.0.0.1/x", None));
+        // A user without a password: nothing to hide, the URL stays as it was.
+        let (u, c) = redact_url("http://bob@127.0.0.1/x");
+        assert_eq!(u, "http://bob@127.0.0.1/x");
+        let c = c.unwrap();
+        assert_eq!((c.secret, c.raw_url), (None, None));
+    }
+
+    #[test]
+    fn token_in_the_query_is_a_credential() {
+        let raw = "http://127.0.0.1:8081/x/@v/list?token=abc&x=1&sig=s1";
+        let (u, c) = redact_url(raw);
+        assert_eq!(u, "http://127.0.0.1:8081/x/@v/list?token=***&x=1&sig=***");
+        let c = c.unwrap();
+        assert_eq!((c.scheme.as_str(), c.source.as_str()), ("token", "query"));
+        assert_eq!(c.secret.as_deref(), Some("token=abc&sig=s1"));
+        assert_eq!(c.raw_url.as_deref(), Some(raw));
+        assert!(!serde_json::to_string(&c).unwrap().contains("abc"));
     }
 
     #[test]
@@ -1304,6 +1364,8 @@ mod tests {
         let c = parse_authorization("Basic bWlycm9yOmxhYi1zZWNyZXQ=", "authorization");
         assert_eq!(c.scheme, "Basic");
         assert_eq!(c.user.as_deref(), Some("mirror"));
+        assert_eq!(c.secret.as_deref(), Some("Basic bWlycm9yOmxhYi1zZWNyZXQ="));
+        assert!(!serde_json::to_string(&c).unwrap().contains("bWlycm9y"));
         let b = parse_authorization("Bearer abc.def", "authorization");
         assert_eq!((b.scheme.as_str(), b.user), ("Bearer", None));
     }

@@ -1,13 +1,195 @@
-//! Secrets never leave modtrace: what is redacted in headers before any sink sees them.
-//! The scheme and the user stay (they say what kind of credential went where); the secret
-//! does not.
+//! Secrets never leave modtrace: what is redacted in headers and URLs before any sink sees
+//! them. The scheme and the user stay (they say what kind of credential went where); the
+//! secret does not. Only the text report's `--show-secrets` shows them, from the copies kept
+//! in [`crate::gomod::Credential`]'s unserialised fields.
 
+use crate::gomod::path::{percent_decode, split_url};
 use crate::proto::Header;
 use base64::Engine;
+
+/// What replaces a secret.
+pub const MASK: &str = "***";
+
+/// Query parameters whose values are secrets, compared case-insensitively after
+/// percent-decoding: bearer tokens and API keys, passwords, and the signatures and credentials
+/// of presigned object-store URLs (S3 `X-Amz-*`, GCS `X-Goog-*`, Azure SAS `sig`).
+const SECRET_PARAMS: &[&str] = &[
+    "token",
+    "access_token",
+    "refresh_token",
+    "id_token",
+    "auth",
+    "authorization",
+    "key",
+    "apikey",
+    "api_key",
+    "password",
+    "passwd",
+    "pwd",
+    "secret",
+    "client_secret",
+    "sig",
+    "signature",
+    "x-amz-signature",
+    "x-amz-credential",
+    "x-amz-security-token",
+    "x-goog-signature",
+    "x-goog-credential",
+];
+
+/// Name endings that mark a secret too (`private_token`, `deploy-key`, `upload_signature`).
+const SECRET_SUFFIXES: &[&str] = &[
+    "_token",
+    "-token",
+    "_key",
+    "-key",
+    "_secret",
+    "-secret",
+    "_password",
+    "-password",
+    "_signature",
+    "-signature",
+];
+
+/// Whether the query parameter `name` (as on the wire) carries a secret.
+pub fn is_secret_param(name: &str) -> bool {
+    let decoded = percent_decode(name).unwrap_or_else(|| name.to_string());
+    let lower = decoded.to_ascii_lowercase();
+    SECRET_PARAMS.contains(&lower.as_str()) || SECRET_SUFFIXES.iter().any(|s| lower.ends_with(s))
+}
+
+/// A URL with its secrets masked, and what was masked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RedactedUrl {
+    /// The URL to show: `user:***@` for a userinfo password, `name=***` for secret query
+    /// parameters; everything else as sent.
+    pub url: String,
+    /// The userinfo's user, as in the URL (still percent-encoded), when there was userinfo.
+    pub user: Option<String>,
+    /// The userinfo had a password (masked).
+    pub password: bool,
+    /// Names of the query parameters whose values were masked, in order.
+    pub params: Vec<String>,
+}
+
+impl RedactedUrl {
+    /// Something was masked.
+    pub fn changed(&self) -> bool {
+        self.password || !self.params.is_empty()
+    }
+}
+
+/// Masks the userinfo password and the secret query parameters of an absolute URL. Text that
+/// is not an absolute URL (a CONNECT authority) is returned as it is.
+pub fn url_parts(raw: &str) -> RedactedUrl {
+    let mut out = RedactedUrl {
+        url: raw.to_string(),
+        user: None,
+        password: false,
+        params: Vec::new(),
+    };
+    let Some(parts) = split_url(raw) else {
+        return out;
+    };
+    let mut url = String::with_capacity(raw.len());
+    url.push_str(parts.scheme);
+    url.push_str("://");
+    if let Some(ui) = parts.userinfo {
+        let user = match ui.split_once(':') {
+            Some((u, _)) => {
+                out.password = true;
+                url.push_str(u);
+                url.push(':');
+                url.push_str(MASK);
+                u
+            }
+            None => {
+                url.push_str(ui);
+                ui
+            }
+        };
+        url.push('@');
+        out.user = Some(user.to_string());
+    }
+    // The rest of the text from the authority on, as sent (split_url drops nothing else).
+    let after_scheme = &raw[parts.scheme.len() + 3..];
+    let rest = match parts.userinfo {
+        Some(ui) => after_scheme.get(ui.len() + 1..).unwrap_or(""),
+        None => after_scheme,
+    };
+    match rest.split_once('?') {
+        Some((head, tail)) => {
+            url.push_str(head);
+            url.push('?');
+            let (query, fragment) = match tail.split_once('#') {
+                Some((q, f)) => (q, Some(f)),
+                None => (tail, None),
+            };
+            let mut first = true;
+            for pair in query.split('&') {
+                if !first {
+                    url.push('&');
+                }
+                first = false;
+                match pair.split_once('=') {
+                    Some((name, value)) if !value.is_empty() && is_secret_param(name) => {
+                        url.push_str(name);
+                        url.push('=');
+                        url.push_str(MASK);
+                        out.params.push(name.to_string());
+                    }
+                    _ => url.push_str(pair),
+                }
+            }
+            if let Some(f) = fragment {
+                url.push('#');
+                url.push_str(f);
+            }
+        }
+        None => url.push_str(rest),
+    }
+    out.url = url;
+    out
+}
+
+/// [`url_parts`]' URL only.
+pub fn url(raw: &str) -> String {
+    url_parts(raw).url
+}
+
+/// Free text (a finding message) with every `http://` or `https://` URL in it redacted. A URL
+/// runs to the next white space or quote; what follows a secret value up to there is masked
+/// with it (over-masking is the safe side).
+pub fn text(s: &str) -> String {
+    if !s.contains("://") {
+        return s.to_string();
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    loop {
+        let next = [rest.find("http://"), rest.find("https://")]
+            .into_iter()
+            .flatten()
+            .min();
+        let Some(start) = next else {
+            out.push_str(rest);
+            return out;
+        };
+        out.push_str(&rest[..start]);
+        let tail = &rest[start..];
+        let end = tail
+            .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '<' | '>' | '`'))
+            .unwrap_or(tail.len());
+        out.push_str(&url(&tail[..end]));
+        rest = &tail[end..];
+    }
+}
 
 /// Headers whose values carry a credential (RFC 9110 11.6.2, 11.7.2; RFC 6265 4.1, 4.2).
 const CREDENTIAL_HEADERS: &[&str] = &["authorization", "proxy-authorization"];
 const COOKIE_HEADERS: &[&str] = &["cookie", "set-cookie"];
+/// Headers whose values are URLs, which can carry tokens (a redirect to a presigned URL).
+const URL_HEADERS: &[&str] = &["location", "content-location", "referer"];
 
 /// The value to show for header `name`: `Basic mirror:***`, `Bearer ***`, `session=***`;
 /// other headers unchanged.
@@ -47,6 +229,9 @@ pub fn header_value(name: &str, value: &str) -> String {
             return out;
         }
         return value.split(';').map(redact).collect::<Vec<_>>().join("; ");
+    }
+    if URL_HEADERS.contains(&lower.as_str()) {
+        return url(value);
     }
     value.to_string()
 }
@@ -89,5 +274,59 @@ mod tests {
             header_value("User-Agent", "Go-http-client/1.1"),
             "Go-http-client/1.1"
         );
+        assert_eq!(
+            header_value(
+                "Location",
+                "https://blob.test/z.zip?X-Amz-Signature=abc&a=1"
+            ),
+            "https://blob.test/z.zip?X-Amz-Signature=***&a=1"
+        );
+    }
+
+    #[test]
+    fn token_query_parameters_are_masked_and_the_rest_kept() {
+        let r = url_parts("http://127.0.0.1:8081/x/@v/list?token=abc&x=1");
+        assert_eq!(r.url, "http://127.0.0.1:8081/x/@v/list?token=***&x=1");
+        assert_eq!(r.params, ["token"]);
+        assert!(r.changed() && !r.password && r.user.is_none());
+        // Case-insensitive, percent-encoded names, suffixes, presigned URLs.
+        assert_eq!(
+            url("https://h/p?Access_Token=s3&api%5Fkey=k&PRIVATE_TOKEN=t&go-get=1#frag"),
+            "https://h/p?Access_Token=***&api%5Fkey=***&PRIVATE_TOKEN=***&go-get=1#frag"
+        );
+        assert_eq!(
+            url("https://b.test/o?X-Amz-Credential=AKIA%2F1&X-Amz-Signature=ff&X-Goog-Signature=1&sig=2"),
+            "https://b.test/o?X-Amz-Credential=***&X-Amz-Signature=***&X-Goog-Signature=***&sig=***"
+        );
+        // Names that only look alike, empty values and bare names stay.
+        assert_eq!(
+            url("https://h/p?monkey=1&keyboard=2&token=&key"),
+            "https://h/p?monkey=1&keyboard=2&token=&key"
+        );
+        assert!(!url_parts("https://h/p?a=1").changed());
+        assert_eq!(url("127.0.0.1:443"), "127.0.0.1:443");
+    }
+
+    #[test]
+    fn userinfo_password_is_masked_and_user_kept() {
+        let r = url_parts("http://bob:hunter2@127.0.0.1:8081/x?key=k2");
+        assert_eq!(r.url, "http://bob:***@127.0.0.1:8081/x?key=***");
+        assert_eq!((r.user.as_deref(), r.password), (Some("bob"), true));
+        let r = url_parts("https://bob@h/x");
+        assert_eq!(r.url, "https://bob@h/x");
+        assert!(!r.changed());
+        // An `@` in the path is not userinfo.
+        assert_eq!(url("https://h/a@b?token=1"), "https://h/a@b?token=***");
+    }
+
+    #[test]
+    fn urls_inside_text_are_redacted() {
+        let t = text("HTTPS to h failed, then GET http://u:pw@h/x?token=abc&x=1 over plain HTTP (see https://h/y?sig=z)");
+        assert_eq!(
+            t,
+            "HTTPS to h failed, then GET http://u:***@h/x?token=***&x=1 over plain HTTP (see https://h/y?sig=***"
+        );
+        assert!(!t.contains("pw") && !t.contains("abc"));
+        assert_eq!(text("no url here"), "no url here");
     }
 }

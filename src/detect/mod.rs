@@ -85,7 +85,25 @@ pub struct Detector {
     failed_https: HashMap<(std::net::IpAddr, String), Evidence>,
     /// Module@versions whose hashes a go.sum file given to modtrace holds.
     go_sum: HashSet<(String, String)>,
+    /// Private module paths and allowed proxies (`--policy`, `--private`, `--go-env`); empty:
+    /// private-module-leak and unexpected-proxy are off.
+    scope: crate::policy::Scope,
+    /// Redirects answered by an allowed base (or by a request such a redirect led to):
+    /// exchange id -> (the base may see private paths, the base may serve modules). The
+    /// request that follows counts as that base's (its blob store). Bounded by
+    /// MAX_POLICY_REDIRECTS, oldest forgotten first.
+    policy_redirects: HashMap<u64, (bool, bool)>,
+    policy_redirect_order: std::collections::VecDeque<u64>,
+    /// (client ip, go-get import path) -> the host that answered the discovery: GOPROXY-
+    /// protocol requests for that module to that host afterwards are a direct fetch from the
+    /// module's origin (the `mod` VCS of a go-import tag), not a proxy. Bounded by
+    /// MAX_POLICY_REDIRECTS, oldest forgotten first.
+    go_get_origins: HashMap<(std::net::IpAddr, String), String>,
+    go_get_order: std::collections::VecDeque<(std::net::IpAddr, String)>,
 }
+
+/// Bound on remembered redirects of allowed proxies, and on remembered go-get origins.
+const MAX_POLICY_REDIRECTS: usize = 4096;
 
 fn mv(module: &Option<String>, version: &Option<String>) -> String {
     match (module, version) {
@@ -103,6 +121,12 @@ impl Detector {
     /// Module@versions a go.sum file holds: their zips were verifiable without the sumdb.
     pub fn set_go_sum(&mut self, go_sum: HashSet<(String, String)>) {
         self.go_sum = go_sum;
+    }
+
+    /// Private module paths and allowed proxies: turns on private-module-leak (when there are
+    /// private patterns) and unexpected-proxy (when there is an allow list).
+    pub fn set_scope(&mut self, scope: crate::policy::Scope) {
+        self.scope = scope;
     }
 
     /// What the integrity checks found on `ex`.
@@ -166,7 +190,7 @@ impl Detector {
         self.findings.push(Finding {
             rule,
             severity: rule.severity(),
-            message,
+            message: crate::redact::text(&message),
             module,
             version,
             evidence: evidence(ev_ex),
@@ -370,6 +394,148 @@ impl Detector {
                 }
             }
         }
+        self.check_policy(ex);
+    }
+
+    /// private-module-leak and unexpected-proxy (README "Policy").
+    fn check_policy(&mut self, ex: &Exchange) {
+        let scope = &self.scope;
+        if scope.no_proxy.is_empty() && scope.no_sumdb.is_empty() && scope.allowed.is_none() {
+            return;
+        }
+        let host_of = |url: &str| {
+            crate::gomod::path::split_url(url)
+                .map(|u| crate::gomod::goenv::host_only(u.authority))
+                .unwrap_or_default()
+        };
+        if ex.op == Op::GoGet && ex.status == Some(200) {
+            if let Some(m) = &ex.module {
+                let k = (ex.client.ip(), m.clone());
+                if self
+                    .go_get_origins
+                    .insert(k.clone(), host_of(&ex.base))
+                    .is_none()
+                {
+                    self.go_get_order.push_back(k);
+                }
+                while self.go_get_order.len() > MAX_POLICY_REDIRECTS {
+                    if let Some(old) = self.go_get_order.pop_front() {
+                        self.go_get_origins.remove(&old);
+                    }
+                }
+            }
+            return;
+        }
+        // The module's origin after go-get discovery (GOPROXY=direct, GOPRIVATE): a direct
+        // fetch, which is what GOPRIVATE asks for.
+        let direct = ex.op.is_proxy()
+            && ex.module.as_deref().is_some_and(|m| {
+                let host = host_of(&ex.base);
+                let mut prefix = m;
+                loop {
+                    if self
+                        .go_get_origins
+                        .get(&(ex.client.ip(), prefix.to_string()))
+                        .is_some_and(|h| *h == host)
+                    {
+                        return true;
+                    }
+                    match prefix.rsplit_once('/') {
+                        Some((p, _)) => prefix = p,
+                        None => return false,
+                    }
+                }
+            });
+        if direct {
+            return;
+        }
+        let env_note = |base: &str| match scope.in_env_goproxy(base) {
+            Some(true) => "; the GOPROXY of --go-env names it",
+            Some(false) => "; the GOPROXY of --go-env does not name it",
+            None => "",
+        };
+        // A request an allowed base redirected belongs to that base.
+        let (via_private, via_allowed) = ex
+            .redirect_from
+            .and_then(|id| self.policy_redirects.get(&id).copied())
+            .unwrap_or((false, false));
+        let private_proxy = via_private || scope.is_private_proxy(&ex.base);
+        let allowed = scope.is_allowed(&ex.base).map(|a| a || via_allowed);
+        let target = mv(&ex.module, &ex.version);
+        let unexpected_note = env_note(&ex.base);
+        if let Some(m) = ex.module.as_deref() {
+            let leak = if ex.op.is_proxy() && !private_proxy {
+                scope.private_for_proxy(m).map(|pat| {
+                    format!(
+                        "{target} matches the private pattern `{pat}` but was requested ({}) from the proxy {} ({}, client {}): GOPRIVATE/GONOPROXY did not keep the private path from it{}",
+                        ex.op, ex.base, ex.server, ex.client, env_note(&ex.base)
+                    )
+                })
+            } else if ex.op == Op::Lookup {
+                scope.private_for_sumdb(m).map(|pat| {
+                    format!(
+                        "{target} matches the private pattern `{pat}` but was looked up in the checksum database {} ({}, client {}): GOPRIVATE/GONOSUMDB did not keep the private path from it",
+                        ex.base, ex.server, ex.client
+                    )
+                })
+            } else {
+                None
+            };
+            if let Some(message) = leak {
+                let key = format!("leak|{m}|{}", ex.base);
+                self.raise_at(key.clone(), ex, || Finding {
+                    rule: Rule::PrivateModuleLeak,
+                    severity: Rule::PrivateModuleLeak.severity(),
+                    message,
+                    module: ex.module.clone(),
+                    version: ex.version.clone(),
+                    evidence: Evidence::of(ex),
+                    process: None,
+                });
+                self.fill_version(&key, ex);
+            }
+            let served = matches!(ex.op, Op::Info | Op::Mod | Op::Zip | Op::Toolchain)
+                && ex.status == Some(200);
+            if served && allowed == Some(false) {
+                let key = format!("unexp|{m}|{}", ex.base);
+                self.raise_at(key.clone(), ex, || Finding {
+                    rule: Rule::UnexpectedProxy,
+                    severity: Rule::UnexpectedProxy.severity(),
+                    message: format!(
+                        "{target} ({}) served by {} ({}, client {}), which is not an allowed proxy{unexpected_note}",
+                        ex.op, ex.base, ex.server, ex.client
+                    ),
+                    module: ex.module.clone(),
+                    version: ex.version.clone(),
+                    evidence: Evidence::of(ex),
+                    process: None,
+                });
+                self.fill_version(&key, ex);
+            }
+        }
+        let redirect = ex.location.is_some()
+            && ex
+                .status
+                .is_some_and(|s| (300..400).contains(&s) && s != 304);
+        if redirect && (private_proxy || allowed == Some(true)) {
+            self.policy_redirects
+                .insert(ex.id, (private_proxy, allowed == Some(true)));
+            self.policy_redirect_order.push_back(ex.id);
+            while self.policy_redirect_order.len() > MAX_POLICY_REDIRECTS {
+                if let Some(old) = self.policy_redirect_order.pop_front() {
+                    self.policy_redirects.remove(&old);
+                }
+            }
+        }
+    }
+
+    /// A finding keyed per module (not version) takes the first version seen.
+    fn fill_version(&mut self, key: &str, ex: &Exchange) {
+        if let Some(f) = self.keys.get(key).and_then(|&i| self.findings.get_mut(i)) {
+            if f.version.is_none() {
+                f.version.clone_from(&ex.version);
+            }
+        }
     }
 
     fn raise_at(&mut self, key: String, ex: &Exchange, make: impl FnOnce() -> Finding) {
@@ -379,7 +545,10 @@ impl Detector {
                 i
             }
             None => {
-                self.findings.push(make());
+                let mut f = make();
+                // Messages quote URLs: their secrets are masked like the exchanges' own.
+                f.message = crate::redact::text(&f.message);
+                self.findings.push(f);
                 self.keys.insert(key, self.findings.len() - 1);
                 self.findings.len() - 1
             }
@@ -820,6 +989,8 @@ mod tests {
             scheme: "Basic".into(),
             user: Some("mirror".into()),
             source: "authorization".into(),
+            secret: Some("Basic bWlycm9yOmxhYi1zZWNyZXQ=".into()),
+            raw_url: None,
         });
         let f = run(vec![e]);
         let c = f

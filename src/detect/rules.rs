@@ -70,6 +70,8 @@ pub enum Rule {
     MirrorInconsistency,
     CaptureDrops,
     TlsDecryptFailed,
+    PrivateModuleLeak,
+    UnexpectedProxy,
 }
 
 pub struct RuleText {
@@ -268,6 +270,22 @@ pub const RULES: &[RuleText] = &[
         meaning: "The key log had secrets for this session, but some of its records did not authenticate under them: the key log belongs to another run, the capture is damaged, or someone altered records on the wire (the peer would have refused them). modtrace reports what it could read and never guesses at the rest, so exchanges in those records are missing.",
         fix: "Give the key log written during the same capture (--keylog, or a pcapng with its Decryption Secrets Block), and check the capture for damage. If the key log is right, treat the altered records as an attack on that connection.",
     },
+    RuleText {
+        rule: Rule::PrivateModuleLeak,
+        id: "private-module-leak",
+        severity: Severity::High,
+        title: "Private module path sent to a proxy or checksum database",
+        meaning: "A module whose path matches the private patterns (the policy's `private`, --private, or GOPRIVATE, GONOPROXY and GONOSUMDB from --go-env) was requested from a GOPROXY that is not one of the policy's allowed_proxies, or looked up in a checksum database. With GOPRIVATE set the go command fetches such modules straight from their origin and asks no proxy and no checksum database about them; here the private path itself (repository, product or customer names) went to a server outside your control, and a public proxy could even answer with someone else's module of that name. Requests to a proxy listed in allowed_proxies (your own private proxy) are not leaks. Only reported when private patterns are given.",
+        fix: "Set GOPRIVATE to your private path patterns on every machine and in CI (`go env -w GOPRIVATE=*.corp.example`), so the go command skips proxies and the checksum database for them. If private modules are meant to come through your own proxy, list it in allowed_proxies and set GONOPROXY=none with GOPROXY pointing at it. Treat the leaked path names as public.",
+    },
+    RuleText {
+        rule: Rule::UnexpectedProxy,
+        id: "unexpected-proxy",
+        severity: Severity::Medium,
+        title: "Module served by a proxy outside the allowed list",
+        meaning: "A module's .info, .mod or .zip was served (200) by a GOPROXY base that is not in the policy's allowed_proxies. The build took code from a server nobody approved: a personal GOPROXY setting, a forgotten mirror, or someone answering in the proxy's place. A request an allowed proxy redirected (to its blob store) counts as that proxy's. Only reported when an allow list is given.",
+        fix: "Point GOPROXY at the allowed proxies only (`go env -w GOPROXY=https://proxy.corp.example`), also in CI images and GOFLAGS. If the server is legitimate, add it to allowed_proxies; when the capture includes a mirror's own requests to its upstream, list that upstream too.",
+    },
 ];
 
 impl Rule {
@@ -316,6 +334,8 @@ mod tests {
             Rule::MirrorInconsistency,
             Rule::CaptureDrops,
             Rule::TlsDecryptFailed,
+            Rule::PrivateModuleLeak,
+            Rule::UnexpectedProxy,
         ];
         assert_eq!(RULES.len(), all.len());
         for r in all {

@@ -19,15 +19,41 @@ use crate::time::Ts;
 use serde::Serialize;
 use std::net::SocketAddr;
 
-/// A credential seen on the wire. The secret itself is never stored.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+/// A credential seen on the wire. Reports show its scheme and user only; the secret is kept
+/// in fields that are never serialised (and hidden from `Debug`), for the text report's
+/// `--show-secrets`.
+#[derive(Clone, PartialEq, Eq, Serialize)]
 pub struct Credential {
-    /// `Basic`, `Bearer`, ... or `userinfo` for credentials in the URL.
+    /// `Basic`, `Bearer`, ... or `userinfo` for credentials in the URL, or the name of the
+    /// first secret query parameter (`token`, `X-Amz-Signature`, ...).
     pub scheme: String,
     /// The user name when the scheme carries one (Basic, URL userinfo).
     pub user: Option<String>,
-    /// Header or place it was found: `authorization`, `proxy-authorization`, `url`.
+    /// Header or place it was found: `authorization`, `proxy-authorization`, `url` (userinfo),
+    /// `query`.
     pub source: String,
+    /// The secret as sent: the header's value, the URL's `user:password`, or the secret query
+    /// parameters (`token=abc&sig=def`). Text output with `--show-secrets` only.
+    #[serde(skip)]
+    pub secret: Option<String>,
+    /// The exchange's URL as sent, when redaction changed it (userinfo password or secret query
+    /// parameters). Text output with `--show-secrets` only.
+    #[serde(skip)]
+    pub raw_url: Option<String>,
+}
+
+impl std::fmt::Debug for Credential {
+    // Debug output ends up in logs and test failures: never the secret.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mask = |o: &Option<String>| o.as_ref().map(|_| crate::redact::MASK);
+        f.debug_struct("Credential")
+            .field("scheme", &self.scheme)
+            .field("user", &self.user)
+            .field("source", &self.source)
+            .field("secret", &mask(&self.secret))
+            .field("raw_url", &mask(&self.raw_url))
+            .finish()
+    }
 }
 
 /// One HTTP request and its response (or none), annotated with its Go meaning. This is the
@@ -38,8 +64,8 @@ pub struct Exchange {
     /// Sequential in order of completion, from 1; findings refer to exchanges by it.
     pub id: u64,
     pub method: String,
-    /// Absolute URL as requested on the wire (userinfo password redacted); for CONNECT the
-    /// authority `host:port`.
+    /// Absolute URL as requested on the wire, secrets redacted (userinfo password, token-like
+    /// query parameters: [`crate::redact::url`]); for CONNECT the authority `host:port`.
     pub url: String,
     pub status: Option<u16>,
     #[serde(serialize_with = "ser_addr")]
@@ -56,7 +82,7 @@ pub struct Exchange {
     pub version: Option<String>,
     /// Response body bytes on the wire (after de-chunking).
     pub bytes: u64,
-    /// Location header of a 3xx, resolved against the request URL.
+    /// Location header of a 3xx, resolved against the request URL, secrets redacted.
     pub location: Option<String>,
     #[serde(serialize_with = "ser_ts")]
     pub start: Ts,

@@ -7,7 +7,7 @@ mod text;
 
 /// A text report lists this many TLS sessions; the JSON report has them all.
 pub const TEXT_TLS_SESSIONS: usize = 50;
-pub use text::write_text;
+pub use text::{write_text, write_text_with, TextOptions};
 
 use crate::detect::tls::TlsRecord;
 use crate::detect::Finding;
@@ -52,6 +52,9 @@ pub struct CaptureSummary {
     pub tls_duplicates: u64,
     pub http_anomalies: u64,
     pub dns_messages: u64,
+    /// Findings the policy's `[[ignore]]` entries accepted, with their reasons; they are not
+    /// in `findings` (empty without a policy).
+    pub ignored_findings: Vec<crate::policy::Ignored>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -125,6 +128,7 @@ impl Report {
                 tls_duplicates: p.tls_duplicates,
                 http_anomalies: p.http_anomalies,
                 dns_messages: p.dns_messages,
+                ignored_findings: Vec::new(),
             },
             exchanges,
             modules,

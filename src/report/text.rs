@@ -1,9 +1,24 @@
 //! The human-readable report: a summary per module (where each piece came from), then findings.
 
 use super::Report;
-use crate::detect::Severity;
-use crate::gomod::{Hop, HopLink};
+use crate::detect::{Finding, Severity};
+use crate::gomod::{Credential, Hop, HopLink};
+use base64::Engine;
+use std::collections::HashMap;
 use std::io::{self, Write};
+
+/// How to write the text report.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TextOptions {
+    /// ANSI colours.
+    pub color: bool,
+    /// `--show-secrets`: credentials and URLs as sent (from the exchanges' credentials, so the
+    /// report must keep its exchanges). Text output only; every other format stays redacted.
+    pub show_secrets: bool,
+}
+
+/// Exchange id -> its credential, for the exchanges that had something redacted.
+type Reveals<'a> = HashMap<u64, &'a Credential>;
 
 struct Style {
     color: bool,
@@ -30,7 +45,27 @@ impl Style {
 }
 
 pub fn write_text(r: &Report, w: &mut dyn Write, color: bool) -> io::Result<()> {
-    let st = Style { color };
+    write_text_with(
+        r,
+        w,
+        &TextOptions {
+            color,
+            show_secrets: false,
+        },
+    )
+}
+
+pub fn write_text_with(r: &Report, w: &mut dyn Write, opts: &TextOptions) -> io::Result<()> {
+    let st = Style { color: opts.color };
+    let reveals: Reveals = if opts.show_secrets {
+        r.exchanges
+            .iter()
+            .filter_map(|x| x.credential.as_ref().map(|c| (x.id, c)))
+            .filter(|(_, c)| c.secret.is_some() || c.raw_url.is_some())
+            .collect()
+    } else {
+        HashMap::new()
+    };
     let c = &r.capture;
     let files: Vec<&str> = c.files.iter().map(|f| f.path.as_str()).collect();
     writeln!(
@@ -89,6 +124,12 @@ pub fn write_text(r: &Report, w: &mut dyn Write, color: bool) -> io::Result<()> 
     if c.files.iter().any(|f| f.truncated) {
         notes.push("capture file cut short: analysed as far as it goes".into());
     }
+    if opts.show_secrets {
+        notes.push(st.paint(
+            "1;31",
+            "--show-secrets: credentials and tokens are shown as sent",
+        ));
+    }
     if !notes.is_empty() {
         writeln!(w, "  note: {}", notes.join("; "))?;
     }
@@ -113,7 +154,7 @@ pub fn write_text(r: &Report, w: &mut dyn Write, color: bool) -> io::Result<()> 
             )?;
         }
         for (i, h) in m.journey.iter().enumerate() {
-            write_hop(w, &st, h, i, 4)?;
+            write_hop(w, &st, &reveals, h, i, 4)?;
         }
     }
 
@@ -168,7 +209,8 @@ pub fn write_text(r: &Report, w: &mut dyn Write, color: bool) -> io::Result<()> 
         writeln!(w, "  none")?;
     }
     for f in &r.findings {
-        writeln!(w, "  {} {}  {}", st.sev(f.severity), f.rule.id(), f.message)?;
+        let message = revealed_message(f, &reveals, r);
+        writeln!(w, "  {} {}  {}", st.sev(f.severity), f.rule.id(), message)?;
         let ex: Vec<String> = f
             .evidence
             .exchanges
@@ -184,6 +226,116 @@ pub fn write_text(r: &Report, w: &mut dyn Write, color: bool) -> io::Result<()> 
             f.evidence.packet,
             f.evidence.time.rfc3339(),
             ex.join(", "),
+            if more > 0 {
+                format!(", +{more}")
+            } else {
+                String::new()
+            }
+        )?;
+    }
+    if opts.show_secrets {
+        write_secrets(w, &st, r)?;
+    }
+    let ignored = &r.capture.ignored_findings;
+    if !ignored.is_empty() {
+        writeln!(w)?;
+        writeln!(
+            w,
+            "{}",
+            st.paint("1", &format!("Ignored by the policy ({})", ignored.len()))
+        )?;
+        for i in ignored {
+            let what = match (&i.module, &i.version) {
+                (Some(m), Some(v)) => format!(" {m}@{v}"),
+                (Some(m), None) => format!(" {m}"),
+                _ => String::new(),
+            };
+            writeln!(
+                w,
+                "  {} {}{what}: {}{}",
+                i.severity.as_str(),
+                i.rule.id(),
+                i.reason,
+                i.until
+                    .as_deref()
+                    .map(|u| format!(" (until {u})"))
+                    .unwrap_or_default()
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// The finding's message with its exchanges' redacted URLs replaced by the URLs as sent.
+fn revealed_message(f: &Finding, reveals: &Reveals, r: &Report) -> String {
+    let mut message = f.message.clone();
+    if reveals.is_empty() {
+        return message;
+    }
+    for id in &f.evidence.exchanges {
+        let Some(raw) = reveals.get(id).and_then(|c| c.raw_url.as_deref()) else {
+            continue;
+        };
+        if let Some(x) = r.exchanges.iter().find(|x| x.id == *id) {
+            if x.url != raw {
+                message = message.replace(&x.url, raw);
+            }
+        }
+    }
+    message
+}
+
+/// `--show-secrets`: every credential seen, once, with where it went: `authorization: Basic
+/// bWly... (mirror:secret)`, `url: user:password`, `query: token=abc`.
+fn write_secrets(w: &mut dyn Write, st: &Style, r: &Report) -> io::Result<()> {
+    // (secret line, server) -> exchange ids, in order of first use.
+    let mut seen: Vec<((String, String), Vec<u64>)> = Vec::new();
+    for x in &r.exchanges {
+        let Some(c) = &x.credential else { continue };
+        let Some(secret) = c.secret.as_deref() else {
+            continue;
+        };
+        let mut line = format!("{}: {secret}", c.source);
+        if c.scheme.eq_ignore_ascii_case("basic") {
+            let decoded = secret
+                .trim()
+                .split_once(' ')
+                .and_then(|(_, b)| {
+                    base64::engine::general_purpose::STANDARD
+                        .decode(b.trim())
+                        .ok()
+                })
+                .and_then(|b| String::from_utf8(b).ok());
+            if let Some(d) = decoded {
+                line.push_str(&format!(" ({d})"));
+            }
+        }
+        let key = (line, x.server.to_string());
+        match seen.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, ids)) => ids.push(x.id),
+            None => seen.push((key, vec![x.id])),
+        }
+    }
+    writeln!(w)?;
+    writeln!(
+        w,
+        "{}",
+        st.paint(
+            "1",
+            &format!("Secrets seen ({}, --show-secrets)", seen.len())
+        )
+    )?;
+    if seen.is_empty() {
+        writeln!(w, "  none")?;
+    }
+    for ((line, server), ids) in &seen {
+        let shown: Vec<String> = ids.iter().take(12).map(u64::to_string).collect();
+        let more = ids.len().saturating_sub(12);
+        writeln!(
+            w,
+            "  {}  to {server}, exchanges [{}{}]",
+            st.paint("31", line),
+            shown.join(", "),
             if more > 0 {
                 format!(", +{more}")
             } else {
@@ -266,7 +418,14 @@ fn write_tls(w: &mut dyn Write, st: &Style, t: &crate::detect::tls::TlsRecord) -
     Ok(())
 }
 
-fn write_hop(w: &mut dyn Write, st: &Style, h: &Hop, i: usize, indent: usize) -> io::Result<()> {
+fn write_hop(
+    w: &mut dyn Write,
+    st: &Style,
+    reveals: &Reveals,
+    h: &Hop,
+    i: usize,
+    indent: usize,
+) -> io::Result<()> {
     let status = h.status.map_or("---".to_string(), |s| s.to_string());
     let status = match h.status {
         Some(200..=299) => st.paint("32", &status),
@@ -288,6 +447,10 @@ fn write_hop(w: &mut dyn Write, st: &Style, h: &Hop, i: usize, indent: usize) ->
     } else {
         h.scheme.clone()
     };
+    let url = reveals
+        .get(&h.exchange)
+        .and_then(|c| c.raw_url.as_deref())
+        .unwrap_or(&h.url);
     writeln!(
         w,
         "{:indent$}#{i:<2} {:<7} {} {} {}{}",
@@ -295,13 +458,13 @@ fn write_hop(w: &mut dyn Write, st: &Style, h: &Hop, i: usize, indent: usize) ->
         h.op.as_str(),
         status,
         scheme,
-        h.url,
+        url,
         link,
         indent = indent
     )?;
     for (j, u) in h.upstream.iter().enumerate() {
         writeln!(w, "{:indent$}   upstream:", "", indent = indent)?;
-        write_hop(w, st, u, j, indent + 5)?;
+        write_hop(w, st, reveals, u, j, indent + 5)?;
     }
     Ok(())
 }
