@@ -467,8 +467,8 @@ impl Detector {
             let leak = if ex.op.is_proxy() && !private_proxy {
                 scope.private_for_proxy(m).map(|pat| {
                     format!(
-                        "{target} matches the private pattern `{pat}` but was requested ({}) from the proxy {} ({}, client {}): GOPRIVATE/GONOPROXY did not keep the private path from it{}",
-                        ex.op, ex.base, ex.server, ex.client, env_note(&ex.base)
+                        "{target} matches the private pattern `{pat}` but was requested from the proxy {} ({}, client {}): GOPRIVATE/GONOPROXY did not keep the private path from it{}",
+                        ex.base, ex.server, ex.client, env_note(&ex.base)
                     )
                 })
             } else if ex.op == Op::Lookup {
@@ -502,8 +502,8 @@ impl Detector {
                     rule: Rule::UnexpectedProxy,
                     severity: Rule::UnexpectedProxy.severity(),
                     message: format!(
-                        "{target} ({}) served by {} ({}, client {}), which is not an allowed proxy{unexpected_note}",
-                        ex.op, ex.base, ex.server, ex.client
+                        "{target} served by {} ({}, client {}), which is not an allowed proxy{unexpected_note}",
+                        ex.base, ex.server, ex.client
                     ),
                     module: ex.module.clone(),
                     version: ex.version.clone(),
@@ -1065,6 +1065,172 @@ mod tests {
         e.location = Some("http://m.test/example.test/x/@v/v1.0.0.mod".into());
         let f = run(vec![e]);
         assert!(f.iter().any(|f| f.rule == Rule::InsecureRedirect), "{f:#?}");
+    }
+}
+
+#[cfg(test)]
+mod policy_tests {
+    use super::*;
+    use crate::gomod::journey::tests::ex;
+    use crate::policy::Policy;
+
+    fn run(policy: &str, exchanges: Vec<Exchange>) -> Vec<Finding> {
+        let mut t = Tracker::new();
+        let mut d = Detector::new();
+        d.set_scope(Policy::from_toml(policy, "p").unwrap().scope());
+        for mut e in exchanges {
+            let o = t.on_exchange(&mut e);
+            d.on_exchange(&e, &o, &t);
+        }
+        d.finish();
+        d.into_findings()
+            .into_iter()
+            .filter(|f| matches!(f.rule, Rule::PrivateModuleLeak | Rule::UnexpectedProxy))
+            .collect()
+    }
+
+    fn get(id: u64, server: &str, url: &str, status: u16) -> Exchange {
+        ex(
+            id,
+            "10.0.0.1:40000",
+            server,
+            url,
+            status,
+            id as i64,
+            id as i64,
+        )
+    }
+
+    #[test]
+    fn private_paths_at_a_proxy_or_sumdb_leak_once_per_module_and_server() {
+        let v = vec![
+            get(
+                1,
+                "10.0.0.2:443",
+                "https://proxy.test/corp.example/x/@v/list",
+                200,
+            ),
+            get(
+                2,
+                "10.0.0.2:443",
+                "https://proxy.test/corp.example/x/@v/v1.0.0.info",
+                404,
+            ),
+            get(
+                3,
+                "10.0.0.3:443",
+                "https://sum.test/lookup/corp.example/x@v1.0.0",
+                200,
+            ),
+            get(
+                4,
+                "10.0.0.2:443",
+                "https://proxy.test/public.example/y/@v/v1.0.0.info",
+                200,
+            ),
+            // Tiles carry no module path: nothing leaks through them.
+            get(5, "10.0.0.3:443", "https://sum.test/tile/8/0/000", 200),
+        ];
+        let f = run("private = \"corp.example\"", v);
+        assert_eq!(f.len(), 2, "{f:#?}");
+        let proxy = &f[0];
+        assert_eq!(proxy.rule, Rule::PrivateModuleLeak);
+        assert_eq!(proxy.evidence.exchanges, [1, 2]);
+        assert_eq!(proxy.module.as_deref(), Some("corp.example/x"));
+        assert_eq!(
+            proxy.version.as_deref(),
+            Some("v1.0.0"),
+            "first version seen"
+        );
+        assert!(
+            proxy.message.contains("`corp.example`")
+                && proxy.message.contains("https://proxy.test")
+        );
+        assert!(f[1].message.contains("checksum database https://sum.test"));
+        assert!(run(
+            "",
+            vec![get(
+                1,
+                "10.0.0.2:443",
+                "https://proxy.test/corp.example/x/@v/list",
+                200
+            )]
+        )
+        .is_empty());
+    }
+
+    #[test]
+    fn allowed_proxies_and_their_redirects() {
+        let pol =
+            "private = [\"corp.example\"]\nallowed_proxies = [\"https://proxy.corp.test/go\"]";
+        let mut redirect = get(
+            1,
+            "10.0.0.2:443",
+            "https://proxy.corp.test/go/corp.example/x/@v/v1.0.0.zip",
+            302,
+        );
+        redirect.location = Some("https://blob.test/z?sig=***".into());
+        let blob = get(2, "10.0.0.4:443", "https://blob.test/z?sig=***", 200);
+        let other = get(
+            3,
+            "10.0.0.5:443",
+            "https://other.test/public.example/y/@v/v1.0.0.mod",
+            200,
+        );
+        let failed = get(
+            4,
+            "10.0.0.5:443",
+            "https://other.test/public.example/y/@v/v1.0.1.mod",
+            404,
+        );
+        let f = run(pol, vec![redirect, blob, other, failed]);
+        assert_eq!(f.len(), 1, "{f:#?}");
+        assert_eq!(f[0].rule, Rule::UnexpectedProxy);
+        assert_eq!(f[0].evidence.exchanges, [3], "404 served nothing");
+        assert_eq!(f[0].severity, Severity::Medium);
+        // The same path under another prefix of the host is not the allowed proxy.
+        let f = run(
+            pol,
+            vec![get(
+                1,
+                "10.0.0.2:443",
+                "https://proxy.corp.test/gopher/corp.example/x/@v/list",
+                200,
+            )],
+        );
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].rule, Rule::PrivateModuleLeak);
+    }
+
+    #[test]
+    fn direct_fetch_after_go_get_is_not_a_proxy() {
+        let pol = "private = [\"corp.example\"]\nallowed_proxies = []";
+        let goget = get(1, "10.0.0.2:443", "https://corp.example/x?go-get=1", 200);
+        let info = get(
+            2,
+            "10.0.0.2:80",
+            "http://corp.example/corp.example/x/@v/v1.0.0.info",
+            200,
+        );
+        // Another host answering the proxy protocol for it is still a proxy.
+        let elsewhere = get(
+            3,
+            "10.0.0.3:443",
+            "https://proxy.test/corp.example/x/@v/v1.0.0.info",
+            200,
+        );
+        let f = run(pol, vec![goget, info, elsewhere]);
+        let ids: Vec<_> = f
+            .iter()
+            .map(|f| (f.rule, f.evidence.exchanges.clone()))
+            .collect();
+        assert_eq!(
+            ids,
+            [
+                (Rule::PrivateModuleLeak, vec![3]),
+                (Rule::UnexpectedProxy, vec![3])
+            ]
+        );
     }
 }
 
