@@ -580,6 +580,21 @@ fn bad_policies_exit_two_with_the_file_and_line() {
     );
 }
 
+#[test]
+fn missing_or_garbage_captures_exit_two_with_a_policy_too() {
+    let d = tempfile::tempdir().unwrap();
+    let pol = write(d.path(), "p.toml", POLICY);
+    let garbage = write(d.path(), "garbage.pcap", "this is not a capture\n");
+    for f in [
+        garbage.to_str().unwrap(),
+        d.path().join("missing.pcap").to_str().unwrap(),
+    ] {
+        let o = analyze(&[f, "--policy", pol.to_str().unwrap(), "--fail-on", "info"]);
+        assert_eq!(o.status.code(), Some(2), "{f}: {}", stderr(&o));
+        assert!(stderr(&o).starts_with("modtrace: "), "{}", stderr(&o));
+    }
+}
+
 /// The lab mirror's upstream credential: `mirror:lab-secret-Zq7`.
 const LAB_SECRET: &str = "lab-secret-Zq7";
 const LAB_SECRET_B64: &str = "bWlycm9yOmxhYi1zZWNyZXQtWnE3";
