@@ -609,6 +609,8 @@ impl Sink {
             return updates.into_iter().all(|u| tx.send(u).is_ok());
         }
         let events: Vec<Event> = an.drain_events().collect();
+        // Findings as the policy shows them (overrides, ignores), like the final report.
+        let today = crate::policy::Date::today();
         for ev in events {
             let res = match self {
                 Sink::Jsonl(j) => match &ev {
@@ -617,8 +619,12 @@ impl Sink {
                         Some(jr) => j.journey(*i, jr),
                         None => Ok(()),
                     },
-                    Event::Finding(i) => match an.findings().get(*i) {
-                        Some(f) => j.finding(*i, f),
+                    Event::Finding(i) => match an
+                        .findings()
+                        .get(*i)
+                        .and_then(|f| an.policy().view(f, today))
+                    {
+                        Some(f) => j.finding(*i, &f),
                         None => Ok(()),
                     },
                     Event::Tls(t) => j.tls(t),
@@ -627,9 +633,11 @@ impl Sink {
                 Sink::Text { out, shown } => {
                     let line = match &ev {
                         Event::Exchange(x) => Some(text::exchange(x)),
-                        Event::Finding(i) if shown.insert(*i) => {
-                            an.findings().get(*i).map(text::finding)
-                        }
+                        Event::Finding(i) if shown.insert(*i) => an
+                            .findings()
+                            .get(*i)
+                            .and_then(|f| an.policy().view(f, today))
+                            .map(|f| text::finding(&f)),
                         Event::Tls(t) => Some(text::tls(t)),
                         Event::Finding(_) | Event::Journey(_) => None,
                     };

@@ -85,8 +85,7 @@ fn analyze(a: &AnalyzeArgs) -> i32 {
     let mut an = Analyzer::new(cfg);
     // --show-secrets reads the secrets from the exchanges' credentials.
     an.keep_exchanges(
-        matches!(a.format, Format::Json | Format::Jsonl)
-            || a.ecs_events
+        matches!(a.format, Format::Json | Format::Jsonl | Format::Ecs)
             || (a.show_secrets && a.format == Format::Text),
     );
     let mut n: u64 = 0;

@@ -815,6 +815,21 @@ impl Policy {
         ignored
     }
 
+    /// One finding as the policy shows it while a capture streams: `None` when an active
+    /// ignore entry accepts it, else a copy with the severity override applied (the same
+    /// decision [`Policy::apply`] makes at the end).
+    pub fn view(&self, f: &Finding, today: Date) -> Option<Finding> {
+        let mut f = f.clone();
+        if let Some(&s) = self.severity.get(&f.rule) {
+            f.severity = s;
+        }
+        let ignored = self
+            .ignores
+            .iter()
+            .any(|i| i.active(today) && i.matches(&f));
+        (!ignored).then_some(f)
+    }
+
     /// [`Policy::apply`] on a report: its findings, and `capture.ignored_findings`.
     pub fn apply_report(&self, report: &mut Report, today: Date) {
         let ignored = self.apply(&mut report.findings, today);

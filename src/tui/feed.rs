@@ -29,10 +29,16 @@ pub fn drain_updates(an: &mut Analyzer, out: &mut Vec<Update>) {
                 }
             }
             Event::Finding(index) => {
-                if let Some(f) = an.findings().get(index) {
+                // As the policy shows it (severity overrides, ignores), like the reports.
+                let today = crate::policy::Date::today();
+                if let Some(f) = an
+                    .findings()
+                    .get(index)
+                    .and_then(|f| an.policy().view(f, today))
+                {
                     out.push(Update::Finding {
                         index,
-                        finding: Box::new(f.clone()),
+                        finding: Box::new(f),
                     });
                 }
             }
@@ -369,6 +375,7 @@ impl RateMeter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::detect::Finding;
     use std::sync::mpsc::channel;
 
     fn capture(name: &str) -> PathBuf {
@@ -396,6 +403,33 @@ mod tests {
             updates.last(),
             Some(Update::Status(Status { finished: true, .. }))
         ));
+    }
+
+    /// The screen shows findings as the policy does: ignored ones not at all, overrides applied.
+    #[test]
+    fn updates_follow_the_policy() {
+        let mut cfg = Config::default();
+        cfg.policy = crate::policy::Policy::from_toml(
+            "[severity]\nproxy-fallback = \"high\"\n[[ignore]]\nrule = \"plaintext-module-fetch\"\nreason = \"lab\"\n",
+            "test.toml",
+        )
+        .unwrap();
+        let updates = replay_to_end(&[capture("fallback-410.pcap")], cfg).unwrap();
+        let findings: Vec<&Finding> = updates
+            .iter()
+            .filter_map(|u| match u {
+                Update::Finding { finding, .. } => Some(finding.as_ref()),
+                _ => None,
+            })
+            .collect();
+        assert!(!findings.is_empty());
+        assert!(findings
+            .iter()
+            .all(|f| f.rule.id() != "plaintext-module-fetch"));
+        assert!(findings
+            .iter()
+            .filter(|f| f.rule.id() == "proxy-fallback")
+            .all(|f| f.severity == crate::detect::Severity::High));
     }
 
     /// Paused at each finding, stepping with `n` walks them one by one; `max` needs no wall time.
