@@ -408,12 +408,15 @@ mod tests {
     /// The screen shows findings as the policy does: ignored ones not at all, overrides applied.
     #[test]
     fn updates_follow_the_policy() {
-        let mut cfg = Config::default();
-        cfg.policy = crate::policy::Policy::from_toml(
+        let policy = crate::policy::Policy::from_toml(
             "[severity]\nproxy-fallback = \"high\"\n[[ignore]]\nrule = \"plaintext-module-fetch\"\nreason = \"lab\"\n",
             "test.toml",
         )
         .unwrap();
+        let cfg = Config {
+            policy,
+            ..Config::default()
+        };
         let updates = replay_to_end(&[capture("fallback-410.pcap")], cfg).unwrap();
         let findings: Vec<&Finding> = updates
             .iter()
