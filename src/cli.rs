@@ -57,6 +57,14 @@ For training, --pause-on-findings stops at each finding until you press space or
   modtrace replay captures/connect-proxy-h2.pcapng --ca-file captures/lab-pki/lab-ca.pem"
     )]
     Replay(ReplayArgs),
+    /// What a finding means and how to fix it (every rule without an argument)
+    #[command(
+        after_help = "Examples:\n  modtrace explain\n  modtrace explain plaintext-module-fetch"
+    )]
+    Explain {
+        /// A rule id, as in the reports (e.g. plaintext-module-fetch)
+        rule: Option<String>,
+    },
     /// Loopback lab servers used to record captures (see captures/README.md)
     #[command(disable_help_flag = true)]
     Lab {

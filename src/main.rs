@@ -15,6 +15,7 @@ fn main() -> ExitCode {
         #[cfg(feature = "live")]
         Command::Capture(c) => modtrace::capture::run(&c),
         Command::Replay(r) => replay(&r),
+        Command::Explain { rule } => explain(rule.as_deref()),
         #[cfg(not(feature = "live"))]
         Command::Capture(_) => {
             eprintln!(
@@ -198,5 +199,46 @@ fn replay(a: &modtrace::cli::ReplayArgs) -> i32 {
     match modtrace::tui::run::replay(a.files.clone(), cfg, a.speed, a.pause_on_findings) {
         Ok(()) => 0,
         Err(e) => fail(e),
+    }
+}
+
+/// `modtrace explain [RULE]`: the rule texts, from the one table the reports, SARIF and the
+/// README use.
+fn explain(rule: Option<&str>) -> i32 {
+    use modtrace::detect::rules::{Rule, RULES};
+    let mut out = std::io::stdout().lock();
+    let res = match rule {
+        None => RULES.iter().try_for_each(|t| {
+            writeln!(
+                out,
+                "{:<26} {:<8} {}",
+                t.id,
+                format!("{:?}", t.severity).to_lowercase(),
+                t.title
+            )
+        }),
+        Some(id) => match Rule::from_id(id) {
+            Some(r) => {
+                let t = r.text();
+                writeln!(
+                    out,
+                    "{} ({}): {}\n\nWhat it means\n  {}\n\nFix\n  {}",
+                    t.id,
+                    format!("{:?}", t.severity).to_lowercase(),
+                    t.title,
+                    t.meaning,
+                    t.fix
+                )
+            }
+            None => {
+                return fail(format_args!(
+                    "explain: no rule {id:?}; `modtrace explain` lists them all"
+                ))
+            }
+        },
+    };
+    match res {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => fail(e),
+        _ => 0,
     }
 }

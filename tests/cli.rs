@@ -391,3 +391,29 @@ fn readme_lists_every_tui_key() {
         );
     }
 }
+
+/// `modtrace explain RULE` prints the meaning and fix of every rule modtrace has; an unknown
+/// id exits 2; without an id every rule is listed.
+#[test]
+fn explain_has_a_text_for_every_rule() {
+    use modtrace::detect::rules::RULES;
+    assert!(RULES.len() >= 20);
+    let list = run(&["explain"]);
+    assert_eq!(list.status.code(), Some(0));
+    let list = String::from_utf8_lossy(&list.stdout);
+    for t in RULES {
+        assert!(
+            !t.meaning.trim().is_empty() && !t.fix.trim().is_empty(),
+            "{}",
+            t.id
+        );
+        assert!(list.contains(t.id), "explain lists {}", t.id);
+        let out = run(&["explain", t.id]);
+        assert_eq!(out.status.code(), Some(0), "{}", t.id);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains(t.meaning) && text.contains(t.fix), "{}", t.id);
+    }
+    let bad = run(&["explain", "no-such-rule"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("modtrace explain"));
+}
