@@ -252,3 +252,113 @@ fn http_exchanges_agree_with_zeek_http_log() {
     );
     assert!(pct >= 65.0, "agreement with Zeek fell to {pct:.1}%");
 }
+
+/// Decryption against the peers' published expectations (peer/MANIFEST.md, "key material"):
+/// the requests each capture holds, read with its key log (or its pcapng DSB), with no record
+/// that fails to authenticate.
+#[test]
+fn peer_tls_captures_decrypt_to_their_published_requests() {
+    let Some(peer) = peer_dir() else {
+        return;
+    };
+    let cases: &[(&str, Option<&str>, &[(&str, &str, u64)])] = &[
+        // RFC 8448 traces: a full handshake, then PSK resumption with 0-RTT (/early).
+        (
+            "wireshark/test/captures/tls13-rfc8446.pcap",
+            Some("wireshark/test/keys/tls13-rfc8446.keys"),
+            &[
+                ("GET", "https://10.9.0.2:443/first", 200),
+                ("GET", "https://10.9.0.2:443/early", 200),
+                ("GET", "https://10.9.0.2:443/second", 200),
+            ],
+        ),
+        (
+            "wireshark/test/captures/tls12-dsb.pcapng",
+            None,
+            &[
+                ("HEAD", "https://example.com/", 200),
+                ("HEAD", "https://example.net/", 200),
+            ],
+        ),
+        (
+            "wireshark/test/captures/http2-data-reassembly.pcap",
+            Some("wireshark/test/keys/http2-data-reassembly.keys"),
+            &[("GET", "https://172.16.5.10:8443/wireshark.png", 200)],
+        ),
+        (
+            "zeek/Traces/tls/tls12-decryption.pcap",
+            Some("zeek/keylogs/tls12-decryption.nss-keylog.txt"),
+            &[("GET", "https://heise.de/", 301)],
+        ),
+    ];
+    for (capture, keys, want) in cases {
+        let mut args = vec![
+            "analyze".to_string(),
+            peer.join(capture).display().to_string(),
+            "--format".into(),
+            "json".into(),
+            "--fail-on".into(),
+            "never".into(),
+        ];
+        if let Some(k) = keys {
+            args.push("--keylog".into());
+            args.push(peer.join(k).display().to_string());
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = common::run(&args);
+        assert_eq!(out.status.code(), Some(0), "{capture}");
+        let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let got: Vec<(String, String, u64)> = j["exchanges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| {
+                (
+                    x["method"].as_str().unwrap().to_string(),
+                    x["url"].as_str().unwrap().to_string(),
+                    x["status"].as_u64().unwrap_or(0),
+                )
+            })
+            .collect();
+        let want: Vec<(String, String, u64)> = want
+            .iter()
+            .map(|(m, u, s)| (m.to_string(), u.to_string(), *s))
+            .collect();
+        assert_eq!(got, want, "{capture}");
+        for t in j["tls"].as_array().unwrap() {
+            assert_eq!(t["decryption"]["records_failed"], 0, "{capture}: {t}");
+            assert!(t["decryption"]["records_decrypted"].as_u64().unwrap() > 0);
+        }
+        // The 16 GETs tshark sees in the Zeek stream capture are checked by count.
+    }
+    let out = common::run(&[
+        "analyze",
+        &peer
+            .join("zeek/Traces/tls/tls-1.2-stream-keylog.pcap")
+            .display()
+            .to_string(),
+        "--keylog",
+        &peer
+            .join("zeek/keylogs/tls-1.2-stream-keylog.nss-keylog.txt")
+            .display()
+            .to_string(),
+        "--format",
+        "json",
+        "--fail-on",
+        "never",
+    ]);
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let gets = j["exchanges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|x| {
+            x["method"] == "GET"
+                && x["url"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("https://www.heise.de/")
+        })
+        .count();
+    assert_eq!(gets, 16, "tls-1.2-stream-keylog: tshark sees 16 GETs");
+}

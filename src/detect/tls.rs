@@ -217,7 +217,9 @@ pub fn summarize(
         // TLS 1.2 one.
         certificates_hidden: (s.certificates_hidden
             || sh.is_some_and(|h| is_tls13_version(h.version)))
-            && !s.decryption.certificates_decrypted,
+            && !s.decryption.certificates_decrypted
+            // A decrypted resumption has no Certificate message: nothing is hidden.
+            && !(s.resumed && s.decryption.active()),
         client_certificate_requested: s.certificate_request,
         validation,
         accepted,

@@ -121,7 +121,17 @@ pub struct TlsConn {
     flight: Tls13ClientFlight,
     decrypt: DecryptState,
     dec: PerDir<DecDir>,
+    /// TLS 1.3 0-RTT: the client's protected records before the ServerHello (its early
+    /// data), kept (up to `EARLY_DATA_KEPT` bytes) to be decrypted first once keys are known.
+    early: Vec<(Ts, u64, RecordHeader, Vec<u8>)>,
+    early_bytes: usize,
 }
+
+/// RFC 8446 4.2.10: early data is limited by the server's max_early_data_size; 64 KiB keeps
+/// the requests a client sends at once.
+const EARLY_DATA_KEPT: usize = 64 << 10;
+/// RFC 8446 4.2.10: the early_data extension.
+const EXT_EARLY_DATA: u16 = 42;
 
 /// Key-log decryption of the connection (see [`TlsConn::on_data_keyed`]).
 #[derive(Clone, Debug, Default)]
@@ -177,6 +187,8 @@ impl TlsConn {
             flight: Tls13ClientFlight::default(),
             decrypt: DecryptState::Idle,
             dec: PerDir::default(),
+            early: Vec::new(),
+            early_bytes: 0,
         }
     }
 
@@ -217,6 +229,7 @@ impl TlsConn {
         while !rest.is_empty() {
             if matches!(self.decrypt, DecryptState::Pending) {
                 self.look_up_keys(keys);
+                self.replay_early(out);
             }
             let state = std::mem::take(&mut self.dirs.get_mut(dir).record);
             let (next, used) = match state {
@@ -233,6 +246,8 @@ impl TlsConn {
                         (Some(body), n) => {
                             if self.collecting(dir) {
                                 self.on_protected_record(dir, ts, packet, header, &body, out);
+                            } else if self.early_candidate(dir, &header) {
+                                self.keep_early(ts, packet, header, body);
                             } else {
                                 self.on_record(dir, ts, packet, header, &body, out);
                             }
@@ -615,7 +630,7 @@ impl TlsConn {
         // With keys (or waiting for them), protected records are read whole to be decrypted
         // (one direction's records all go through its decryptor, in order, for the sequence
         // numbers).
-        let decrypting = self.collecting(dir);
+        let decrypting = self.collecting(dir) || self.early_candidate(dir, &header);
         let skip_unless_decrypting = if decrypting {
             Plan::Collect
         } else {
@@ -1055,6 +1070,53 @@ impl TlsConn {
     /// Directions are decrypted while keys are active and no record of theirs was lost.
     fn decrypting(&self, dir: Dir) -> bool {
         matches!(self.decrypt, DecryptState::Active(_)) && !self.dec.get(dir).broken
+    }
+
+    /// TLS 1.3 0-RTT: a client record of type 23 before the ServerHello, from a client that
+    /// offered early data (RFC 8446 4.2.10), while keys might still come.
+    fn early_candidate(&self, dir: Dir, header: &RecordHeader) -> bool {
+        dir == Dir::ToServer
+            && header.content_type == content::APPLICATION_DATA
+            && matches!(self.decrypt, DecryptState::Idle)
+            && self.session.server_hello.is_none()
+            && self
+                .session
+                .client_hello
+                .as_ref()
+                .is_some_and(|c| c.extensions.contains(&EXT_EARLY_DATA))
+    }
+
+    fn keep_early(&mut self, ts: Ts, packet: u64, header: RecordHeader, body: Vec<u8>) {
+        if self.early_bytes.saturating_add(body.len()) <= EARLY_DATA_KEPT {
+            self.early_bytes = self.early_bytes.saturating_add(body.len());
+            self.early.push((ts, packet, header, body));
+        }
+    }
+
+    /// Keys are known: the kept early data goes through the client's decryptor first (it
+    /// was the client's first protected data).
+    fn replay_early(&mut self, out: &mut Vec<TlsEvent>) {
+        let early = std::mem::take(&mut self.early);
+        self.early_bytes = 0;
+        match &mut self.decrypt {
+            DecryptState::Waiting(wait) => {
+                let mut records: Vec<_> = early
+                    .into_iter()
+                    .map(|(ts, packet, h, body)| (Dir::ToServer, ts, packet, h, body))
+                    .collect();
+                wait.bytes = wait
+                    .bytes
+                    .saturating_add(records.iter().map(|r| r.4.len()).sum::<usize>());
+                records.append(&mut wait.records);
+                wait.records = records;
+            }
+            DecryptState::Active(_) => {
+                for (ts, packet, header, body) in early {
+                    self.on_protected_record(Dir::ToServer, ts, packet, header, &body, out);
+                }
+            }
+            _ => {}
+        }
     }
 
     /// Records are read whole: to be decrypted now, or once the keys come.
