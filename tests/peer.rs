@@ -261,7 +261,13 @@ fn peer_tls_captures_decrypt_to_their_published_requests() {
     let Some(peer) = peer_dir() else {
         return;
     };
-    let cases: &[(&str, Option<&str>, &[(&str, &str, u64)])] = &[
+    /// Capture, key log (None: in the pcapng), expected (method, url, status) in order.
+    type Case = (
+        &'static str,
+        Option<&'static str>,
+        &'static [(&'static str, &'static str, u64)],
+    );
+    let cases: &[Case] = &[
         // RFC 8448 traces: a full handshake, then PSK resumption with 0-RTT (/early).
         (
             "wireshark/test/captures/tls13-rfc8446.pcap",
