@@ -57,6 +57,9 @@ fn missing_prerequisites() -> Vec<String> {
     missing
 }
 
+/// The lab's ports are fixed: one test at a time runs lab servers.
+static LAB: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Skips (prints why) outside CI, fails in CI.
 fn prerequisites_or_skip() -> bool {
     let missing = missing_prerequisites();
@@ -517,6 +520,7 @@ fn check_stream(name: &str, r: &Run, expected_rules: &[&str]) {
 #[test]
 #[ignore = "needs root, go and a --features live build; run by .ci/run"]
 fn live_capture_of_the_go_command() {
+    let _lab = LAB.lock().unwrap_or_else(|e| e.into_inner());
     if !prerequisites_or_skip() {
         return;
     }
@@ -648,6 +652,7 @@ fn live_capture_of_the_go_command() {
 #[test]
 #[ignore = "needs root, go, tmux and a --features live build; run by .ci/run"]
 fn live_capture_in_a_terminal_opens_the_tui() {
+    let _lab = LAB.lock().unwrap_or_else(|e| e.into_inner());
     if !prerequisites_or_skip() {
         return;
     }
