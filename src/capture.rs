@@ -96,6 +96,7 @@ fn capture(a: &CaptureArgs) -> Result<i32, String> {
     // The key logs are followed as they grow (a server writes a line per session).
     cfg.keylog = Default::default();
     cfg.wait_for_keys = !a.opts.keylog.is_empty();
+    cfg.keep_headers = tui;
     let mut keylogs = KeyLogFollower::new(&a.opts.keylog);
     let mut an = Analyzer::new(cfg);
     an.add_keylog(&keylogs.poll());

@@ -66,6 +66,8 @@ fn analyze(a: &AnalyzeArgs) -> i32 {
         Err(e) => return fail(e),
     };
     cfg.hash_zips = !a.no_zip_hashes;
+    // ECS documents carry the user agent; other reports need no headers.
+    cfg.keep_headers = a.format == Format::Ecs;
     let today = Date::today();
     for w in cfg.policy.expired(today) {
         eprintln!("modtrace: warning: {w}");

@@ -68,6 +68,9 @@ pub struct Config {
     /// Live capture: the key log grows while packets arrive, so a session without secrets
     /// keeps its records for a while (`TlsLimits::wait_for_keys`).
     pub wait_for_keys: bool,
+    /// Keep each exchange's (redacted) headers, for the TUI's detail view; reports do not
+    /// need them, and a JSON report holds every exchange in memory.
+    pub keep_headers: bool,
     /// `--policy`, `--private` and `--go-env` merged: private module paths and allowed proxies
     /// for the detector; severity overrides and ignores for the reports
     /// ([`crate::policy::Policy::apply`]).
@@ -91,6 +94,7 @@ impl Default for Config {
             hash_zips: true,
             keylog: KeyLog::new(),
             wait_for_keys: false,
+            keep_headers: false,
             policy: crate::policy::Policy::default(),
         }
     }
@@ -1209,10 +1213,15 @@ impl Analyzer {
             sha256: None,
             process: None,
             end,
-            request_headers: crate::redact::headers(&req.headers),
-            response_headers: resp
-                .map(|r| crate::redact::headers(&r.headers))
-                .unwrap_or_default(),
+            request_headers: if self.cfg.keep_headers {
+                crate::redact::headers(&req.headers)
+            } else {
+                Vec::new()
+            },
+            response_headers: match resp {
+                Some(r) if self.cfg.keep_headers => crate::redact::headers(&r.headers),
+                _ => Vec::new(),
+            },
             http_version: match req.version {
                 crate::proto::http2::HTTP2_VERSION => "HTTP/2",
                 0 => "HTTP/1.0",

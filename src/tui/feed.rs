@@ -49,6 +49,8 @@ pub fn drain_updates(an: &mut Analyzer, out: &mut Vec<Update>) {
 /// The analysis configuration plus the key logs embedded in the files (read first: a
 /// writer may put them after the packets).
 pub fn config_with_embedded_keys(files: &[PathBuf], mut cfg: Config) -> Result<Config, String> {
+    // The detail view shows headers.
+    cfg.keep_headers = true;
     for f in files {
         let k = embedded_keylog(f).map_err(|e| e.to_string())?;
         cfg.keylog.add_text(&k);
