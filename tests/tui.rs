@@ -115,7 +115,14 @@ fn replay_in_a_real_terminal_shows_the_fallback_and_quits_cleanly() {
     // Help, then back; then down to Util's journey.
     s.keys("?");
     s.wait_for("Keys (");
+    // Any key closes the help. (Escape followed at once by another key would reach the app
+    // as one Alt-key: wait for the help to go first.)
     s.keys("Escape");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while s.pane().contains("Keys (") {
+        assert!(Instant::now() < deadline, "help did not close");
+        std::thread::sleep(Duration::from_millis(100));
+    }
     s.keys("j");
     s.wait_for("Journey example.test/Util@v0.2.0");
     s.keys("q");
