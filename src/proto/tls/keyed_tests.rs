@@ -160,6 +160,17 @@ fn replay(wire: &Wire, keys: Option<&KeyLog>) -> (TlsConn, [Vec<u8>; 2], Vec<Tls
     (conn, plain, events)
 }
 
+/// Plaintext bytes in the events, both directions.
+fn plaintext_len(events: &[TlsEvent]) -> usize {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            TlsEvent::Plaintext { data, .. } => Some(data.len()),
+            _ => None,
+        })
+        .sum()
+}
+
 const REQUEST: &[u8] = b"GET /example.test/hello/@v/list HTTP/1.1\r\nHost: mirror.test\r\n\r\n";
 
 fn response() -> Vec<u8> {
@@ -454,14 +465,7 @@ fn waiting_for_keys_decrypts_the_kept_records_once_they_come() {
         .iter()
         .any(|e| matches!(e, TlsEvent::Plaintext { .. })));
     conn.retry_keys(&full, false, &mut events);
-    let n: usize = events
-        .iter()
-        .filter_map(|e| match e {
-            TlsEvent::Plaintext { data, .. } => Some(data.len()),
-            _ => None,
-        })
-        .sum();
-    assert_eq!(n, REQUEST.len() + resp.len());
+    assert_eq!(plaintext_len(&events), REQUEST.len() + resp.len());
 
     // The keys come only after the last record: retry_keys (called before summarising)
     // still decrypts everything kept.
@@ -474,14 +478,7 @@ fn waiting_for_keys_decrypts_the_kept_records_once_they_come() {
         .iter()
         .any(|e| matches!(e, TlsEvent::Plaintext { .. })));
     conn.retry_keys(&full, true, &mut events);
-    let n: usize = events
-        .iter()
-        .filter_map(|e| match e {
-            TlsEvent::Plaintext { data, .. } => Some(data.len()),
-            _ => None,
-        })
-        .sum();
-    assert_eq!(n, REQUEST.len() + resp.len());
+    assert_eq!(plaintext_len(&events), REQUEST.len() + resp.len());
 
     // Over the limit: given up, reported, nothing kept.
     let mut conn = TlsConn::with_limits(

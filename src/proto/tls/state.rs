@@ -647,17 +647,7 @@ impl TlsConn {
             // RFC 5246 7.2 / RFC 8446 6: a 2-byte alert record is always in the clear (an
             // encrypted one carries a MAC or tag).
             content::ALERT if encrypted && len != 2 => {
-                self.push_alert(
-                    Alert {
-                        dir,
-                        ts,
-                        packet,
-                        level: None,
-                        description: None,
-                        encrypted: true,
-                    },
-                    out,
-                );
+                self.push_encrypted_alert(dir, ts, packet, out);
                 Plan::Skip
             }
             content::HANDSHAKE if encrypted => {
@@ -764,6 +754,50 @@ impl TlsConn {
         });
     }
 
+    /// An alert whose content is encrypted (no keys, or it did not decrypt).
+    fn push_encrypted_alert(&mut self, dir: Dir, ts: Ts, packet: u64, out: &mut Vec<TlsEvent>) {
+        self.push_alert(
+            Alert {
+                dir,
+                ts,
+                packet,
+                level: None,
+                description: None,
+                encrypted: true,
+            },
+            out,
+        );
+    }
+
+    /// The (level, description) pairs of an alert record read in the clear or decrypted;
+    /// false when the body is not whole pairs (empty, or an odd byte left).
+    fn push_clear_alerts(
+        &mut self,
+        dir: Dir,
+        ts: Ts,
+        packet: u64,
+        body: &[u8],
+        out: &mut Vec<TlsEvent>,
+    ) -> bool {
+        let mut pairs = body.chunks_exact(2);
+        for pair in pairs.by_ref() {
+            if let [level, description] = pair {
+                self.push_alert(
+                    Alert {
+                        dir,
+                        ts,
+                        packet,
+                        level: Some(*level),
+                        description: Some(*description),
+                        encrypted: false,
+                    },
+                    out,
+                );
+            }
+        }
+        pairs.remainder().is_empty() && !body.is_empty()
+    }
+
     fn push_alert(&mut self, alert: Alert, out: &mut Vec<TlsEvent>) {
         if self.session.alerts.len() < self.limits.max_alerts {
             self.session.alerts.push(alert.clone());
@@ -811,23 +845,7 @@ impl TlsConn {
                 });
             }
             content::ALERT => {
-                let mut pairs = body.chunks_exact(2);
-                for pair in pairs.by_ref() {
-                    if let [level, description] = pair {
-                        self.push_alert(
-                            Alert {
-                                dir,
-                                ts,
-                                packet,
-                                level: Some(*level),
-                                description: Some(*description),
-                                encrypted: false,
-                            },
-                            out,
-                        );
-                    }
-                }
-                if !pairs.remainder().is_empty() || body.is_empty() {
+                if !self.push_clear_alerts(dir, ts, packet, body, out) {
                     self.anomaly(
                         dir,
                         ts,
@@ -1305,17 +1323,7 @@ impl TlsConn {
             if self.readable_in_clear(dir, &header) {
                 self.on_record(dir, ts, packet, header, body, out);
             } else if header.content_type == content::ALERT {
-                self.push_alert(
-                    Alert {
-                        dir,
-                        ts,
-                        packet,
-                        level: None,
-                        description: None,
-                        encrypted: true,
-                    },
-                    out,
-                );
+                self.push_encrypted_alert(dir, ts, packet, out);
             }
             return;
         }
@@ -1336,17 +1344,7 @@ impl TlsConn {
                 self.count_decrypt_error(dir, ts, packet, &e);
                 if header.content_type == content::ALERT {
                     // Still an alert, as without keys.
-                    self.push_alert(
-                        Alert {
-                            dir,
-                            ts,
-                            packet,
-                            level: None,
-                            description: None,
-                            encrypted: true,
-                        },
-                        out,
-                    );
+                    self.push_encrypted_alert(dir, ts, packet, out);
                 }
             }
         }
@@ -1372,21 +1370,7 @@ impl TlsConn {
             }
             content::HANDSHAKE => self.on_decrypted_handshake(dir, ts, packet, &plain.data, out),
             content::ALERT => {
-                for pair in plain.data.chunks_exact(2) {
-                    if let [level, description] = pair {
-                        self.push_alert(
-                            Alert {
-                                dir,
-                                ts,
-                                packet,
-                                level: Some(*level),
-                                description: Some(*description),
-                                encrypted: false,
-                            },
-                            out,
-                        );
-                    }
-                }
+                self.push_clear_alerts(dir, ts, packet, &plain.data, out);
             }
             _ => {}
         }
