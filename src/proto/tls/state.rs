@@ -845,7 +845,8 @@ impl TlsConn {
                 });
             }
             content::ALERT => {
-                if !self.push_clear_alerts(dir, ts, packet, body, out) {
+                let whole_pairs = self.push_clear_alerts(dir, ts, packet, body, out);
+                if !whole_pairs {
                     self.anomaly(
                         dir,
                         ts,
