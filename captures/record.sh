@@ -330,7 +330,7 @@ record_once() {
   local go_env=(
     PATH="$(dirname "$GO"):/usr/local/bin:/usr/bin:/bin"
     HOME="$d/home" GOPATH="$d/gopath" GOMODCACHE="$d/gopath/pkg/mod" GOCACHE="$d/cache"
-    GOENV=off GOPROXY="$GOPROXY" GOSUMDB="$GOSUMDB" GONOSUMDB= GOPRIVATE= GONOPROXY= GOINSECURE="$GOINSECURE"
+    GOENV=off GOPROXY="$GOPROXY" GOSUMDB="$GOSUMDB" GONOSUMDB= GOPRIVATE="$GOPRIVATE" GONOPROXY="$GONOPROXY" GOINSECURE="$GOINSECURE"
     GOFLAGS=-modcacherw GOTOOLCHAIN=local
     HTTP_PROXY= HTTPS_PROXY="$HTTPS_PROXY" NO_PROXY=
   )

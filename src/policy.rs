@@ -8,6 +8,8 @@
 //! ```toml
 //! private = ["*.corp.example", "example.test/private"]
 //! allowed_proxies = ["https://proxy.corp.example", "http://127.0.0.1:8083"]
+//! # Proxies that may see private paths without limiting who serves modules:
+//! # private_proxies = ["https://athens.corp.example"]
 //!
 //! [severity]
 //! proxy-fallback = "low"
@@ -501,6 +503,9 @@ pub struct Policy {
     pub private: Vec<String>,
     /// The file's allowed_proxies (`None`: not set).
     pub allowed_proxies: Option<Vec<ProxyBase>>,
+    /// The file's private_proxies: the organisation's own proxies, which may see private
+    /// paths, without restricting which proxies may serve modules.
+    pub private_proxies: Vec<ProxyBase>,
     pub severity: BTreeMap<Rule, Severity>,
     pub ignores: Vec<Ignore>,
     /// From `--go-env`: GOPRIVATE, GONOPROXY and GONOSUMDB (when set), GOPROXY's bases (when
@@ -517,6 +522,7 @@ pub struct Policy {
 struct PolicyFile {
     private: Option<Spanned<StringOrList>>,
     allowed_proxies: Option<Vec<Spanned<String>>>,
+    private_proxies: Option<Vec<Spanned<String>>>,
     #[serde(default)]
     severity: BTreeMap<Spanned<String>, Spanned<String>>,
     #[serde(default)]
@@ -598,21 +604,26 @@ impl Policy {
                 }
             }
         }
+        let bases = |key: &str, list: Vec<Spanned<String>>| -> Result<Vec<ProxyBase>, String> {
+            list.into_iter()
+                .map(|item| {
+                    ProxyBase::parse(item.get_ref()).ok_or_else(|| {
+                        at(
+                            item.span(),
+                            format!(
+                                "{key}: `{}` is not a proxy base URL (http:// or https://, host, optional port and path, no query)",
+                                item.get_ref()
+                            ),
+                        )
+                    })
+                })
+                .collect()
+        };
         if let Some(list) = file.allowed_proxies {
-            let mut bases = Vec::new();
-            for item in list {
-                let base = ProxyBase::parse(item.get_ref()).ok_or_else(|| {
-                    at(
-                        item.span(),
-                        format!(
-                            "allowed_proxies: `{}` is not a proxy base URL (http:// or https://, host, optional port and path, no query)",
-                            item.get_ref()
-                        ),
-                    )
-                })?;
-                bases.push(base);
-            }
-            p.allowed_proxies = Some(bases);
+            p.allowed_proxies = Some(bases("allowed_proxies", list)?);
+        }
+        if let Some(list) = file.private_proxies {
+            p.private_proxies = bases("private_proxies", list)?;
         }
         for (rule, sev) in file.severity {
             let r = Rule::from_id(rule.get_ref()).ok_or_else(|| {
@@ -759,7 +770,13 @@ impl Policy {
         Scope {
             no_proxy: with(self.env_no_proxy.as_deref().unwrap_or(&self.env_private)),
             no_sumdb: with(self.env_no_sumdb.as_deref().unwrap_or(&self.env_private)),
-            private_proxies: self.allowed_proxies.clone().unwrap_or_default(),
+            private_proxies: self
+                .allowed_proxies
+                .iter()
+                .flatten()
+                .chain(&self.private_proxies)
+                .cloned()
+                .collect(),
             allowed: self.allowed_proxies.clone(),
             env_goproxy: self.env_goproxy.clone(),
         }
@@ -1153,6 +1170,22 @@ reason = "no key log in CI"
         let s = p.scope();
         assert_eq!(s.is_allowed("https://proxy.corp.example"), Some(false));
         assert!(s.is_private_proxy("http://127.0.0.1:8083"));
+    }
+
+    /// private_proxies may see private paths but do not turn the allow list on.
+    #[test]
+    fn private_proxies_see_private_paths_without_an_allow_list() {
+        let p = Policy::from_toml(
+            "private = [\"corp.lab.test\"]\nprivate_proxies = [\"http://127.0.0.1:8114\"]",
+            "p",
+        )
+        .unwrap();
+        let s = p.scope();
+        assert!(s.is_private_proxy("http://127.0.0.1:8114"));
+        assert!(!s.is_private_proxy("http://127.0.0.1:8113"));
+        assert_eq!(s.is_allowed("http://127.0.0.1:8113"), None);
+        let e = Policy::from_toml("private_proxies = [\"ftp://x\"]", "p").unwrap_err();
+        assert!(e.contains("private_proxies: `ftp://x`"), "{e}");
     }
 
     fn finding(rule: Rule, module: Option<&str>, packet: u64) -> Finding {

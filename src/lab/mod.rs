@@ -13,6 +13,7 @@
 pub mod connect;
 pub mod http;
 pub mod http2;
+pub mod lesson;
 pub mod log;
 pub mod modules;
 pub mod scenario;
@@ -26,7 +27,8 @@ pub use log::{LogEntry, RequestLog};
 pub use modules::{ModuleStore, ModuleVersion};
 pub use scenario::{Scenario, SCENARIOS};
 pub use server::{
-    Credentials, Lab, LabOptions, ServerInfo, ServerKind, ServerSpec, Target, TlsContext,
+    Credentials, Lab, LabOptions, ModuleScope, ServerInfo, ServerKind, ServerSpec, Target,
+    TlsContext,
 };
 pub use sumdb::{LabSigner, SumDb, SumRecord, LAB_SUMDB_NAME};
 pub use tamper::{TamperPlan, TamperedZip};
@@ -58,6 +60,9 @@ Server kinds (SPEC is [NAME=]KIND[+TLS[+h2]]:127.0.0.1:PORT[:ARG]):
   proxy       GOPROXY serving --modules (lab/modules/<module path>@<version>/ trees);
               ARG: optional path prefix (/mod)
   proxy-auth  the same, but 401 without Basic auth --user/--password
+  proxy-only  a proxy serving only the modules under ARG (a module path prefix, e.g.
+              corp.lab.test): a company's private proxy; 404 for the rest
+  proxy-except  a proxy serving every module but those under ARG: a public-style mirror
   gone        answers ARG (410, default, or 404) to everything
   redirect    302 to ARG + the same request target; ARG: a server NAME or http[s]://127.0.0.1:PORT
   mirror      fetches the same target from ARG (a NAME or base) with Basic auth --user/--password
@@ -391,6 +396,8 @@ pub fn env_assignments(s: &Scenario) -> String {
         ("EMBED_KEYS", flag(s.embed_keys)),
         ("CONNECT_PORTS", connect_ports.join(" ")),
         ("GOINSECURE", s.goinsecure.to_string()),
+        ("GOPRIVATE", s.goprivate.to_string()),
+        ("GONOPROXY", s.gonoproxy.to_string()),
         ("TRUST_LAB_CA", flag(s.trust_lab_ca)),
         ("NETNS_HOSTS", s.netns_hosts.join(" ")),
         ("EXPECT_REQUESTS", flag(s.expect_requests)),
@@ -473,6 +480,19 @@ pub fn parse_spec(spec: &str, creds: &Credentials) -> Result<(ServerSpec, bool),
             prefix: arg.unwrap_or("").to_string(),
             auth: None,
         },
+        "proxy-only" | "proxy-except" => {
+            let p = arg
+                .filter(|a| !a.is_empty() && !a.starts_with('/') && !a.ends_with('/'))
+                .ok_or_else(|| format!("{spec}: {kind} needs a module path prefix as ARG"))?
+                .to_string();
+            ServerKind::ScopedProxy {
+                scope: if kind == "proxy-only" {
+                    ModuleScope::Only(p)
+                } else {
+                    ModuleScope::Except(p)
+                },
+            }
+        }
         "proxy-auth" => ServerKind::Proxy {
             prefix: arg.unwrap_or("").to_string(),
             auth: Some(creds.clone()),

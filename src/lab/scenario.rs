@@ -3,7 +3,9 @@
 //! `captures/record.sh` reads these through `modtrace lab env NAME`; trainers start them with
 //! `modtrace lab serve --scenario NAME`.
 
-use super::server::{Credentials, LabOptions, ServerKind, ServerSpec, Target, LAB_IP};
+use super::server::{
+    Credentials, LabOptions, ModuleScope, ServerKind, ServerSpec, Target, LAB_IP,
+};
 use super::sumdb::LabSigner;
 use super::tamper::TamperPlan;
 use super::tls::{CertKind, TlsServerOptions, TlsVersions, UpstreamVerify, LAB_HOST};
@@ -33,6 +35,12 @@ pub enum ServerDef {
     SumDb,
     /// A tampering GOPROXY.
     Tamper(TamperDef),
+    /// A GOPROXY serving only the lab modules under this path prefix (404 for the others):
+    /// a company's private proxy.
+    ProxyOnly(&'static str),
+    /// A GOPROXY serving the lab modules except those under this path prefix: a public-style
+    /// mirror, which has never heard of the company's private modules.
+    ProxyExcept(&'static str),
     /// A CONNECT proxy (plain HTTP) tunnelling to `lab.test:<port of another server>`, always
     /// at 127.0.0.1: the scenario's HTTPS_PROXY.
     ConnectProxy,
@@ -148,6 +156,10 @@ pub struct Scenario {
     pub gosumdb: &'static str,
     /// GOINSECURE for the go command (empty: unset).
     pub goinsecure: &'static str,
+    /// GOPRIVATE for the go command (empty: unset).
+    pub goprivate: &'static str,
+    /// GONOPROXY for the go command (empty: unset, i.e. GOPRIVATE's value).
+    pub gonoproxy: &'static str,
     /// Run the go command with SSL_CERT_FILE = the lab CA (its only trusted root).
     pub trust_lab_ca: bool,
     /// Host names the recording resolves to 127.0.0.1. Non-empty: servers, tcpdump and go run
@@ -188,6 +200,8 @@ pub const SCENARIOS: &[Scenario] = &[
         goproxy: &["proxy"],
         gosumdb: "off",
         goinsecure: "",
+        goprivate: "",
+        gonoproxy: "",
         trust_lab_ca: false,
         netns_hosts: &[],
         expect_requests: true,
@@ -207,6 +221,8 @@ pub const SCENARIOS: &[Scenario] = &[
         goproxy: &["gone", "proxy"],
         gosumdb: "off",
         goinsecure: "",
+        goprivate: "",
+        gonoproxy: "",
         trust_lab_ca: false,
         netns_hosts: &[],
         expect_requests: true,
@@ -226,6 +242,8 @@ pub const SCENARIOS: &[Scenario] = &[
         goproxy: &["redirect-a"],
         gosumdb: "off",
         goinsecure: "",
+        goprivate: "",
+        gonoproxy: "",
         trust_lab_ca: false,
         netns_hosts: &[],
         expect_requests: true,
@@ -245,6 +263,8 @@ pub const SCENARIOS: &[Scenario] = &[
         goproxy: &["mirror"],
         gosumdb: "off",
         goinsecure: "",
+        goprivate: "",
+        gonoproxy: "",
         trust_lab_ca: false,
         netns_hosts: &[],
         expect_requests: true,
@@ -264,6 +284,8 @@ pub const SCENARIOS: &[Scenario] = &[
         goproxy: &["gone", "proxy"],
         gosumdb: "off",
         goinsecure: "",
+        goprivate: "",
+        gonoproxy: "",
         trust_lab_ca: false,
         netns_hosts: &[],
         expect_requests: true,
@@ -283,6 +305,8 @@ pub const SCENARIOS: &[Scenario] = &[
         goproxy: &["mirror"],
         gosumdb: "off",
         goinsecure: "",
+        goprivate: "",
+        gonoproxy: "",
         trust_lab_ca: false,
         netns_hosts: &[],
         expect_requests: true,
@@ -302,6 +326,8 @@ pub const SCENARIOS: &[Scenario] = &[
         goproxy: &["mirror"],
         gosumdb: "off",
         goinsecure: "",
+        goprivate: "",
+        gonoproxy: "",
         trust_lab_ca: false,
         netns_hosts: &[],
         expect_requests: true,
@@ -321,6 +347,8 @@ pub const SCENARIOS: &[Scenario] = &[
         goproxy: &["direct"],
         gosumdb: "off",
         goinsecure: "lab.test",
+        goprivate: "",
+        gonoproxy: "",
         trust_lab_ca: false,
         netns_hosts: &["lab.test"],
         expect_requests: true,
@@ -337,6 +365,8 @@ pub const SCENARIOS: &[Scenario] = &[
         goproxy: &["proxy"],
         gosumdb: "off",
         goinsecure: "",
+        goprivate: "",
+        gonoproxy: "",
         trust_lab_ca: false,
         netns_hosts: &[],
         expect_requests: false,
@@ -353,6 +383,8 @@ pub const SCENARIOS: &[Scenario] = &[
         goproxy: &["proxy"],
         gosumdb: "off",
         goinsecure: "",
+        goprivate: "",
+        gonoproxy: "",
         trust_lab_ca: true,
         netns_hosts: &[],
         expect_requests: true,
@@ -369,6 +401,8 @@ pub const SCENARIOS: &[Scenario] = &[
         goproxy: &["proxy"],
         gosumdb: LAB_KEY,
         goinsecure: "",
+        goprivate: "",
+        gonoproxy: "",
         trust_lab_ca: false,
         netns_hosts: &[],
         expect_requests: true,
@@ -388,6 +422,8 @@ pub const SCENARIOS: &[Scenario] = &[
         goproxy: &["proxy"],
         gosumdb: "{lab-key} http://127.0.0.1:8102",
         goinsecure: "",
+        goprivate: "",
+        gonoproxy: "",
         trust_lab_ca: false,
         netns_hosts: &[],
         expect_requests: true,
@@ -407,6 +443,8 @@ pub const SCENARIOS: &[Scenario] = &[
         goproxy: &["tamper"],
         gosumdb: "{lab-key} http://127.0.0.1:8104",
         goinsecure: "",
+        goprivate: "",
+        gonoproxy: "",
         trust_lab_ca: false,
         netns_hosts: &[],
         expect_requests: true,
@@ -423,6 +461,8 @@ pub const SCENARIOS: &[Scenario] = &[
         goproxy: &["tamper"],
         gosumdb: "off",
         goinsecure: "",
+        goprivate: "",
+        gonoproxy: "",
         trust_lab_ca: false,
         netns_hosts: &[],
         expect_requests: true,
@@ -452,6 +492,8 @@ pub const SCENARIOS: &[Scenario] = &[
         goproxy: &["mirror"],
         gosumdb: "off",
         goinsecure: "",
+        goprivate: "",
+        gonoproxy: "",
         trust_lab_ca: false,
         netns_hosts: &[],
         expect_requests: true,
@@ -468,6 +510,8 @@ pub const SCENARIOS: &[Scenario] = &[
         goproxy: &["proxy"],
         gosumdb: "off",
         goinsecure: "",
+        goprivate: "",
+        gonoproxy: "",
         trust_lab_ca: true,
         netns_hosts: &[],
         expect_requests: true,
@@ -487,6 +531,8 @@ pub const SCENARIOS: &[Scenario] = &[
         goproxy: &["proxy"],
         gosumdb: "off",
         goinsecure: "",
+        goprivate: "",
+        gonoproxy: "",
         trust_lab_ca: true,
         netns_hosts: &[],
         expect_requests: true,
@@ -502,8 +548,105 @@ pub const SCENARIOS: &[Scenario] = &[
 /// [`super::modules::INFO_TIME`]).
 pub const MIRROR_INFO_TIME: &str = "2024-06-01T12:00:00Z";
 
+/// Scenarios that only the training lessons run ([`super::lesson`]): the safe halves the
+/// recorded scenarios lack, and the proxy-order pair. Recorded by `modtrace lab run --record`
+/// into captures/training/, not by captures/record.sh (`lab scenarios` lists [`SCENARIOS`]).
+pub const TRAINING: &[Scenario] = &[
+    Scenario {
+        name: "mirror-tls-verified",
+        summary: "GOPROXY=https mirror (TLS 1.2, lab-CA certificate, SSL_CERT_FILE=the lab CA), which logs in to its https upstream (TLS 1.2, lab-CA certificate) with Basic auth and verifies it",
+        servers: &[
+            tls("mirror", 8111, ServerDef::MirrorOf("upstream"), TlsVersions::Tls12, CertKind::Valid),
+            tls("upstream", 8112, ServerDef::ProxyWithAuth, TlsVersions::Tls12, CertKind::Valid),
+        ],
+        goproxy: &["mirror"],
+        gosumdb: "off",
+        goinsecure: "",
+        goprivate: "",
+        gonoproxy: "",
+        trust_lab_ca: true,
+        netns_hosts: &[],
+        expect_requests: true,
+        downloads: BOTH_MODULES,
+        interface: "lo",
+        expect: GoOutcome::Success,
+        https_proxy: None,
+        embed_keys: true,
+    },
+    Scenario {
+        name: "proxy-order-unsafe",
+        summary: "GOPROXY=public,private with GOPRIVATE unset: the public-style mirror (no corp.lab.test modules) is asked for the private module first, answers 404, and go falls back to the private proxy",
+        servers: &[
+            plain("public", 8113, ServerDef::ProxyExcept(PRIVATE_PREFIX)),
+            plain("private", 8114, ServerDef::ProxyOnly(PRIVATE_PREFIX)),
+        ],
+        goproxy: &["public", "private"],
+        gosumdb: "off",
+        goinsecure: "",
+        goprivate: "",
+        gonoproxy: "",
+        trust_lab_ca: false,
+        netns_hosts: &[],
+        expect_requests: true,
+        downloads: PRIVATE_AND_PUBLIC,
+        interface: "lo",
+        expect: GoOutcome::Success,
+        https_proxy: None,
+        embed_keys: false,
+    },
+    Scenario {
+        name: "proxy-order-safe",
+        summary: "GOPROXY=private,public with GOPRIVATE=corp.lab.test and GONOPROXY=none: the private proxy answers the private module, the public module falls back to the public mirror",
+        servers: &[
+            plain("public", 8115, ServerDef::ProxyExcept(PRIVATE_PREFIX)),
+            plain("private", 8116, ServerDef::ProxyOnly(PRIVATE_PREFIX)),
+        ],
+        goproxy: &["private", "public"],
+        gosumdb: "off",
+        goinsecure: "",
+        goprivate: PRIVATE_PREFIX,
+        gonoproxy: "none",
+        trust_lab_ca: false,
+        netns_hosts: &[],
+        expect_requests: true,
+        downloads: PRIVATE_AND_PUBLIC,
+        interface: "lo",
+        expect: GoOutcome::Success,
+        https_proxy: None,
+        embed_keys: false,
+    },
+    Scenario {
+        name: "redirect-once",
+        summary: "GOPROXY=redirect, which 302s once to the proxy that serves the modules",
+        servers: &[
+            plain("redirect", 8117, ServerDef::RedirectTo("proxy")),
+            plain("proxy", 8118, ServerDef::Proxy),
+        ],
+        goproxy: &["redirect"],
+        gosumdb: "off",
+        goinsecure: "",
+        goprivate: "",
+        gonoproxy: "",
+        trust_lab_ca: false,
+        netns_hosts: &[],
+        expect_requests: true,
+        downloads: BOTH_MODULES,
+        interface: "lo",
+        expect: GoOutcome::Success,
+        https_proxy: None,
+        embed_keys: false,
+    },
+];
+
+/// The lab's private module path prefix (the company's code in the proxy-order lesson).
+pub const PRIVATE_PREFIX: &str = "corp.lab.test";
+
+/// A private module and a public one.
+pub const PRIVATE_AND_PUBLIC: &[&str] = &["corp.lab.test/Billing@v1.0.0", "example.test/Hello@v1.1.0"];
+
+/// A recorded scenario ([`SCENARIOS`]) or a training one ([`TRAINING`]).
 pub fn find(name: &str) -> Option<&'static Scenario> {
-    SCENARIOS.iter().find(|s| s.name == name)
+    SCENARIOS.iter().chain(TRAINING).find(|s| s.name == name)
 }
 
 impl Scenario {
@@ -551,6 +694,12 @@ impl Scenario {
                         plan: t.plan(),
                     },
                     ServerDef::ConnectProxy => ServerKind::Connect,
+                    ServerDef::ProxyOnly(p) => ServerKind::ScopedProxy {
+                        scope: ModuleScope::Only(p.to_string()),
+                    },
+                    ServerDef::ProxyExcept(p) => ServerKind::ScopedProxy {
+                        scope: ModuleScope::Except(p.to_string()),
+                    },
                 },
                 tls: s.tls,
             })

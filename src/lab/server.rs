@@ -49,6 +49,32 @@ impl Credentials {
     }
 }
 
+/// Which modules of the store a [`ServerKind::ScopedProxy`] serves, by module path prefix
+/// (whole path elements, as GOPRIVATE matches): a company's private proxy has only its own
+/// modules, a public mirror everything but them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ModuleScope {
+    All,
+    Only(String),
+    Except(String),
+}
+
+impl ModuleScope {
+    pub fn serves(&self, module: &str) -> bool {
+        let under = |p: &str| {
+            module == p
+                || module
+                    .strip_prefix(p)
+                    .is_some_and(|rest| rest.starts_with('/'))
+        };
+        match self {
+            ModuleScope::All => true,
+            ModuleScope::Only(p) => under(p),
+            ModuleScope::Except(p) => !under(p),
+        }
+    }
+}
+
 /// Where a redirector points or a mirror fetches from: another server of the same lab by
 /// name, or a base URL (`http[s]://127.0.0.1:PORT[/prefix]`, loopback only).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -65,6 +91,9 @@ pub enum ServerKind {
         prefix: String,
         auth: Option<Credentials>,
     },
+    /// A GOPROXY (no auth, no prefix) serving only the modules `scope` admits; 404 for the
+    /// others, as a proxy that never heard of them.
+    ScopedProxy { scope: ModuleScope },
     /// Answers `status` (410 or 404) to everything.
     Gone { status: u16 },
     /// Answers `status` (302) with `Location: <target base><same request target>`.
@@ -107,6 +136,10 @@ impl ServerKind {
         match self {
             ServerKind::Proxy { auth: None, .. } => "proxy",
             ServerKind::Proxy { auth: Some(_), .. } => "proxy-auth",
+            ServerKind::ScopedProxy {
+                scope: ModuleScope::Except(_),
+            } => "proxy-except",
+            ServerKind::ScopedProxy { .. } => "proxy-only",
             ServerKind::Gone { .. } => "gone",
             ServerKind::Redirect { .. } => "redirect",
             ServerKind::Mirror {
@@ -130,6 +163,7 @@ impl ServerKind {
         matches!(
             self,
             ServerKind::Proxy { .. }
+                | ServerKind::ScopedProxy { .. }
                 | ServerKind::ProxyWithSumdb { .. }
                 | ServerKind::SumDb
                 | ServerKind::Tamper { upstream: None, .. }
@@ -225,6 +259,7 @@ enum Handler {
         authorization: Option<String>,
         /// Served under `<prefix>/sumdb/` too.
         sumdb: Option<Arc<SumDb>>,
+        scope: ModuleScope,
     },
     SumDb {
         db: Arc<SumDb>,
@@ -433,12 +468,21 @@ impl Lab {
                     prefix: normalize_prefix(prefix),
                     authorization: auth.as_ref().map(Credentials::authorization),
                     sumdb: None,
+                    scope: ModuleScope::All,
+                },
+                ServerKind::ScopedProxy { scope } => Handler::Proxy {
+                    store: store.clone(),
+                    prefix: String::new(),
+                    authorization: None,
+                    sumdb: None,
+                    scope: scope.clone(),
                 },
                 ServerKind::ProxyWithSumdb { prefix } => Handler::Proxy {
                     store: store.clone(),
                     prefix: normalize_prefix(prefix),
                     authorization: None,
                     sumdb: sumdb.clone(),
+                    scope: ModuleScope::All,
                 },
                 ServerKind::SumDb => Handler::SumDb {
                     db: sumdb
@@ -770,6 +814,7 @@ impl ServerCtx {
                 prefix,
                 authorization,
                 sumdb,
+                scope,
             } => {
                 if let Some(db) = sumdb {
                     let path = req.target.split('?').next().unwrap_or("");
@@ -789,14 +834,16 @@ impl ServerCtx {
                         .with_header("WWW-Authenticate", "Basic realm=\"modtrace-lab\"");
                     }
                 }
-                proxy_answer(store, prefix, &req.target)
+                proxy_answer(store, prefix, scope, &req.target)
             }
             Handler::GoGet { repo_root } => goget_answer(req, repo_root),
             Handler::Connect { .. } => connect_only(),
             Handler::SumDb { db } => db.answer(&req.target),
             Handler::Tamper { source, plan } => {
                 let resp = match source {
-                    TamperSource::Store(store) => proxy_answer(store, "", &req.target),
+                    TamperSource::Store(store) => {
+                        proxy_answer(store, "", &ModuleScope::All, &req.target)
+                    }
                     TamperSource::Upstream { base, tls } => {
                         match fetch_tls(base, &req.target, &[], &self.limits, tls.as_ref()) {
                             Ok(up) => relayed(up),
@@ -903,6 +950,18 @@ pub enum ProxyRequest {
     Latest { module: String },
 }
 
+impl ProxyRequest {
+    pub fn module(&self) -> &str {
+        match self {
+            ProxyRequest::List { module }
+            | ProxyRequest::Info { module, .. }
+            | ProxyRequest::Mod { module, .. }
+            | ProxyRequest::Zip { module, .. }
+            | ProxyRequest::Latest { module } => module,
+        }
+    }
+}
+
 /// Parses a request target under `prefix`: percent-decoding first, then `!`-unescaping of the
 /// module path and version (the order go-wire.md gives). `None` for anything else.
 pub fn parse_proxy_target(prefix: &str, target: &str) -> Option<ProxyRequest> {
@@ -939,7 +998,7 @@ pub fn parse_proxy_target(prefix: &str, target: &str) -> Option<ProxyRequest> {
     }
 }
 
-fn proxy_answer(store: &ModuleStore, prefix: &str, target: &str) -> Response {
+fn proxy_answer(store: &ModuleStore, prefix: &str, scope: &ModuleScope, target: &str) -> Response {
     let not_found = || {
         Response::text(
             404,
@@ -949,6 +1008,9 @@ fn proxy_answer(store: &ModuleStore, prefix: &str, target: &str) -> Response {
     let Some(req) = parse_proxy_target(prefix, target) else {
         return not_found();
     };
+    if !scope.serves(req.module()) {
+        return not_found();
+    }
     match req {
         ProxyRequest::List { module } => match store.versions(&module) {
             Some(vs) => {

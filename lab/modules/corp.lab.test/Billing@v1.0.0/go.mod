@@ -1,0 +1,3 @@
+module corp.lab.test/Billing
+
+go 1.21
