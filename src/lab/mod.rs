@@ -16,6 +16,7 @@ pub mod http2;
 pub mod lesson;
 pub mod log;
 pub mod modules;
+pub mod run;
 pub mod scenario;
 pub mod server;
 pub mod sumdb;
@@ -123,6 +124,12 @@ struct LabCli {
 
 #[derive(Subcommand, Debug)]
 enum LabCmd {
+    /// List the training lessons: five mistakes, each as an unsafe and a safe scenario
+    List,
+    /// Run a lesson (both halves) or a scenario live on 127.0.0.1: its servers, the real go
+    /// command, and a recording when this binary can capture
+    #[command(after_help = run::RUN_AFTER_HELP)]
+    Run(run::RunArgs),
     /// Start a scenario's servers or servers given as SPECs
     Serve(ServeArgs),
     /// List the scenarios: name, ports, summary
@@ -211,6 +218,19 @@ pub fn cli(args: &[String]) -> i32 {
         }
     };
     let result = match cli.cmd {
+        LabCmd::List => {
+            print!("{}", run::list());
+            Ok(())
+        }
+        LabCmd::Run(a) => {
+            return match run::run(a) {
+                Ok(code) => code,
+                Err(e) => {
+                    eprintln!("modtrace: lab run: {e}");
+                    2
+                }
+            }
+        }
         LabCmd::Serve(a) => serve(a),
         LabCmd::Scenarios => {
             for s in SCENARIOS {
