@@ -130,3 +130,16 @@ fn proxy_chains_are_drawn_whole() {
             .all(|h| h["upstream"].as_array().unwrap().is_empty()));
     }
 }
+
+/// The lesson recordings (captures/training, made by `modtrace lab run LESSON --record`) give
+/// exactly their documented findings with the lessons' analysis flags, and hold what the go
+/// command did: SECURITY ERROR only in the sumdb-on half of lesson 1.
+#[test]
+fn every_lesson_recording_gives_its_documented_findings() {
+    let captures = repo().join("captures");
+    let args = training_args(&captures);
+    assert_eq!(TRAINING.len(), 10);
+    for e in TRAINING {
+        check_training(&captures.join("training"), &args, e);
+    }
+}

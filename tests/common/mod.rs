@@ -710,7 +710,8 @@ pub fn check_capture(dir: &Path, e: &Expect) {
     );
 
     // 1. Each request the lab logged outside TLS is in the capture's exchanges.
-    let logged = check_logged_requests(dir, e, &j, e.tls_ports, "no options");
+    let log = dir.join(format!("{}.lab.jsonl", e.name));
+    let logged = check_logged_requests(&log, e.name, &j, e.tls_ports, "no options");
     assert!(
         logged > 0 || e.modules.is_empty(),
         "{}: no plaintext request in the lab log",
@@ -735,7 +736,7 @@ pub fn check_capture(dir: &Path, e: &Expect) {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let j = analyze_json(&pcap, &args);
         let what = format!("{} {}", e.name, v.args.join(" "));
-        let logged = check_logged_requests(dir, e, &j, &[], &what);
+        let logged = check_logged_requests(&log, e.name, &j, &[], &what);
         assert!(logged > 0, "{what}: nothing in the lab log");
         let undecrypted: Vec<&serde_json::Value> = j["tls"]
             .as_array()
@@ -753,17 +754,17 @@ pub fn check_capture(dir: &Path, e: &Expect) {
     }
 }
 
-/// Every request in NAME.lab.jsonl (but those to `skip_ports`) is an exchange with the same
-/// server, path, status and method. Returns how many were checked.
+/// Every request in the lab's log `log` (but those to `skip_ports`) is an exchange with the
+/// same server, path, status and method. Returns how many were checked.
 fn check_logged_requests(
-    dir: &Path,
-    e: &Expect,
+    log: &Path,
+    name: &str,
     j: &serde_json::Value,
     skip_ports: &[u16],
     what: &str,
 ) -> usize {
     let exchanges = j["exchanges"].as_array().unwrap();
-    let log = std::fs::read_to_string(dir.join(format!("{}.lab.jsonl", e.name))).expect("lab log");
+    let log = std::fs::read_to_string(log).expect("lab log");
     let mut unmatched: Vec<&serde_json::Value> = exchanges.iter().collect();
     let mut logged = 0;
     for line in log.lines().filter(|l| !l.trim().is_empty()) {
@@ -799,10 +800,7 @@ fn check_logged_requests(
             Some(i) => {
                 unmatched.remove(i);
             }
-            None => panic!(
-                "{} ({what}): logged request not among the exchanges: {line}",
-                e.name
-            ),
+            None => panic!("{name} ({what}): logged request not among the exchanges: {line}"),
         }
     }
     logged
@@ -882,4 +880,201 @@ fn assert_findings(j: &serde_json::Value, want: &[&str], what: &str) {
     let mut want: Vec<String> = want.iter().map(|s| s.to_string()).collect();
     want.sort();
     assert_eq!(got, want, "{what}: findings");
+}
+
+/// A training lesson half (captures/training/LESSON.HALF.pcapng, recorded by `modtrace lab run
+/// LESSON --record`): its findings with the lessons' analysis flags ([`training_args`]) and
+/// what the go command said.
+pub struct TrainingExpect {
+    pub lesson: &'static str,
+    pub half: &'static str,
+    pub findings: &'static [&'static str],
+    /// go exits 0 (else non-zero).
+    pub go_succeeds: bool,
+    /// Text in go's output when it fails.
+    pub go_error: Option<&'static str>,
+}
+
+impl TrainingExpect {
+    pub fn file_stem(&self) -> String {
+        format!("{}.{}", self.lesson, self.half)
+    }
+}
+
+pub const TRAINING: &[TrainingExpect] = &[
+    TrainingExpect {
+        lesson: "sumdb-off",
+        half: "unsafe",
+        findings: &[
+            "checksum-mismatch example.test/Hello@v1.1.0",
+            "checksum-mismatch example.test/Util@v0.2.0",
+            "plaintext-module-fetch example.test/Hello@v1.1.0",
+            "plaintext-module-fetch example.test/Util@v0.2.0",
+        ],
+        go_succeeds: true,
+        go_error: None,
+    },
+    TrainingExpect {
+        lesson: "sumdb-off",
+        half: "safe",
+        findings: &[
+            "checksum-mismatch example.test/Hello@v1.1.0",
+            "checksum-mismatch example.test/Util@v0.2.0",
+            "plaintext-module-fetch example.test/Hello@v1.1.0",
+            "plaintext-module-fetch example.test/Util@v0.2.0",
+            "plaintext-sumdb -",
+        ],
+        go_succeeds: false,
+        go_error: Some("SECURITY ERROR"),
+    },
+    TrainingExpect {
+        lesson: "mitm-legs",
+        half: "unsafe",
+        findings: &[
+            "plaintext-module-fetch example.test/Hello@v1.1.0",
+            "plaintext-module-fetch example.test/Util@v0.2.0",
+            "unverified-tls -",
+        ],
+        go_succeeds: true,
+        go_error: None,
+    },
+    TrainingExpect {
+        lesson: "mitm-legs",
+        half: "safe",
+        findings: &[],
+        go_succeeds: true,
+        go_error: None,
+    },
+    TrainingExpect {
+        lesson: "proxy-order",
+        half: "unsafe",
+        findings: &[
+            "plaintext-module-fetch corp.lab.test/Billing@v1.0.0",
+            "plaintext-module-fetch corp.lab.test/Billing@v1.0.0",
+            "plaintext-module-fetch example.test/Hello@v1.1.0",
+            "private-module-leak corp.lab.test/Billing@v1.0.0",
+            "proxy-fallback corp.lab.test/Billing@v1.0.0",
+            "proxy-fallback corp.lab.test/Billing@v1.0.0",
+            "proxy-fallback corp.lab.test/Billing@v1.0.0",
+        ],
+        go_succeeds: true,
+        go_error: None,
+    },
+    TrainingExpect {
+        lesson: "proxy-order",
+        half: "safe",
+        findings: &[
+            "plaintext-module-fetch corp.lab.test/Billing@v1.0.0",
+            "plaintext-module-fetch example.test/Hello@v1.1.0",
+            "plaintext-module-fetch example.test/Hello@v1.1.0",
+            "proxy-fallback example.test/Hello@v1.1.0",
+            "proxy-fallback example.test/Hello@v1.1.0",
+            "proxy-fallback example.test/Hello@v1.1.0",
+        ],
+        go_succeeds: true,
+        go_error: None,
+    },
+    TrainingExpect {
+        lesson: "redirect-loop",
+        half: "unsafe",
+        findings: &[
+            "plaintext-module-fetch example.test/Hello@v1.1.0",
+            "plaintext-module-fetch example.test/Hello@v1.1.0",
+            "plaintext-module-fetch example.test/Util@v0.2.0",
+            "plaintext-module-fetch example.test/Util@v0.2.0",
+            "redirect-limit example.test/Hello@v1.1.0",
+            "redirect-limit example.test/Util@v0.2.0",
+            "redirect-loop example.test/Hello@v1.1.0",
+            "redirect-loop example.test/Util@v0.2.0",
+        ],
+        go_succeeds: false,
+        go_error: Some("stopped after 10 redirects"),
+    },
+    TrainingExpect {
+        lesson: "redirect-loop",
+        half: "safe",
+        findings: &[
+            "plaintext-module-fetch example.test/Hello@v1.1.0",
+            "plaintext-module-fetch example.test/Hello@v1.1.0",
+            "plaintext-module-fetch example.test/Util@v0.2.0",
+            "plaintext-module-fetch example.test/Util@v0.2.0",
+        ],
+        go_succeeds: true,
+        go_error: None,
+    },
+    TrainingExpect {
+        lesson: "creds-on-wire",
+        half: "unsafe",
+        findings: &[
+            "credentials-in-plaintext -",
+            "plaintext-module-fetch example.test/Hello@v1.1.0",
+            "plaintext-module-fetch example.test/Hello@v1.1.0",
+            "plaintext-module-fetch example.test/Util@v0.2.0",
+            "plaintext-module-fetch example.test/Util@v0.2.0",
+        ],
+        go_succeeds: true,
+        go_error: None,
+    },
+    TrainingExpect {
+        lesson: "creds-on-wire",
+        half: "safe",
+        findings: &[],
+        go_succeeds: true,
+        go_error: None,
+    },
+];
+
+/// The flags every lesson recording is analysed with (`modtrace::lab::lesson::analysis_args`),
+/// from a folder laid out like captures/: the lab CA, the lab checksum database's key, the
+/// go.sum a team would have committed, the lab policy.
+pub fn training_args(captures: &Path) -> Vec<String> {
+    modtrace::lab::lesson::analysis_args(captures)
+}
+
+/// Checks one lesson half recorded in `dir` (LESSON.HALF.pcapng and its .lab.jsonl, .go.json,
+/// .go.stderr, .go.exit), analysed with `args`: every request the lab logged is an exchange
+/// (TLS ones too: the secrets are embedded), the findings are exactly the expected ones, the
+/// modules and their h1 are what go reported, and go's exit and error text are the lesson's.
+pub fn check_training(dir: &Path, args: &[String], e: &TrainingExpect) {
+    let stem = e.file_stem();
+    let pcap = dir.join(format!("{stem}.pcapng"));
+    let what = format!("training {stem}");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let j = analyze_json(&pcap, &args);
+    let logged = check_logged_requests(
+        &dir.join(format!("{stem}.lab.jsonl")),
+        &stem,
+        &j,
+        &[],
+        &what,
+    );
+    assert!(logged > 0, "{what}: nothing in the lab log");
+    assert_findings(&j, e.findings, &what);
+    let exit = std::fs::read_to_string(dir.join(format!("{stem}.go.exit"))).unwrap();
+    assert_eq!(exit.trim() == "0", e.go_succeeds, "{what}: go exited {exit}");
+    let out = std::fs::read_to_string(dir.join(format!("{stem}.go.json"))).unwrap()
+        + &std::fs::read_to_string(dir.join(format!("{stem}.go.stderr"))).unwrap();
+    for text in ["SECURITY ERROR", "stopped after 10 redirects"] {
+        assert_eq!(
+            out.contains(text),
+            e.go_error == Some(text),
+            "{what}: {text:?} in go's output: {out}"
+        );
+    }
+    // What go downloaded is what the report says (when it downloaded anything).
+    if e.go_succeeds {
+        for g in serde_json::Deserializer::from_str(&out).into_iter::<serde_json::Value>() {
+            let Ok(g) = g else { break };
+            let (Some(path), Some(version)) = (g["Path"].as_str(), g["Version"].as_str()) else {
+                continue;
+            };
+            let m = j["modules"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|m| m["module"] == path && m["version"] == version)
+                .unwrap_or_else(|| panic!("{what}: no module {path}@{version}"));
+            assert_eq!(m["h1"], g["Sum"], "{what}: h1 of {path}@{version}");
+        }
+    }
 }
