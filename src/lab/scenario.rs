@@ -1033,6 +1033,34 @@ mod tests {
         assert_eq!(find("tls-mirror-expired").unwrap().tls_ports(), vec![8091]);
     }
 
+    /// Training scenarios run beside any recorded one: ports of their own, and lesson halves
+    /// that differ in the setting the lesson is about.
+    #[test]
+    fn training_scenarios_use_their_own_ports() {
+        let recorded: Vec<u16> = SCENARIOS.iter().flat_map(|s| s.ports()).collect();
+        let mut seen = std::collections::HashSet::new();
+        for s in TRAINING {
+            assert!(s.netns_hosts.is_empty(), "{}", s.name);
+            for p in s.ports() {
+                assert!((8111..=8119).contains(&p), "{}: {p}", s.name);
+                assert!(!recorded.contains(&p), "{}: port {p} recorded too", s.name);
+                assert!(seen.insert(p), "{}: port {p} twice", s.name);
+            }
+            assert_eq!(find(s.name).unwrap().name, s.name);
+        }
+        let (u, s) = (find("proxy-order-unsafe").unwrap(), find("proxy-order-safe").unwrap());
+        assert_eq!((u.goprivate, u.gonoproxy), ("", ""));
+        assert_eq!((s.goprivate, s.gonoproxy), (PRIVATE_PREFIX, "none"));
+        assert_eq!(u.goproxy, ["public", "private"]);
+        assert_eq!(s.goproxy, ["private", "public"]);
+        assert_eq!(
+            u.specs(false)[0].kind,
+            ServerKind::ScopedProxy {
+                scope: ModuleScope::Except(PRIVATE_PREFIX.into())
+            }
+        );
+    }
+
     #[test]
     fn specs_resolve_kinds_and_ports() {
         let s = find("mirror-basic-auth").unwrap();

@@ -1043,6 +1043,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn module_scopes_match_whole_path_elements() {
+        let only = ModuleScope::Only("corp.lab.test".into());
+        assert!(only.serves("corp.lab.test/Billing"));
+        assert!(only.serves("corp.lab.test"));
+        assert!(!only.serves("corp.lab.testing/x"));
+        assert!(!only.serves("example.test/Hello"));
+        let except = ModuleScope::Except("corp.lab.test".into());
+        assert!(!except.serves("corp.lab.test/Billing"));
+        assert!(except.serves("corp.lab.testing/x"));
+        assert!(ModuleScope::All.serves("anything"));
+    }
+
+    #[test]
     fn parses_escaped_proxy_targets() {
         let m = "example.test/Util".to_string();
         assert_eq!(
