@@ -143,3 +143,34 @@ fn every_lesson_recording_gives_its_documented_findings() {
         check_training(&captures.join("training"), &args, e);
     }
 }
+
+/// captures/README.md documents each lesson half's findings exactly as the tests assert them.
+#[test]
+fn training_readme_lists_the_same_findings() {
+    let readme = std::fs::read_to_string(repo().join("captures/README.md")).unwrap();
+    for e in TRAINING {
+        let section = readme
+            .split("\n## ")
+            .find(|s| {
+                s.starts_with("Lesson ")
+                    && s.lines()
+                        .next()
+                        .unwrap()
+                        .contains(&format!("`{}`", e.lesson))
+            })
+            .unwrap_or_else(|| panic!("captures/README.md has no section for lesson {}", e.lesson));
+        let heading = match e.half {
+            "unsafe" => "Unsafe half: expected findings",
+            _ => "Safe half: expected findings",
+        };
+        let listed = documented_list(section, heading)
+            .unwrap_or_else(|| panic!("lesson {}: no {heading}", e.lesson));
+        assert_eq!(
+            listed,
+            sorted(e.findings),
+            "captures/README.md lesson {} {}",
+            e.lesson,
+            e.half
+        );
+    }
+}

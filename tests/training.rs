@@ -56,12 +56,12 @@ fn no_go_serves_until_ctrl_c_then_stops_every_server() {
     }
     // Both halves' servers, and the commands to paste.
     for port in [8113, 8114, 8115, 8116] {
-        assert!(
-            seen.contains(&format!("http://127.0.0.1:{port}")),
-            "{seen}"
-        );
+        assert!(seen.contains(&format!("http://127.0.0.1:{port}")), "{seen}");
     }
-    assert!(seen.contains("GOPRIVATE=corp.lab.test GONOPROXY=none"), "{seen}");
+    assert!(
+        seen.contains("GOPRIVATE=corp.lab.test GONOPROXY=none"),
+        "{seen}"
+    );
     let private = "/corp.lab.test/%21billing/@v/list";
     assert_eq!(http_status(8114, private), Some(200));
     assert_eq!(http_status(8113, private), Some(404));

@@ -236,7 +236,11 @@ mod tests {
             for k in HalfKind::BOTH {
                 assert_eq!(l.half(k).kind, k);
                 let sc = l.half(k).scenario();
-                assert!(sc.netns_hosts.is_empty(), "{}: lab run needs no netns", sc.name);
+                assert!(
+                    sc.netns_hosts.is_empty(),
+                    "{}: lab run needs no netns",
+                    sc.name
+                );
             }
             assert_ne!(l.unsafe_half.scenario, l.safe_half.scenario);
         }

@@ -139,7 +139,9 @@ fn parts(name: &str, only: Option<&str>) -> Result<Vec<Part>, String> {
         ));
     };
     if only.is_some() {
-        return Err(format!("--only is for lessons; {name} is a single scenario"));
+        return Err(format!(
+            "--only is for lessons; {name} is a single scenario"
+        ));
     }
     if !s.netns_hosts.is_empty() {
         return Err(format!(
@@ -318,9 +320,9 @@ fn start_lab(
     let tls = if s.uses_tls() {
         let pki = Pki::load_or_create(pki).map_err(|e| e.to_string())?.0;
         let key_log = match keylog {
-            Some(p) => Some(
-                KeyLogWriter::to_file(p).map_err(|e| format!("keylog {}: {e}", p.display()))?,
-            ),
+            Some(p) => {
+                Some(KeyLogWriter::to_file(p).map_err(|e| format!("keylog {}: {e}", p.display()))?)
+            }
             None => None,
         };
         Some(TlsContext {
@@ -365,9 +367,7 @@ impl Recorder {
             .arg(file)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(
-                std::fs::File::create(&err).map_err(|e| format!("{}: {e}", err.display()))?,
-            )
+            .stderr(std::fs::File::create(&err).map_err(|e| format!("{}: {e}", err.display()))?)
             .spawn()
             .map_err(|e| format!("starting the capture: {e}"))?;
         let mut r = Recorder {
@@ -447,8 +447,7 @@ impl GoRun {
                 self.exit_text()
             )),
             GoOutcome::ErrorContains(t)
-                if self.exit != Some(0)
-                    && (self.stdout.contains(t) || self.stderr.contains(t)) =>
+                if self.exit != Some(0) && (self.stdout.contains(t) || self.stderr.contains(t)) =>
             {
                 Ok(())
             }
@@ -524,9 +523,7 @@ fn run_go(
     if let Some((uid, gid)) = owner {
         cmd.uid(uid).gid(gid);
     }
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| format!("{}: {e}", go.display()))?;
+    let mut child = cmd.spawn().map_err(|e| format!("{}: {e}", go.display()))?;
     // Read both pipes on threads: go's output never blocks it.
     let read = |r: Option<Box<dyn std::io::Read + Send>>| {
         std::thread::spawn(move || {
@@ -652,7 +649,12 @@ pub fn run(a: RunArgs) -> Result<i32, String> {
         let lab_log = pw.join("lab.jsonl");
         let lab = start_lab(s, &store, &lab_log, &pki, keys.as_deref())?;
         for sv in lab.servers() {
-            println!("  server {:<9} {:<16} {}", sv.name, sv.kind.label(), sv.base_url);
+            println!(
+                "  server {:<9} {:<16} {}",
+                sv.name,
+                sv.kind.label(),
+                sv.base_url
+            );
         }
         println!("  the go command's settings (paste into another terminal while `--no-go` runs):");
         println!("    {}", paste_command(s, &ca));
@@ -681,10 +683,7 @@ pub fn run(a: RunArgs) -> Result<i32, String> {
             }
         };
 
-        println!(
-            "  running: go mod download -json {}",
-            s.downloads.join(" ")
-        );
+        println!("  running: go mod download -json {}", s.downloads.join(" "));
         let result = run_go(s, &go, &dirs, &ca, owner, &stop);
         if recorder.is_some() {
             std::thread::sleep(CAPTURE_TAIL);
@@ -719,14 +718,17 @@ pub fn run(a: RunArgs) -> Result<i32, String> {
                 std::fs::create_dir_all(parent)
                     .map_err(|e| format!("{}: {e}", parent.display()))?;
             }
-            let keyed = keys.as_ref().filter(|k| std::fs::metadata(k).is_ok_and(|m| m.len() > 0));
+            let keyed = keys
+                .as_ref()
+                .filter(|k| std::fs::metadata(k).is_ok_and(|m| m.len() > 0));
             match keyed {
                 // TLS secrets first in the file, so tshark decrypts it too.
                 Some(k) => {
                     super::embed_keys(&r.file, k, &dest)?;
                 }
                 None => {
-                    std::fs::copy(&r.file, &dest).map_err(|e| format!("{}: {e}", dest.display()))?;
+                    std::fs::copy(&r.file, &dest)
+                        .map_err(|e| format!("{}: {e}", dest.display()))?;
                 }
             }
             if a.record.is_some() {
@@ -761,7 +763,9 @@ pub fn run(a: RunArgs) -> Result<i32, String> {
             println!("\n== findings: {} ({})", part.title(), part.scenario.name);
             let mut cmd = Command::new(&exe);
             if tui {
-                cmd.arg("replay").arg(file).args(["--speed", "1", "--pause-on-findings"]);
+                cmd.arg("replay")
+                    .arg(file)
+                    .args(["--speed", "1", "--pause-on-findings"]);
             } else {
                 cmd.arg("analyze").arg(file);
             }
@@ -809,7 +813,12 @@ fn serve_until_stopped(
         let lab = start_lab(s, store, &work.join(format!("lab{i}.jsonl")), pki, None)?;
         println!("\n== {} ({})", part.title(), s.name);
         for sv in lab.servers() {
-            println!("  server {:<9} {:<16} {}", sv.name, sv.kind.label(), sv.base_url);
+            println!(
+                "  server {:<9} {:<16} {}",
+                sv.name,
+                sv.kind.label(),
+                sv.base_url
+            );
         }
         println!("  paste into another terminal:");
         println!("    {}", paste_command(s, ca));
@@ -921,7 +930,9 @@ mod tests {
             timed_out: false,
         };
         assert!(ok.check(GoOutcome::Success).is_ok());
-        assert!(ok.check(GoOutcome::ErrorContains("SECURITY ERROR")).is_err());
+        assert!(ok
+            .check(GoOutcome::ErrorContains("SECURITY ERROR"))
+            .is_err());
         assert_eq!(ok.summary(), vec!["a.test/x@v1.0.0: downloaded, h1:abc="]);
         let bad = GoRun {
             exit: Some(1),
@@ -929,7 +940,9 @@ mod tests {
             stderr: String::new(),
             timed_out: false,
         };
-        assert!(bad.check(GoOutcome::ErrorContains("SECURITY ERROR")).is_ok());
+        assert!(bad
+            .check(GoOutcome::ErrorContains("SECURITY ERROR"))
+            .is_ok());
         assert!(bad.check(GoOutcome::Success).is_err());
         assert_eq!(bad.summary().len(), 3);
     }

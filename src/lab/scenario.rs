@@ -3,9 +3,7 @@
 //! `captures/record.sh` reads these through `modtrace lab env NAME`; trainers start them with
 //! `modtrace lab serve --scenario NAME`.
 
-use super::server::{
-    Credentials, LabOptions, ModuleScope, ServerKind, ServerSpec, Target, LAB_IP,
-};
+use super::server::{Credentials, LabOptions, ModuleScope, ServerKind, ServerSpec, Target, LAB_IP};
 use super::sumdb::LabSigner;
 use super::tamper::TamperPlan;
 use super::tls::{CertKind, TlsServerOptions, TlsVersions, UpstreamVerify, LAB_HOST};
@@ -642,7 +640,8 @@ pub const TRAINING: &[Scenario] = &[
 pub const PRIVATE_PREFIX: &str = "corp.lab.test";
 
 /// A private module and a public one.
-pub const PRIVATE_AND_PUBLIC: &[&str] = &["corp.lab.test/Billing@v1.0.0", "example.test/Hello@v1.1.0"];
+pub const PRIVATE_AND_PUBLIC: &[&str] =
+    &["corp.lab.test/Billing@v1.0.0", "example.test/Hello@v1.1.0"];
 
 /// A recorded scenario ([`SCENARIOS`]) or a training one ([`TRAINING`]).
 pub fn find(name: &str) -> Option<&'static Scenario> {
@@ -1048,7 +1047,10 @@ mod tests {
             }
             assert_eq!(find(s.name).unwrap().name, s.name);
         }
-        let (u, s) = (find("proxy-order-unsafe").unwrap(), find("proxy-order-safe").unwrap());
+        let (u, s) = (
+            find("proxy-order-unsafe").unwrap(),
+            find("proxy-order-safe").unwrap(),
+        );
         assert_eq!((u.goprivate, u.gonoproxy), ("", ""));
         assert_eq!((s.goprivate, s.gonoproxy), (PRIVATE_PREFIX, "none"));
         assert_eq!(u.goproxy, ["public", "private"]);

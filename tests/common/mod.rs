@@ -1051,7 +1051,11 @@ pub fn check_training(dir: &Path, args: &[String], e: &TrainingExpect) {
     assert!(logged > 0, "{what}: nothing in the lab log");
     assert_findings(&j, e.findings, &what);
     let exit = std::fs::read_to_string(dir.join(format!("{stem}.go.exit"))).unwrap();
-    assert_eq!(exit.trim() == "0", e.go_succeeds, "{what}: go exited {exit}");
+    assert_eq!(
+        exit.trim() == "0",
+        e.go_succeeds,
+        "{what}: go exited {exit}"
+    );
     let out = std::fs::read_to_string(dir.join(format!("{stem}.go.json"))).unwrap()
         + &std::fs::read_to_string(dir.join(format!("{stem}.go.stderr"))).unwrap();
     for text in ["SECURITY ERROR", "stopped after 10 redirects"] {
