@@ -54,6 +54,13 @@ pub enum LabError {
 
 const LAB_LONG_ABOUT: &str = "\
 Loopback HTTP servers for recording (and training on) the go command's module traffic.
+
+Training: `lab list` shows the five lessons (a mistake that makes private module proxies
+dangerous, each as an unsafe and a safe scenario); `lab run LESSON` starts a lesson's servers,
+runs the real go command both ways with a private GOPATH and module cache, prints what go said
+and, when this binary can capture (feature live, root), records each half and opens it in the
+TUI; `modtrace demo LESSON` replays the bundled recordings. See `modtrace lab run --help`.
+
 Every server binds 127.0.0.1 only and logs each answered request as one JSON line:
 {\"server\":NAME,\"listen\":\"127.0.0.1:PORT\",\"method\":..,\"target\":..,\"status\":..,\"bytes\":..}
 
@@ -112,6 +119,8 @@ Examples:
   modtrace lab embed-keys capture.pcap k.keys capture.pcapng   # key log as a pcapng DSB
   modtrace lab sumdb-key            # GOSUMDB=\"$(modtrace lab sumdb-key) http://127.0.0.1:8102\"
   modtrace lab go-sum example.test/Hello@v1.1.0
+  modtrace lab list                   # the training lessons
+  modtrace lab run sumdb-off          # a lesson live, both halves, with the real go command
   modtrace lab scenarios
   eval \"$(modtrace lab env redirect-loop)\"   # what captures/record.sh does";
 

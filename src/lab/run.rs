@@ -656,7 +656,11 @@ pub fn run(a: RunArgs) -> Result<i32, String> {
                 sv.base_url
             );
         }
-        println!("  the go command's settings (paste into another terminal while `--no-go` runs):");
+        let only = match (part.lesson, part.half) {
+            (Some(l), Some(h)) => format!("{} --only {}", l.name, h.as_str()),
+            _ => s.name.to_string(),
+        };
+        println!("  to type it yourself: `modtrace lab run {only} --no-go`, then in another terminal:");
         println!("    {}", paste_command(s, &ca));
 
         // Record when asked, or when this binary can.
