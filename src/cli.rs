@@ -57,6 +57,17 @@ For training, --pause-on-findings stops at each finding until you press space or
   modtrace replay captures/connect-proxy-h2.pcapng --ca-file captures/lab-pki/lab-ca.pem"
     )]
     Replay(ReplayArgs),
+    /// Training: replay the lessons' recordings in the TUI, act by act, with an explanation
+    /// panel
+    #[command(
+        long_about = "Training: replay the recordings of the lessons (the five classic mistakes that make private module proxies dangerous, each as an unsafe and a safe half) in the terminal UI, one act after another: lesson 1 unsafe, lesson 1 safe, lesson 2 unsafe, ... starting at LESSON (lesson 1 without it; its safe half with --safe).
+
+Each act replays its recording (captures/training/LESSON.HALF.pcapng, made by `sudo modtrace lab run LESSON --record captures/training/LESSON.pcapng`): it opens paused on the lesson's story and what happens in this half, space starts it, and it stops at every finding. At a finding the explanation panel says what was on the wire (servers, hashes), why it is dangerous and how to fix it (the texts of `modtrace explain`); at the end, what to point at. `]` goes to the next act, `[` back; space goes on, `n` runs to the next finding, J/K scroll the panel, Enter opens a finding or hop, `?` lists every key, `q` quits.
+
+The recordings are analysed exactly like `modtrace analyze FILE --ca-file CAPTURES/lab-pki/lab-ca.pem --sumdb-key <the lab checksum database's key> --go-sum CAPTURES/training/lab.go.sum --policy CAPTURES/training/lab.policy.toml` (key logs embedded in the pcapng decrypt the TLS). Exit status 2 when the first act's recording is missing or this is not a terminal.",
+        after_help = demo_after_help()
+    )]
+    Demo(DemoArgs),
     /// What a finding means and how to fix it (every rule without an argument)
     #[command(
         after_help = "Examples:\n  modtrace explain\n  modtrace explain plaintext-module-fetch"
@@ -127,6 +138,80 @@ pub struct ReplayArgs {
     pub pause_on_findings: bool,
     #[command(flatten)]
     pub opts: AnalysisOptions,
+}
+
+/// `modtrace demo`'s examples and the lessons it knows, from the lessons themselves.
+fn demo_after_help() -> String {
+    let mut s = String::from("Lessons:\n");
+    for l in crate::lab::lesson::LESSONS {
+        s.push_str(&format!("  {} {:<14} {}\n", l.number, l.name, l.title));
+    }
+    s.push_str(
+        "\nExamples:\n  modtrace demo\n  modtrace demo proxy-order --safe\n  modtrace demo 4 --speed max\n  modtrace demo sumdb-off --dir /path/to/captures",
+    );
+    s
+}
+
+#[derive(clap::Args, Debug)]
+pub struct DemoArgs {
+    /// The lesson to start at, by name or number (default: lesson 1)
+    #[arg(value_name = "LESSON")]
+    pub lesson: Option<String>,
+    /// Start at the lesson's safe half instead of its unsafe one
+    #[arg(long)]
+    pub safe: bool,
+    /// Replay speed: 1, 2, 5 or 10 times the recording's pace, or max
+    #[arg(long, short = 's', default_value = "1", value_parser = parse_speed, value_name = "1|2|5|10|max")]
+    pub speed: crate::tui::Speed,
+    /// The captures folder holding training/ and lab-pki/ (default: ./captures when it has
+    /// training/, else the source tree's)
+    #[arg(long, value_name = "CAPTURES")]
+    pub dir: Option<PathBuf>,
+}
+
+impl DemoArgs {
+    /// The lesson to start at; an unknown one is an error listing them.
+    pub fn start(&self) -> Result<&'static crate::lab::lesson::Lesson, String> {
+        use crate::lab::lesson::{find, LESSONS};
+        let name = self.lesson.as_deref().unwrap_or("1");
+        find(name).ok_or_else(|| {
+            let known: Vec<String> = LESSONS
+                .iter()
+                .map(|l| format!("{} {}", l.number, l.name))
+                .collect();
+            format!(
+                "demo: no lesson {name:?}; the lessons: {}",
+                known.join(", ")
+            )
+        })
+    }
+
+    /// `--dir`, or ./captures when it has training/, or the source tree's captures.
+    pub fn captures_dir(&self) -> PathBuf {
+        if let Some(d) = &self.dir {
+            return d.clone();
+        }
+        let here = PathBuf::from("captures");
+        if here.join(crate::lab::lesson::TRAINING_DIR).is_dir() {
+            return here;
+        }
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("captures")
+    }
+}
+
+/// The analysis options the lessons are read with ([`crate::lab::lesson::analysis_args`]),
+/// parsed by the same flags as `analyze`: the demo analyses exactly like
+/// `modtrace analyze FILE <those flags>`.
+pub fn lesson_analysis_options(captures_dir: &std::path::Path) -> Result<AnalysisOptions, String> {
+    #[derive(Parser, Debug)]
+    #[command(no_binary_name = true)]
+    struct LessonFlags {
+        #[command(flatten)]
+        opts: AnalysisOptions,
+    }
+    LessonFlags::try_parse_from(crate::lab::lesson::analysis_args(captures_dir))
+        .map(|f| f.opts)
+        .map_err(|e| format!("the lessons' analysis flags: {e}"))
 }
 
 fn parse_speed(s: &str) -> Result<crate::tui::Speed, String> {

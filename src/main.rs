@@ -15,6 +15,7 @@ fn main() -> ExitCode {
         #[cfg(feature = "live")]
         Command::Capture(c) => modtrace::capture::run(&c),
         Command::Replay(r) => replay(&r),
+        Command::Demo(d) => demo(&d),
         Command::Explain { rule } => explain(rule.as_deref()),
         #[cfg(not(feature = "live"))]
         Command::Capture(_) => {
@@ -199,6 +200,31 @@ fn replay(a: &modtrace::cli::ReplayArgs) -> i32 {
         Err(e) => return fail(e),
     };
     match modtrace::tui::run::replay(a.files.clone(), cfg, a.speed, a.pause_on_findings) {
+        Ok(()) => 0,
+        Err(e) => fail(e),
+    }
+}
+
+/// `modtrace demo`: the lessons' recordings in the TUI, with the lessons' analysis flags.
+fn demo(a: &modtrace::cli::DemoArgs) -> i32 {
+    use modtrace::lab::lesson::HalfKind;
+    use modtrace::tui::demo::Playlist;
+    let lesson = match a.start() {
+        Ok(l) => l,
+        Err(e) => return fail(e),
+    };
+    let dir = a.captures_dir();
+    let opts = match modtrace::cli::lesson_analysis_options(&dir) {
+        Ok(o) => o,
+        Err(e) => return fail(e),
+    };
+    let kind = if a.safe {
+        HalfKind::Safe
+    } else {
+        HalfKind::Unsafe
+    };
+    let playlist = Playlist::starting_at(lesson, kind);
+    match modtrace::tui::run::demo(playlist, &dir, &|| opts.config(), a.speed) {
         Ok(()) => 0,
         Err(e) => fail(e),
     }

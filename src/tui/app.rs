@@ -4,6 +4,7 @@
 //! Sized for captures with many modules: an update touches only what it names (one row, one
 //! finding), lists keep their order incrementally, and the view draws only the rows on screen.
 
+use super::demo::{self, ActMove, DemoState};
 use super::{Command, Status, Update};
 use crate::detect::tls::TlsRecord;
 use crate::detect::{Finding, Rule, Severity};
@@ -146,6 +147,9 @@ pub struct Scroll {
     pub findings: Cell<usize>,
     /// The detail overlay's first line, clamped by the view to what there is.
     pub detail: Cell<usize>,
+    /// The demo's explanation panel's first line (J/K), clamped by the view; back to the top
+    /// when the panel's subject changes.
+    pub panel: Cell<usize>,
     /// Rows of each pane in the last frame (for page up/down).
     pub page: Cell<usize>,
 }
@@ -173,6 +177,12 @@ pub enum Action {
     WriteReport,
     Help,
     Quit,
+    /// Demo only: the next or previous act.
+    NextAct,
+    PrevAct,
+    /// Demo only: scroll the explanation panel.
+    PanelDown,
+    PanelUp,
 }
 
 /// A key as the table names it.
@@ -349,9 +359,46 @@ pub const KEYS: &[Binding] = &[
     },
 ];
 
-/// The action of `ev` by the key table.
-pub fn action_of(ev: &KeyEvent) -> Option<Action> {
-    KEYS.iter()
+/// The keys `modtrace demo` adds, listed first in its footer and help.
+pub const DEMO_KEYS: &[Binding] = &[
+    Binding {
+        keys: &[Key::Code(KeyCode::Char(']'))],
+        label: "]",
+        action: Action::NextAct,
+        hint: "next act",
+        help: "demo: next act",
+    },
+    Binding {
+        keys: &[Key::Code(KeyCode::Char('['))],
+        label: "[",
+        action: Action::PrevAct,
+        hint: "prev act",
+        help: "demo: previous act",
+    },
+    Binding {
+        keys: &[Key::Code(KeyCode::Char('J'))],
+        label: "J",
+        action: Action::PanelDown,
+        hint: "",
+        help: "demo: scroll explanation down",
+    },
+    Binding {
+        keys: &[Key::Code(KeyCode::Char('K'))],
+        label: "K",
+        action: Action::PanelUp,
+        hint: "",
+        help: "demo: scroll explanation up",
+    },
+];
+
+/// The keys the screen knows: the demo's first when it is one, then [`KEYS`].
+pub fn bindings(demo: bool) -> impl Iterator<Item = &'static Binding> {
+    DEMO_KEYS.iter().filter(move |_| demo).chain(KEYS.iter())
+}
+
+/// The action of `ev` by the key table (with the demo's keys in a demo).
+pub fn action_of(ev: &KeyEvent, demo: bool) -> Option<Action> {
+    bindings(demo)
         .find(|b| b.keys.iter().any(|k| k.matches(ev)))
         .map(|b| b.action)
 }
@@ -411,6 +458,8 @@ pub struct App {
     pub filter_input: Option<String>,
     pub findings_only: bool,
     pub scroll: Scroll,
+    /// `modtrace demo`: the act shown, for the explanation panel and the act keys.
+    pub demo: Option<DemoState>,
 }
 
 fn label_of(module: &str, version: Option<&str>) -> String {
@@ -449,8 +498,30 @@ impl App {
         }
     }
 
+    /// An app for one act of `modtrace demo`.
+    pub fn for_demo(status: Status, demo: DemoState) -> App {
+        App {
+            status,
+            demo: Some(demo),
+            ..App::default()
+        }
+    }
+
     /// One update from the analysis side.
     pub fn apply(&mut self, update: Update) {
+        let subject = demo::subject(self);
+        self.apply_update(update);
+        self.panel_follows(subject);
+    }
+
+    /// The explanation panel starts at its top when what it explains changes.
+    fn panel_follows(&self, before: Option<demo::Subject>) {
+        if self.demo.is_some() && demo::subject(self) != before {
+            self.scroll.panel.set(0);
+        }
+    }
+
+    fn apply_update(&mut self, update: Update) {
         match update {
             Update::Status(s) => self.status = s,
             Update::Note(n) => self.note = Some(n.chars().take(MAX_NOTE_CHARS).collect()),
@@ -603,7 +674,7 @@ impl App {
     }
 
     fn on_finding(&mut self, index: usize, finding: Finding) {
-        let pos = match self.finding_pos.get(&index) {
+        let (pos, is_new) = match self.finding_pos.get(&index) {
             Some(&p) => {
                 let old = self.findings[p].severity;
                 if old != finding.severity {
@@ -618,7 +689,7 @@ impl App {
                     self.counts[finding.severity as usize] += 1;
                 }
                 self.findings[p] = finding;
-                p
+                (p, false)
             }
             None => {
                 let p = self.findings.len();
@@ -626,7 +697,7 @@ impl App {
                 self.findings.push(finding);
                 self.finding_filed.push(0);
                 self.finding_pos.insert(index, p);
-                p
+                (p, true)
             }
         };
         let f = &self.findings[pos];
@@ -663,6 +734,10 @@ impl App {
             {
                 self.visible_findings.insert(i, pos);
             }
+        }
+        // A demo explains the finding it paused at: the selection follows new findings.
+        if self.demo.is_some() && is_new && self.finding_matches(pos) {
+            self.selected_finding = Some(pos);
         }
         if self.selected_finding.is_none() {
             self.selected_finding = self.visible_findings.first().copied();
@@ -867,7 +942,7 @@ impl App {
             self.filter_input = Some(input);
             return Vec::new();
         }
-        let Some(action) = action_of(&key) else {
+        let Some(action) = action_of(&key, self.demo.is_some()) else {
             return Vec::new();
         };
         self.act(action)
@@ -875,8 +950,45 @@ impl App {
 
     /// Does what a key's action says.
     pub fn act(&mut self, action: Action) -> Vec<Command> {
+        let subject = demo::subject(self);
+        let cmds = self.act_on(action);
+        self.panel_follows(subject);
+        cmds
+    }
+
+    fn act_on(&mut self, action: Action) -> Vec<Command> {
         let page = self.scroll.page.get().max(1);
         match action {
+            Action::NextAct | Action::PrevAct => {
+                let Some(d) = &self.demo else {
+                    return Vec::new();
+                };
+                let (m, at_end) = if action == Action::NextAct {
+                    (ActMove::Next, d.is_last())
+                } else {
+                    (ActMove::Previous, d.is_first())
+                };
+                if at_end {
+                    self.note = Some(
+                        if m == ActMove::Next {
+                            "this is the last act"
+                        } else {
+                            "this is the first act"
+                        }
+                        .into(),
+                    );
+                    return Vec::new();
+                }
+                return vec![Command::Act(m)];
+            }
+            Action::PanelDown | Action::PanelUp => {
+                let s = &self.scroll.panel;
+                s.set(if action == Action::PanelDown {
+                    s.get().saturating_add(1)
+                } else {
+                    s.get().saturating_sub(1)
+                });
+            }
             Action::Quit => {
                 self.quit = true;
                 return vec![Command::Quit];

@@ -136,11 +136,34 @@ impl Replay {
         pause_on_findings: bool,
         tx: Sender<Update>,
     ) -> Result<Replay, String> {
+        Replay::start(files, cfg, speed, pause_on_findings, false, tx)
+    }
+
+    /// Like [`Replay::spawn`], but paused before the first packet until the screen's first
+    /// [`Command::TogglePause`] (a demo act starts on its story).
+    pub fn spawn_paused(
+        files: Vec<PathBuf>,
+        cfg: Config,
+        speed: Speed,
+        pause_on_findings: bool,
+        tx: Sender<Update>,
+    ) -> Result<Replay, String> {
+        Replay::start(files, cfg, speed, pause_on_findings, true, tx)
+    }
+
+    fn start(
+        files: Vec<PathBuf>,
+        cfg: Config,
+        speed: Speed,
+        pause_on_findings: bool,
+        paused: bool,
+        tx: Sender<Update>,
+    ) -> Result<Replay, String> {
         let cfg = config_with_embedded_keys(&files, cfg)?;
         let src = MergedSource::open(&files).map_err(|e| e.to_string())?;
         let control = Arc::new((
             Mutex::new(Control {
-                paused: false,
+                paused,
                 speed,
                 pause_on_findings,
                 step: None,
@@ -179,6 +202,8 @@ impl Replay {
             }
             Command::SetSpeed(s) => c.speed = s,
             Command::WriteReport(p) => c.report = Some(p),
+            // The screen's loop changes acts; nothing to do here.
+            Command::Act(_) => return,
             Command::Quit => c.quit = true,
         }
         c.changed = true;
@@ -215,6 +240,9 @@ fn run_replay(
     let mut last_status = Instant::now();
     let mut rate = RateMeter::default();
     let mut finished = false;
+    // Findings sent so far: the analyzer numbers them in order, and sends one again when its
+    // evidence grows; only a higher index is a new finding to pause at.
+    let mut findings_sent = 0usize;
     let status = |an: &Analyzer, c: &Control, rate: f64, finished: bool| {
         let st = an.stats();
         Update::Status(Status {
@@ -302,7 +330,15 @@ fn run_replay(
         an.on_frame(&frame);
         src.recycle(frame);
         drain_updates(&mut an, &mut out);
-        let new_finding = out.iter().any(|u| matches!(u, Update::Finding { .. }));
+        let mut new_finding = false;
+        for u in &out {
+            if let Update::Finding { index, .. } = u {
+                if *index >= findings_sent {
+                    new_finding = true;
+                    findings_sent = index + 1;
+                }
+            }
+        }
         let any = !out.is_empty();
         for u in out.drain(..) {
             if tx.send(u).is_err() {
@@ -474,6 +510,77 @@ mod tests {
         );
         assert!(paused_with.windows(2).all(|w| w[0] <= w[1]));
         assert!(paused_with.len() >= 2, "{paused_with:?}");
+    }
+
+    /// A finding sent again (more evidence) is no new finding: each pause, and each `n`, brings
+    /// at least one finding not seen before (a demo's panel explains a new one each time).
+    #[test]
+    fn pauses_come_with_new_findings_only() {
+        for name in [
+            "fallback-410.pcap",
+            "redirect-loop.pcap",
+            "mirror-basic-auth.pcap",
+        ] {
+            let (tx, rx) = channel();
+            let r = Replay::spawn(vec![capture(name)], Config::default(), Speed::Max, true, tx)
+                .unwrap();
+            let mut seen = std::collections::BTreeSet::new();
+            let mut at_last_pause = 0;
+            // A step shows as paused at once (the command's own status): a pause counts once
+            // findings came after it.
+            let mut findings_since_command = false;
+            let deadline = Instant::now() + Duration::from_secs(20);
+            loop {
+                assert!(Instant::now() < deadline, "{name}: replay stuck");
+                match rx.recv_timeout(Duration::from_secs(5)).expect("updates") {
+                    Update::Finding { index, .. } => {
+                        seen.insert(index);
+                        findings_since_command = true;
+                    }
+                    Update::Status(s) if s.finished => break,
+                    Update::Status(s) if s.paused && findings_since_command => {
+                        findings_since_command = false;
+                        assert!(
+                            seen.len() > at_last_pause,
+                            "{name}: paused without a new finding ({} seen)",
+                            seen.len()
+                        );
+                        at_last_pause = seen.len();
+                        r.command(Command::StepToFinding);
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    /// Started paused, nothing is read until the first TogglePause.
+    #[test]
+    fn spawn_paused_waits_for_the_first_toggle() {
+        let (tx, rx) = channel();
+        let r = Replay::spawn_paused(
+            vec![capture("fallback-410.pcap")],
+            Config::default(),
+            Speed::Max,
+            false,
+            tx,
+        )
+        .unwrap();
+        assert!(
+            rx.recv_timeout(Duration::from_millis(300)).is_err(),
+            "nothing before the first toggle"
+        );
+        r.command(Command::TogglePause);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            assert!(Instant::now() < deadline, "did not finish");
+            if let Update::Status(s) = rx.recv_timeout(Duration::from_secs(5)).expect("updates") {
+                if s.finished {
+                    assert!(s.packets > 0);
+                    break;
+                }
+            }
+        }
     }
 
     #[test]

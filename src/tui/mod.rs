@@ -1,5 +1,6 @@
 //! The terminal UI: each module's path through the chain of proxies and mirrors, live
-//! (`modtrace capture`) and in replay (`modtrace replay`).
+//! (`modtrace capture`), in replay (`modtrace replay`) and in training (`modtrace demo`, the
+//! lessons' recordings act by act with an explanation panel: [`demo`]).
 //!
 //! One loop merges three things into updates of one [`app::App`]: keys, [`Update`]s from the
 //! analysis side and a tick; it draws at most [`FRAME_INTERVAL`] apart, from the app's state
@@ -8,6 +9,7 @@
 //! screen sends [`Command`]s back (pause, step, speed, write the report).
 
 pub mod app;
+pub mod demo;
 pub mod feed;
 pub mod run;
 pub mod view;
@@ -117,6 +119,9 @@ pub enum Command {
     SetSpeed(Speed),
     /// Write the JSON report of everything so far to this file.
     WriteReport(PathBuf),
+    /// Demo: leave this act for the next or previous one (the screen's loop handles it: a
+    /// replay ignores it).
+    Act(demo::ActMove),
     Quit,
 }
 

@@ -3,12 +3,18 @@
 //!
 //! Three panes stacked (modules, the selected module's journey, findings), a status bar and a
 //! footer of keys; the detail view and the help are overlays. Lists draw only the rows in
-//! their window, so a frame costs the same with ten modules or ten thousand.
+//! their window, so a frame costs the same with ten modules or ten thousand. `modtrace demo`
+//! adds the explanation panel, below the panes (or beside them on a wide screen).
 
-use super::app::{App, Detail, Pane, TlsMark, TreeLine, KEYS};
+use super::app::{bindings, App, Detail, Pane, TlsMark, TreeLine};
+// The snapshot tests check the help and footer against the key table.
+#[cfg(test)]
+use super::app::KEYS;
+use super::demo::{self, Section, Tone};
 use crate::detect::tls::TlsRecord;
 use crate::detect::{Finding, Severity};
 use crate::gomod::HopLink;
+use crate::lab::lesson::HalfKind;
 use crate::time::Ts;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
@@ -24,6 +30,10 @@ const MIN_HEIGHT: u16 = 8;
 const MARKS_WIDTH: usize = 30;
 /// Evidence exchanges listed in a finding's detail.
 const DETAIL_EXCHANGES: usize = 20;
+/// From this width the demo's panel goes beside the panes instead of below them.
+const SIDE_PANEL_WIDTH: u16 = 150;
+/// Rows the three panes keep at least under the demo's panel (a border and a row each).
+const PANES_MIN_HEIGHT: u16 = 9;
 
 pub fn draw(app: &App, frame: &mut Frame) {
     let area = frame.area();
@@ -40,12 +50,19 @@ pub fn draw(app: &App, frame: &mut Frame) {
         Constraint::Length(1),
     ])
     .areas(area);
+    let panes = match demo_split(app, body) {
+        Some((panes, panel)) => {
+            draw_demo_panel(app, frame, panel);
+            panes
+        }
+        None => body,
+    };
     let [modules, journey, findings] = Layout::vertical([
         Constraint::Percentage(30),
         Constraint::Percentage(40),
         Constraint::Percentage(30),
     ])
-    .areas(body);
+    .areas(panes);
     draw_modules(app, frame, modules);
     draw_journey(app, frame, journey);
     draw_findings(app, frame, findings);
@@ -58,8 +75,126 @@ pub fn draw(app: &App, frame: &mut Frame) {
         draw_detail(app, frame, body, d);
     }
     if app.help {
-        draw_help(frame, area);
+        draw_help(frame, area, app.demo.is_some());
     }
+}
+
+/// The panes' area and the demo panel's, in a demo: the panel below the panes, as high as its
+/// text needs up to about three fifths of the body (the panes keep a row each), or beside them
+/// on a wide screen.
+fn demo_split(app: &App, body: Rect) -> Option<(Rect, Rect)> {
+    app.demo.as_ref()?;
+    if body.width >= SIDE_PANEL_WIDTH {
+        // Two fifths, in u32: a u16 product could overflow on an absurdly wide terminal.
+        let w = u16::try_from((u32::from(body.width) * 2 / 5).clamp(50, 80)).unwrap_or(80);
+        let [panes, panel] =
+            Layout::horizontal([Constraint::Min(0), Constraint::Length(w)]).areas(body);
+        return Some((panes, panel));
+    }
+    let (head, text) = panel_text(app, usize::from(body.width.saturating_sub(2)));
+    let needed = u16::try_from(head.len() + text.len() + 2).unwrap_or(u16::MAX);
+    let h = body.height;
+    let three_fifths = u16::try_from(u32::from(h) * 3 / 5).unwrap_or(u16::MAX);
+    let max = h
+        .saturating_sub(PANES_MIN_HEIGHT)
+        .min(three_fifths.max(14))
+        .max(h / 2);
+    let panel_h = needed.min(max).max(5.min(h));
+    let [panes, panel] =
+        Layout::vertical([Constraint::Min(0), Constraint::Length(panel_h)]).areas(body);
+    Some((panes, panel))
+}
+
+/// The panel's lines at `width`: the act's header (always shown), then the explanation (it
+/// scrolls).
+fn panel_text(app: &App, width: usize) -> (Vec<Line<'static>>, Vec<Line<'static>>) {
+    let Some(d) = &app.demo else {
+        return (Vec::new(), Vec::new());
+    };
+    let head_style = match d.act.kind {
+        HalfKind::Unsafe => bad(),
+        HalfKind::Safe => good().add_modifier(Modifier::BOLD),
+    };
+    let head = wrap(&clean(&d.act.header()), width)
+        .into_iter()
+        .map(|l| Line::styled(l, head_style))
+        .collect();
+    let mut text = Vec::new();
+    for s in demo::explanation(app) {
+        section_lines(&s, width, &mut text);
+    }
+    (head, text)
+}
+
+/// A section wrapped to `width`, its label coloured by its tone.
+fn section_lines(s: &Section, width: usize, out: &mut Vec<Line<'static>>) {
+    let label_style = match s.tone {
+        Tone::Plain | Tone::Hint => bold(),
+        Tone::Wire => Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD),
+        Tone::Danger => bad(),
+        Tone::Fix => good().add_modifier(Modifier::BOLD),
+    };
+    let text_style = if s.tone == Tone::Hint {
+        dim()
+    } else {
+        Style::new()
+    };
+    let label = s.label.map(|l| format!("{l}:"));
+    let whole = match &label {
+        Some(l) => format!("{l} {}", s.text),
+        None => s.text.clone(),
+    };
+    for (i, l) in wrap(&clean(&whole), width).into_iter().enumerate() {
+        match &label {
+            Some(lb) if i == 0 && l.starts_with(lb.as_str()) => {
+                let rest = l[lb.len()..].to_string();
+                out.push(Line::from(vec![
+                    Span::styled(lb.clone(), label_style),
+                    Span::styled(rest, text_style),
+                ]));
+            }
+            _ => out.push(Line::styled(l, text_style)),
+        }
+    }
+}
+
+fn draw_demo_panel(app: &App, frame: &mut Frame, area: Rect) {
+    let Some(d) = &app.demo else {
+        return;
+    };
+    let mut block = Block::bordered()
+        .border_style(Style::new().fg(Color::Yellow))
+        .title(Line::styled(
+            fit(
+                &format!(" {} ", d.act.lesson.title),
+                usize::from(area.width).saturating_sub(14),
+            ),
+            bold(),
+        ))
+        .title(Line::styled(format!(" act {}/{} ", d.number, d.total), dim()).right_aligned());
+    let inner = block.inner(area);
+    let (head, text) = panel_text(app, usize::from(inner.width));
+    let height = usize::from(inner.height);
+    // The header stays; the explanation scrolls below it (J/K).
+    let head_h = head.len().min(height);
+    let text_h = height - head_h;
+    let max = text.len().saturating_sub(text_h);
+    let off = app.scroll.panel.get().min(max);
+    app.scroll.panel.set(off);
+    if max > 0 {
+        let below = max - off;
+        let what = if below > 0 {
+            format!(" J/K scroll · {below} more ↓ ")
+        } else {
+            " J/K scroll · end ".to_string()
+        };
+        block =
+            block.title_bottom(Line::styled(what, Style::new().fg(Color::Yellow)).right_aligned());
+    }
+    let mut lines: Vec<Line> = head.into_iter().take(head_h).collect();
+    lines.extend(text.into_iter().skip(off).take(text_h));
+    frame.render_widget(Clear, area);
+    frame.render_widget(Paragraph::new(lines).block(block), area);
 }
 
 /// Wire text on the screen: control characters (escape sequences) shown, never sent.
@@ -542,6 +677,14 @@ fn status_line(app: &App) -> Line<'static> {
         Span::raw("replaying")
     });
     let sep = || Span::raw(" │ ");
+    // A demo act over: what next, before anything a narrow screen would cut.
+    if let (true, Some(d)) = (s.finished, &app.demo) {
+        parts.push(sep());
+        parts.push(Span::styled(
+            demo::next_act_hint(d),
+            Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD),
+        ));
+    }
     if let Some(f) = &app.filter {
         parts.push(sep());
         parts.push(Span::styled(
@@ -596,7 +739,7 @@ fn footer_line(app: &App) -> Line<'static> {
         ]);
     }
     let mut spans = Vec::new();
-    for b in KEYS.iter().filter(|b| !b.hint.is_empty()) {
+    for b in bindings(app.demo.is_some()).filter(|b| !b.hint.is_empty()) {
         spans.push(Span::styled(
             b.label,
             Style::new().fg(Color::Cyan).add_modifier(Modifier::BOLD),
@@ -1120,8 +1263,9 @@ fn finding_detail(app: &App, pos: usize, doc: &mut Doc) {
     doc.text(2, text.fix, Style::new());
 }
 
-fn draw_help(frame: &mut Frame, area: Rect) {
+fn draw_help(frame: &mut Frame, area: Rect, demo: bool) {
     const COLUMN: usize = 38;
+    let keys: Vec<&super::app::Binding> = bindings(demo).collect();
     let w = area.width.saturating_sub(2).min(100);
     // Two columns of keys when they fit, so 80x24 shows the whole table.
     let columns = if usize::from(w).saturating_sub(2) >= 2 * COLUMN {
@@ -1129,7 +1273,7 @@ fn draw_help(frame: &mut Frame, area: Rect) {
     } else {
         1
     };
-    let per_column = KEYS.len().div_ceil(columns);
+    let per_column = keys.len().div_ceil(columns);
     let key_spans = |b: &super::app::Binding| {
         vec![
             Span::styled(
@@ -1143,7 +1287,7 @@ fn draw_help(frame: &mut Frame, area: Rect) {
     for i in 0..per_column {
         let mut spans = Vec::new();
         for c in 0..columns {
-            if let Some(b) = KEYS.get(c * per_column + i) {
+            if let Some(b) = keys.get(c * per_column + i) {
                 spans.extend(key_spans(b));
             }
         }

@@ -1,0 +1,330 @@
+//! `modtrace demo`: the training lessons ([`crate::lab::lesson::LESSONS`]) replayed in the TUI,
+//! one act after another (lesson 1 unsafe, lesson 1 safe, lesson 2 unsafe, ...), with a panel
+//! that explains what is on the screen.
+//!
+//! Pure: the playlist of acts, the demo state an [`App`] carries, and what the explanation
+//! panel says ([`explanation`]), computed from the app's state only. The stories come from the
+//! lessons; what a finding means and how to fix it come from [`crate::detect::rules::RULES`]
+//! (the texts `modtrace explain` and the SARIF help print), never written here.
+
+use super::app::App;
+use crate::detect::Finding;
+use crate::lab::lesson::{Half, HalfKind, Lesson, LESSONS};
+use std::path::{Path, PathBuf};
+
+/// One act: a half of a lesson, replayed from its recording.
+#[derive(Clone, Copy, Debug)]
+pub struct Act {
+    pub lesson: &'static Lesson,
+    pub kind: HalfKind,
+}
+
+impl PartialEq for Act {
+    fn eq(&self, other: &Act) -> bool {
+        self.lesson.number == other.lesson.number && self.kind == other.kind
+    }
+}
+impl Eq for Act {}
+
+impl Act {
+    pub fn half(&self) -> &'static Half {
+        self.lesson.half(self.kind)
+    }
+
+    /// `Lesson 1/5 sumdb-off · unsafe · GOSUMDB=off`.
+    pub fn header(&self) -> String {
+        format!(
+            "Lesson {}/{} {} · {} · {}",
+            self.lesson.number,
+            LESSONS.len(),
+            self.lesson.name,
+            self.kind.as_str(),
+            self.half().setting
+        )
+    }
+
+    /// The act's recording in the captures folder `dir`.
+    pub fn capture(&self, dir: &Path) -> PathBuf {
+        dir.join(self.lesson.capture_path(self.kind))
+    }
+
+    /// Why the act cannot be replayed: its recording is not in `dir`, and how to make it
+    /// (`lab run --record FILE.pcapng` writes FILE.unsafe.pcapng and FILE.safe.pcapng).
+    pub fn missing_recording(&self, dir: &Path) -> String {
+        let stem = dir
+            .join(crate::lab::lesson::TRAINING_DIR)
+            .join(format!("{}.pcapng", self.lesson.name));
+        format!(
+            "{}: no such recording (lesson {} {}, {} half); record the lesson with `sudo modtrace lab run {} --record {} --no-tui` (a build with the `live` feature; captures/README.md), or give --dir a captures folder that has it",
+            self.capture(dir).display(),
+            self.lesson.number,
+            self.lesson.name,
+            self.kind.as_str(),
+            self.lesson.name,
+            stem.display()
+        )
+    }
+}
+
+/// Which way `[` and `]` go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ActMove {
+    Next,
+    Previous,
+}
+
+/// Every act of every lesson, in teaching order: each lesson's unsafe half, then its safe one.
+pub fn acts() -> Vec<Act> {
+    LESSONS
+        .iter()
+        .flat_map(|lesson| {
+            HalfKind::BOTH
+                .into_iter()
+                .map(move |kind| Act { lesson, kind })
+        })
+        .collect()
+}
+
+/// The acts of the demo and the one playing.
+#[derive(Clone, Debug)]
+pub struct Playlist {
+    acts: Vec<Act>,
+    pos: usize,
+}
+
+impl Playlist {
+    /// All the acts, starting at `lesson`'s `kind` half (`[` still goes back to earlier ones).
+    pub fn starting_at(lesson: &Lesson, kind: HalfKind) -> Playlist {
+        let acts = acts();
+        let pos = acts
+            .iter()
+            .position(|a| a.lesson.number == lesson.number && a.kind == kind)
+            .unwrap_or(0);
+        Playlist { acts, pos }
+    }
+
+    pub fn current(&self) -> Act {
+        self.acts[self.pos]
+    }
+
+    /// The current act's place: (1-based number, number of acts).
+    pub fn position(&self) -> (usize, usize) {
+        (self.pos + 1, self.acts.len())
+    }
+
+    /// Moves to the next or previous act; false (and no move) past either end.
+    pub fn step(&mut self, m: ActMove) -> bool {
+        let to = match m {
+            ActMove::Next => self.pos + 1,
+            ActMove::Previous => match self.pos.checked_sub(1) {
+                Some(p) => p,
+                None => return false,
+            },
+        };
+        if to >= self.acts.len() {
+            return false;
+        }
+        self.pos = to;
+        true
+    }
+}
+
+/// What an [`App`] knows of the demo: the act it shows and where that act is in the playlist.
+#[derive(Clone, Debug)]
+pub struct DemoState {
+    pub act: Act,
+    /// 1-based.
+    pub number: usize,
+    pub total: usize,
+    /// The act could not be replayed (its recording is missing or unreadable): why.
+    pub unavailable: Option<String>,
+}
+
+impl DemoState {
+    pub fn of(playlist: &Playlist) -> DemoState {
+        let (number, total) = playlist.position();
+        DemoState {
+            act: playlist.current(),
+            number,
+            total,
+            unavailable: None,
+        }
+    }
+    pub fn is_first(&self) -> bool {
+        self.number <= 1
+    }
+    pub fn is_last(&self) -> bool {
+        self.number >= self.total
+    }
+}
+
+/// What the panel is about, from the app's state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Subject {
+    /// The act's recording could not be opened.
+    Unavailable,
+    /// Nothing found yet: the lesson's story.
+    Intro,
+    /// A finding (its position in [`App::findings`]): the selected one, which in a demo
+    /// follows each new finding (the replay pauses there).
+    Finding(usize),
+    /// The replay is over: what to point at.
+    End,
+}
+
+/// The panel's subject; None outside a demo.
+pub fn subject(app: &App) -> Option<Subject> {
+    let demo = app.demo.as_ref()?;
+    Some(if demo.unavailable.is_some() {
+        Subject::Unavailable
+    } else if app.status.finished {
+        Subject::End
+    } else if app.findings.is_empty() {
+        Subject::Intro
+    } else {
+        let p = app
+            .selected_finding
+            .filter(|&p| p < app.findings.len())
+            .unwrap_or(app.findings.len() - 1);
+        Subject::Finding(p)
+    })
+}
+
+/// How a section of the panel is drawn.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tone {
+    Plain,
+    /// What was seen on the wire.
+    Wire,
+    /// Why it is dangerous.
+    Danger,
+    /// How to fix it.
+    Fix,
+    /// What to do next in the TUI.
+    Hint,
+}
+
+/// One paragraph of the panel: an optional label, then its text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Section {
+    pub label: Option<&'static str>,
+    pub text: String,
+    pub tone: Tone,
+}
+
+fn section(label: &'static str, text: impl Into<String>, tone: Tone) -> Section {
+    Section {
+        label: Some(label),
+        text: text.into(),
+        tone,
+    }
+}
+
+fn hint(text: impl Into<String>) -> Section {
+    Section {
+        label: None,
+        text: text.into(),
+        tone: Tone::Hint,
+    }
+}
+
+/// What to press at the end of an act.
+pub fn next_act_hint(demo: &DemoState) -> &'static str {
+    if demo.is_last() {
+        "last act: [ goes back, q quits"
+    } else {
+        "press ] for the next act"
+    }
+}
+
+/// The panel's paragraphs, below its header; empty outside a demo.
+pub fn explanation(app: &App) -> Vec<Section> {
+    let (Some(demo), Some(subject)) = (app.demo.as_ref(), subject(app)) else {
+        return Vec::new();
+    };
+    let act = demo.act;
+    let half = act.half();
+    match subject {
+        Subject::Unavailable => vec![
+            section(
+                "Not available",
+                demo.unavailable.clone().unwrap_or_default(),
+                Tone::Danger,
+            ),
+            section("The story", act.lesson.story, Tone::Plain),
+            hint(format!(
+                "{} · [ previous act · q quits",
+                next_act_hint(demo)
+            )),
+        ],
+        Subject::Intro => vec![
+            section("The story", act.lesson.story, Tone::Plain),
+            section("This half", half.outcome, Tone::Plain),
+            hint(if app.status.paused && app.status.packets == 0 {
+                "Press space to start the replay. It stops at each finding: space goes on, n runs to the next one."
+            } else {
+                "The replay stops at each finding: space goes on, n runs to the next one."
+            }),
+        ],
+        Subject::Finding(p) => match app.findings.get(p) {
+            Some(f) => finding_sections(app, p, f),
+            None => Vec::new(),
+        },
+        Subject::End => {
+            let mut out = vec![
+                section("What to look at", act.lesson.show, Tone::Plain),
+                section("This half", half.outcome, Tone::Plain),
+            ];
+            let found = if app.findings.is_empty() {
+                "none: nothing on the wire to report".to_string()
+            } else {
+                // Rule ids in order of first appearance (at most one per rule).
+                let mut ids: Vec<&str> = Vec::new();
+                for f in &app.findings {
+                    if !ids.contains(&f.rule.id()) {
+                        ids.push(f.rule.id());
+                    }
+                }
+                format!(
+                    "{} ({}); Tab to the Findings pane, Enter explains each",
+                    app.findings.len(),
+                    ids.join(", ")
+                )
+            };
+            out.push(section("Findings", found, Tone::Plain));
+            out.push(hint(next_act_hint(demo)));
+            out
+        }
+    }
+}
+
+fn finding_sections(app: &App, pos: usize, f: &Finding) -> Vec<Section> {
+    let text = f.rule.text();
+    let mut out = vec![
+        Section {
+            label: None,
+            text: format!(
+                "Finding {} of {} so far: {} {} · {}",
+                pos + 1,
+                app.findings.len(),
+                f.severity.as_str().to_uppercase(),
+                text.id,
+                text.title
+            ),
+            tone: Tone::Plain,
+        },
+        section("On the wire", f.message.as_str(), Tone::Wire),
+        section("Why it is dangerous", text.meaning, Tone::Danger),
+        section("Fix", text.fix, Tone::Fix),
+    ];
+    out.push(hint(if app.status.paused {
+        "Paused: space goes on, n runs to the next finding, ] skips to the next act."
+    } else {
+        "n stops at the next finding; ] skips to the next act."
+    }));
+    out
+}
+
+#[cfg(test)]
+#[path = "demo_tests.rs"]
+mod tests;
