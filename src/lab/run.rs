@@ -284,9 +284,9 @@ fn find_go(explicit: Option<&Path>) -> Result<PathBuf, String> {
             Err(format!("--go {}: no such file", p.display()))
         };
     }
-    let on_path = std::env::var_os("PATH")
+    let on_path: Vec<PathBuf> = std::env::var_os("PATH")
         .map(|p| std::env::split_paths(&p).map(|d| d.join("go")).collect())
-        .unwrap_or_else(Vec::new);
+        .unwrap_or_default();
     on_path
         .into_iter()
         .chain([
@@ -660,7 +660,9 @@ pub fn run(a: RunArgs) -> Result<i32, String> {
             (Some(l), Some(h)) => format!("{} --only {}", l.name, h.as_str()),
             _ => s.name.to_string(),
         };
-        println!("  to type it yourself: `modtrace lab run {only} --no-go`, then in another terminal:");
+        println!(
+            "  to type it yourself: `modtrace lab run {only} --no-go`, then in another terminal:"
+        );
         println!("    {}", paste_command(s, &ca));
 
         // Record when asked, or when this binary can.
@@ -710,13 +712,7 @@ pub fn run(a: RunArgs) -> Result<i32, String> {
         if let Some(r) = recorder.take().filter(|_| recorded) {
             let dest = match &a.record {
                 Some(f) => part_path(f, part, several),
-                None => {
-                    let name = match (part.lesson, part.half) {
-                        (Some(l), Some(h)) => format!("{}.{}.pcapng", l.name, h.as_str()),
-                        _ => format!("{}.pcapng", s.name),
-                    };
-                    keep_dir.join(lesson::TRAINING_DIR).join(name)
-                }
+                None => keep_dir.join(lesson::TRAINING_DIR).join(demo_name(part)),
             };
             if let Some(parent) = dest.parent().filter(|p| !p.as_os_str().is_empty()) {
                 std::fs::create_dir_all(parent)
@@ -752,38 +748,73 @@ pub fn run(a: RunArgs) -> Result<i32, String> {
             }
             chown_to(&dest, owner);
             println!("  recording: {}", dest.display());
+            // The demo reads KEEP/training/LESSON.HALF.pcapng.
+            let demo_copy = keep_dir.join(lesson::TRAINING_DIR).join(demo_name(part));
+            if demo_copy != dest {
+                std::fs::create_dir_all(keep_dir.join(lesson::TRAINING_DIR))
+                    .and_then(|_| std::fs::copy(&dest, &demo_copy))
+                    .map_err(|e| format!("{}: {e}", demo_copy.display()))?;
+            }
             recordings.push((dest, part));
         }
     }
 
-    // The analysis of what was recorded: the TUI when there is a terminal, else the report.
+    // The analysis of what was recorded: the demo TUI (a lesson) or the replay TUI when there
+    // is a terminal, else the report of each recording.
     if !recordings.is_empty() && !stop.load(Ordering::Relaxed) {
-        let profile = work.path().join("profile");
-        write_profile(&profile, &pki, &modules)?;
+        write_profile(&keep_dir, &pki, &modules)?;
+        let args = lesson::analysis_args(&keep_dir);
         let exe = std::env::current_exe().map_err(|e| e.to_string())?;
         let tui = !a.no_tui && crate::tui::run::has_terminal();
-        for (file, part) in &recordings {
-            let args = lesson::analysis_args(&profile);
-            println!("\n== findings: {} ({})", part.title(), part.scenario.name);
+        let first = &recordings[0];
+        if tui {
+            // Let the trainer talk about go's output first: the TUI takes the whole screen.
+            print!("\npress Enter to replay the recording in the TUI, paused at each finding (q there comes back) ");
+            let _ = std::io::stdout().flush();
+            let _ = std::io::stdin().read_line(&mut String::new());
             let mut cmd = Command::new(&exe);
-            if tui {
-                cmd.arg("replay")
-                    .arg(file)
-                    .args(["--speed", "1", "--pause-on-findings"]);
-            } else {
-                cmd.arg("analyze").arg(file);
+            match (first.1.lesson, first.1.half) {
+                (Some(l), Some(h)) => {
+                    cmd.args(["demo", l.name, "--dir"]).arg(&keep_dir);
+                    if h == HalfKind::Safe {
+                        cmd.arg("--safe");
+                    }
+                }
+                _ => {
+                    cmd.arg("replay")
+                        .arg(&first.0)
+                        .args(["--speed", "1", "--pause-on-findings"])
+                        .args(&args);
+                }
             }
-            let st = cmd
-                .args(&args)
-                .status()
-                .map_err(|e| format!("running modtrace: {e}"))?;
-            if tui && st.code() == Some(2) {
+            let st = cmd.status().map_err(|e| format!("running modtrace: {e}"))?;
+            if st.code() == Some(2) {
                 all_as_expected = false;
             }
+        } else {
+            for (file, part) in &recordings {
+                println!("\n== findings: {} ({})", part.title(), part.scenario.name);
+                Command::new(&exe)
+                    .arg("analyze")
+                    .arg(file)
+                    .args(&args)
+                    .status()
+                    .map_err(|e| format!("running modtrace: {e}"))?;
+            }
+        }
+        println!();
+        for (file, _) in &recordings {
             println!(
-                "  (again: modtrace analyze {} {})",
+                "again: modtrace analyze {} {}",
                 file.display(),
                 args.join(" ")
+            );
+        }
+        if let Some(l) = first.1.lesson {
+            println!(
+                "with the explanations: modtrace demo {} --dir {}",
+                l.name,
+                keep_dir.display()
             );
         }
     }
@@ -792,6 +823,14 @@ pub fn run(a: RunArgs) -> Result<i32, String> {
         return Ok(130);
     }
     Ok(if all_as_expected { 0 } else { 1 })
+}
+
+/// A recording's name in the demo's layout: `LESSON.HALF.pcapng` (or `SCENARIO.pcapng`).
+fn demo_name(part: &Part) -> String {
+    match (part.lesson, part.half) {
+        (Some(l), Some(h)) => format!("{}.{}.pcapng", l.name, h.as_str()),
+        _ => format!("{}.pcapng", part.scenario.name),
+    }
 }
 
 fn ports_text(s: &Scenario) -> String {
