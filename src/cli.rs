@@ -259,7 +259,7 @@ pub struct AnalysisOptions {
     #[arg(
         long,
         value_name = "FILE",
-        long_help = "Policy file (TOML; README: CI usage, Policy):\n  private = [\"*.corp.example\"]   module path patterns that must not reach a proxy or checksum database (GOPRIVATE syntax)\n  allowed_proxies = [\"https://proxy.corp.example\"]   GOPROXY bases allowed to serve modules (and to see private paths)\n  [severity] proxy-fallback = \"low\"   severity overrides by rule id\n  [[ignore]] rule = \"...\", module = \"pattern\", reason = \"...\" (required), until = 2027-01-31   accepted findings, listed apart in the report\nOverrides and ignores apply before --fail-on and every output format. --private and --go-env add to the file's private patterns; an error in the file (unknown key, rule id or severity) exits 2 naming its line."
+        long_help = "Policy file (TOML; README: CI usage, Policy):\n  private = [\"*.corp.example\"]   module path patterns that must not reach a proxy or checksum database (GOPRIVATE syntax)\n  allowed_proxies = [\"https://proxy.corp.example\"]   GOPROXY bases allowed to serve modules (and to see private paths)\n  private_proxies = [\"https://athens.corp.example\"]   your own proxies, which may see private paths (no allow list)\n  [severity] proxy-fallback = \"low\"   severity overrides by rule id\n  [[ignore]] rule = \"...\", module = \"pattern\", reason = \"...\" (required), until = 2027-01-31   accepted findings, listed apart in the report\nOverrides and ignores apply before --fail-on and every output format. --private and --go-env add to the file's private patterns; an error in the file (unknown key, rule id or severity) exits 2 naming its line."
     )]
     pub policy: Option<PathBuf>,
     /// Private module path patterns (GOPRIVATE syntax: comma-separated globs; repeatable):
@@ -267,7 +267,7 @@ pub struct AnalysisOptions {
     #[arg(
         long,
         value_name = "PATTERNS",
-        long_help = "Private module path patterns, in GOPRIVATE syntax (comma-separated path.Match globs, each matching whole leading path elements: `*.corp.example` matches git.corp.example/x/y; repeatable). A private module requested from a proxy that is not in the policy's allowed_proxies, or looked up in a checksum database, is a private-module-leak finding. Added to the policy file's patterns and to GOPRIVATE (GONOPROXY, GONOSUMDB) from --go-env."
+        long_help = "Private module path patterns, in GOPRIVATE syntax (comma-separated path.Match globs, each matching whole leading path elements: `*.corp.example` matches git.corp.example/x/y; repeatable). A private module requested from a proxy that is not in the policy's allowed_proxies or private_proxies, or looked up in a checksum database, is a private-module-leak finding. Added to the policy file's patterns and to GOPRIVATE (GONOPROXY, GONOSUMDB) from --go-env."
     )]
     pub private: Vec<String>,
 }
