@@ -382,7 +382,10 @@ fn wrong_secrets_give_tls_decrypt_failed_and_no_exchanges() {
 #[test]
 fn readme_lists_every_tui_key() {
     let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
-    for b in modtrace::tui::app::KEYS {
+    for b in modtrace::tui::app::KEYS
+        .iter()
+        .chain(modtrace::tui::app::DEMO_KEYS)
+    {
         assert!(
             readme.contains(&format!("| `{}` | {} |", b.label, b.help)),
             "README lacks the TUI key {} ({})",

@@ -188,3 +188,49 @@ fn every_lesson_runs_end_to_end_with_the_real_go_command() {
         check_training(dir.path(), &args, e);
     }
 }
+
+/// The README's five-minute walk-through, as written: its commands are `lab run sumdb-off`
+/// then `demo sumdb-off` (the demo itself runs in tmux in tests/tui.rs), and `lab run
+/// sumdb-off` shows go accepting the tampered zips with GOSUMDB=off and refusing them with
+/// SECURITY ERROR with the checksum database on.
+#[test]
+#[ignore = "needs go; run by .ci/run"]
+fn readme_walk_through_runs_lesson_one_both_ways() {
+    if !has_go() {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("the walk-through needs go");
+        }
+        eprintln!("SKIPPED: the walk-through needs go");
+        return;
+    }
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let section = readme
+        .split("### Lesson 1 both ways")
+        .nth(1)
+        .expect("README has the lesson 1 walk-through");
+    let block = section.split("```").nth(1).expect("a code block");
+    let commands: Vec<&str> = block
+        .lines()
+        .filter_map(|l| l.split_once("./target/release/modtrace "))
+        .map(|(_, rest)| rest.split('#').next().unwrap().trim())
+        .collect();
+    assert_eq!(commands, ["lab run sumdb-off", "demo sumdb-off"], "{block}");
+    assert!(block.contains("cargo build --release"));
+
+    let _lab = LAB.lock().unwrap_or_else(|e| e.into_inner());
+    let out = modtrace()
+        .args(commands[0].split(' '))
+        .arg("--no-tui")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    let (unsafe_half, safe_half) = text
+        .split_once("· safe half ·")
+        .unwrap_or_else(|| panic!("no safe half in {text}"));
+    assert!(unsafe_half.contains("go exited 0"), "{unsafe_half}");
+    assert!(!unsafe_half.contains("SECURITY ERROR"), "{unsafe_half}");
+    assert!(safe_half.contains("go exited 1"), "{safe_half}");
+    assert!(safe_half.contains("SECURITY ERROR"), "{safe_half}");
+}
