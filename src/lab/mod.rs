@@ -613,6 +613,26 @@ pub fn default_modules_dir() -> PathBuf {
     }
 }
 
+/// The TLS side of a lab: its PKI, and the key log file every TLS server and client appends
+/// to (if any); `log_handshakes` prints a `tls ...` line per handshake on stderr.
+pub fn tls_context(
+    pki: Pki,
+    keylog: Option<&Path>,
+    log_handshakes: bool,
+) -> Result<TlsContext, String> {
+    let key_log = match keylog {
+        Some(p) => {
+            Some(KeyLogWriter::to_file(p).map_err(|e| format!("keylog {}: {e}", p.display()))?)
+        }
+        None => None,
+    };
+    Ok(TlsContext {
+        pki: Arc::new(pki),
+        key_log,
+        log_handshakes,
+    })
+}
+
 fn serve(a: ServeArgs) -> Result<(), String> {
     let creds = Credentials {
         user: a.user.clone(),
@@ -678,17 +698,7 @@ fn serve(a: ServeArgs) -> Result<(), String> {
                 Pki::generate().map_err(|e| e.to_string())?
             }
         };
-        let key_log = match &a.keylog {
-            Some(p) => {
-                Some(KeyLogWriter::to_file(p).map_err(|e| format!("keylog {}: {e}", p.display()))?)
-            }
-            None => None,
-        };
-        Some(TlsContext {
-            pki: Arc::new(pki),
-            key_log,
-            log_handshakes: true,
-        })
+        Some(tls_context(pki, a.keylog.as_deref(), true)?)
     } else {
         None
     };

@@ -9,8 +9,8 @@
 
 use super::lesson::{self, HalfKind, Lesson, LESSONS};
 use super::scenario::{self, GoOutcome, Scenario};
-use super::server::{Lab, LabOptions, TlsContext};
-use super::{default_modules_dir, KeyLogWriter, Limits, ModuleStore, Pki, RequestLog};
+use super::server::{Lab, LabOptions};
+use super::{default_modules_dir, Limits, ModuleStore, Pki, RequestLog};
 use clap::Args;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -319,17 +319,7 @@ fn start_lab(
     let log = RequestLog::to_file(log).map_err(|e| format!("log {}: {e}", log.display()))?;
     let tls = if s.uses_tls() {
         let pki = Pki::load_or_create(pki).map_err(|e| e.to_string())?.0;
-        let key_log = match keylog {
-            Some(p) => {
-                Some(KeyLogWriter::to_file(p).map_err(|e| format!("keylog {}: {e}", p.display()))?)
-            }
-            None => None,
-        };
-        Some(TlsContext {
-            pki: Arc::new(pki),
-            key_log,
-            log_handshakes: false,
-        })
+        Some(super::tls_context(pki, keylog, false)?)
     } else {
         None
     };
@@ -648,14 +638,7 @@ pub fn run(a: RunArgs) -> Result<i32, String> {
         let keys = s.uses_tls().then(|| pw.join("keys"));
         let lab_log = pw.join("lab.jsonl");
         let lab = start_lab(s, &store, &lab_log, &pki, keys.as_deref())?;
-        for sv in lab.servers() {
-            println!(
-                "  server {:<9} {:<16} {}",
-                sv.name,
-                sv.kind.label(),
-                sv.base_url
-            );
-        }
+        print_servers(&lab);
         let only = match (part.lesson, part.half) {
             (Some(l), Some(h)) => format!("{} --only {}", l.name, h.as_str()),
             _ => s.name.to_string(),
@@ -825,6 +808,17 @@ pub fn run(a: RunArgs) -> Result<i32, String> {
     Ok(if all_as_expected { 0 } else { 1 })
 }
 
+fn print_servers(lab: &Lab) {
+    for sv in lab.servers() {
+        println!(
+            "  server {:<9} {:<16} {}",
+            sv.name,
+            sv.kind.label(),
+            sv.base_url
+        );
+    }
+}
+
 /// A recording's name in the demo's layout: `LESSON.HALF.pcapng` (or `SCENARIO.pcapng`).
 fn demo_name(part: &Part) -> String {
     match (part.lesson, part.half) {
@@ -855,14 +849,7 @@ fn serve_until_stopped(
         let s = part.scenario;
         let lab = start_lab(s, store, &work.join(format!("lab{i}.jsonl")), pki, None)?;
         println!("\n== {} ({})", part.title(), s.name);
-        for sv in lab.servers() {
-            println!(
-                "  server {:<9} {:<16} {}",
-                sv.name,
-                sv.kind.label(),
-                sv.base_url
-            );
-        }
+        print_servers(&lab);
         println!("  paste into another terminal:");
         println!("    {}", paste_command(s, ca));
         labs.push(lab);
