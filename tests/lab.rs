@@ -578,7 +578,10 @@ fn sumdb_lookup_verifies_with_the_printed_key_and_matches_what_the_proxy_serves(
             opened.verdict()
         );
         let tree = parse_tree(opened.verified_text().unwrap()).unwrap();
-        assert_eq!(tree.size, 6, "six lab module versions (corp.lab.test/Billing among them)");
+        assert_eq!(
+            tree.size, 6,
+            "six lab module versions (corp.lab.test/Billing among them)"
+        );
         if let Some(t) = tree_seen {
             assert_eq!(t, tree, "one tree for every lookup");
         }
