@@ -549,6 +549,27 @@ pub const MIRROR_INFO_TIME: &str = "2024-06-01T12:00:00Z";
 /// Scenarios that only the training lessons run ([`super::lesson`]): the safe halves the
 /// recorded scenarios lack, and the proxy-order pair. Recorded by `modtrace lab run --record`
 /// into captures/training/, not by captures/record.sh (`lab scenarios` lists [`SCENARIOS`]).
+/// What the training scenarios share unless they say otherwise: plain HTTP on lo, GOSUMDB=off,
+/// no GOINSECURE/GOPRIVATE/GONOPROXY, the go command succeeds.
+const LESSON_DEFAULTS: Scenario = Scenario {
+    name: "",
+    summary: "",
+    servers: &[],
+    goproxy: &[],
+    gosumdb: "off",
+    goinsecure: "",
+    goprivate: "",
+    gonoproxy: "",
+    trust_lab_ca: false,
+    netns_hosts: &[],
+    expect_requests: true,
+    downloads: BOTH_MODULES,
+    interface: "lo",
+    expect: GoOutcome::Success,
+    https_proxy: None,
+    embed_keys: false,
+};
+
 pub const TRAINING: &[Scenario] = &[
     Scenario {
         name: "mirror-tls-verified",
@@ -558,18 +579,10 @@ pub const TRAINING: &[Scenario] = &[
             tls("upstream", 8112, ServerDef::ProxyWithAuth, TlsVersions::Tls12, CertKind::Valid),
         ],
         goproxy: &["mirror"],
-        gosumdb: "off",
-        goinsecure: "",
-        goprivate: "",
-        gonoproxy: "",
         trust_lab_ca: true,
-        netns_hosts: &[],
-        expect_requests: true,
         downloads: BOTH_MODULES,
-        interface: "lo",
-        expect: GoOutcome::Success,
-        https_proxy: None,
         embed_keys: true,
+        ..LESSON_DEFAULTS
     },
     Scenario {
         name: "proxy-order-unsafe",
@@ -579,18 +592,8 @@ pub const TRAINING: &[Scenario] = &[
             plain("private", 8114, ServerDef::ProxyOnly(PRIVATE_PREFIX)),
         ],
         goproxy: &["public", "private"],
-        gosumdb: "off",
-        goinsecure: "",
-        goprivate: "",
-        gonoproxy: "",
-        trust_lab_ca: false,
-        netns_hosts: &[],
-        expect_requests: true,
         downloads: PRIVATE_AND_PUBLIC,
-        interface: "lo",
-        expect: GoOutcome::Success,
-        https_proxy: None,
-        embed_keys: false,
+        ..LESSON_DEFAULTS
     },
     Scenario {
         name: "proxy-order-safe",
@@ -600,18 +603,10 @@ pub const TRAINING: &[Scenario] = &[
             plain("private", 8116, ServerDef::ProxyOnly(PRIVATE_PREFIX)),
         ],
         goproxy: &["private", "public"],
-        gosumdb: "off",
-        goinsecure: "",
         goprivate: PRIVATE_PREFIX,
         gonoproxy: "none",
-        trust_lab_ca: false,
-        netns_hosts: &[],
-        expect_requests: true,
         downloads: PRIVATE_AND_PUBLIC,
-        interface: "lo",
-        expect: GoOutcome::Success,
-        https_proxy: None,
-        embed_keys: false,
+        ..LESSON_DEFAULTS
     },
     Scenario {
         name: "redirect-once",
@@ -621,18 +616,8 @@ pub const TRAINING: &[Scenario] = &[
             plain("proxy", 8118, ServerDef::Proxy),
         ],
         goproxy: &["redirect"],
-        gosumdb: "off",
-        goinsecure: "",
-        goprivate: "",
-        gonoproxy: "",
-        trust_lab_ca: false,
-        netns_hosts: &[],
-        expect_requests: true,
         downloads: BOTH_MODULES,
-        interface: "lo",
-        expect: GoOutcome::Success,
-        https_proxy: None,
-        embed_keys: false,
+        ..LESSON_DEFAULTS
     },
 ];
 

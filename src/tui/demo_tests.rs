@@ -455,22 +455,9 @@ fn an_unavailable_act_says_why_and_how_to_record_it() {
 #[test]
 fn tiny_and_odd_sizes_do_not_panic_in_a_demo() {
     let (mut app, _) = at_first_pause(act_of("sumdb-off", HalfKind::Unsafe));
-    for (w, h) in [
-        (0, 0),
-        (1, 1),
-        (10, 3),
-        (29, 7),
-        (30, 8),
-        (31, 9),
-        (40, 10),
-        (80, 12),
-        (200, 2),
-        (3, 60),
-        (80, 24),
-        (149, 40),
-        (150, 40),
-        (250, 70),
-    ] {
+    // Around the panel's own thresholds too (beside the panes from 150 columns).
+    let demo_sizes = [(80, 12), (149, 40), (150, 40)];
+    for &(w, h) in crate::tui::view::tests::ODD_SIZES.iter().chain(&demo_sizes) {
         render(&app, w, h);
         app.scroll.panel.set(usize::MAX);
         render(&app, w, h);

@@ -473,18 +473,27 @@ mod tests {
             .all(|f| f.severity == crate::detect::Severity::High));
     }
 
+    /// A replay of fallback-410.pcap with the default analysis, started `paused` or not.
+    fn fallback_replay(
+        speed: Speed,
+        pause_on_findings: bool,
+        paused: bool,
+    ) -> (Replay, std::sync::mpsc::Receiver<Update>) {
+        let (tx, rx) = channel();
+        let files = vec![capture("fallback-410.pcap")];
+        let cfg = Config::default();
+        let r = if paused {
+            Replay::spawn_paused(files, cfg, speed, pause_on_findings, tx)
+        } else {
+            Replay::spawn(files, cfg, speed, pause_on_findings, tx)
+        };
+        (r.unwrap(), rx)
+    }
+
     /// Paused at each finding, stepping with `n` walks them one by one; `max` needs no wall time.
     #[test]
     fn pause_on_findings_and_step_to_the_next() {
-        let (tx, rx) = channel();
-        let r = Replay::spawn(
-            vec![capture("fallback-410.pcap")],
-            Config::default(),
-            Speed::Max,
-            true,
-            tx,
-        )
-        .unwrap();
+        let (r, rx) = fallback_replay(Speed::Max, true, false);
         let mut seen = std::collections::BTreeSet::new();
         let mut paused_with = Vec::new();
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -557,15 +566,7 @@ mod tests {
     /// Started paused, nothing is read until the first TogglePause.
     #[test]
     fn spawn_paused_waits_for_the_first_toggle() {
-        let (tx, rx) = channel();
-        let r = Replay::spawn_paused(
-            vec![capture("fallback-410.pcap")],
-            Config::default(),
-            Speed::Max,
-            false,
-            tx,
-        )
-        .unwrap();
+        let (r, rx) = fallback_replay(Speed::Max, false, true);
         assert!(
             rx.recv_timeout(Duration::from_millis(300)).is_err(),
             "nothing before the first toggle"
@@ -586,16 +587,8 @@ mod tests {
     #[test]
     fn scaled_speed_takes_the_capture_s_time_and_quit_stops_it() {
         // The capture spans ~15 ms: at 1x the replay takes at least that long.
-        let (tx, rx) = channel();
         let start = Instant::now();
-        let r = Replay::spawn(
-            vec![capture("fallback-410.pcap")],
-            Config::default(),
-            Speed::Times(1),
-            false,
-            tx,
-        )
-        .unwrap();
+        let (r, rx) = fallback_replay(Speed::Times(1), false, false);
         let last_clock = loop {
             if let Update::Status(s) = rx.recv_timeout(Duration::from_secs(10)).expect("updates") {
                 if s.finished {

@@ -1314,4 +1314,4 @@ fn draw_help(frame: &mut Frame, area: Rect, demo: bool) {
 
 #[cfg(test)]
 #[path = "view_tests.rs"]
-mod tests;
+pub(crate) mod tests;

@@ -418,22 +418,26 @@ fn tab_and_movement_follow_the_focus() {
     assert_eq!(app.focus, Pane::Journey);
 }
 
+/// Terminal sizes a screen must survive: empty, one cell, around the layout's thresholds, very
+/// wide or tall, the usual ones.
+pub(crate) const ODD_SIZES: &[(u16, u16)] = &[
+    (0, 0),
+    (1, 1),
+    (10, 3),
+    (29, 7),
+    (30, 8),
+    (31, 9),
+    (40, 10),
+    (200, 2),
+    (3, 60),
+    (80, 24),
+    (250, 70),
+];
+
 #[test]
 fn tiny_and_odd_sizes_do_not_panic() {
     let mut app = app_of("mirror-basic-auth.pcap");
-    for (w, h) in [
-        (0, 0),
-        (1, 1),
-        (10, 3),
-        (29, 7),
-        (30, 8),
-        (31, 9),
-        (40, 10),
-        (200, 2),
-        (3, 60),
-        (80, 24),
-        (250, 70),
-    ] {
+    for &(w, h) in ODD_SIZES {
         render(&app, w, h);
         app.help = true;
         render(&app, w, h);
