@@ -73,16 +73,8 @@ NETNS=""
 NETNS_ETC_CREATED=""
 PKI="$OUT/lab-pki"
 
-stop_pid() { # stop_pid PID SIGNAL: signal one process we started and reap it
-  local pid=$1 sig=$2
-  [ -n "$pid" ] || return 0
-  if kill -0 "$pid" 2>/dev/null; then
-    kill "-$sig" "$pid" 2>/dev/null || true
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
-  fi
-  wait "$pid" 2>/dev/null || true
-}
+# shellcheck source=../scripts/lib.sh
+. "$REPO/scripts/lib.sh"
 
 netns_remove() {
   [ -n "$NETNS" ] || return 0

@@ -46,16 +46,8 @@ fi
 WORK=$(mktemp -d /tmp/modtrace-ci-example.XXXXXX)
 SERVE_PID=""
 TCPDUMP_PID=""
-stop_pid() { # stop_pid PID SIGNAL: one process this script started
-  local pid=$1 sig=$2
-  [ -n "$pid" ] || return 0
-  if kill -0 "$pid" 2>/dev/null; then
-    kill "-$sig" "$pid" 2>/dev/null || true
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
-  fi
-  wait "$pid" 2>/dev/null || true
-}
+# shellcheck source=lib.sh
+. "$REPO/scripts/lib.sh"
 cleanup() {
   stop_pid "$TCPDUMP_PID" INT
   stop_pid "$SERVE_PID" TERM

@@ -25,6 +25,18 @@ fn capture_without_the_feature_says_how_to_get_it() {
     assert!(err.contains("libpcap-dev"), "{err}");
 }
 
+/// A temporary folder that nobody (the account the capture drops to and go runs as) can
+/// reach: the go directories and the key log live below it.
+fn tempdir_for_nobody() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let st = Command::new("chmod")
+        .args(["755", dir.path().to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    dir
+}
+
 fn is_root() -> bool {
     Command::new("id")
         .arg("-u")
@@ -524,13 +536,7 @@ fn live_capture_of_the_go_command() {
     if !prerequisites_or_skip() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    // nobody must reach the go directories and the key log below it.
-    let st = Command::new("chmod")
-        .args(["755", dir.path().to_str().unwrap()])
-        .status()
-        .unwrap();
-    assert!(st.success());
+    let dir = tempdir_for_nobody();
 
     // Without the rights to capture: a clear message, exit 2.
     {
@@ -662,12 +668,7 @@ fn live_capture_in_a_terminal_opens_the_tui() {
         eprintln!("SKIPPED: {msg}");
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let st = Command::new("chmod")
-        .args(["755", dir.path().to_str().unwrap()])
-        .status()
-        .unwrap();
-    assert!(st.success());
+    let dir = tempdir_for_nobody();
     let name = "plaintext-proxy";
     let env = scenario_env(name);
     let d = dir.path().join(name);
