@@ -46,6 +46,23 @@ once: sudo setcap cap_net_raw,cap_net_admin=eip $(command -v modtrace). Built wi
         after_help = "Examples:\n  sudo modtrace capture\n  sudo modtrace capture -i lo --process go -w build.pcapng\n  sudo modtrace capture --no-tui --format jsonl > events.jsonl"
     )]
     Capture(CaptureArgs),
+    /// Run a command (e.g. `go mod download`) and watch its traffic, inside its HTTPS too
+    /// (Linux, root; built with the `live` feature)
+    #[command(
+        long_about = "Run COMMAND as the user who ran sudo and watch what it puts on the network: only the traffic of COMMAND and its children (the go command, the git it runs) is analysed. The TLS secrets of every Go program among them are read from the process itself (a uprobe on crypto/tls's writeKeyLog, through tracefs), and git's come from SSLKEYLOGFILE, so the go command's own HTTPS to its proxies and checksum database is decrypted: every request is an exchange, every zip is hashed, every certificate (TLS 1.3 too) is checked.
+
+In a terminal the TUI shows the modules as they are fetched while COMMAND runs, and stays until `q` (COMMAND's output is shown when the screen closes); otherwise, when COMMAND exits, the report is written in --format to standard output or -o, and COMMAND's output is its own. Exit status like analyze: 0, 1 when a finding at or above --fail-on was seen, 2 on an error; COMMAND's exit status is printed and is in the JSON report (capture.command).
+
+Needs Linux, root (sudo) and the `live` build. Reading secrets from the go process needs Linux 4.17 or later with tracefs (mounted if it is not) and uprobes, and is refused, with one line saying why, in rootless containers and under kernel lockdown: the capture then goes on without them. `--no-go-keys` turns it off. Capture drops root right after opening; the probes are owned by a small helper process that keeps root, removes them when the run ends, and removes those of a run that was killed.",
+        after_help = "Examples:\n  sudo modtrace run -- go mod download\n  sudo modtrace run --no-tui --format sarif -o modtrace.sarif -- go build ./...\n  sudo modtrace run -w build.pcapng --keylog-out build.keys -- go mod download -x\n  sudo modtrace run --go-binary /usr/local/bin/athens -- ./fetch-deps.sh"
+    )]
+    Run(RunArgs),
+    /// The key helper of `capture` and `run` (internal: started by them, before root is dropped)
+    #[command(name = "go-keys-helper", hide = true)]
+    GoKeysHelper {
+        #[arg(long, value_name = "DIR")]
+        tracefs: Option<PathBuf>,
+    },
     /// Replay captures in the TUI at their own pace (or faster), pausing and stepping
     #[command(
         long_about = "Replay capture files in the terminal UI at the pace they were recorded (scaled by --speed; `max` as fast as it goes): the modules pane fills as each module is fetched, the journey pane draws the selected module's path through proxies and mirrors (fallbacks, redirects, upstream requests, forward proxies), the findings pane counts by severity. Space pauses, `n` steps to the next finding, `.` one event, `+`/`-` change the speed, Enter opens the details, `?` lists every key, `q` quits.
@@ -384,6 +401,85 @@ pub struct CaptureArgs {
     #[arg(long, value_name = "NAME")]
     pub process: Option<String>,
     #[command(flatten)]
+    pub keys: GoKeysArgs,
+    #[command(flatten)]
+    pub opts: AnalysisOptions,
+}
+
+/// The go process key source (Linux, root): flags shared by `capture` and `run`.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct GoKeysArgs {
+    /// Also read the TLS secrets of this Go program (repeatable; e.g. a Go-written module
+    /// proxy, to see its upstream leg)
+    #[arg(
+        long,
+        value_name = "PATH",
+        long_help = "Also read the TLS secrets of this Go program while it runs (repeatable): any Go binary, stripped or not, PIE or not, e.g. a company's Go-written module proxy, to see its upstream leg. The go command itself (the one on PATH, the sudo caller's `go env GOROOT`, the usual install places) and the toolchains in the caller's module cache are probed without this flag."
+    )]
+    pub go_binary: Vec<PathBuf>,
+    /// Do not read TLS secrets from Go processes
+    #[arg(long)]
+    pub no_go_keys: bool,
+    /// Also write every TLS secret seen to FILE (NSS key-log format, mode 0600, owned by the
+    /// sudo caller), e.g. for Wireshark
+    #[arg(long, value_name = "FILE")]
+    pub keylog_out: Option<PathBuf>,
+    /// Where tracefs is mounted (default: found in /proc/self/mountinfo, else mounted at
+    /// /sys/kernel/tracing)
+    #[arg(long, value_name = "DIR")]
+    pub tracefs: Option<PathBuf>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct RunArgs {
+    /// The command to run, with its arguments (after `--`)
+    #[arg(required = true, trailing_var_arg = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+    /// Interface to capture on (`any`: all interfaces, Linux)
+    #[arg(long, short = 'i', default_value = "any", value_name = "IFACE|any")]
+    pub interface: String,
+    /// Capture filter (BPF, as tcpdump takes it)
+    #[arg(
+        long,
+        short = 'f',
+        default_value = "tcp or port 53",
+        value_name = "BPF"
+    )]
+    pub filter: String,
+    /// Also write every captured packet to FILE as pcapng, with the TLS secrets embedded (a
+    /// Decryption Secrets Block: `modtrace analyze FILE` and Wireshark decrypt it later)
+    #[arg(long, short = 'w', value_name = "FILE.pcapng")]
+    pub write: Option<PathBuf>,
+    /// Bytes kept per packet (0: the whole packet, 262144)
+    #[arg(long, short = 's', default_value_t = 262_144, value_name = "SNAPLEN")]
+    pub snaplen: u32,
+    /// Do not open the TUI: write the report when COMMAND exits
+    #[arg(long)]
+    pub no_tui: bool,
+    /// Report format (written when COMMAND exits)
+    #[arg(long, short = 'F', value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Write the report to FILE instead of standard output
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Colour in text output: auto (only on a terminal), always, never
+    #[arg(long, value_enum, default_value_t = Color::Auto)]
+    pub color: Color,
+    /// SARIF: the Go module being built (its go.mod and go.sum)
+    #[arg(long, value_name = "DIR")]
+    pub go_mod: Option<PathBuf>,
+    /// ECS: also one document per HTTP exchange
+    #[arg(long)]
+    pub ecs_events: bool,
+    /// Text output only: show credentials and tokens instead of redacting them
+    #[arg(long)]
+    pub show_secrets: bool,
+    /// User to run COMMAND as (default: the user who ran sudo; root without sudo)
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
+    #[command(flatten)]
+    pub keys: GoKeysArgs,
+    #[command(flatten)]
     pub opts: AnalysisOptions,
 }
 
@@ -400,6 +496,19 @@ pub enum Format {
     /// Elastic Common Schema NDJSON: one document per finding (and per exchange with
     /// --ecs-events), for Filebeat or Elastic Agent
     Ecs,
+}
+
+impl From<Format> for crate::report::ReportFormat {
+    fn from(f: Format) -> Self {
+        use crate::report::ReportFormat as R;
+        match f {
+            Format::Text => R::Text,
+            Format::Json => R::Json,
+            Format::Jsonl => R::Jsonl,
+            Format::Sarif => R::Sarif,
+            Format::Ecs => R::Ecs,
+        }
+    }
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]

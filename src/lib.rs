@@ -11,6 +11,7 @@ pub mod cli;
 pub mod decode;
 pub mod detect;
 pub mod flow;
+pub mod gokeys;
 pub mod gomod;
 pub mod lab;
 pub mod pipeline;

@@ -2,7 +2,7 @@ use clap::Parser;
 use modtrace::cli::{AnalyzeArgs, Cli, Color, Command, Format};
 use modtrace::pipeline::Analyzer;
 use modtrace::policy::Date;
-use modtrace::report::{write_text_with, Report, TextOptions};
+use modtrace::report::{FormatOptions, Report};
 use modtrace::source::MergedSource;
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
@@ -14,6 +14,23 @@ fn main() -> ExitCode {
         Command::Lab { args } => modtrace::lab::cli(&args),
         #[cfg(feature = "live")]
         Command::Capture(c) => modtrace::capture::run(&c),
+        #[cfg(feature = "live")]
+        Command::Run(r) => modtrace::capture::run::main(&r),
+        #[cfg(all(feature = "live", target_os = "linux"))]
+        Command::GoKeysHelper { tracefs } => modtrace::gokeys::helper::main(tracefs),
+        #[cfg(not(all(feature = "live", target_os = "linux")))]
+        Command::GoKeysHelper { .. } => {
+            eprintln!("modtrace: go-keys-helper: this build reads no TLS secrets from processes");
+            2
+        }
+        #[cfg(not(feature = "live"))]
+        Command::Run(_) => {
+            eprintln!(
+                "modtrace: run: this build has no live capture; rebuild with the `live` feature \
+(needs libpcap-dev): cargo install --path . --features live"
+            );
+            2
+        }
         Command::Replay(r) => replay(&r),
         Command::Demo(d) => demo(&d),
         Command::Explain { rule } => explain(rule.as_deref()),
@@ -149,33 +166,18 @@ fn analyze(a: &AnalyzeArgs) -> i32 {
                 && std::env::var_os("NO_COLOR").is_none()
         }
     };
-    let res = match a.format {
-        Format::Text => write_text_with(
-            &report,
-            &mut out,
-            &TextOptions {
+    let res = report
+        .write_as(
+            &FormatOptions {
+                format: a.format.into(),
                 color,
                 show_secrets: a.show_secrets,
-            },
-        ),
-        Format::Json => report.write_json(&mut out),
-        Format::Jsonl => modtrace::report::jsonl::write_report(&report, &mut out),
-        Format::Sarif => modtrace::report::sarif::write(
-            &report,
-            &modtrace::report::sarif::SarifContext {
                 files: a.files.clone(),
                 go_mod: a.go_mod.clone(),
+                ecs_events: a.ecs_events,
             },
             &mut out,
-        ),
-        Format::Ecs => modtrace::report::ecs::write(
-            &report,
-            &modtrace::report::ecs::EcsOptions {
-                events: a.ecs_events,
-            },
-            &mut out,
-        ),
-    }
+        )
     .and_then(|_| out.flush());
     if let Err(e) = res {
         if e.kind() == std::io::ErrorKind::BrokenPipe {

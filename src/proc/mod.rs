@@ -145,6 +145,9 @@ pub struct ProcessInfo {
     /// Names of the process and its ancestors when it was first seen (comm and the file name
     /// of argv[0] of each), so `--process go` still knows git's parent after both exited.
     pub lineage: Vec<String>,
+    /// The process's pid and its ancestors' when it was first seen, nearest first (`run`
+    /// keeps the connections of one process tree).
+    pub ancestors: Vec<u32>,
 }
 
 impl ProcessInfo {
@@ -511,6 +514,7 @@ impl Attributor {
             pid,
             name: self.name_of(pid),
             lineage: self.lineage_of(pid),
+            ancestors: self.ancestors_of(pid),
         };
         for sock in &sockets {
             if self.owners.len() < self.limits.max_cached_sockets {
@@ -531,6 +535,29 @@ impl Attributor {
     /// its argv[0] for names longer than comm's 15 bytes).
     pub fn descends_from(&self, pid: u32, name: &str) -> bool {
         self.lineage_of(pid).iter().any(|n| n == name)
+    }
+
+    /// `pid` and the pids of its ancestors, nearest first.
+    pub fn ancestors_of(&self, pid: u32) -> Vec<u32> {
+        let mut pids = Vec::new();
+        let mut pid = pid;
+        for _ in 0..self.limits.max_ancestors {
+            if pid == 0 {
+                break;
+            }
+            pids.push(pid);
+            let Some((_, ppid)) = std::fs::read_to_string(self.root.join(pid.to_string()).join("stat"))
+                .ok()
+                .and_then(|s| parse_stat(&s))
+            else {
+                break;
+            };
+            if ppid == pid {
+                break;
+            }
+            pid = ppid;
+        }
+        pids
     }
 
     /// The names (comm, then argv[0]'s file name when it differs) of `pid` and its

@@ -55,6 +55,88 @@ pub struct CaptureSummary {
     /// Findings the policy's `[[ignore]]` entries accepted, with their reasons; they are not
     /// in `findings` (empty without a policy).
     pub ignored_findings: Vec<crate::policy::Ignored>,
+    /// Live: what the go process key source did (which binaries were probed, how many secrets
+    /// each gave, or why it could not work).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub go_keys: Option<crate::gokeys::GoKeysSummary>,
+    /// `modtrace run`: the command that was run and how it ended.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub command: Option<CommandSummary>,
+}
+
+/// The command `modtrace run` ran (`capture.command`).
+#[derive(Clone, Debug, Serialize)]
+pub struct CommandSummary {
+    pub argv: Vec<String>,
+    /// The program that was executed (COMMAND found on PATH).
+    pub program: String,
+    pub pid: u32,
+    /// The account it ran as.
+    pub user: String,
+    /// Its exit code, when it exited.
+    pub exit_code: Option<i32>,
+    /// The signal that ended it, when one did.
+    pub signal: Option<i32>,
+}
+
+impl CommandSummary {
+    /// `exited with status 0`, `was killed by signal 15`.
+    pub fn outcome(&self) -> String {
+        match (self.exit_code, self.signal) {
+            (Some(c), _) => format!("exited with status {c}"),
+            (None, Some(s)) => format!("was killed by signal {s}"),
+            (None, None) => "did not finish".into(),
+        }
+    }
+}
+
+/// The report formats of `analyze` and `run`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReportFormat {
+    Text,
+    Json,
+    Jsonl,
+    Sarif,
+    Ecs,
+}
+
+/// How a report is written.
+pub struct FormatOptions {
+    pub format: ReportFormat,
+    pub color: bool,
+    pub show_secrets: bool,
+    /// SARIF: the capture files (artifact locations) and the module being built.
+    pub files: Vec<std::path::PathBuf>,
+    pub go_mod: Option<std::path::PathBuf>,
+    /// ECS: one document per exchange too.
+    pub ecs_events: bool,
+}
+
+impl Report {
+    /// The report in the chosen format.
+    pub fn write_as(&self, o: &FormatOptions, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        match o.format {
+            ReportFormat::Text => write_text_with(
+                self,
+                out,
+                &TextOptions {
+                    color: o.color,
+                    show_secrets: o.show_secrets,
+                },
+            ),
+            ReportFormat::Json => self.write_json(out),
+            ReportFormat::Jsonl => jsonl::write_report(self, out),
+            ReportFormat::Sarif => sarif::write(
+                self,
+                &sarif::SarifContext {
+                    files: o.files.clone(),
+                    go_mod: o.go_mod.clone(),
+                },
+                out,
+            ),
+            ReportFormat::Ecs => ecs::write(self, &ecs::EcsOptions { events: o.ecs_events }, out),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -129,6 +211,8 @@ impl Report {
                 http_anomalies: p.http_anomalies,
                 dns_messages: p.dns_messages,
                 ignored_findings: Vec::new(),
+                go_keys: None,
+                command: None,
             },
             exchanges,
             modules,

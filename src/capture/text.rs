@@ -1,0 +1,67 @@
+//! One-line renderings of the live text stream.
+use crate::detect::tls::TlsRecord;
+use crate::detect::Finding;
+use crate::gomod::Exchange;
+use crate::time::Ts;
+
+fn clock(t: Ts) -> String {
+    // hh:mm:ss.mmm of the RFC 3339 form (UTC).
+    let s = t.rfc3339();
+    s.get(11..23).unwrap_or(&s).to_string()
+}
+
+fn owner(p: &Option<String>) -> String {
+    p.as_ref().map(|p| format!(" [{p}]")).unwrap_or_default()
+}
+
+pub fn exchange(x: &Exchange) -> String {
+    let what = match (&x.module, &x.version) {
+        (Some(m), Some(v)) => format!(" {} {m}@{v}", x.op.as_str()),
+        (Some(m), None) => format!(" {} {m}", x.op.as_str()),
+        _ => String::new(),
+    };
+    format!(
+        "{} {} {} {}{} ({} B{}){}",
+        clock(x.start),
+        x.status.map_or("---".into(), |s| s.to_string()),
+        x.method,
+        x.url,
+        what,
+        x.bytes,
+        x.duration_ms
+            .map(|d| format!(", {d:.1} ms"))
+            .unwrap_or_default(),
+        owner(&x.process)
+    )
+}
+
+pub fn finding(f: &Finding) -> String {
+    format!(
+        "{} !! {} {}: {}{}",
+        clock(f.evidence.time),
+        f.severity.as_str().to_uppercase(),
+        f.rule.id(),
+        f.message,
+        owner(&f.process)
+    )
+}
+
+pub fn tls(t: &TlsRecord) -> String {
+    let check = match (&t.validation, t.certificates_hidden) {
+        (Some(v), _) if v.is_valid() => "certificate valid".to_string(),
+        (Some(v), _) => format!(
+            "certificate INVALID ({})",
+            v.reason.map_or("?", |r| r.as_str())
+        ),
+        (None, true) => "certificate hidden (TLS 1.3)".into(),
+        (None, false) => "no certificate seen".into(),
+    };
+    format!(
+        "{} tls {} -> {} sni={} {}: {check}",
+        clock(t.start),
+        t.client,
+        t.server,
+        t.sni.as_deref().unwrap_or("-"),
+        t.version.as_deref().unwrap_or("?"),
+    )
+}
