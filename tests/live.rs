@@ -5,15 +5,13 @@
 //! prerequisites fail under CI=true and skip elsewhere.
 
 mod common;
+use common::root::{self, *};
 use common::*;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// The unprivileged account the capture drops to and the go command runs as.
-const NOBODY: u32 = 65534;
 
 #[cfg(not(feature = "live"))]
 #[test]
@@ -23,36 +21,6 @@ fn capture_without_the_feature_says_how_to_get_it() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--features live"), "{err}");
     assert!(err.contains("libpcap-dev"), "{err}");
-}
-
-/// A temporary folder that nobody (the account the capture drops to and go runs as) can
-/// reach: the go directories and the key log live below it.
-fn tempdir_for_nobody() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let st = Command::new("chmod")
-        .args(["755", dir.path().to_str().unwrap()])
-        .status()
-        .unwrap();
-    assert!(st.success());
-    dir
-}
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| o.stdout.starts_with(b"0\n"))
-        .unwrap_or(false)
-}
-
-fn which(tool: &str) -> Option<PathBuf> {
-    let out = Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
 }
 
 fn missing_prerequisites() -> Vec<String> {
@@ -74,84 +42,7 @@ static LAB: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Skips (prints why) outside CI, fails in CI.
 fn prerequisites_or_skip() -> bool {
-    let missing = missing_prerequisites();
-    if missing.is_empty() {
-        return true;
-    }
-    let msg = format!("live suite needs: {}", missing.join(", "));
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{msg}");
-    }
-    eprintln!("SKIPPED: {msg}");
-    false
-}
-
-/// `modtrace lab env NAME` as a map (KEY='VALUE' lines).
-fn scenario_env(name: &str) -> BTreeMap<String, String> {
-    let out = run(&["lab", "env", name]);
-    assert!(out.status.success(), "lab env {name}");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| {
-            let (k, v) = l.split_once('=')?;
-            Some((k.to_string(), v.trim_matches('\'').to_string()))
-        })
-        .collect()
-}
-
-fn wait_timeout(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Ok(Some(st)) = child.try_wait() {
-            return Some(st);
-        }
-        if Instant::now() > deadline {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn signal(child: &Child, sig: &str) {
-    let _ = Command::new("kill")
-        .args([&format!("-{sig}"), &child.id().to_string()])
-        .status();
-}
-
-/// Processes this test started, stopped on every exit path (a failed assertion too).
-struct Guard(Vec<Child>);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        for c in &mut self.0 {
-            if let Ok(None) = c.try_wait() {
-                signal(c, "TERM");
-                if wait_timeout(c, Duration::from_secs(5)).is_none() {
-                    let _ = c.kill();
-                    let _ = c.wait();
-                }
-            }
-        }
-    }
-}
-
-fn uids_of(pid: u32) -> Option<Vec<u32>> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("Uid:"))?;
-    Some(
-        line.split_whitespace()
-            .skip(1)
-            .filter_map(|v| v.parse().ok())
-            .collect(),
-    )
-}
-
-fn chown_nobody(p: &Path) {
-    let st = Command::new("chown")
-        .args(["-R", &format!("{NOBODY}:{NOBODY}"), p.to_str().unwrap()])
-        .status()
-        .unwrap();
-    assert!(st.success());
+    root::prerequisites_or_skip("live suite", &missing_prerequisites())
 }
 
 struct Run {
@@ -189,42 +80,9 @@ fn capture_scenario(
     let lab_log = d.join("lab.jsonl");
     let mut guard = Guard(Vec::new());
 
-    let mut serve_cmd = modtrace();
-    serve_cmd
-        .args([
-            "lab",
-            "serve",
-            "--scenario",
-            name,
-            "--timeout",
-            "300",
-            "--log",
-        ])
-        .arg(&lab_log);
-    if tls {
-        serve_cmd
-            .arg("--pki")
-            .arg(repo().join("captures/lab-pki"))
-            .arg("--keylog")
-            .arg(d.join("keys.log"));
-    }
-    let mut serve = serve_cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("start lab serve");
-    let serve_out = serve.stdout.take().unwrap();
+    let keys = d.join("keys.log");
+    let (serve, goproxy) = start_lab(name, &lab_log, tls.then_some(keys.as_path()));
     guard.0.push(serve);
-    let mut goproxy = None;
-    for line in BufReader::new(serve_out).lines() {
-        let line = line.unwrap();
-        if let Some(g) = line.strip_prefix("GOPROXY=") {
-            goproxy = Some(g.to_string());
-            break;
-        }
-    }
-    let goproxy = goproxy.expect("lab servers started");
     assert_eq!(goproxy, env["GOPROXY"]);
 
     let pcapng = d.join("live.pcapng");
@@ -310,30 +168,11 @@ fn capture_scenario(
 /// The go command, as captures/record.sh runs it, as nobody; `ca`: the only trusted root.
 fn run_go(d: &Path, name: &str, env: &BTreeMap<String, String>, ca: Option<&Path>) {
     let go = which("go").unwrap();
-    let go_bin_dir = go.parent().unwrap().display().to_string();
     let mut go_cmd = Command::new(&go);
     go_cmd
         .current_dir(d.join("work"))
         .env_clear()
-        .envs([
-            ("PATH", format!("{go_bin_dir}:/usr/local/bin:/usr/bin:/bin")),
-            ("HOME", d.join("home").display().to_string()),
-            ("GOPATH", d.join("gopath").display().to_string()),
-            ("GOMODCACHE", d.join("gopath/pkg/mod").display().to_string()),
-            ("GOCACHE", d.join("cache").display().to_string()),
-            ("GOENV", "off".into()),
-            ("GOPROXY", env["GOPROXY"].clone()),
-            ("GOSUMDB", env["GOSUMDB"].clone()),
-            ("GONOSUMDB", String::new()),
-            ("GOPRIVATE", String::new()),
-            ("GONOPROXY", String::new()),
-            ("GOINSECURE", env["GOINSECURE"].clone()),
-            ("GOFLAGS", "-modcacherw".into()),
-            ("GOTOOLCHAIN", "local".into()),
-            ("HTTP_PROXY", String::new()),
-            ("HTTPS_PROXY", env["HTTPS_PROXY"].clone()),
-            ("NO_PROXY", String::new()),
-        ])
+        .envs(go_env(d, &go, env))
         .args(["mod", "download", "-json"])
         .args(env["DOWNLOADS"].split_whitespace());
     if let Some(ca) = ca {

@@ -235,6 +235,10 @@ fn spawn_held(
 }
 
 fn run(a: &RunArgs) -> Result<i32, String> {
+    // Signals from the very start: before COMMAND runs, Ctrl-C cancels it.
+    let stop = Arc::new(AtomicBool::new(false));
+    let command_pid = Arc::new(AtomicU32::new(0));
+    forward_signals(Arc::clone(&command_pid), Arc::clone(&stop))?;
     let tui = !a.no_tui && crate::tui::run::has_terminal();
     let (program_name, args) = a
         .command
@@ -318,10 +322,8 @@ fn run(a: &RunArgs) -> Result<i32, String> {
         FlowFilter::Tree(Arc::clone(&root))
     };
 
-    let stop = Arc::new(AtomicBool::new(false));
     let status: Arc<Mutex<Option<ExitStatus>>> = Arc::new(Mutex::new(None));
     let screen_note = Arc::new(Mutex::new(String::new()));
-    forward_signals(pid, Arc::clone(&stop))?;
     // COMMAND runs once the packet reader does; its end stops the capture (after LINGER).
     let watcher: Arc<Mutex<Option<std::thread::JoinHandle<()>>>> = Arc::new(Mutex::new(None));
     let start_error: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
@@ -332,7 +334,16 @@ fn run(a: &RunArgs) -> Result<i32, String> {
         let name = program_name.clone();
         let watcher = Arc::clone(&watcher);
         let start_error = Arc::clone(&start_error);
+        let command_pid = Arc::clone(&command_pid);
         move || {
+            if stop.load(Ordering::Relaxed) {
+                // Interrupted before it ran: it never will (the gate closes unopened).
+                if let Ok(mut s) = start_error.lock() {
+                    *s = Some("interrupted before the command started".into());
+                }
+                return;
+            }
+            command_pid.store(pid, Ordering::Relaxed);
             let mut child = match held.release() {
                 Ok(c) => c,
                 Err(e) => {
@@ -511,10 +522,10 @@ fn describe(s: &ExitStatus) -> String {
     }
 }
 
-/// SIGINT and SIGTERM go on to COMMAND (Ctrl-C in the terminal reaches it directly too); the
-/// capture ends when COMMAND does. A second signal stops the capture at once, a third ends
-/// modtrace.
-fn forward_signals(pid: u32, stop: Arc<AtomicBool>) -> Result<(), String> {
+/// SIGINT and SIGTERM go on to COMMAND once it runs (Ctrl-C in the terminal reaches it
+/// directly too); the capture ends when COMMAND does. Before COMMAND runs a signal cancels
+/// the run. A second signal stops the capture at once, a third ends modtrace.
+fn forward_signals(pid: Arc<AtomicU32>, stop: Arc<AtomicBool>) -> Result<(), String> {
     use signal_hook::consts::{SIGINT, SIGTERM};
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
         .map_err(|e| format!("installing the signal handler: {e}"))?;
@@ -522,12 +533,13 @@ fn forward_signals(pid: u32, stop: Arc<AtomicBool>) -> Result<(), String> {
         let mut count = 0;
         for sig in signals.forever() {
             count += 1;
+            let target = pid.load(Ordering::Relaxed);
             match count {
                 // SAFETY: kill with a pid we started and the signal we got.
-                1 => unsafe {
-                    libc::kill(pid as i32, sig);
+                1 if target != 0 => unsafe {
+                    libc::kill(target as i32, sig);
                 },
-                2 => stop.store(true, Ordering::Relaxed),
+                1 | 2 => stop.store(true, Ordering::Relaxed),
                 _ => std::process::exit(130),
             }
         }

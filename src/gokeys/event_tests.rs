@@ -23,8 +23,12 @@ fn ours(e: &str) -> bool {
     e.starts_with("wkl_")
 }
 
-/// Recorded trace_pipe text: the lab's h2-proxy-tls13 proxy, the go command 1.26 over TLS
-/// 1.3 (recorded with `modtrace run` by the probe, secrets of a lab session long closed).
+/// Recorded trace_pipe text: the go command 1.26 fetching from the lab's h2-proxy-tls13 proxy
+/// over TLS 1.3, read from a tracefs instance with record-tgid on and the probe line of
+/// [`crate::gokeys::probe::probe_line`] (secrets of a lab session long closed). The first two
+/// lines show a thread whose process the kernel had not recorded yet (`(-------)`). The
+/// fourth line repeats the third, as the probe gives it when the goroutine stack grows in
+/// writeKeyLog's prologue.
 const RECORDED: &str = include_str!("testdata/trace_pipe.txt");
 
 #[test]

@@ -253,7 +253,9 @@ pub enum GoBinError {
     NoFunctionTable,
     #[error("function {name} is not in this binary (not linked in?)")]
     FunctionNotFound { name: String },
-    #[error("unsupported .gopclntab magic {magic:#010x} (Go older than 1.2, or newer than this reader)")]
+    #[error(
+        "unsupported .gopclntab magic {magic:#010x} (Go older than 1.2, or newer than this reader)"
+    )]
     UnsupportedPclntab { magic: u32 },
     #[error("malformed .gopclntab: bad {field}")]
     BadPclntab { field: &'static str },
@@ -281,7 +283,10 @@ pub fn read(data: &[u8]) -> Result<GoBinary, GoBinError> {
         .and_then(|d| Pclntab::parse(d).ok())
         .map(|p| p.version);
     let (go_version, settings) = match info {
-        Some(info) => (GoVersion::parse(&info.version), build_settings(&info.modinfo)),
+        Some(info) => (
+            GoVersion::parse(&info.version),
+            build_settings(&info.modinfo),
+        ),
         None => (None, Vec::new()),
     };
     let goarch = settings
@@ -341,10 +346,12 @@ pub fn find_function(data: &[u8], name: &str) -> Result<FunctionLocation, GoBinE
 /// listed under the plain name), the body wins: entries whose funcID says "wrapper" are dropped
 /// (cmd/internal/obj/plist.go marks ABI wrappers `FuncIDWrapper`; its number differs between
 /// Go versions, so it is read from `runtime.deferreturn`, which cmd/internal/objabi/funcid.go
-/// maps to `FuncIDWrapper` since Go 1.16), then the largest remaining entry (a wrapper is a
-/// short trampoline), then the lowest address. For a Go function such as writeKeyLog the
-/// body is the ABIInternal entry, the one `.symtab` names; for an assembly function the body
-/// is the ABI0 one, and `.symtab` names its ABIInternal wrapper instead.
+/// maps to `FuncIDWrapper`, as in Go 1.19 and 1.26; if that gives 0 or nothing, no entry is
+/// dropped), then the largest remaining entry (a wrapper is a short trampoline), then the
+/// lowest address. For a Go function such as writeKeyLog the body is the ABIInternal entry,
+/// the one `.symtab` names (29 of the 32 doubled names in the Go 1.26 go command, all picked
+/// as `.symtab` does); for an assembly function the body is the ABI0 one, and `.symtab` names
+/// its ABIInternal wrapper instead (the other 3).
 pub fn find_in_pclntab(data: &[u8], name: &str) -> Result<PclntabMatch, GoBinError> {
     let elf = Elf::parse(data, &[RUNTIME_TEXT])?;
     pclntab_lookup(&elf, name)
@@ -357,12 +364,10 @@ const MAX_SAME_NAME: usize = 16;
 
 fn pclntab_lookup(elf: &Elf<'_>, name: &str) -> Result<PclntabMatch, GoBinError> {
     let section = elf.pclntab_section().ok_or(GoBinError::NoFunctionTable)?;
-    let data = elf
-        .section_data(section)
-        .ok_or(GoBinError::Truncated {
-            what: ".gopclntab section",
-            offset: section.offset,
-        })?;
+    let data = elf.section_data(section).ok_or(GoBinError::Truncated {
+        what: ".gopclntab section",
+        offset: section.offset,
+    })?;
     let pcln = Pclntab::parse(data)?;
     let name = name.as_bytes();
 
@@ -392,7 +397,7 @@ fn pclntab_lookup(elf: &Elf<'_>, name: &str) -> Result<PclntabMatch, GoBinError>
         });
     }
 
-    let mut best: Option<(u64, u64, u64)> = None; // (raw entry, size, index)
+    let mut best: Option<(u64, u64)> = None; // (raw entry, size)
     let keep_all = same.iter().all(|c| is_wrapper(c.funcid, wrapper_id));
     for c in &same {
         if !keep_all && is_wrapper(c.funcid, wrapper_id) {
@@ -403,13 +408,13 @@ fn pclntab_lookup(elf: &Elf<'_>, name: &str) -> Result<PclntabMatch, GoBinError>
         let size = next.saturating_sub(entry);
         let better = match best {
             None => true,
-            Some((b_entry, b_size, _)) => size > b_size || (size == b_size && entry < b_entry),
+            Some((b_entry, b_size)) => size > b_size || (size == b_size && entry < b_entry),
         };
         if better {
-            best = Some((entry, size, c.index as u64));
+            best = Some((entry, size));
         }
     }
-    let (entry, size, _) = best.ok_or(GoBinError::FunctionNotFound {
+    let (entry, size) = best.ok_or(GoBinError::FunctionNotFound {
         name: String::from_utf8_lossy(name).into_owned(),
     })?;
 
@@ -448,9 +453,9 @@ fn text_start(elf: &Elf<'_>, pcln: &Pclntab<'_>, pcln_addr: u64) -> Option<(u64,
         return Some((sym.value, TextStartFrom::RuntimeTextSymbol));
     }
     // Go 1.18-1.25 linkers store runtime.text's address here (cmd/link pcln.go
-    // generatePCHeader); debug/gosym ignores it because in a PIE it may be unrelocated (0 in
-    // the file with RELA relocations). 0 is skipped, so that case, and Go 1.26, which no longer
-    // writes the field, fall through.
+    // generatePCHeader). debug/gosym ignores the field as "may be unrelocated"; an unrelocated
+    // value is still right here, where every address is a link-time one. 0 (Go 1.26 no longer
+    // writes the field; a linker could also leave a relocated word 0) falls through.
     if pcln.header_text != 0 {
         return Some((pcln.header_text, TextStartFrom::Header));
     }
@@ -466,8 +471,10 @@ fn text_start(elf: &Elf<'_>, pcln: &Pclntab<'_>, pcln_addr: u64) -> Option<(u64,
 /// (funcnametab, cutab, filetab, pctab, pclntable, ftab: 3 words each), findfunctab, minpc,
 /// maxpc, text: words 0, 1, 20, 21 and 22, unchanged from Go 1.16 to 1.26. A candidate counts
 /// when its funcnametab pointer matches the header too and minpc/maxpc equal text plus the
-/// first and last (sentinel) entry offsets. Pointers a PIE relocates at load time may be 0 in
-/// the file; then nothing matches and the caller falls back to `.text`.
+/// first and last (sentinel) entry offsets. In a PIE these words are relocated at load time;
+/// Go's linker and GNU ld also write the link-time values into the file (checked on Go 1.26,
+/// internal and external linking), but a linker that left them 0 would make nothing match,
+/// and the caller falls back to `.text`.
 fn moduledata_text(elf: &Elf<'_>, pcln: &Pclntab<'_>, pcln_addr: u64) -> Option<u64> {
     const WORDS: usize = 23;
     let p = usize::from(pcln.ptr_size);
@@ -490,7 +497,8 @@ fn moduledata_text(elf: &Elf<'_>, pcln: &Pclntab<'_>, pcln_addr: u64) -> Option<
             let word = |w: usize| uint_at(words, w.checked_mul(p)?, p, pcln.big_endian);
             if word(0) == Some(pcln_addr) && word(1) == Some(funcnametab_addr) {
                 if let (Some(minpc), Some(maxpc), Some(text)) = (word(20), word(21), word(22)) {
-                    if text.checked_add(first) == Some(minpc) && text.checked_add(last) == Some(maxpc)
+                    if text.checked_add(first) == Some(minpc)
+                        && text.checked_add(last) == Some(maxpc)
                     {
                         return Some(text);
                     }
@@ -670,7 +678,10 @@ fn parse_elf<'a, H: FileHeader<Endian = Endianness>>(
     let mut sections = Vec::new();
     for sh in shdrs {
         let name_off = usize::try_from(sh.sh_name(endian)).unwrap_or(usize::MAX);
-        if let Some(&name) = SECTIONS.iter().find(|n| cstr_is(shstrtab, name_off, n.as_bytes())) {
+        if let Some(&name) = SECTIONS
+            .iter()
+            .find(|n| cstr_is(shstrtab, name_off, n.as_bytes()))
+        {
             sections.push(Section {
                 name,
                 addr: sh.sh_addr(endian).into(),
@@ -702,8 +713,7 @@ fn parse_elf<'a, H: FileHeader<Endian = Endianness>>(
             }
             let name_off = usize::try_from(sym.st_name(endian)).unwrap_or(usize::MAX);
             for w in want {
-                if cstr_is(strtab, name_off, w.as_bytes()) && !symbols.iter().any(|(n, _)| n == w)
-                {
+                if cstr_is(strtab, name_off, w.as_bytes()) && !symbols.iter().any(|(n, _)| n == w) {
                     let is_func = sym.st_type() == elf::STT_FUNC;
                     // For the function itself only a function symbol counts; keep looking.
                     if w == &RUNTIME_TEXT || is_func {
@@ -760,10 +770,12 @@ const PCLNTAB_HEADER_LEN: usize = 8;
 
 impl<'a> Pclntab<'a> {
     fn parse(data: &'a [u8]) -> Result<Pclntab<'a>, GoBinError> {
-        let head = data.get(..PCLNTAB_HEADER_LEN).ok_or(GoBinError::Truncated {
-            what: ".gopclntab header",
-            offset: 0,
-        })?;
+        let head = data
+            .get(..PCLNTAB_HEADER_LEN)
+            .ok_or(GoBinError::Truncated {
+                what: ".gopclntab header",
+                offset: 0,
+            })?;
         let le = u32_at(head, 0, false).ok_or(GoBinError::BadPclntab { field: "magic" })?;
         let be = u32_at(head, 0, true).ok_or(GoBinError::BadPclntab { field: "magic" })?;
         // The magics read differently in the other byte order, so the match gives both the
@@ -781,14 +793,22 @@ impl<'a> Pclntab<'a> {
         };
         // Two zero pad bytes, the pc quantum (min instruction size) and the pointer size.
         if head.get(4..6) != Some(&[0, 0][..]) {
-            return Err(GoBinError::BadPclntab { field: "header padding" });
+            return Err(GoBinError::BadPclntab {
+                field: "header padding",
+            });
         }
         if !matches!(head.get(6), Some(1 | 2 | 4)) {
-            return Err(GoBinError::BadPclntab { field: "pc quantum" });
+            return Err(GoBinError::BadPclntab {
+                field: "pc quantum",
+            });
         }
         let ptr_size = match head.get(7) {
             Some(&p @ (4 | 8)) => p,
-            _ => return Err(GoBinError::BadPclntab { field: "pointer size" }),
+            _ => {
+                return Err(GoBinError::BadPclntab {
+                    field: "pointer size",
+                })
+            }
         };
         let p = usize::from(ptr_size);
         let word = |w: usize| -> Result<u64, GoBinError> {
@@ -811,7 +831,11 @@ impl<'a> Pclntab<'a> {
             field: "function count",
         })?;
         // 1.18+: {entryoff u32, funcoff u32}; before: two uintptrs (debug/gosym functabFieldSize).
-        let field = if version >= PclntabVersion::Go118 { 4 } else { p };
+        let field = if version >= PclntabVersion::Go118 {
+            4
+        } else {
+            p
+        };
         let functab_len = nfunc
             .checked_mul(2)
             .and_then(|n| n.checked_add(1))
@@ -828,7 +852,13 @@ impl<'a> Pclntab<'a> {
                 let pcln_off = word(7)?;
                 let funcdata = sub("pclntable", pcln_off)?;
                 let at = usize::try_from(pcln_off).unwrap_or(usize::MAX);
-                (at, funcdata, sub("funcnametab", funcname_off)?, funcname_off, word(2)?)
+                (
+                    at,
+                    funcdata,
+                    sub("funcnametab", funcname_off)?,
+                    funcname_off,
+                    word(2)?,
+                )
             }
             // Go 1.16 pcHeader: as above without textStart.
             PclntabVersion::Go116 => {
@@ -836,7 +866,13 @@ impl<'a> Pclntab<'a> {
                 let pcln_off = word(6)?;
                 let funcdata = sub("pclntable", pcln_off)?;
                 let at = usize::try_from(pcln_off).unwrap_or(usize::MAX);
-                (at, funcdata, sub("funcnametab", funcname_off)?, funcname_off, 0)
+                (
+                    at,
+                    funcdata,
+                    sub("funcnametab", funcname_off)?,
+                    funcname_off,
+                    0,
+                )
             }
             // golang.org/s/go12symtab: the header, nfunc, then the functab; every offset is
             // from the start of the table.
@@ -872,7 +908,7 @@ impl<'a> Pclntab<'a> {
 
     fn functab_field(&self, index: usize) -> Result<u64, GoBinError> {
         let sz = self.field_size();
-        let off = index.checked_mul(sz).unwrap_or(usize::MAX);
+        let off = index.saturating_mul(sz);
         uint_at(self.functab, off, sz, self.big_endian).ok_or(GoBinError::Truncated {
             what: "function table",
             offset: off as u64,
@@ -882,7 +918,7 @@ impl<'a> Pclntab<'a> {
     /// Entry of function `i` as stored: an offset from text start (1.18+) or an address.
     /// `i == nfunc` gives the end-of-text sentinel.
     fn entry_raw(&self, i: usize) -> Result<u64, GoBinError> {
-        self.functab_field(i.checked_mul(2).unwrap_or(usize::MAX))
+        self.functab_field(i.saturating_mul(2))
     }
 
     /// Function `i`'s `_func` record, from its start to the end of the table.
@@ -976,7 +1012,10 @@ fn buildinfo(elf: &Elf<'_>) -> Option<BuildInfo> {
         let big = flags & 0x1 != 0;
         let vers_ptr = uint_at(header, 16, p, big)?;
         let mod_ptr = uint_at(header, p.checked_add(16)?, p, big)?;
-        (go_string(elf, vers_ptr, p, big)?, go_string(elf, mod_ptr, p, big).unwrap_or_default())
+        (
+            go_string(elf, vers_ptr, p, big)?,
+            go_string(elf, mod_ptr, p, big).unwrap_or_default(),
+        )
     };
     if version.is_empty() {
         return None;

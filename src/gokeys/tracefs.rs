@@ -234,11 +234,13 @@ fn mount_tracefs() -> Result<Tracefs, Unavailable> {
         let e = io::Error::last_os_error();
         return Err(Unavailable(format!(
             "tracefs is not mounted and mounting it at {DEFAULT_MOUNT} failed: {e}{}",
-            if e.raw_os_error() == Some(libc::EPERM) {
-                " (needs CAP_SYS_ADMIN in the host's user namespace: root, not a rootless container)"
-                    .to_string()
-            } else {
-                rights_hint()
+            match rights_hint() {
+                h if !h.is_empty() => h,
+                _ if e.raw_os_error() == Some(libc::EPERM) => {
+                    " (needs CAP_SYS_ADMIN in the host's user namespace: root, not a rootless container)"
+                        .to_string()
+                }
+                h => h,
             }
         )));
     }
@@ -380,11 +382,18 @@ fn remove_instance(dir: &Path) -> io::Result<()> {
 }
 
 /// Whether the modtrace process `pid` still runs (a reused pid of another program does not
-/// count).
+/// count, nor a zombie nobody has reaped yet).
 fn modtrace_alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/comm"))
-        .map(|c| c.trim_end() == "modtrace")
-        .unwrap_or(false)
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    // `pid (comm) state ...`: the name ends at the last `)` (proc(5)).
+    let Some((head, rest)) = stat.rsplit_once(')') else {
+        return false;
+    };
+    let name = head.split_once('(').map_or("", |(_, n)| n);
+    let state = rest.split_whitespace().next().unwrap_or("");
+    name == "modtrace" && !matches!(state, "Z" | "X" | "x")
 }
 
 /// Removes the instances and probes of earlier runs whose process is gone (killed with

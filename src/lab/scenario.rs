@@ -621,6 +621,32 @@ pub const TRAINING: &[Scenario] = &[
     },
 ];
 
+/// Scenarios of the go process key source's tests (tests/gokeys.rs): the go command's own
+/// HTTPS, read with the secrets of the go process and no server key log. Not recorded into
+/// captures/ (the tests record them with `modtrace run`); ports 8121-8129.
+pub const GO_KEYS: &[Scenario] = &[
+    Scenario {
+        name: "tls12-verified",
+        summary: "GOPROXY=https proxy that speaks TLS 1.2 only, lab-CA certificate, SSL_CERT_FILE=the lab CA: go verifies and succeeds over HTTP/1.1",
+        servers: &[tls("proxy", 8121, ServerDef::Proxy, TlsVersions::Tls12, CertKind::Valid)],
+        goproxy: &["proxy"],
+        trust_lab_ca: true,
+        ..LESSON_DEFAULTS
+    },
+    Scenario {
+        name: "sumdb-https",
+        summary: "GOPROXY=https proxy (TLS 1.3, h2) and GOSUMDB=\"<lab key> https://127.0.0.1:8123\" (TLS 1.3): go verifies both modules against the lab checksum database over HTTPS and succeeds",
+        servers: &[
+            tls_h2("proxy", 8122, ServerDef::Proxy, TlsVersions::Tls13, CertKind::Valid),
+            tls("sumdb", 8123, ServerDef::SumDb, TlsVersions::Tls13, CertKind::Valid),
+        ],
+        goproxy: &["proxy"],
+        gosumdb: "{lab-key} https://127.0.0.1:8123",
+        trust_lab_ca: true,
+        ..LESSON_DEFAULTS
+    },
+];
+
 /// The lab's private module path prefix (the company's code in the proxy-order lesson).
 pub const PRIVATE_PREFIX: &str = "corp.lab.test";
 
@@ -628,9 +654,14 @@ pub const PRIVATE_PREFIX: &str = "corp.lab.test";
 pub const PRIVATE_AND_PUBLIC: &[&str] =
     &["corp.lab.test/Billing@v1.0.0", "example.test/Hello@v1.1.0"];
 
-/// A recorded scenario ([`SCENARIOS`]) or a training one ([`TRAINING`]).
+/// A recorded scenario ([`SCENARIOS`]), a training one ([`TRAINING`]) or a go-keys one
+/// ([`GO_KEYS`]).
 pub fn find(name: &str) -> Option<&'static Scenario> {
-    SCENARIOS.iter().chain(TRAINING).find(|s| s.name == name)
+    SCENARIOS
+        .iter()
+        .chain(TRAINING)
+        .chain(GO_KEYS)
+        .find(|s| s.name == name)
 }
 
 impl Scenario {
@@ -1046,6 +1077,26 @@ mod tests {
                 scope: ModuleScope::Except(PRIVATE_PREFIX.into())
             }
         );
+    }
+
+    #[test]
+    fn go_keys_scenarios_use_their_own_ports() {
+        let others: Vec<u16> = SCENARIOS
+            .iter()
+            .chain(TRAINING)
+            .flat_map(|s| s.ports())
+            .collect();
+        let mut seen = std::collections::HashSet::new();
+        for s in GO_KEYS {
+            assert!(s.uses_tls() && s.trust_lab_ca, "{}", s.name);
+            for p in s.ports() {
+                assert!((8121..=8129).contains(&p), "{}: {p}", s.name);
+                assert!(!others.contains(&p), "{}: port {p} taken", s.name);
+                assert!(seen.insert(p), "{}: port {p} twice", s.name);
+            }
+            assert_eq!(find(s.name).unwrap().name, s.name);
+        }
+        assert!(find("sumdb-https").unwrap().uses_lab_sumdb());
     }
 
     #[test]

@@ -93,11 +93,30 @@ pub fn write_text_with(r: &Report, w: &mut dyn Write, opts: &TextOptions) -> io:
         c.http_exchanges,
         r.modules.len()
     )?;
+    if let Some(cmd) = &c.command {
+        writeln!(
+            w,
+            "  command: {} (pid {}, as {}) {}",
+            cmd.argv.join(" "),
+            cmd.pid,
+            cmd.user,
+            cmd.outcome()
+        )?;
+    }
+    if let Some(k) = &c.go_keys {
+        writeln!(w, "  {}", k.line())?;
+    }
     let mut notes = Vec::new();
     if c.tls_decrypted > 0 {
         notes.push(format!(
-            "{} of {} TLS sessions decrypted with the key log",
-            c.tls_decrypted, c.tls_sessions
+            "{} of {} TLS sessions decrypted with the key log{}",
+            c.tls_decrypted,
+            c.tls_sessions,
+            if c.go_keys.as_ref().is_some_and(|k| k.secrets > 0) {
+                " and the go process's secrets"
+            } else {
+                ""
+            }
         ));
     }
     if c.tls_duplicates > 0 {

@@ -1,6 +1,8 @@
 //! Helpers for integration tests: synthetic captures and running the modtrace binary.
 #![allow(dead_code)]
 
+pub mod root;
+
 use etherparse::PacketBuilder;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -1,0 +1,729 @@
+//! The go process key source end to end: `modtrace run -- go mod download` against the lab's
+//! HTTPS scenarios with no server key log, Go programs given with --go-binary (stripped, PIE),
+//! what is left in tracefs after every way a run can end, and what happens without tracefs or
+//! rights. Needs root, tracefs with uprobes, go (and Debian's golang-go for the second
+//! toolchain), tshark and editcap, and a build with `--features live`; run by .ci/run as
+//! `cargo test --release --features live --test gokeys -- --ignored --nocapture`. Missing
+//! prerequisites fail under CI=true and skip elsewhere.
+
+mod common;
+use common::root::{self, *};
+use common::*;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Starts tcpdump on lo for `ports`, the keyed analysis's own recording of the same traffic;
+/// returns once it listens.
+fn start_tcpdump(file: &Path, ports: &str) -> std::process::Child {
+    let filter: Vec<String> = ports
+        .split_whitespace()
+        .map(|p| format!("tcp port {p}"))
+        .collect();
+    let err = file.with_extension("err");
+    let child = Command::new("tcpdump")
+        .args(["-i", "lo", "-s", "0", "-U", "--immediate-mode", "-B", "65536", "-w"])
+        .arg(file)
+        .arg(filter.join(" or "))
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .expect("tcpdump");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !std::fs::read_to_string(&err)
+        .unwrap_or_default()
+        .contains("listening on")
+    {
+        assert!(Instant::now() < deadline, "tcpdump did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The lab notes: a moment after it says so before the traffic.
+    std::thread::sleep(Duration::from_millis(500));
+    child
+}
+
+/// Debian's golang-go: another build (stripped, pclntab only) and another version.
+const DEBIAN_GO: &str = "/usr/lib/go-1.19/bin/go";
+/// The scenarios: TLS 1.3 with h2, a TLS 1.2-only server, CONNECT through HTTPS_PROXY, and the
+/// checksum database over https.
+const SCENARIOS: &[&str] = &[
+    "h2-proxy-tls13",
+    "tls12-verified",
+    "connect-proxy-h2",
+    "sumdb-https",
+];
+
+/// The lab's ports are fixed, and probes are global: one test at a time.
+static LAB: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn missing_prerequisites() -> Vec<String> {
+    let mut missing = Vec::new();
+    if !cfg!(feature = "live") {
+        missing.push("a build with --features live".to_string());
+    }
+    if !is_root() {
+        missing.push("root (uprobes, capturing on lo)".to_string());
+    }
+    for tool in ["go", "tshark", "tcpdump"] {
+        if which(tool).is_none() {
+            missing.push(tool.to_string());
+        }
+    }
+    if !Path::new(DEBIAN_GO).exists() {
+        missing.push(format!("Debian's golang-go ({DEBIAN_GO}: apt-get install golang-go)"));
+    }
+    missing
+}
+
+fn prerequisites_or_skip() -> bool {
+    let ok = root::prerequisites_or_skip("go-keys suite", &missing_prerequisites());
+    if ok {
+        tracefs();
+    }
+    ok
+}
+
+/// The tracefs the key helper uses. Probes outlive a mount, so the test mounts tracefs when
+/// nothing has, to see them (the helper then finds this mount).
+fn tracefs() -> PathBuf {
+    let mounted = || {
+        let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        info.lines().find_map(|line| {
+            let (fields, after) = line.split_once(" - ")?;
+            after
+                .starts_with("tracefs ")
+                .then(|| PathBuf::from(fields.split_whitespace().nth(4).unwrap()))
+        })
+    };
+    if let Some(p) = mounted() {
+        return p;
+    }
+    let st = Command::new("mount")
+        .args(["-t", "tracefs", "tracefs", "/sys/kernel/tracing"])
+        .status()
+        .unwrap();
+    assert!(st.success(), "mounting tracefs");
+    mounted().expect("tracefs mounted")
+}
+
+/// Probes and instances of modtrace runs now in tracefs.
+fn leftovers() -> Vec<String> {
+    let fs = tracefs();
+    let mut v: Vec<String> = std::fs::read_to_string(fs.join("uprobe_events"))
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains(":modtrace_"))
+        .map(str::to_string)
+        .collect();
+    if let Ok(d) = std::fs::read_dir(fs.join("instances")) {
+        v.extend(
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with("modtrace_")),
+        );
+    }
+    v
+}
+
+/// One `modtrace run` of a scenario, its report and what the lab saw.
+struct RunResult {
+    dir: PathBuf,
+    report: Value,
+    stderr: String,
+    go_stdout: String,
+    exit: Option<i32>,
+    lab_log: String,
+    server_keys: PathBuf,
+    env: BTreeMap<String, String>,
+}
+
+/// The flags that check certificates and checksum-database notes like the lab expects.
+fn analysis_flags() -> Vec<String> {
+    let key = String::from_utf8(run(&["lab", "sumdb-key"]).stdout).unwrap();
+    vec![
+        "--ca-file".into(),
+        repo().join("captures/lab-pki/lab-ca.pem").display().to_string(),
+        "--sumdb-key".into(),
+        key.trim().to_string(),
+    ]
+}
+
+/// `modtrace run -i lo --no-tui -w D/run.pcapng --format json -o D/report.json -- GO mod
+/// download -json ...` as `sudo` by nobody would (SUDO_UID), with the scenario's Go
+/// environment; the lab's servers write their key log, which modtrace is not given.
+fn run_scenario(base: &Path, name: &str, go: &Path, extra: &[&str]) -> RunResult {
+    let env = scenario_env(name);
+    let d = base.join(format!("{name}-{}", go.display().to_string().replace('/', "_")));
+    for sub in ["home", "gopath", "cache"] {
+        std::fs::create_dir_all(d.join(sub)).unwrap();
+    }
+    chown_nobody(&d);
+    let lab_log = d.join("lab.jsonl");
+    let server_keys = d.join("server.keys");
+    let (serve, goproxy) = start_lab(name, &lab_log, Some(&server_keys));
+    let mut guard = Guard(vec![serve]);
+    assert_eq!(goproxy, env["GOPROXY"]);
+    guard.0.push(start_tcpdump(&d.join("tcpdump.pcap"), &env["PORTS"]));
+    let report = d.join("report.json");
+    let go_stdout = d.join("go.out");
+    let mut cmd = modtrace();
+    cmd.args(["run", "-i", "lo", "--no-tui", "--format", "json", "-o"])
+        .arg(&report)
+        .arg("-w")
+        .arg(d.join("run.pcapng"))
+        .arg("--keylog-out")
+        .arg(d.join("run.keys"))
+        .args(analysis_flags())
+        .args(extra)
+        .arg("--")
+        .arg(go)
+        .args(["mod", "download", "-json"])
+        .args(env["DOWNLOADS"].split_whitespace())
+        .env_clear()
+        .envs(go_env(&d, go, &env))
+        .env("SUDO_UID", NOBODY.to_string())
+        .env("SUDO_GID", NOBODY.to_string())
+        .current_dir(&d)
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&go_stdout).unwrap())
+        .stderr(Stdio::piped());
+    let out = cmd.output().expect("modtrace run");
+    std::thread::sleep(Duration::from_millis(500));
+    signal(&guard.0[1], "INT");
+    assert!(wait_timeout(&mut guard.0[1], Duration::from_secs(10)).is_some());
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let report: Value = serde_json::from_slice(&std::fs::read(&report).unwrap_or_default())
+        .unwrap_or_else(|e| panic!("{name}: no JSON report ({e}): {stderr}"));
+    RunResult {
+        report,
+        stderr,
+        go_stdout: std::fs::read_to_string(&go_stdout).unwrap(),
+        exit: out.status.code(),
+        lab_log: std::fs::read_to_string(&lab_log).unwrap(),
+        server_keys,
+        env,
+        dir: d,
+    }
+}
+
+/// The request path of an exchange (the URL's path and query; CONNECT: its target).
+fn target_of(x: &Value) -> String {
+    let url = x["url"].as_str().unwrap();
+    if x["method"] == "CONNECT" || !url.contains("://") {
+        return url.to_string();
+    }
+    url.splitn(4, '/')
+        .nth(3)
+        .map(|p| format!("/{p}"))
+        .unwrap_or_else(|| "/".into())
+}
+
+/// (method, target, status) of every request the lab logged, and of every exchange.
+fn requests(lab_log: &str) -> Vec<(String, String, u64)> {
+    let mut v: Vec<_> = lab_log
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let r: Value = serde_json::from_str(l).unwrap();
+            (
+                r["method"].as_str().unwrap().to_string(),
+                r["target"].as_str().unwrap().to_string(),
+                r["status"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+fn exchanges(report: &Value) -> Vec<(String, String, u64)> {
+    let mut v: Vec<_> = report["exchanges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| {
+            (
+                x["method"].as_str().unwrap().to_string(),
+                target_of(x),
+                x["status"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// (rule, module@version) of every finding.
+fn findings(report: &Value) -> Vec<(String, String)> {
+    let mut v: Vec<_> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["rule"].as_str().unwrap().to_string(),
+                format!(
+                    "{}@{}",
+                    f["module"].as_str().unwrap_or("-"),
+                    f["version"].as_str().unwrap_or("-")
+                ),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// go's own hashes: `Path@Version` -> (Sum, GoModSum), from `go mod download -json`.
+fn go_sums(stdout: &str) -> BTreeMap<String, (String, String)> {
+    let mut out = BTreeMap::new();
+    let mut de = serde_json::Deserializer::from_str(stdout).into_iter::<Value>();
+    while let Some(Ok(m)) = de.next() {
+        assert!(m.get("Error").is_none(), "go: {m}");
+        out.insert(
+            format!("{}@{}", m["Path"].as_str().unwrap(), m["Version"].as_str().unwrap()),
+            (
+                m["Sum"].as_str().unwrap().to_string(),
+                m["GoModSum"].as_str().unwrap().to_string(),
+            ),
+        );
+    }
+    out
+}
+
+/// tshark's request URIs in a capture, HTTP/1.1 and HTTP/2, decrypting with what the file
+/// carries (no key file).
+fn tshark_uris(capture: &Path, tls_ports: &str) -> Vec<String> {
+    let mut uris = Vec::new();
+    for (filter, field) in [
+        ("http.request", "http.request.uri"),
+        ("http2.type == 1", "http2.headers.path"),
+    ] {
+        let mut cmd = Command::new("tshark");
+        cmd.arg("-n").arg("-r").arg(capture);
+        for p in tls_ports.split_whitespace() {
+            cmd.args(["-d", &format!("tcp.port=={p},tls")]);
+        }
+        let out = cmd
+            .args(["-Y", filter, "-T", "fields", "-E", "occurrence=a"])
+            .args(["-E", "aggregator=\t", "-e", field])
+            .output()
+            .expect("run tshark");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            uris.extend(line.split('\t').filter(|u| !u.is_empty()).map(str::to_string));
+        }
+    }
+    uris.sort();
+    uris
+}
+
+/// Checks one run: every logged request is an https exchange, every module's h1 is go's,
+/// the findings are the keyed analysis's, and the go binary gave secrets.
+fn check_run(name: &str, go: &Path, r: &RunResult) {
+    let what = format!("{name} with {}", go.display());
+    assert_eq!(r.exit, Some(0), "{what}: exit status; {}", r.stderr);
+    assert_eq!(r.report["capture"]["command"]["exit_code"], 0, "{what}");
+    assert!(
+        r.stderr.contains("exited with status 0"),
+        "{what}: the command's status is printed: {}",
+        r.stderr
+    );
+    // Every request the lab logged, as an exchange over https (CONNECT is the proxy's).
+    assert_eq!(exchanges(&r.report), requests(&r.lab_log), "{what}: exchanges");
+    for x in r.report["exchanges"].as_array().unwrap() {
+        if x["method"] != "CONNECT" {
+            assert_eq!(x["scheme"], "https", "{what}: {x}");
+            assert_eq!(x["process"], "go", "{what}: {x}");
+        }
+    }
+    // The same hashes as go.
+    let sums = go_sums(&r.go_stdout);
+    assert_eq!(sums.len(), r.env["DOWNLOADS"].split_whitespace().count(), "{what}");
+    for m in r.report["modules"].as_array().unwrap() {
+        let key = format!("{}@{}", m["module"].as_str().unwrap(), m["version"].as_str().unwrap());
+        let (sum, gomod) = &sums[&key];
+        assert_eq!(m["h1"].as_str(), Some(sum.as_str()), "{what}: {key} zip");
+        assert_eq!(m["mod_h1"].as_str(), Some(gomod.as_str()), "{what}: {key} go.mod");
+    }
+    assert_eq!(r.report["modules"].as_array().unwrap().len(), sums.len(), "{what}");
+    // The secrets came from the go binary that ran.
+    let keys = &r.report["capture"]["go_keys"];
+    assert_eq!(keys["enabled"], true, "{what}: {keys}");
+    let real = std::fs::canonicalize(go).unwrap();
+    let probed = keys["binaries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| Path::new(b["path"].as_str().unwrap()) == real)
+        .unwrap_or_else(|| panic!("{what}: {} not probed: {keys}", real.display()));
+    assert!(probed["secrets"].as_u64().unwrap() > 0, "{what}: {probed}");
+    assert_eq!(probed["abi"], "register", "{what}");
+    // The same findings as the analysis of the same traffic, recorded by tcpdump, with the
+    // servers' key log and no secret from the go process.
+    let plain = r.dir.join("tcpdump.pcap");
+    let mut args: Vec<String> = analysis_flags();
+    args.push("--keylog".into());
+    args.push(r.server_keys.display().to_string());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let keyed = analyze_json(&plain, &args);
+    assert!(
+        keyed["capture"]["tls_decrypted"].as_u64().unwrap() > 0,
+        "{what}: the keyed analysis decrypts"
+    );
+    assert_eq!(findings(&r.report), findings(&keyed), "{what}: findings");
+    let unkeyed = analyze_json(&plain, &[]);
+    assert!(
+        unkeyed["exchanges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|x| x["method"] == "CONNECT"),
+        "{what}: without any key the capture shows no request"
+    );
+    // The secrets written with --keylog-out are the go process's: they open the sessions.
+    let keys_out = r.dir.join("run.keys");
+    let meta = std::fs::metadata(&keys_out).unwrap();
+    {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600, "{what}");
+        assert_eq!(meta.uid(), NOBODY, "{what}: --keylog-out belongs to the sudo caller");
+    }
+    let with_out = analyze_json(&plain, &["--keylog", keys_out.to_str().unwrap()]);
+    assert_eq!(exchanges(&with_out), exchanges(&keyed), "{what}: --keylog-out");
+}
+
+#[test]
+#[ignore = "needs root, tracefs, go, Debian's golang-go, tshark; run by .ci/run"]
+fn run_sees_inside_the_go_command_https_without_a_server_key_log() {
+    if !prerequisites_or_skip() {
+        return;
+    }
+    let _lab = LAB.lock().unwrap_or_else(|e| e.into_inner());
+    let base = tempdir_for_nobody();
+    let go = which("go").unwrap();
+    for go in [go.as_path(), Path::new(DEBIAN_GO)] {
+        for name in SCENARIOS {
+            let r = run_scenario(base.path(), name, go, &[]);
+            check_run(name, go, &r);
+            // The -w file decrypts in tshark with nothing else: the same request URIs.
+            if *name == "h2-proxy-tls13" || *name == "tls12-verified" {
+                let mut ours: Vec<String> = exchanges(&r.report)
+                    .into_iter()
+                    .map(|(_, t, _)| t)
+                    .collect();
+                ours.sort();
+                assert_eq!(
+                    tshark_uris(&r.dir.join("run.pcapng"), &r.env["TLS_PORTS"]),
+                    ours,
+                    "{name}: tshark on the -w file"
+                );
+            }
+            assert!(leftovers().is_empty(), "{name}: left {:?}", leftovers());
+        }
+    }
+}
+
+/// A Go program that fetches URLs over TLS (no module needed: the standard library).
+const FETCH_GO: &str = r#"package main
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+)
+
+func main() {
+	for _, u := range os.Args[1:] {
+		r, err := http.Get(u)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		io.Copy(io.Discard, r.Body)
+		r.Body.Close()
+		fmt.Println(u, r.Status)
+	}
+}
+"#;
+
+/// Builds FETCH_GO with `flags`; the binary's path.
+fn build_fetch(dir: &Path, name: &str, flags: &[&str]) -> PathBuf {
+    let src = dir.join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("main.go"), FETCH_GO).unwrap();
+    std::fs::write(src.join("go.mod"), "module fetch\n\ngo 1.19\n").unwrap();
+    let out_path = dir.join(name);
+    let out = Command::new(which("go").unwrap())
+        .arg("build")
+        .args(flags)
+        .arg("-o")
+        .arg(&out_path)
+        .arg(".")
+        .current_dir(&src)
+        .env("GOTOOLCHAIN", "local")
+        .env("GOFLAGS", "")
+        .env("GOPROXY", "off")
+        .env("GOCACHE", dir.join("cache"))
+        .env("GOPATH", dir.join("gopath"))
+        .env("HOME", dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "go build {flags:?}: {}", String::from_utf8_lossy(&out.stderr));
+    out_path
+}
+
+#[test]
+#[ignore = "needs root, tracefs, go; run by .ci/run"]
+fn go_binary_reads_stripped_and_pie_programs() {
+    if !prerequisites_or_skip() {
+        return;
+    }
+    let _lab = LAB.lock().unwrap_or_else(|e| e.into_inner());
+    let base = tempdir_for_nobody();
+    let d = base.path();
+    let stripped = build_fetch(d, "fetch-stripped", &["-ldflags=-s -w"]);
+    let pie = build_fetch(d, "fetch-pie", &["-buildmode=pie"]);
+    chown_nobody(d);
+    let env = scenario_env("h2-proxy-tls13");
+    let log = d.join("lab.jsonl");
+    let (serve, _) = start_lab("h2-proxy-tls13", &log, Some(&d.join("server.keys")));
+    let _guard = Guard(vec![serve]);
+    let base_url = &env["GOPROXY"];
+    let urls = [
+        format!("{base_url}/example.test/%21hello/@v/list"),
+        format!("{base_url}/example.test/%21util/@v/list"),
+    ];
+    let script = format!(
+        "{} {} && {} {}",
+        stripped.display(),
+        urls[0],
+        pie.display(),
+        urls[1]
+    );
+    let report = d.join("report.json");
+    let out = modtrace()
+        .args(["run", "-i", "lo", "--no-tui", "--format", "json", "--fail-on", "never", "-o"])
+        .arg(&report)
+        .args(analysis_flags())
+        .arg("--go-binary")
+        .arg(&stripped)
+        .arg("--go-binary")
+        .arg(&pie)
+        .args(["--", "sh", "-c", &script])
+        .env("SSL_CERT_FILE", repo().join("captures/lab-pki/lab-ca.pem"))
+        .env("SUDO_UID", NOBODY.to_string())
+        .env("SUDO_GID", NOBODY.to_string())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(stdout.matches("200 OK").count(), 2, "both programs fetched: {stdout}");
+    let r: Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let binaries = r["capture"]["go_keys"]["binaries"].as_array().unwrap();
+    for (bin, found_by) in [(&stripped, "pclntab"), (&pie, "symtab")] {
+        let b = binaries
+            .iter()
+            .find(|b| Path::new(b["path"].as_str().unwrap()) == bin.as_path())
+            .unwrap_or_else(|| panic!("{} not probed: {binaries:?}", bin.display()));
+        assert_eq!(b["origin"], "go-binary-flag", "{b}");
+        assert_eq!(b["found_by"], found_by, "{b}");
+        assert!(b["secrets"].as_u64().unwrap() >= 4, "{b}");
+    }
+    let mut got: Vec<String> = r["exchanges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["url"].as_str().unwrap().to_string())
+        .collect();
+    got.sort();
+    let mut want = urls.to_vec();
+    want.sort();
+    assert_eq!(got, want, "both programs' requests, decrypted");
+    // The sh that ran them is not Go: refused quietly, not an error line.
+    assert!(!stderr.contains("cannot read TLS secrets from /usr/bin/dash"), "{stderr}");
+    assert!(leftovers().is_empty(), "left {:?}", leftovers());
+}
+
+/// Starts `modtrace run -- sleep 30` (probes in place for the go commands) and waits until
+/// its probes are in tracefs; the child and the helper's pid.
+fn start_long_run(d: &Path, extra: &[&str]) -> (std::process::Child, u32) {
+    let child = modtrace()
+        .args(["run", "-i", "lo", "--no-tui", "--format", "json", "-o"])
+        .arg(d.join("report.json"))
+        .args(extra)
+        .args(["--", "sleep", "30"])
+        .env("SUDO_UID", NOBODY.to_string())
+        .env("SUDO_GID", NOBODY.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(d.join("stderr")).unwrap())
+        .spawn()
+        .unwrap();
+    let children = |pid: u32| -> Vec<u32> {
+        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .collect()
+    };
+    let exe_of = |pid: u32| {
+        std::fs::read_link(format!("/proc/{pid}/exe"))
+            .map(|p| p.display().to_string())
+            .unwrap_or_default()
+    };
+    // Running: the probes are in tracefs and the command has exec'd sleep.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while leftovers().iter().filter(|l| l.starts_with("p:")).count() == 0
+        || !children(child.id())
+            .into_iter()
+            .any(|c| exe_of(c).ends_with("/sleep"))
+    {
+        assert!(Instant::now() < deadline, "the run did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let helper = children(child.id())
+        .into_iter()
+        .find(|p| {
+            std::fs::read(format!("/proc/{p}/cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains("go-keys-helper"))
+        })
+        .expect("the key helper");
+    (child, helper)
+}
+
+#[test]
+#[ignore = "needs root, tracefs, go; run by .ci/run"]
+fn nothing_is_left_in_tracefs_however_a_run_ends() {
+    if !prerequisites_or_skip() {
+        return;
+    }
+    let _lab = LAB.lock().unwrap_or_else(|e| e.into_inner());
+    let base = tempdir_for_nobody();
+    assert!(leftovers().is_empty(), "left before the test: {:?}", leftovers());
+    // Normal exit.
+    let out = modtrace()
+        .args(["run", "-i", "lo", "--no-tui", "--", "true"])
+        .env("SUDO_UID", NOBODY.to_string())
+        .env("SUDO_GID", NOBODY.to_string())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(leftovers().is_empty(), "after a normal exit: {:?}", leftovers());
+    // SIGINT and SIGTERM: forwarded to the command, which ends; the report is written.
+    for sig in ["INT", "TERM"] {
+        let (mut child, _) = start_long_run(base.path(), &[]);
+        signal(&child, sig);
+        let st = wait_timeout(&mut child, Duration::from_secs(20)).expect("run ends");
+        assert!(st.code().is_some(), "SIG{sig}: {st:?}");
+        assert!(leftovers().is_empty(), "after SIG{sig}: {:?}", leftovers());
+        let r: Value =
+            serde_json::from_slice(&std::fs::read(base.path().join("report.json")).unwrap())
+                .unwrap();
+        assert!(r["capture"]["command"]["signal"].as_i64().is_some(), "SIG{sig}: {r}");
+    }
+    // SIGKILL of modtrace alone: the helper sees its pipe close and cleans up.
+    let (mut child, helper) = start_long_run(base.path(), &[]);
+    signal(&child, "KILL");
+    let _ = child.wait();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Path::new(&format!("/proc/{helper}")).exists() || !leftovers().is_empty() {
+        assert!(Instant::now() < deadline, "helper of a killed run: {:?}", leftovers());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // SIGKILL of both: probes stay, and the next run removes them.
+    let (mut child, helper) = start_long_run(base.path(), &[]);
+    signal_pid(helper, "KILL");
+    signal(&child, "KILL");
+    let _ = child.wait();
+    std::thread::sleep(Duration::from_millis(300));
+    let left = leftovers();
+    assert!(!left.is_empty(), "a killed helper leaves its probes");
+    let out = modtrace()
+        .args(["run", "-i", "lo", "--no-tui", "--format", "json", "--", "true"])
+        .env("SUDO_UID", NOBODY.to_string())
+        .env("SUDO_GID", NOBODY.to_string())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("removed what an earlier run that was killed left"), "{stderr}");
+    assert!(leftovers().is_empty(), "after the next run: {:?}", leftovers());
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        !r["capture"]["go_keys"]["stale_removed"].as_array().unwrap().is_empty(),
+        "{r}"
+    );
+}
+
+#[test]
+#[ignore = "needs root, go; run by .ci/run"]
+fn without_tracefs_or_rights_the_capture_goes_on() {
+    if !prerequisites_or_skip() {
+        return;
+    }
+    let _lab = LAB.lock().unwrap_or_else(|e| e.into_inner());
+    let base = tempdir_for_nobody();
+    let go = which("go").unwrap();
+    // plaintext-proxy gives high findings: exit 1 with and without the key source.
+    let with = run_scenario(base.path(), "plaintext-proxy", &go, &[]);
+    let without = run_scenario(
+        &base.path().join("x"),
+        "plaintext-proxy",
+        &go,
+        &["--tracefs", "/nonexistent/tracefs"],
+    );
+    assert_eq!(with.exit, Some(1), "{}", with.stderr);
+    assert_eq!(without.exit, with.exit, "{}", without.stderr);
+    let lines: Vec<&str> = without
+        .stderr
+        .lines()
+        .filter(|l| l.contains("go process keys"))
+        .collect();
+    assert_eq!(
+        lines,
+        ["modtrace: go process keys: off: no tracefs at /nonexistent/tracefs; capturing without them (HTTPS of the go command stays encrypted)"],
+        "{}",
+        without.stderr
+    );
+    assert_eq!(findings(&with.report), findings(&without.report));
+    assert_eq!(
+        without.report["capture"]["go_keys"]["unavailable"],
+        "no tracefs at /nonexistent/tracefs"
+    );
+    // The key helper without rights (as nobody): it says why, in one report, and ends.
+    let out = modtrace()
+        .arg("go-keys-helper")
+        .stdin(Stdio::null())
+        .uid_nobody()
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let r: Value = serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("{e}: {text}"));
+    assert_eq!(r["report"], "unavailable", "{r}");
+    assert!(
+        r["why"].as_str().unwrap().contains("run with sudo"),
+        "{r}"
+    );
+    // --no-go-keys: no probe at all.
+    let off = run_scenario(&base.path().join("y"), "plaintext-proxy", &go, &["--no-go-keys"]);
+    assert_eq!(off.exit, with.exit);
+    assert_eq!(off.report["capture"]["go_keys"]["enabled"], false);
+    assert!(!off.stderr.contains("go process keys: off"), "{}", off.stderr);
+}
+
+trait UidNobody {
+    fn uid_nobody(&mut self) -> &mut Self;
+}
+
+impl UidNobody for Command {
+    fn uid_nobody(&mut self) -> &mut Self {
+        use std::os::unix::process::CommandExt;
+        self.uid(NOBODY).gid(NOBODY)
+    }
+}
