@@ -178,7 +178,7 @@ fn analyze(a: &AnalyzeArgs) -> i32 {
             },
             &mut out,
         )
-    .and_then(|_| out.flush());
+        .and_then(|_| out.flush());
     if let Err(e) = res {
         if e.kind() == std::io::ErrorKind::BrokenPipe {
             return 0;

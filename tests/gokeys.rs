@@ -24,7 +24,17 @@ fn start_tcpdump(file: &Path, ports: &str) -> std::process::Child {
         .collect();
     let err = file.with_extension("err");
     let child = Command::new("tcpdump")
-        .args(["-i", "lo", "-s", "0", "-U", "--immediate-mode", "-B", "65536", "-w"])
+        .args([
+            "-i",
+            "lo",
+            "-s",
+            "0",
+            "-U",
+            "--immediate-mode",
+            "-B",
+            "65536",
+            "-w",
+        ])
         .arg(file)
         .arg(filter.join(" or "))
         .stdout(Stdio::null())
@@ -72,7 +82,9 @@ fn missing_prerequisites() -> Vec<String> {
         }
     }
     if !Path::new(DEBIAN_GO).exists() {
-        missing.push(format!("Debian's golang-go ({DEBIAN_GO}: apt-get install golang-go)"));
+        missing.push(format!(
+            "Debian's golang-go ({DEBIAN_GO}: apt-get install golang-go)"
+        ));
     }
     missing
 }
@@ -144,7 +156,10 @@ fn analysis_flags() -> Vec<String> {
     let key = String::from_utf8(run(&["lab", "sumdb-key"]).stdout).unwrap();
     vec![
         "--ca-file".into(),
-        repo().join("captures/lab-pki/lab-ca.pem").display().to_string(),
+        repo()
+            .join("captures/lab-pki/lab-ca.pem")
+            .display()
+            .to_string(),
         "--sumdb-key".into(),
         key.trim().to_string(),
     ]
@@ -155,7 +170,10 @@ fn analysis_flags() -> Vec<String> {
 /// environment; the lab's servers write their key log, which modtrace is not given.
 fn run_scenario(base: &Path, name: &str, go: &Path, extra: &[&str]) -> RunResult {
     let env = scenario_env(name);
-    let d = base.join(format!("{name}-{}", go.display().to_string().replace('/', "_")));
+    let d = base.join(format!(
+        "{name}-{}",
+        go.display().to_string().replace('/', "_")
+    ));
     for sub in ["home", "gopath", "cache"] {
         std::fs::create_dir_all(d.join(sub)).unwrap();
     }
@@ -165,7 +183,9 @@ fn run_scenario(base: &Path, name: &str, go: &Path, extra: &[&str]) -> RunResult
     let (serve, goproxy) = start_lab(name, &lab_log, Some(&server_keys));
     let mut guard = Guard(vec![serve]);
     assert_eq!(goproxy, env["GOPROXY"]);
-    guard.0.push(start_tcpdump(&d.join("tcpdump.pcap"), &env["PORTS"]));
+    guard
+        .0
+        .push(start_tcpdump(&d.join("tcpdump.pcap"), &env["PORTS"]));
     let report = d.join("report.json");
     let go_stdout = d.join("go.out");
     let mut cmd = modtrace();
@@ -283,7 +303,11 @@ fn go_sums(stdout: &str) -> BTreeMap<String, (String, String)> {
     while let Some(Ok(m)) = de.next() {
         assert!(m.get("Error").is_none(), "go: {m}");
         out.insert(
-            format!("{}@{}", m["Path"].as_str().unwrap(), m["Version"].as_str().unwrap()),
+            format!(
+                "{}@{}",
+                m["Path"].as_str().unwrap(),
+                m["Version"].as_str().unwrap()
+            ),
             (
                 m["Sum"].as_str().unwrap().to_string(),
                 m["GoModSum"].as_str().unwrap().to_string(),
@@ -311,9 +335,17 @@ fn tshark_uris(capture: &Path, tls_ports: &str) -> Vec<String> {
             .args(["-E", "aggregator=\t", "-e", field])
             .output()
             .expect("run tshark");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         for line in String::from_utf8_lossy(&out.stdout).lines() {
-            uris.extend(line.split('\t').filter(|u| !u.is_empty()).map(str::to_string));
+            uris.extend(
+                line.split('\t')
+                    .filter(|u| !u.is_empty())
+                    .map(str::to_string),
+            );
         }
     }
     uris.sort();
@@ -332,7 +364,11 @@ fn check_run(name: &str, go: &Path, r: &RunResult) {
         r.stderr
     );
     // Every request the lab logged, as an exchange over https (CONNECT is the proxy's).
-    assert_eq!(exchanges(&r.report), requests(&r.lab_log), "{what}: exchanges");
+    assert_eq!(
+        exchanges(&r.report),
+        requests(&r.lab_log),
+        "{what}: exchanges"
+    );
     for x in r.report["exchanges"].as_array().unwrap() {
         if x["method"] != "CONNECT" {
             assert_eq!(x["scheme"], "https", "{what}: {x}");
@@ -341,14 +377,30 @@ fn check_run(name: &str, go: &Path, r: &RunResult) {
     }
     // The same hashes as go.
     let sums = go_sums(&r.go_stdout);
-    assert_eq!(sums.len(), r.env["DOWNLOADS"].split_whitespace().count(), "{what}");
+    assert_eq!(
+        sums.len(),
+        r.env["DOWNLOADS"].split_whitespace().count(),
+        "{what}"
+    );
     for m in r.report["modules"].as_array().unwrap() {
-        let key = format!("{}@{}", m["module"].as_str().unwrap(), m["version"].as_str().unwrap());
+        let key = format!(
+            "{}@{}",
+            m["module"].as_str().unwrap(),
+            m["version"].as_str().unwrap()
+        );
         let (sum, gomod) = &sums[&key];
         assert_eq!(m["h1"].as_str(), Some(sum.as_str()), "{what}: {key} zip");
-        assert_eq!(m["mod_h1"].as_str(), Some(gomod.as_str()), "{what}: {key} go.mod");
+        assert_eq!(
+            m["mod_h1"].as_str(),
+            Some(gomod.as_str()),
+            "{what}: {key} go.mod"
+        );
     }
-    assert_eq!(r.report["modules"].as_array().unwrap().len(), sums.len(), "{what}");
+    assert_eq!(
+        r.report["modules"].as_array().unwrap().len(),
+        sums.len(),
+        "{what}"
+    );
     // The secrets came from the go binary that ran.
     let keys = &r.report["capture"]["go_keys"];
     assert_eq!(keys["enabled"], true, "{what}: {keys}");
@@ -389,10 +441,18 @@ fn check_run(name: &str, go: &Path, r: &RunResult) {
     {
         use std::os::unix::fs::{MetadataExt, PermissionsExt};
         assert_eq!(meta.permissions().mode() & 0o777, 0o600, "{what}");
-        assert_eq!(meta.uid(), NOBODY, "{what}: --keylog-out belongs to the sudo caller");
+        assert_eq!(
+            meta.uid(),
+            NOBODY,
+            "{what}: --keylog-out belongs to the sudo caller"
+        );
     }
     let with_out = analyze_json(&plain, &["--keylog", keys_out.to_str().unwrap()]);
-    assert_eq!(exchanges(&with_out), exchanges(&keyed), "{what}: --keylog-out");
+    assert_eq!(
+        exchanges(&with_out),
+        exchanges(&keyed),
+        "{what}: --keylog-out"
+    );
 }
 
 #[test]
@@ -472,7 +532,11 @@ fn build_fetch(dir: &Path, name: &str, flags: &[&str]) -> PathBuf {
         .env("HOME", dir)
         .output()
         .unwrap();
-    assert!(out.status.success(), "go build {flags:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "go build {flags:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     out_path
 }
 
@@ -506,7 +570,17 @@ fn go_binary_reads_stripped_and_pie_programs() {
     );
     let report = d.join("report.json");
     let out = modtrace()
-        .args(["run", "-i", "lo", "--no-tui", "--format", "json", "--fail-on", "never", "-o"])
+        .args([
+            "run",
+            "-i",
+            "lo",
+            "--no-tui",
+            "--format",
+            "json",
+            "--fail-on",
+            "never",
+            "-o",
+        ])
         .arg(&report)
         .args(analysis_flags())
         .arg("--go-binary")
@@ -523,7 +597,11 @@ fn go_binary_reads_stripped_and_pie_programs() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(stdout.matches("200 OK").count(), 2, "both programs fetched: {stdout}");
+    assert_eq!(
+        stdout.matches("200 OK").count(),
+        2,
+        "both programs fetched: {stdout}"
+    );
     let r: Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
     let binaries = r["capture"]["go_keys"]["binaries"].as_array().unwrap();
     for (bin, found_by) in [(&stripped, "pclntab"), (&pie, "symtab")] {
@@ -546,7 +624,10 @@ fn go_binary_reads_stripped_and_pie_programs() {
     want.sort();
     assert_eq!(got, want, "both programs' requests, decrypted");
     // The sh that ran them is not Go: refused quietly, not an error line.
-    assert!(!stderr.contains("cannot read TLS secrets from /usr/bin/dash"), "{stderr}");
+    assert!(
+        !stderr.contains("cannot read TLS secrets from /usr/bin/dash"),
+        "{stderr}"
+    );
     assert!(leftovers().is_empty(), "left {:?}", leftovers());
 }
 
@@ -605,7 +686,11 @@ fn nothing_is_left_in_tracefs_however_a_run_ends() {
     }
     let _lab = LAB.lock().unwrap_or_else(|e| e.into_inner());
     let base = tempdir_for_nobody();
-    assert!(leftovers().is_empty(), "left before the test: {:?}", leftovers());
+    assert!(
+        leftovers().is_empty(),
+        "left before the test: {:?}",
+        leftovers()
+    );
     // Normal exit.
     let out = modtrace()
         .args(["run", "-i", "lo", "--no-tui", "--", "true"])
@@ -613,8 +698,17 @@ fn nothing_is_left_in_tracefs_however_a_run_ends() {
         .env("SUDO_GID", NOBODY.to_string())
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(leftovers().is_empty(), "after a normal exit: {:?}", leftovers());
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        leftovers().is_empty(),
+        "after a normal exit: {:?}",
+        leftovers()
+    );
     // SIGINT and SIGTERM: forwarded to the command, which ends; the report is written.
     for sig in ["INT", "TERM"] {
         let (mut child, _) = start_long_run(base.path(), &[]);
@@ -625,7 +719,10 @@ fn nothing_is_left_in_tracefs_however_a_run_ends() {
         let r: Value =
             serde_json::from_slice(&std::fs::read(base.path().join("report.json")).unwrap())
                 .unwrap();
-        assert!(r["capture"]["command"]["signal"].as_i64().is_some(), "SIG{sig}: {r}");
+        assert!(
+            r["capture"]["command"]["signal"].as_i64().is_some(),
+            "SIG{sig}: {r}"
+        );
     }
     // SIGKILL of modtrace alone: the helper sees its pipe close and cleans up.
     let (mut child, helper) = start_long_run(base.path(), &[]);
@@ -633,7 +730,11 @@ fn nothing_is_left_in_tracefs_however_a_run_ends() {
     let _ = child.wait();
     let deadline = Instant::now() + Duration::from_secs(10);
     while Path::new(&format!("/proc/{helper}")).exists() || !leftovers().is_empty() {
-        assert!(Instant::now() < deadline, "helper of a killed run: {:?}", leftovers());
+        assert!(
+            Instant::now() < deadline,
+            "helper of a killed run: {:?}",
+            leftovers()
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     // SIGKILL of both: probes stay, and the next run removes them.
@@ -645,18 +746,30 @@ fn nothing_is_left_in_tracefs_however_a_run_ends() {
     let left = leftovers();
     assert!(!left.is_empty(), "a killed helper leaves its probes");
     let out = modtrace()
-        .args(["run", "-i", "lo", "--no-tui", "--format", "json", "--", "true"])
+        .args([
+            "run", "-i", "lo", "--no-tui", "--format", "json", "--", "true",
+        ])
         .env("SUDO_UID", NOBODY.to_string())
         .env("SUDO_GID", NOBODY.to_string())
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
-    assert!(stderr.contains("removed what an earlier run that was killed left"), "{stderr}");
-    assert!(leftovers().is_empty(), "after the next run: {:?}", leftovers());
+    assert!(
+        stderr.contains("removed what an earlier run that was killed left"),
+        "{stderr}"
+    );
+    assert!(
+        leftovers().is_empty(),
+        "after the next run: {:?}",
+        leftovers()
+    );
     let r: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(
-        !r["capture"]["go_keys"]["stale_removed"].as_array().unwrap().is_empty(),
+        !r["capture"]["go_keys"]["stale_removed"]
+            .as_array()
+            .unwrap()
+            .is_empty(),
         "{r}"
     );
 }
@@ -706,15 +819,21 @@ fn without_tracefs_or_rights_the_capture_goes_on() {
     let text = String::from_utf8_lossy(&out.stdout);
     let r: Value = serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("{e}: {text}"));
     assert_eq!(r["report"], "unavailable", "{r}");
-    assert!(
-        r["why"].as_str().unwrap().contains("run with sudo"),
-        "{r}"
-    );
+    assert!(r["why"].as_str().unwrap().contains("run with sudo"), "{r}");
     // --no-go-keys: no probe at all.
-    let off = run_scenario(&base.path().join("y"), "plaintext-proxy", &go, &["--no-go-keys"]);
+    let off = run_scenario(
+        &base.path().join("y"),
+        "plaintext-proxy",
+        &go,
+        &["--no-go-keys"],
+    );
     assert_eq!(off.exit, with.exit);
     assert_eq!(off.report["capture"]["go_keys"]["enabled"], false);
-    assert!(!off.stderr.contains("go process keys: off"), "{}", off.stderr);
+    assert!(
+        !off.stderr.contains("go process keys: off"),
+        "{}",
+        off.stderr
+    );
 }
 
 trait UidNobody {

@@ -407,8 +407,8 @@ fn live_capture_of_the_go_command() {
         &["plaintext-module-fetch", "no-checksum-verification"],
     );
     analyze_lists_every_logged_request("plaintext-proxy", &r);
-    // The -w file belongs to the user, and ends with the key log as a Decryption Secrets
-    // Block (type 0x0000000A, secrets type "TLSK").
+    // The -w file belongs to the user, and holds the key log in a Decryption Secrets Block
+    // (type 0x0000000A, secrets type "TLSK") ahead of the packets of the second before it.
     {
         use std::os::unix::fs::MetadataExt;
         let meta = std::fs::metadata(&r.pcapng).unwrap();
@@ -423,7 +423,8 @@ fn live_capture_of_the_go_command() {
         assert_eq!(&bytes[dsb - 8..dsb - 4], &0x544c534bu32.to_le_bytes()[..]);
         assert_eq!(&bytes[dsb - 16..dsb - 12], &needle[..4]);
         assert!(
-            r.capture_stderr.contains("embedded the key log"),
+            r.capture_stderr
+                .contains("1 TLS secret embedded in the -w file"),
             "{}",
             r.capture_stderr
         );

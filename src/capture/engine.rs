@@ -74,7 +74,7 @@ pub enum Msg {
 /// Opened with root.
 pub struct Opened {
     pub src: LiveSource,
-    pub writer: Option<PcapngWriter<BufWriter<File>>>,
+    pub writer: Option<Writer>,
     pub keys: KeySources,
     pub probe_processes: bool,
     tx: SyncSender<Msg>,
@@ -153,6 +153,42 @@ impl Opened {
             rx,
         })
     }
+
+    /// The key helper, when it runs.
+    pub fn go_keys(&mut self) -> Option<&mut crate::gokeys::client::GoKeys> {
+        self.keys.go_mut()
+    }
+
+    /// `lo (ethernet)`.
+    pub fn describe(&self) -> String {
+        format!("{} ({})", self.src.interface(), self.src.link().name())
+    }
+}
+
+/// The -w file's writer.
+type Writer = PcapngWriter<BufWriter<File>>;
+/// What the packet reader takes: the capture, the -w file, the queue both ways.
+type Parts = (LiveSource, Option<Writer>, SyncSender<Msg>, Receiver<Msg>);
+
+/// How the analysis runs after the drop.
+pub struct EngineSetup<'a> {
+    pub opts: &'a AnalysisOptions,
+    pub filter: FlowFilter,
+    pub output: Output,
+    pub interface: &'a str,
+    pub stop: Arc<AtomicBool>,
+    /// Keep every exchange for the report (`run` with JSON formats); a capture that may run
+    /// for hours does not.
+    pub keep_exchanges: bool,
+}
+
+/// What the end of the capture leaves besides the report.
+pub struct Ended {
+    pub finished: Finished,
+    /// The -w file, to be closed by the caller.
+    pub writer: Option<Writer>,
+    /// Lines for the user.
+    pub notes: Vec<String>,
 }
 
 /// Which connections are analysed.
@@ -175,6 +211,8 @@ pub enum Output {
 /// The analysis side of a live capture, after the drop.
 pub struct Engine {
     pub an: Analyzer,
+    /// Taken by [`Engine::run`].
+    parts: Option<Parts>,
     pub keys: KeySources,
     attribution: Arc<Mutex<Attributor>>,
     /// Owners of new connections, for the key helper to probe.
@@ -214,16 +252,23 @@ pub struct Processes {
 impl Engine {
     /// The analysis, its key sources and its output; files named by the options are read as
     /// the user the process now runs as.
-    pub fn new(
-        opts: &AnalysisOptions,
-        keys: KeySources,
-        probe_processes: bool,
-        filter: FlowFilter,
-        output: Output,
-        interface: &str,
-        stop: Arc<AtomicBool>,
-        keep_exchanges: bool,
-    ) -> Result<Engine, String> {
+    pub fn new(opened: Opened, setup: EngineSetup) -> Result<Engine, String> {
+        let EngineSetup {
+            opts,
+            filter,
+            output,
+            interface,
+            stop,
+            keep_exchanges,
+        } = setup;
+        let Opened {
+            src,
+            writer,
+            keys,
+            probe_processes,
+            tx,
+            rx,
+        } = opened;
         let tui = matches!(output, Output::Tui);
         let mut cfg = opts.config()?;
         // The key logs are followed as they grow (a server writes a line per session).
@@ -259,7 +304,9 @@ impl Engine {
                 }
                 let keep = match &filter {
                     FlowFilter::All => true,
-                    FlowFilter::Named(name) => owner.as_ref().is_some_and(|o| o.descends_from(name)),
+                    FlowFilter::Named(name) => {
+                        owner.as_ref().is_some_and(|o| o.descends_from(name))
+                    }
                     FlowFilter::Tree(root) => {
                         let root = root.load(Ordering::Relaxed);
                         root != 0 && owner.as_ref().is_some_and(|o| o.ancestors.contains(&root))
@@ -306,6 +353,7 @@ impl Engine {
         };
         let mut e = Engine {
             an,
+            parts: Some((src, writer, tx, rx)),
             keys,
             attribution,
             owners,
@@ -325,14 +373,8 @@ impl Engine {
 
     /// Starts the packet reader and analyses until it stops (the `stop` flag, or standard
     /// output closing), then finishes: the key helper's last secrets, the flows, the report.
-    pub fn run(
-        mut self,
-        opened_src: LiveSource,
-        writer: Option<PcapngWriter<BufWriter<File>>>,
-        tx: SyncSender<Msg>,
-        rx: Receiver<Msg>,
-        stats: SourceStats,
-    ) -> Result<(Finished, Option<PcapngWriter<BufWriter<File>>>, Vec<String>), String> {
+    pub fn run(mut self, stats: SourceStats) -> Result<Ended, String> {
+        let (src, writer, tx, rx) = self.parts.take().ok_or("the capture ran already")?;
         // Packets are read (and written to -w, and their connections' owners looked up) on
         // their own thread, so a slow moment of the analysis delays neither: a connection is
         // attributed while its socket still exists, and the kernel buffer is emptied at once.
@@ -342,7 +384,7 @@ impl Engine {
             let stop = Arc::clone(&self.stop);
             let attr = cfg!(target_os = "linux").then(|| Arc::clone(&self.attribution));
             std::thread::spawn(move || {
-                read_packets(opened_src, writer, stats, &stop, &tx, attr, secrets_rx)
+                read_packets(src, writer, stats, &stop, &tx, attr, secrets_rx)
             })
         };
         if let Some(f) = self.on_started.take() {
@@ -358,7 +400,8 @@ impl Engine {
                 }
                 Msg::Kernel(k) => {
                     if k.dropped + k.if_dropped > kernel.dropped + kernel.if_dropped {
-                        self.an.on_capture_drops(k.dropped + k.if_dropped, k.received);
+                        self.an
+                            .on_capture_drops(k.dropped + k.if_dropped, k.received);
                     }
                     kernel = k;
                 }
@@ -398,6 +441,7 @@ impl Engine {
             write_error,
             read_error,
             secrets,
+            mut secrets_written,
         } = reader
             .join()
             .map_err(|_| "the packet reader failed".to_string())?;
@@ -463,14 +507,26 @@ impl Engine {
         };
         let mut writer = writer;
         if let Some(w) = writer.as_mut() {
-            if let Err(e) = w.write_keylog(&late) {
-                notes.push(format!("-w: writing the TLS secrets: {e}"));
+            match w.write_keylog(&late) {
+                Ok(true) => secrets_written += lines(&late),
+                Ok(false) => {}
+                Err(e) => notes.push(format!("-w: writing the TLS secrets: {e}")),
+            }
+            if secrets_written > 0 {
+                notes.push(format!(
+                    "{secrets_written} TLS secret{} embedded in the -w file (modtrace analyze and Wireshark decrypt it without a key file)",
+                    if secrets_written == 1 { "" } else { "s" }
+                ));
             }
         }
         // The screen stays until the user quits; the capture is over.
         let screen_end = ScreenEnd { sink, screen };
         notes.extend(screen_end.close(hold, &finished, &source_label));
-        Ok((finished, writer, notes))
+        Ok(Ended {
+            finished,
+            writer,
+            notes,
+        })
     }
 
     /// Asks the key helper to probe the executables of new connection owners.
@@ -548,7 +604,7 @@ fn screen_result(res: std::thread::Result<io::Result<()>>) -> Vec<String> {
 }
 
 struct ReaderEnd {
-    writer: Option<PcapngWriter<BufWriter<File>>>,
+    writer: Option<Writer>,
     stats: SourceStats,
     /// The kernel counters when the capture stopped.
     kernel: Option<KernelStats>,
@@ -556,13 +612,15 @@ struct ReaderEnd {
     read_error: Option<String>,
     /// Handed back so that no secret sent to the writer is lost.
     secrets: Receiver<Vec<u8>>,
+    /// Key-log lines written to the -w file so far.
+    secrets_written: u64,
 }
 
 /// The reading thread: packets from libpcap to the -w file and to the analysis, until `stop`
 /// (or the analysis hangs up). A TCP SYN's connection owner is looked up on the spot.
 fn read_packets(
     mut src: LiveSource,
-    writer: Option<PcapngWriter<BufWriter<File>>>,
+    writer: Option<Writer>,
     mut stats: SourceStats,
     stop: &AtomicBool,
     tx: &SyncSender<Msg>,
@@ -632,8 +690,12 @@ fn read_packets(
         }
     }
     let _ = tx.send(Msg::End);
+    let mut secrets_written = 0;
     let writer = writer.and_then(|w| match w.finish() {
-        Ok(w) => Some(w),
+        Ok((w, n)) => {
+            secrets_written = n;
+            Some(w)
+        }
         Err(e) => {
             write_error = Some(format!("-w: {e}: writing stopped"));
             None
@@ -642,6 +704,7 @@ fn read_packets(
     ReaderEnd {
         kernel: src.stats(),
         writer,
+        secrets_written,
         stats,
         write_error,
         read_error,
@@ -660,15 +723,18 @@ const WRITE_DELAY_BYTES: usize = 32 << 20;
 /// let it derive it, and the key helper reads it within a tenth of a second. So packets wait
 /// a second (bounded in bytes) and a secret is written as soon as it arrives.
 struct DelayedWriter {
-    w: PcapngWriter<BufWriter<File>>,
+    w: Writer,
+    /// Key-log lines written.
+    secrets: u64,
     queue: std::collections::VecDeque<(Instant, Frame)>,
     queued_bytes: usize,
 }
 
 impl DelayedWriter {
-    fn new(w: PcapngWriter<BufWriter<File>>) -> DelayedWriter {
+    fn new(w: Writer) -> DelayedWriter {
         DelayedWriter {
             w,
+            secrets: 0,
             queue: std::collections::VecDeque::new(),
             queued_bytes: 0,
         }
@@ -681,7 +747,10 @@ impl DelayedWriter {
 
     fn secrets(&mut self, k: &[u8]) -> io::Result<()> {
         // Too large for one block (64 MiB of secrets): left out, like an empty one.
-        self.w.write_keylog(k).map(drop)
+        if self.w.write_keylog(k)? {
+            self.secrets += lines(k);
+        }
+        Ok(())
     }
 
     /// Writes the packets that waited long enough (all of them with `all`).
@@ -701,10 +770,14 @@ impl DelayedWriter {
         self.w.flush()
     }
 
-    fn finish(mut self) -> io::Result<PcapngWriter<BufWriter<File>>> {
+    fn finish(mut self) -> io::Result<(Writer, u64)> {
         self.release(true)?;
-        Ok(self.w)
+        Ok((self.w, self.secrets))
     }
+}
+
+fn lines(k: &[u8]) -> u64 {
+    k.iter().filter(|b| **b == b'\n').count() as u64
 }
 
 fn count(stats: &mut SourceStats, f: &Frame) {
@@ -718,31 +791,8 @@ fn count(stats: &mut SourceStats, f: &Frame) {
     }
 }
 
-impl Opened {
-    /// The parts the engine takes over after the drop.
-    pub fn into_parts(
-        self,
-    ) -> (
-        LiveSource,
-        Option<PcapngWriter<BufWriter<File>>>,
-        KeySources,
-        bool,
-        SyncSender<Msg>,
-        Receiver<Msg>,
-    ) {
-        (
-            self.src,
-            self.writer,
-            self.keys,
-            self.probe_processes,
-            self.tx,
-            self.rx,
-        )
-    }
-}
-
 /// Flushes the -w file to disk.
-pub fn close_writer(w: PcapngWriter<BufWriter<File>>) -> Option<String> {
+pub fn close_writer(w: Writer) -> Option<String> {
     w.into_inner()
         .and_then(|b| b.into_inner().map_err(|e| e.into_error())?.sync_all())
         .err()

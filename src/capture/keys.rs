@@ -107,7 +107,10 @@ impl KeySources {
             }
         }
         if self.collect {
-            let sent = self.forward.as_ref().is_some_and(|f| f.send(new.clone()).is_ok());
+            let sent = self
+                .forward
+                .as_ref()
+                .is_some_and(|f| f.send(new.clone()).is_ok());
             if !sent {
                 self.forward = None;
                 self.unforwarded.extend_from_slice(&new);

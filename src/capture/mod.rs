@@ -19,7 +19,7 @@ use crate::gokeys::locate::{self, Origin, UserEnv};
 use crate::report::{write_text, CaptureSummary, Report};
 use crate::source::live::KernelStats;
 use crate::source::SourceStats;
-use engine::{Engine, FlowFilter, GoKeysPlan, LiveParams, Opened, Output, Processes};
+use engine::{Engine, EngineSetup, FlowFilter, GoKeysPlan, LiveParams, Opened, Output, Processes};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::io::{self, IsTerminal, Write};
@@ -170,7 +170,7 @@ fn capture(a: &CaptureArgs) -> Result<i32, String> {
         .map_err(|e| format!("refusing to go on: could not drop privileges: {e}"))?;
     let stop = stop_on_signals()?;
 
-    let (src, writer, keys, probe_processes, tx, rx) = opened.into_parts();
+    let source = opened.describe();
     let filter = match &a.process {
         Some(name) => FlowFilter::Named(name.clone()),
         None => FlowFilter::All,
@@ -181,19 +181,18 @@ fn capture(a: &CaptureArgs) -> Result<i32, String> {
         Output::Stream(a.format)
     };
     let engine = Engine::new(
-        &a.opts,
-        keys,
-        probe_processes,
-        filter,
-        output,
-        &a.interface,
-        Arc::clone(&stop),
-        false,
+        opened,
+        EngineSetup {
+            opts: &a.opts,
+            filter,
+            output,
+            interface: &a.interface,
+            stop: Arc::clone(&stop),
+            keep_exchanges: false,
+        },
     )?;
     eprintln!(
-        "modtrace: capturing on {} ({}), filter {:?}{}{}; running as {} (uid {}); Ctrl-C stops",
-        src.interface(),
-        src.link().name(),
+        "modtrace: capturing on {source}, filter {:?}{}{}; running as {} (uid {}); Ctrl-C stops",
         a.filter,
         a.write
             .as_ref()
@@ -214,8 +213,8 @@ fn capture(a: &CaptureArgs) -> Result<i32, String> {
         pcapng: a.write.is_some(),
         ..SourceStats::default()
     };
-    let (mut f, writer, notes) = engine.run(src, writer, tx, rx, stats)?;
-    let mut notes = notes;
+    let ended = engine.run(stats)?;
+    let (mut f, writer, mut notes) = (ended.finished, ended.writer, ended.notes);
     if let Some(w) = writer {
         notes.extend(engine::close_writer(w));
     }

@@ -7,7 +7,7 @@
 //! exec) until the helper follows its pid, so not one of its secrets is missed; then this
 //! process drops root like `capture` and analyses.
 
-use super::engine::{close_writer, Engine, FlowFilter, LiveParams, Opened, Output};
+use super::engine::{close_writer, Engine, EngineSetup, FlowFilter, LiveParams, Opened, Output};
 use super::{fail_code, go_keys_plan, privileges, sudo_caller, summary_lines, Caller};
 use crate::cli::{Color, Format, RunArgs};
 use crate::gokeys::locate::{self, Origin};
@@ -45,7 +45,9 @@ fn command_user(user: Option<&str>) -> Result<Option<Caller>, String> {
             .map_err(|e| format!("--user {name}: {e}"))?
             .ok_or_else(|| format!("--user {name}: no such user"))?;
         if !nix::unistd::geteuid().is_root() {
-            return Err(format!("--user {name}: switching users needs root (run with sudo)"));
+            return Err(format!(
+                "--user {name}: switching users needs root (run with sudo)"
+            ));
         }
         return Ok(Some(Caller {
             uid: u.uid.as_raw(),
@@ -138,15 +140,15 @@ fn spawn_held(
     tui_output: Option<(&Path, &Path)>,
 ) -> Result<HeldCommand, String> {
     use nix::fcntl::OFlag;
-    let (gate_r, gate_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
+    let (gate_r, gate_w) =
+        nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
     let (pid_r, pid_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
     let mut cmd = std::process::Command::new(program);
     cmd.args(args).envs(env.iter().map(|(k, v)| (k, v)));
     match tui_output {
         Some((out, err)) => {
-            let f = |p: &Path| {
-                std::fs::File::create(p).map_err(|e| format!("{}: {e}", p.display()))
-            };
+            let f =
+                |p: &Path| std::fs::File::create(p).map_err(|e| format!("{}: {e}", p.display()));
             cmd.stdin(Stdio::null()).stdout(f(out)?).stderr(f(err)?);
         }
         None => {
@@ -257,7 +259,7 @@ fn run(a: &RunArgs) -> Result<i32, String> {
     let command_binary = std::fs::canonicalize(&program).unwrap_or_else(|_| program.clone());
 
     // With root: capture, files, key helper (probing COMMAND's binary too).
-    let opened = Opened::open(&LiveParams {
+    let mut opened = Opened::open(&LiveParams {
         interface: &a.interface,
         filter: &a.filter,
         snaplen: a.snaplen,
@@ -284,11 +286,10 @@ fn run(a: &RunArgs) -> Result<i32, String> {
         args,
         &env,
         user.as_ref(),
-        tui.then(|| (out_files.0.as_path(), out_files.1.as_path())),
+        tui.then_some((out_files.0.as_path(), out_files.1.as_path())),
     )?;
     let pid = held.pid;
-    let (src, writer, mut keys, probe_processes, tx, rx) = opened.into_parts();
-    if let Some(g) = keys.go_mut() {
+    if let Some(g) = opened.go_keys() {
         g.follow(vec![pid]);
         g.sync(Duration::from_secs(5));
     }
@@ -304,9 +305,9 @@ fn run(a: &RunArgs) -> Result<i32, String> {
         a.keys.keylog_out.as_deref(),
         a.output.as_deref(),
     ]
-        .into_iter()
-        .flatten()
-        .collect();
+    .into_iter()
+    .flatten()
+    .collect();
     let drop_to = user.as_ref().map(|c| c.name.as_str());
     let was_root = nix::unistd::geteuid().is_root();
     if let Err(e) = privileges::drop(drop_to, &written) {
@@ -377,26 +378,26 @@ fn run(a: &RunArgs) -> Result<i32, String> {
     let output = if tui { Output::Tui } else { Output::Quiet };
     let keep_exchanges = matches!(a.format, Format::Json | Format::Jsonl | Format::Ecs)
         || (a.show_secrets && a.format == Format::Text);
+    let source = opened.describe();
     let mut engine = Engine::new(
-        &a.opts,
-        keys,
-        probe_processes,
-        filter,
-        output,
-        &a.interface,
-        Arc::clone(&stop),
-        keep_exchanges,
+        opened,
+        EngineSetup {
+            opts: &a.opts,
+            filter,
+            output,
+            interface: &a.interface,
+            stop: Arc::clone(&stop),
+            keep_exchanges,
+        },
     )?;
     engine.on_started = Some(Box::new(release));
     if tui {
         engine.hold_screen = Some(screen_note);
     } else {
         eprintln!(
-            "modtrace: running {} as {} (pid {pid}), capturing on {} ({}); the report follows when it exits",
+            "modtrace: running {} as {} (pid {pid}), capturing on {source}; the report follows when it exits",
             a.command.join(" "),
             command_user_name,
-            src.interface(),
-            src.link().name(),
         );
     }
     let stats = SourceStats {
@@ -407,7 +408,8 @@ fn run(a: &RunArgs) -> Result<i32, String> {
         pcapng: a.write.is_some(),
         ..SourceStats::default()
     };
-    let (mut f, writer, mut notes) = engine.run(src, writer, tx, rx, stats)?;
+    let ended = engine.run(stats)?;
+    let (mut f, writer, mut notes) = (ended.finished, ended.writer, ended.notes);
     if let Some(e) = start_error.lock().ok().and_then(|mut e| e.take()) {
         return Err(e);
     }
@@ -455,7 +457,11 @@ fn run(a: &RunArgs) -> Result<i32, String> {
     for note in notes.iter().chain(&f.read_error) {
         eprintln!("modtrace: run: {note}");
     }
-    eprintln!("modtrace: run: {} {}", a.command.join(" "), command.outcome());
+    eprintln!(
+        "modtrace: run: {} {}",
+        a.command.join(" "),
+        command.outcome()
+    );
     f.report.capture.command = Some(command);
     if let Some(file) = f.report.capture.files.first_mut() {
         file.format = if a.write.is_some() { "pcapng" } else { "live" };
@@ -465,7 +471,9 @@ fn run(a: &RunArgs) -> Result<i32, String> {
         Color::Always => true,
         Color::Never => false,
         Color::Auto => {
-            a.output.is_none() && io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+            a.output.is_none()
+                && io::stdout().is_terminal()
+                && std::env::var_os("NO_COLOR").is_none()
         }
     };
     let mut out: Box<dyn Write> = match report_file {

@@ -273,8 +273,10 @@ fn apply(st: &mut State, report: Report) {
             // Not every program is Go: say so only for binaries the user or the go command
             // lookup named, and for Go programs that cannot be probed.
             if go_program || matches!(origin, Origin::GoBinaryFlag | Origin::GoCommand) {
-                st.notes
-                    .push(format!("cannot read TLS secrets from {}: {why}", path.display()));
+                st.notes.push(format!(
+                    "cannot read TLS secrets from {}: {why}",
+                    path.display()
+                ));
             }
             st.summary.refused.push(RefusedBinary { path, origin, why });
         }

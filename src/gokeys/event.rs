@@ -179,7 +179,9 @@ fn parse_task(task: &str) -> Result<(u32, Option<u32>), EventError> {
     let (_, tid) = task
         .rsplit_once('-')
         .ok_or(EventError::Malformed("thread id"))?;
-    let tid = tid.parse().map_err(|_| EventError::Malformed("thread id"))?;
+    let tid = tid
+        .parse()
+        .map_err(|_| EventError::Malformed("thread id"))?;
     Ok((tid, tgid))
 }
 

@@ -107,7 +107,13 @@ fn trims_to_the_lengths_go_passed() {
         format!("CLIENT_RANDOM {} {}\n", "07".repeat(32), "01".repeat(48))
     );
     // A 32-byte secret: the 16 bytes the probe read past it are dropped.
-    let l = line("go-1", "wkl_1", b"CLIENT_TRAFFIC_SECRET_0", &random, &[2u8; 32]);
+    let l = line(
+        "go-1",
+        "wkl_1",
+        b"CLIENT_TRAFFIC_SECRET_0",
+        &random,
+        &[2u8; 32],
+    );
     let TraceLine::Key(k) = parse_line(&l, ours).unwrap() else {
         panic!()
     };

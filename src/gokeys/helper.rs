@@ -263,9 +263,7 @@ impl Helper {
         };
         // The probe names the file by a path the kernel resolves to the same inode; a
         // deleted or renamed executable through /proc/<pid>/exe.
-        let same_inode = |p: &Path| {
-            std::fs::metadata(p).is_ok_and(|m| (m.dev(), m.ino()) == key)
-        };
+        let same_inode = |p: &Path| std::fs::metadata(p).is_ok_and(|m| (m.dev(), m.ino()) == key);
         let probe_path = if same_inode(shown) { shown } else { open };
         let event = format!("wkl_{}", self.next_event);
         let line = match probe_line(

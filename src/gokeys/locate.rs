@@ -195,7 +195,9 @@ mod tests {
             .collect();
         let canon = |p: &Path| p.canonicalize().unwrap();
         assert_eq!(
-            ours.iter().map(|(p, o)| (p.clone(), *o)).collect::<Vec<_>>(),
+            ours.iter()
+                .map(|(p, o)| (p.clone(), *o))
+                .collect::<Vec<_>>(),
             vec![
                 (canon(&in_path), Origin::GoCommand),
                 (canon(&root), Origin::GoCommand),

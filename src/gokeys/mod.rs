@@ -8,15 +8,15 @@
 //!
 //! - [`gobin`]: finds the function in a Go binary (ELF symbols, else the pclntab), its file
 //!   offset, and the Go version and GOARCH (buildinfo). Pure: bytes in, values out.
-pub mod gobin;
+#[cfg(all(feature = "live", target_os = "linux"))]
+pub mod client;
 pub mod event;
+pub mod gobin;
+#[cfg(all(feature = "live", target_os = "linux"))]
+pub mod helper;
 pub mod locate;
 pub mod probe;
 pub mod protocol;
-#[cfg(all(feature = "live", target_os = "linux"))]
-pub mod client;
-#[cfg(all(feature = "live", target_os = "linux"))]
-pub mod helper;
 #[cfg(target_os = "linux")]
 pub mod tracefs;
 

@@ -47,7 +47,10 @@ impl fmt::Display for AbiRefusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             AbiRefusal::NoVersion => {
-                write!(f, "no Go version in the binary (no .go.buildinfo): the ABI is unknown")
+                write!(
+                    f,
+                    "no Go version in the binary (no .go.buildinfo): the ABI is unknown"
+                )
             }
             AbiRefusal::TooOld(v) => write!(
                 f,
@@ -220,8 +223,14 @@ mod tests {
     #[test]
     fn probe_lines_per_abi() {
         assert_eq!(
-            probe_line("modtrace_1_ab", "wkl_1", "/usr/local/go/bin/go", 0x30c3e0, Abi::RegisterAmd64)
-                .unwrap(),
+            probe_line(
+                "modtrace_1_ab",
+                "wkl_1",
+                "/usr/local/go/bin/go",
+                0x30c3e0,
+                Abi::RegisterAmd64
+            )
+            .unwrap(),
             "p:modtrace_1_ab/wkl_1 /usr/local/go/bin/go:0x30c3e0 \
 lab=+0(%bx):x8[31] labn=%cx:u64 cr=+0(%di):x8[32] crn=%si:u64 sec=+0(%r9):x8[48] secn=%r10:u64"
         );

@@ -48,7 +48,9 @@ pub enum Report {
         stale_removed: Vec<String>,
     },
     /// The key source cannot work here; the helper exits after this.
-    Unavailable { why: String },
+    Unavailable {
+        why: String,
+    },
     Probed(Probed),
     /// A binary that cannot be probed, and why.
     Refused {
@@ -65,12 +67,20 @@ pub enum Report {
         line: String,
     },
     /// The ring buffer overflowed: this many events were lost.
-    Lost { events: u64 },
+    Lost {
+        events: u64,
+    },
     /// An event that could not be used, or a request that failed.
-    Warning { what: String },
-    Synced { id: u64 },
+    Warning {
+        what: String,
+    },
+    Synced {
+        id: u64,
+    },
     /// Cleaned up; what could not be removed, if anything.
-    Closed { problems: Vec<String> },
+    Closed {
+        problems: Vec<String>,
+    },
 }
 
 /// One line (with its newline) for the pipe.

@@ -52,7 +52,10 @@ fn unescape_mount(s: &str) -> String {
     let mut i = 0;
     while i < b.len() {
         if b[i] == b'\\' {
-            if let Some(v) = s.get(i + 1..i + 4).and_then(|o| u8::from_str_radix(o, 8).ok()) {
+            if let Some(v) = s
+                .get(i + 1..i + 4)
+                .and_then(|o| u8::from_str_radix(o, 8).ok())
+            {
                 out.push(v);
                 i += 4;
                 continue;
@@ -260,7 +263,12 @@ pub fn write_uprobe_events(fs: &Tracefs, line: &str) -> Result<(), String> {
     res.map_err(|e| {
         let detail = std::fs::read_to_string(fs.root.join("error_log"))
             .ok()
-            .and_then(|l| l.lines().rev().find(|l| !l.trim().is_empty()).map(str::to_string))
+            .and_then(|l| {
+                l.lines()
+                    .rev()
+                    .find(|l| !l.trim().is_empty())
+                    .map(str::to_string)
+            })
             .map(|l| format!(" ({})", l.trim()))
             .unwrap_or_default();
         format!("{e}{detail}")
@@ -357,7 +365,8 @@ impl Session {
             problems.push(format!("removing {}: {e}", self.instance.display()));
         }
         for e in &self.events {
-            if let Err(why) = write_uprobe_events(&self.fs, &super::probe::remove_line(&self.group, e))
+            if let Err(why) =
+                write_uprobe_events(&self.fs, &super::probe::remove_line(&self.group, e))
             {
                 problems.push(format!("removing probe {}/{e}: {why}", self.group));
             }
@@ -408,8 +417,7 @@ pub fn remove_stale_with(fs: &Tracefs, alive: impl Fn(u32) -> bool) -> Vec<Strin
     if let Ok(dir) = std::fs::read_dir(fs.instances()) {
         for entry in dir.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
-            if name.starts_with(PREFIX) && stale(&name) && remove_instance(&entry.path()).is_ok()
-            {
+            if name.starts_with(PREFIX) && stale(&name) && remove_instance(&entry.path()).is_ok() {
                 removed.push(format!("instance {name}"));
             }
         }
@@ -426,7 +434,11 @@ pub fn remove_stale_with(fs: &Tracefs, alive: impl Fn(u32) -> bool) -> Vec<Strin
             // Enabled nowhere now that its instance is gone; disabled at the top level too,
             // in case.
             let _ = write_file(
-                &fs.root.join("events").join(&group).join(&event).join("enable"),
+                &fs.root
+                    .join("events")
+                    .join(&group)
+                    .join(&event)
+                    .join("enable"),
                 "0",
             );
             if write_uprobe_events(fs, &super::probe::remove_line(&group, &event)).is_ok() {

@@ -546,9 +546,10 @@ impl Attributor {
                 break;
             }
             pids.push(pid);
-            let Some((_, ppid)) = std::fs::read_to_string(self.root.join(pid.to_string()).join("stat"))
-                .ok()
-                .and_then(|s| parse_stat(&s))
+            let Some((_, ppid)) =
+                std::fs::read_to_string(self.root.join(pid.to_string()).join("stat"))
+                    .ok()
+                    .and_then(|s| parse_stat(&s))
             else {
                 break;
             };

@@ -134,7 +134,13 @@ impl Report {
                 },
                 out,
             ),
-            ReportFormat::Ecs => ecs::write(self, &ecs::EcsOptions { events: o.ecs_events }, out),
+            ReportFormat::Ecs => ecs::write(
+                self,
+                &ecs::EcsOptions {
+                    events: o.ecs_events,
+                },
+                out,
+            ),
         }
     }
 }

@@ -129,7 +129,15 @@ pub fn chown_nobody(p: &Path) {
 pub fn start_lab(name: &str, log: &Path, keylog: Option<&Path>) -> (Child, String) {
     let mut serve_cmd = modtrace();
     serve_cmd
-        .args(["lab", "serve", "--scenario", name, "--timeout", "300", "--log"])
+        .args([
+            "lab",
+            "serve",
+            "--scenario",
+            name,
+            "--timeout",
+            "300",
+            "--log",
+        ])
         .arg(log);
     if let Some(k) = keylog {
         serve_cmd
@@ -185,7 +193,10 @@ pub fn go_env(d: &Path, go: &Path, env: &BTreeMap<String, String>) -> Vec<(Strin
     if env.get("TRUST_LAB_CA").is_some_and(|v| v == "1") {
         v.push((
             "SSL_CERT_FILE".into(),
-            repo().join("captures/lab-pki/lab-ca.pem").display().to_string(),
+            repo()
+                .join("captures/lab-pki/lab-ca.pem")
+                .display()
+                .to_string(),
         ));
     }
     v
