@@ -689,6 +689,33 @@ fn read_packets(
             }
         }
     }
+    // Stopped: what the kernel already holds is still read (a bounded moment), so that a
+    // Ctrl-C right after the traffic loses none of it.
+    if read_error.is_none() {
+        let until = Instant::now() + DRAIN_AFTER_STOP;
+        while Instant::now() < until {
+            match src.next_frame() {
+                Ok(Some(frame)) => {
+                    count(&mut stats, &frame);
+                    if let Some(w) = writer.as_mut() {
+                        w.push(frame.clone());
+                    }
+                    if tx.send(Msg::Frame(frame)).is_err() {
+                        break;
+                    }
+                }
+                _ => break,
+            }
+        }
+    }
+    while let Ok(k) = secrets.try_recv() {
+        if let Some(w) = writer.as_mut() {
+            if let Err(e) = w.secrets(&k) {
+                write_error = Some(format!("-w: {e}: writing stopped"));
+                writer = None;
+            }
+        }
+    }
     let _ = tx.send(Msg::End);
     let mut secrets_written = 0;
     let writer = writer.and_then(|w| match w.finish() {
@@ -712,6 +739,8 @@ fn read_packets(
     }
 }
 
+/// After a stop, the packets already captured are read for at most this long.
+const DRAIN_AFTER_STOP: Duration = Duration::from_millis(500);
 /// Packets wait this long before they are written to -w...
 const WRITE_DELAY: Duration = Duration::from_secs(1);
 /// ...or until this many bytes wait.

@@ -150,6 +150,8 @@ fn stop_on_signals() -> Result<Arc<AtomicBool>, String> {
 }
 
 fn capture(a: &CaptureArgs) -> Result<i32, String> {
+    // Ctrl-C during the start (the key helper can take a moment) stops cleanly too.
+    let stop = stop_on_signals()?;
     // In a terminal, the TUI (unless --no-tui); elsewhere the event stream.
     let tui = !a.no_tui && crate::tui::run::has_terminal();
     // With the rights the process started with: the capture handle, the files, the probes.
@@ -168,7 +170,6 @@ fn capture(a: &CaptureArgs) -> Result<i32, String> {
         .collect();
     let run_as = privileges::drop(a.user.as_deref(), &written)
         .map_err(|e| format!("refusing to go on: could not drop privileges: {e}"))?;
-    let stop = stop_on_signals()?;
 
     let source = opened.describe();
     let filter = match &a.process {

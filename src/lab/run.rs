@@ -365,11 +365,11 @@ impl Recorder {
             file: file.to_path_buf(),
             err,
         };
-        // The pcapng header is written once the capture is open and filtering.
+        // The capture says so once it is open, its key source ready and root dropped.
         let start = Instant::now();
         loop {
-            if std::fs::metadata(file).is_ok_and(|m| m.len() > 0) {
-                // The interface is open; give the reading thread a moment to start.
+            if std::fs::read_to_string(&r.err).is_ok_and(|t| t.contains("modtrace: capturing on")) {
+                // Give the reading thread a moment to start.
                 std::thread::sleep(Duration::from_millis(300));
                 return Ok(r);
             }
