@@ -176,6 +176,8 @@ pub struct EngineSetup<'a> {
     pub filter: FlowFilter,
     pub output: Output,
     pub interface: &'a str,
+    /// What the status bar calls the source (default `live:IFACE`).
+    pub label: Option<String>,
     pub stop: Arc<AtomicBool>,
     /// Keep every exchange for the report (`run` with JSON formats); a capture that may run
     /// for hours does not.
@@ -258,6 +260,7 @@ impl Engine {
             filter,
             output,
             interface,
+            label,
             stop,
             keep_exchanges,
         } = setup;
@@ -321,7 +324,7 @@ impl Engine {
             return Err("following processes needs Linux (/proc)".into());
         }
         let (cmd_tx, commands) = std::sync::mpsc::channel::<crate::tui::Command>();
-        let source_label = format!("live:{interface}");
+        let source_label = label.unwrap_or_else(|| format!("live:{interface}"));
         let mut screen = None;
         let sink = match output {
             Output::Tui => {

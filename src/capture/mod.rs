@@ -188,6 +188,7 @@ fn capture(a: &CaptureArgs) -> Result<i32, String> {
             filter,
             output,
             interface: &a.interface,
+            label: None,
             stop: Arc::clone(&stop),
             keep_exchanges: false,
         },

@@ -386,6 +386,11 @@ fn run(a: &RunArgs) -> Result<i32, String> {
             filter,
             output,
             interface: &a.interface,
+            label: Some(format!(
+                "run:{} (live:{})",
+                a.command.join(" "),
+                a.interface
+            )),
             stop: Arc::clone(&stop),
             keep_exchanges,
         },

@@ -193,7 +193,7 @@ impl GoBinary {
 /// Where a function starts, in memory and in the file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FunctionLocation {
-    /// Link-time virtual address of the first instruction (for PIE, relative to load base 0).
+    /// Link-time virtual address of the first instruction (for a PIE, before the load bias).
     pub vaddr: u64,
     /// File offset of that instruction: what a uprobe wants.
     pub file_offset: u64,
