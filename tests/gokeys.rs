@@ -846,3 +846,66 @@ impl UidNobody for Command {
         self.uid(NOBODY).gid(NOBODY)
     }
 }
+
+/// In a terminal (tmux, 120x40) `modtrace run` shows the modules while the command runs, stays
+/// with the command's exit status until `q`, then prints the command's own output and the
+/// report on the restored terminal.
+#[test]
+#[ignore = "needs root, tracefs, go, tmux; run by .ci/run"]
+fn run_in_a_terminal_shows_the_tui_until_q() {
+    if !prerequisites_or_skip() {
+        return;
+    }
+    if !root::prerequisites_or_skip(
+        "go-keys TUI test",
+        &which("tmux").map_or(vec!["tmux".to_string()], |_| Vec::new()),
+    ) {
+        return;
+    }
+    let _lab = LAB.lock().unwrap_or_else(|e| e.into_inner());
+    let base = tempdir_for_nobody();
+    let d = base.path();
+    for sub in ["home", "gopath", "cache"] {
+        std::fs::create_dir_all(d.join(sub)).unwrap();
+    }
+    chown_nobody(d);
+    let name = "h2-proxy-tls13";
+    let env = scenario_env(name);
+    let (serve, _) = start_lab(name, &d.join("lab.jsonl"), None);
+    let _guard = Guard(vec![serve]);
+    let go = which("go").unwrap();
+    let vars: Vec<String> = go_env(d, &go, &env)
+        .into_iter()
+        .map(|(k, v)| format!("{k}='{v}'"))
+        .collect();
+    let cmd = format!(
+        "sh -c \"env {} SUDO_UID={NOBODY} SUDO_GID={NOBODY} {} run -i lo --ca-file {} -- go mod download -json {}; echo EXITED \\$?; sleep 60\"",
+        vars.join(" "),
+        env!("CARGO_BIN_EXE_modtrace"),
+        repo().join("captures/lab-pki/lab-ca.pem").display(),
+        env["DOWNLOADS"]
+    );
+    std::fs::write(d.join("cmd.txt"), &cmd).unwrap();
+    let term = common::tmux::Session::start("run", &cmd);
+    let screen = term.wait_for("q quits");
+    if !screen.contains("go exited 0; q quits") {
+        term.keys("q");
+        panic!("{screen}\n{}", term.wait_for("EXITED"));
+    }
+    for m in ["example.test/Hello@v1.1.0", "example.test/Util@v0.2.0"] {
+        let row = screen
+            .lines()
+            .find(|l| l.contains(m))
+            .unwrap_or_else(|| panic!("{m} not on screen:\n{screen}"));
+        assert!(row.contains("tls✓") && row.contains("h1✓"), "{row}");
+    }
+    assert!(screen.contains("FINISHED"), "{screen}");
+    assert!(screen.contains("run:go mod download …"), "{screen}");
+    term.keys("q");
+    let after = term.wait_for("EXITED");
+    // Medium findings only: exit 0 at --fail-on high.
+    assert!(after.contains("EXITED 0"), "{after}");
+    assert!(after.contains("modtrace report"), "{after}");
+    assert!(!after.contains("Journey example.test"), "{after}");
+    assert!(leftovers().is_empty(), "left {:?}", leftovers());
+}

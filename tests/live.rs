@@ -6,9 +6,9 @@
 
 mod common;
 use common::root::{self, *};
+use common::tmux::Session;
 use common::*;
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -516,65 +516,21 @@ fn live_capture_in_a_terminal_opens_the_tui() {
         std::fs::create_dir_all(d.join(sub)).unwrap();
     }
     chown_nobody(&d);
-    let mut guard = Guard(Vec::new());
-    let serve = modtrace()
-        .args([
-            "lab",
-            "serve",
-            "--scenario",
-            name,
-            "--timeout",
-            "300",
-            "--log",
-        ])
-        .arg(d.join("lab.jsonl"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("start lab serve");
-    guard.0.push(serve);
-    let out = guard.0[0].stdout.take().unwrap();
-    for line in BufReader::new(out).lines() {
-        if line.unwrap().starts_with("GOPROXY=") {
-            break;
-        }
-    }
+    let (serve, _) = start_lab(name, &d.join("lab.jsonl"), None);
+    let _guard = Guard(vec![serve]);
 
-    let socket = format!("modtrace-live-{}", std::process::id());
     let bin = env!("CARGO_BIN_EXE_modtrace");
     let cmd = format!(
         "sh -c '{bin} capture -i lo -f \"tcp port 8081\" --user nobody; echo EXITED $?; sleep 60'"
     );
-    let tmux = |args: &[&str]| -> String {
-        let o = Command::new("tmux")
-            .arg("-L")
-            .arg(&socket)
-            .args(args)
-            .output()
-            .expect("tmux");
-        String::from_utf8_lossy(&o.stdout).into_owned()
-    };
-    tmux(&["new-session", "-d", "-x", "120", "-y", "40", &cmd]);
-    let wait_for = |text: &str| -> String {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let p = tmux(&["capture-pane", "-p"]);
-            if p.contains(text) {
-                return p;
-            }
-            assert!(Instant::now() < deadline, "no {text:?} on screen:\n{p}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    };
-    wait_for("LIVE");
+    let term = Session::start("live", &cmd);
+    term.wait_for("LIVE");
     run_go(&d, name, &env, None);
-    let screen = wait_for("example.test/Util@v0.2.0");
+    let screen = term.wait_for("example.test/Util@v0.2.0");
     assert!(screen.contains("example.test/Hello@v1.1.0"), "{screen}");
     assert!(screen.contains("plaintext-module-fetch"), "{screen}");
-    tmux(&["send-keys", "q"]);
-    let after = wait_for("EXITED");
-    tmux(&["kill-server"]);
+    term.keys("q");
+    let after = term.wait_for("EXITED");
     assert!(after.contains("EXITED 1"), "{after}");
     // The summary is printed on the restored terminal; the TUI is gone.
     assert!(after.contains("modtrace report"), "{after}");

@@ -4,75 +4,9 @@
 //! acts. Needs tmux; .ci/run runs it (`--ignored`), CI=true makes tmux mandatory.
 
 mod common;
+use common::tmux::{tmux_available, Session};
 use common::*;
-use std::process::Command;
 use std::time::{Duration, Instant};
-
-fn tmux(args: &[&str]) -> String {
-    let out = Command::new("tmux").args(args).output().expect("run tmux");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn tmux_available() -> bool {
-    Command::new("tmux")
-        .arg("-V")
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
-/// A tmux session of its own (own socket: never the user's server) running `cmd`.
-struct Session {
-    socket: String,
-}
-
-impl Session {
-    fn start(name: &str, cmd: &str) -> Session {
-        let socket = format!("modtrace-test-{name}-{}", std::process::id());
-        let s = Session { socket };
-        let st = Command::new("tmux")
-            .args([
-                "-L",
-                &s.socket,
-                "new-session",
-                "-d",
-                "-x",
-                "120",
-                "-y",
-                "40",
-            ])
-            .arg(cmd)
-            .status()
-            .unwrap();
-        assert!(st.success(), "tmux new-session");
-        s
-    }
-    fn pane(&self) -> String {
-        tmux(&["-L", &self.socket, "capture-pane", "-p"])
-    }
-    fn keys(&self, keys: &str) {
-        tmux(&["-L", &self.socket, "send-keys", keys]);
-    }
-    /// Waits until the pane shows `text`.
-    fn wait_for(&self, text: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            let p = self.pane();
-            if p.contains(text) {
-                return p;
-            }
-            assert!(Instant::now() < deadline, "no {text:?} on screen:\n{p}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Session {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .args(["-L", &self.socket, "kill-server"])
-            .status();
-    }
-}
 
 fn skip_without_tmux() -> bool {
     if tmux_available() {

@@ -487,6 +487,7 @@ impl Engine {
             eprintln!("modtrace: warning: {w}");
         }
         late.extend(self.keys.take_unforwarded());
+        let clock = self.an.stats().last;
         let hold = self
             .hold_screen
             .as_ref()
@@ -524,7 +525,7 @@ impl Engine {
         }
         // The screen stays until the user quits; the capture is over.
         let screen_end = ScreenEnd { sink, screen };
-        notes.extend(screen_end.close(hold, &finished, &source_label));
+        notes.extend(screen_end.close(hold, &finished, &source_label, clock));
         Ok(Ended {
             finished,
             writer,
@@ -570,7 +571,13 @@ struct ScreenEnd {
 impl ScreenEnd {
     /// `hold`: keep the screen, marked finished with this note, until the user quits;
     /// otherwise it closes with the capture.
-    fn close(self, hold: Option<String>, f: &Finished, source: &str) -> Vec<String> {
+    fn close(
+        self,
+        hold: Option<String>,
+        f: &Finished,
+        source: &str,
+        clock: Option<crate::time::Ts>,
+    ) -> Vec<String> {
         let ScreenEnd { sink, screen } = self;
         if let (Some(note), Sink::Tui { tx, .. }) = (hold, &sink) {
             let _ = tx.send(crate::tui::Update::Status(crate::tui::Status {
@@ -579,6 +586,7 @@ impl ScreenEnd {
                 packets: f.report.capture.packets,
                 bytes: f.report.capture.bytes,
                 drops: Some(f.kernel.dropped + f.kernel.if_dropped),
+                clock,
                 speed: crate::tui::Speed::Max,
                 finished: true,
                 ..Default::default()

@@ -90,23 +90,38 @@ fn resolve_program(program: &str, path: Option<&str>) -> Result<(PathBuf, Option
     ))
 }
 
-/// A private folder for COMMAND's SSLKEYLOGFILE and, under the TUI, its output; owned by the
-/// user COMMAND runs as.
-fn private_dir(owner: Option<&Caller>) -> Result<tempfile::TempDir, String> {
+/// A private folder (0700) for COMMAND's SSLKEYLOGFILE and, under the TUI, its output, with
+/// those files made in advance (0600): all owned by the account modtrace drops to, which
+/// reads them and removes the folder at the end. COMMAND runs as that account too, or as
+/// root, who can write them anyway.
+fn private_dir(owner: (u32, u32)) -> Result<tempfile::TempDir, String> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     let d = tempfile::Builder::new()
         .prefix("modtrace-run.")
+        .permissions(std::fs::Permissions::from_mode(0o700))
         .tempdir()
         .map_err(|e| format!("creating a private folder: {e}"))?;
-    if let Some(c) = owner {
-        nix::unistd::chown(
-            d.path(),
-            Some(nix::unistd::Uid::from_raw(c.uid)),
-            Some(nix::unistd::Gid::from_raw(c.gid)),
-        )
-        .map_err(|e| format!("chown {}: {e}", d.path().display()))?;
+    let (uid, gid) = (
+        Some(nix::unistd::Uid::from_raw(owner.0)),
+        Some(nix::unistd::Gid::from_raw(owner.1)),
+    );
+    for name in PRIVATE_FILES {
+        let p = d.path().join(name);
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&p)
+            .map_err(|e| format!("{}: {e}", p.display()))?;
+        nix::unistd::chown(&p, uid, gid).map_err(|e| format!("chown {}: {e}", p.display()))?;
     }
+    nix::unistd::chown(d.path(), uid, gid)
+        .map_err(|e| format!("chown {}: {e}", d.path().display()))?;
     Ok(d)
 }
+
+/// The files of the private folder: git's key log, COMMAND's output under the TUI.
+const PRIVATE_FILES: [&str; 3] = ["sslkeylog.txt", "stdout", "stderr"];
 
 /// COMMAND, started and held before exec: its pid is known, its program has not run yet.
 struct HeldCommand {
@@ -147,8 +162,14 @@ fn spawn_held(
     cmd.args(args).envs(env.iter().map(|(k, v)| (k, v)));
     match tui_output {
         Some((out, err)) => {
-            let f =
-                |p: &Path| std::fs::File::create(p).map_err(|e| format!("{}: {e}", p.display()));
+            // Made in advance by private_dir; opened here before the user is switched.
+            let f = |p: &Path| {
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .truncate(true)
+                    .open(p)
+                    .map_err(|e| format!("{}: {e}", p.display()))
+            };
             cmd.stdin(Stdio::null()).stdout(f(out)?).stderr(f(err)?);
         }
         None => {
@@ -252,7 +273,19 @@ fn run(a: &RunArgs) -> Result<i32, String> {
         .map_or_else(current_user_name, |c| c.name.clone());
     let our_path = std::env::var("PATH").ok();
     let (program, child_path) = resolve_program(program_name, our_path.as_deref())?;
-    let dir = private_dir(user.as_ref())?;
+    // The account modtrace drops to: COMMAND's user, or nobody when COMMAND runs as root.
+    let drop_target = match &user {
+        Some(c) => (c.uid, c.gid),
+        None if nix::unistd::geteuid().is_root() => {
+            let t = privileges::target(None, None, None)?;
+            (t.uid, t.gid)
+        }
+        None => (
+            nix::unistd::getuid().as_raw(),
+            nix::unistd::getgid().as_raw(),
+        ),
+    };
+    let dir = private_dir(drop_target)?;
     let sslkeylog = dir.path().join("sslkeylog.txt");
     let mut follow = a.opts.keylog.clone();
     follow.push(sslkeylog.clone());
@@ -360,7 +393,8 @@ fn run(a: &RunArgs) -> Result<i32, String> {
                 if let Ok(mut n) = note.lock() {
                     *n = format!(
                         "{name} {}; q quits",
-                        st.map(|s| describe(&s)).unwrap_or_else(|| "ended".into())
+                        st.map(|s| short_status(&s))
+                            .unwrap_or_else(|| "ended".into())
                     );
                 }
                 if let Ok(mut s) = status.lock() {
@@ -386,11 +420,7 @@ fn run(a: &RunArgs) -> Result<i32, String> {
             filter,
             output,
             interface: &a.interface,
-            label: Some(format!(
-                "run:{} (live:{})",
-                a.command.join(" "),
-                a.interface
-            )),
+            label: Some(run_label(&a.command)),
             stop: Arc::clone(&stop),
             keep_exchanges,
         },
@@ -517,6 +547,17 @@ fn run(a: &RunArgs) -> Result<i32, String> {
     Ok(code)
 }
 
+/// The status bar's source: `run:go mod download` (the command, cut to fit beside the
+/// counters and the note).
+fn run_label(argv: &[String]) -> String {
+    const MAX: usize = 16;
+    let cmd = argv.join(" ");
+    match cmd.char_indices().nth(MAX) {
+        Some((cut, _)) => format!("run:{}…", &cmd[..cut]),
+        None => format!("run:{cmd}"),
+    }
+}
+
 fn current_user_name() -> String {
     let uid = nix::unistd::getuid();
     nix::unistd::User::from_uid(uid)
@@ -526,11 +567,11 @@ fn current_user_name() -> String {
         .unwrap_or_else(|| format!("uid {uid}"))
 }
 
-/// `exited with status 1`, `was killed by signal 9`.
-fn describe(s: &ExitStatus) -> String {
+/// `exited 1`, `killed by signal 9`: short, for the status bar.
+fn short_status(s: &ExitStatus) -> String {
     match (s.code(), s.signal()) {
-        (Some(c), _) => format!("exited with status {c}"),
-        (None, Some(sig)) => format!("was killed by signal {sig}"),
+        (Some(c), _) => format!("exited {c}"),
+        (None, Some(sig)) => format!("killed by signal {sig}"),
         _ => "ended".into(),
     }
 }

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod root;
+pub mod tmux;
 
 use etherparse::PacketBuilder;
 use std::path::{Path, PathBuf};

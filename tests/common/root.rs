@@ -125,7 +125,7 @@ pub fn chown_nobody(p: &Path) {
 }
 
 /// `modtrace lab serve --scenario NAME` logging to `log` (TLS servers with the bundled lab
-/// PKI, their secrets to `keylog`), once every server listens; its GOPROXY line.
+/// PKI, their secrets to `keylog` when given), once every server listens; its GOPROXY line.
 pub fn start_lab(name: &str, log: &Path, keylog: Option<&Path>) -> (Child, String) {
     let mut serve_cmd = modtrace();
     serve_cmd
@@ -138,13 +138,11 @@ pub fn start_lab(name: &str, log: &Path, keylog: Option<&Path>) -> (Child, Strin
             "300",
             "--log",
         ])
-        .arg(log);
+        .arg(log)
+        .arg("--pki")
+        .arg(repo().join("captures/lab-pki"));
     if let Some(k) = keylog {
-        serve_cmd
-            .arg("--pki")
-            .arg(repo().join("captures/lab-pki"))
-            .arg("--keylog")
-            .arg(k);
+        serve_cmd.arg("--keylog").arg(k);
     }
     let mut serve = serve_cmd
         .stdout(Stdio::piped())
