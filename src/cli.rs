@@ -42,7 +42,13 @@ like analyze (0, or 1 when a finding at or above --fail-on was seen; 2 on an err
 Needs the rights to capture: run it with sudo (it drops to the calling user, or --user, or \
 nobody, right after opening the capture and the -w file), or give the binary the capabilities \
 once: sudo setcap cap_net_raw,cap_net_admin=eip $(command -v modtrace). Built without the \
-`live` feature (the default build) this command only says how to get it.",
+`live` feature (the default build) this command only says how to get it.\n\n\
+With root on Linux 4.17 or later, the TLS secrets of the go commands found (PATH, the sudo \
+caller's GOROOT, the usual install places, cached toolchains), of --go-binary programs and of \
+Go programs that open connections are read from the processes (a uprobe on crypto/tls's \
+writeKeyLog, through tracefs), so their HTTPS is decrypted like plain HTTP. Without root or \
+tracefs one line says why and the capture goes on without them (--no-go-keys: off). To watch \
+one command and only its traffic, `modtrace run -- COMMAND` is simpler.",
         after_help = "Examples:\n  sudo modtrace capture\n  sudo modtrace capture -i lo --process go -w build.pcapng\n  sudo modtrace capture --no-tui --format jsonl > events.jsonl"
     )]
     Capture(CaptureArgs),

@@ -909,3 +909,56 @@ fn run_in_a_terminal_shows_the_tui_until_q() {
     assert!(!after.contains("Journey example.test"), "{after}");
     assert!(leftovers().is_empty(), "left {:?}", leftovers());
 }
+
+/// Other TLS stacks among COMMAND's children log their keys through SSLKEYLOGFILE, which
+/// `run` sets to a file it follows: libcurl (what git uses for HTTPS) as curl itself here.
+#[test]
+#[ignore = "needs root, curl; run by .ci/run"]
+fn run_follows_sslkeylogfile_of_other_tls_stacks() {
+    if !prerequisites_or_skip() {
+        return;
+    }
+    if !root::prerequisites_or_skip(
+        "SSLKEYLOGFILE test",
+        &which("curl").map_or(vec!["curl".to_string()], |_| Vec::new()),
+    ) {
+        return;
+    }
+    let _lab = LAB.lock().unwrap_or_else(|e| e.into_inner());
+    let base = tempdir_for_nobody();
+    let d = base.path();
+    let env = scenario_env("h2-proxy-tls13");
+    let (serve, _) = start_lab("h2-proxy-tls13", &d.join("lab.jsonl"), None);
+    let _guard = Guard(vec![serve]);
+    let ca = repo().join("captures/lab-pki/lab-ca.pem");
+    let url = format!("{}/example.test/%21hello/@v/list", env["GOPROXY"]);
+    let report = d.join("report.json");
+    let out = modtrace()
+        .args(["run", "-i", "lo", "--no-tui", "--format", "json", "-o"])
+        .arg(&report)
+        .args(analysis_flags())
+        .args(["--", "curl", "-s", "--cacert"])
+        .arg(&ca)
+        .arg(&url)
+        .env("SUDO_UID", NOBODY.to_string())
+        .env("SUDO_GID", NOBODY.to_string())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "v1.1.0");
+    let r: Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let x = r["exchanges"].as_array().unwrap();
+    assert_eq!(x.len(), 1, "{x:?}");
+    assert_eq!(x[0]["url"], url.as_str());
+    assert_eq!(x[0]["scheme"], "https");
+    assert_eq!(x[0]["process"], "curl");
+    assert_eq!(x[0]["status"], 200);
+    // Not from the go process: curl is no Go program.
+    assert_eq!(
+        r["capture"]["go_keys"]["secrets"], 0,
+        "{}",
+        r["capture"]["go_keys"]
+    );
+}
