@@ -112,20 +112,34 @@ pub struct AnalyzeArgs {
     /// Capture files (pcap, pcapng, .gz), merged by time
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
+    #[command(flatten)]
+    pub report: ReportArgs,
+    #[command(flatten)]
+    pub opts: AnalysisOptions,
+    /// Do not show a progress bar (it is shown only when stderr is a terminal)
+    #[arg(long)]
+    pub no_progress: bool,
+    /// Do not hash module zips (faster triage of zip-heavy captures; no zip h1, so no
+    /// checksum-mismatch or mirror-inconsistency for zips)
+    #[arg(
+        long,
+        long_help = "Do not compute the h1: hash of module zips. Hashing inflates every file of every zip and dominates the run time on zip-heavy captures (about 8x on the bulk benchmark); without it modules have no `h1` and zips give no checksum-mismatch or mirror-inconsistency. .mod files, .info files and the checksum database are still checked."
+    )]
+    pub no_zip_hashes: bool,
+}
+
+/// How the report is written: shared by `analyze` and `run`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ReportArgs {
     /// Output format
     #[arg(long, short = 'F', value_enum, default_value_t = Format::Text)]
     pub format: Format,
-    #[command(flatten)]
-    pub opts: AnalysisOptions,
     /// Write the report to FILE instead of standard output
     #[arg(long, short = 'o', value_name = "FILE")]
     pub output: Option<PathBuf>,
     /// Colour in text output: auto (only on a terminal), always, never
     #[arg(long, value_enum, default_value_t = Color::Auto)]
     pub color: Color,
-    /// Do not show a progress bar (it is shown only when stderr is a terminal)
-    #[arg(long)]
-    pub no_progress: bool,
     /// SARIF: the Go module being built (its go.mod and go.sum): results also point at the
     /// matching go.mod / go.sum line
     #[arg(long, value_name = "DIR")]
@@ -139,13 +153,36 @@ pub struct AnalyzeArgs {
         long_help = "Text output only: show credentials and tokens as they were sent (Authorization and Proxy-Authorization values, URL passwords, token-like query parameters such as token, access_token, key, sig, X-Amz-Signature) instead of `***`. Every other format (json, jsonl, sarif, ecs) stays redacted even with this flag, so reports that leave the machine never carry secrets."
     )]
     pub show_secrets: bool,
-    /// Do not hash module zips (faster triage of zip-heavy captures; no zip h1, so no
-    /// checksum-mismatch or mirror-inconsistency for zips)
-    #[arg(
-        long,
-        long_help = "Do not compute the h1: hash of module zips. Hashing inflates every file of every zip and dominates the run time on zip-heavy captures (about 8x on the bulk benchmark); without it modules have no `h1` and zips give no checksum-mismatch or mirror-inconsistency. .mod files, .info files and the checksum database are still checked."
-    )]
-    pub no_zip_hashes: bool,
+}
+
+impl ReportArgs {
+    /// How to write the report; `files` are the capture files SARIF points at.
+    pub fn format_options(&self, files: Vec<PathBuf>) -> crate::report::FormatOptions {
+        use std::io::IsTerminal;
+        let color = match self.color {
+            Color::Always => true,
+            Color::Never => false,
+            Color::Auto => {
+                self.output.is_none()
+                    && std::io::stdout().is_terminal()
+                    && std::env::var_os("NO_COLOR").is_none()
+            }
+        };
+        crate::report::FormatOptions {
+            format: self.format.into(),
+            color,
+            show_secrets: self.show_secrets,
+            files,
+            go_mod: self.go_mod.clone(),
+            ecs_events: self.ecs_events,
+        }
+    }
+
+    /// Whether the report lists every exchange (so the analysis must keep them).
+    pub fn needs_exchanges(&self) -> bool {
+        matches!(self.format, Format::Json | Format::Jsonl | Format::Ecs)
+            || (self.show_secrets && self.format == Format::Text)
+    }
 }
 
 #[derive(clap::Args, Debug)]
@@ -376,24 +413,8 @@ impl AnalysisOptions {
 
 #[derive(clap::Args, Debug)]
 pub struct CaptureArgs {
-    /// Interface to capture on (`any`: all interfaces, Linux)
-    #[arg(long, short = 'i', default_value = "any", value_name = "IFACE|any")]
-    pub interface: String,
-    /// Capture filter (BPF, as tcpdump takes it); the default keeps TCP on any port (mirrors
-    /// listen anywhere) and DNS
-    #[arg(
-        long,
-        short = 'f',
-        default_value = "tcp or port 53",
-        value_name = "BPF"
-    )]
-    pub filter: String,
-    /// Also write every captured packet to FILE as pcapng, as it arrives
-    #[arg(long, short = 'w', value_name = "FILE.pcapng")]
-    pub write: Option<PathBuf>,
-    /// Bytes kept per packet (0: the whole packet, 262144)
-    #[arg(long, short = 's', default_value_t = 262_144, value_name = "SNAPLEN")]
-    pub snaplen: u32,
+    #[command(flatten)]
+    pub live: LiveArgs,
     /// Stream text or JSON Lines instead of opening the TUI
     #[arg(long)]
     pub no_tui: bool,
@@ -410,6 +431,31 @@ pub struct CaptureArgs {
     pub keys: GoKeysArgs,
     #[command(flatten)]
     pub opts: AnalysisOptions,
+}
+
+/// What a live capture reads and keeps: shared by `capture` and `run`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct LiveArgs {
+    /// Interface to capture on (`any`: all interfaces, Linux)
+    #[arg(long, short = 'i', default_value = "any", value_name = "IFACE|any")]
+    pub interface: String,
+    /// Capture filter (BPF, as tcpdump takes it); the default keeps TCP on any port (mirrors
+    /// listen anywhere) and DNS
+    #[arg(
+        long,
+        short = 'f',
+        default_value = "tcp or port 53",
+        value_name = "BPF"
+    )]
+    pub filter: String,
+    /// Also write every captured packet to FILE as pcapng, as it arrives, with the TLS
+    /// secrets seen (Decryption Secrets Blocks: `modtrace analyze FILE` and Wireshark decrypt
+    /// it later)
+    #[arg(long, short = 'w', value_name = "FILE.pcapng")]
+    pub write: Option<PathBuf>,
+    /// Bytes kept per packet (0: the whole packet, 262144)
+    #[arg(long, short = 's', default_value_t = 262_144, value_name = "SNAPLEN")]
+    pub snaplen: u32,
 }
 
 /// The go process key source (Linux, root): flags shared by `capture` and `run`.
@@ -441,45 +487,13 @@ pub struct RunArgs {
     /// The command to run, with its arguments (after `--`)
     #[arg(required = true, trailing_var_arg = true, value_name = "COMMAND")]
     pub command: Vec<String>,
-    /// Interface to capture on (`any`: all interfaces, Linux)
-    #[arg(long, short = 'i', default_value = "any", value_name = "IFACE|any")]
-    pub interface: String,
-    /// Capture filter (BPF, as tcpdump takes it)
-    #[arg(
-        long,
-        short = 'f',
-        default_value = "tcp or port 53",
-        value_name = "BPF"
-    )]
-    pub filter: String,
-    /// Also write every captured packet to FILE as pcapng, with the TLS secrets embedded (a
-    /// Decryption Secrets Block: `modtrace analyze FILE` and Wireshark decrypt it later)
-    #[arg(long, short = 'w', value_name = "FILE.pcapng")]
-    pub write: Option<PathBuf>,
-    /// Bytes kept per packet (0: the whole packet, 262144)
-    #[arg(long, short = 's', default_value_t = 262_144, value_name = "SNAPLEN")]
-    pub snaplen: u32,
+    #[command(flatten)]
+    pub live: LiveArgs,
     /// Do not open the TUI: write the report when COMMAND exits
     #[arg(long)]
     pub no_tui: bool,
-    /// Report format (written when COMMAND exits)
-    #[arg(long, short = 'F', value_enum, default_value_t = Format::Text)]
-    pub format: Format,
-    /// Write the report to FILE instead of standard output
-    #[arg(long, short = 'o', value_name = "FILE")]
-    pub output: Option<PathBuf>,
-    /// Colour in text output: auto (only on a terminal), always, never
-    #[arg(long, value_enum, default_value_t = Color::Auto)]
-    pub color: Color,
-    /// SARIF: the Go module being built (its go.mod and go.sum)
-    #[arg(long, value_name = "DIR")]
-    pub go_mod: Option<PathBuf>,
-    /// ECS: also one document per HTTP exchange
-    #[arg(long)]
-    pub ecs_events: bool,
-    /// Text output only: show credentials and tokens instead of redacting them
-    #[arg(long)]
-    pub show_secrets: bool,
+    #[command(flatten)]
+    pub report: ReportArgs,
     /// User to run COMMAND as (default: the user who ran sudo; root without sudo)
     #[arg(long, value_name = "NAME")]
     pub user: Option<String>,

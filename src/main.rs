@@ -1,8 +1,8 @@
 use clap::Parser;
-use modtrace::cli::{AnalyzeArgs, Cli, Color, Command, Format};
+use modtrace::cli::{AnalyzeArgs, Cli, Command, Format};
 use modtrace::pipeline::Analyzer;
 use modtrace::policy::Date;
-use modtrace::report::{FormatOptions, Report};
+use modtrace::report::Report;
 use modtrace::source::MergedSource;
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
@@ -85,12 +85,12 @@ fn analyze(a: &AnalyzeArgs) -> i32 {
     };
     cfg.hash_zips = !a.no_zip_hashes;
     // ECS documents carry the user agent; other reports need no headers.
-    cfg.keep_headers = a.format == Format::Ecs;
+    cfg.keep_headers = a.report.format == Format::Ecs;
     let today = Date::today();
     for w in cfg.policy.expired(today) {
         eprintln!("modtrace: warning: {w}");
     }
-    if a.show_secrets && a.format != Format::Text {
+    if a.report.show_secrets && a.report.format != Format::Text {
         eprintln!(
             "modtrace: warning: --show-secrets applies to text output only; this report stays redacted"
         );
@@ -105,10 +105,7 @@ fn analyze(a: &AnalyzeArgs) -> i32 {
     }
     let mut an = Analyzer::new(cfg);
     // --show-secrets reads the secrets from the exchanges' credentials.
-    an.keep_exchanges(
-        matches!(a.format, Format::Json | Format::Jsonl | Format::Ecs)
-            || (a.show_secrets && a.format == Format::Text),
-    );
+    an.keep_exchanges(a.report.needs_exchanges());
     let mut n: u64 = 0;
     loop {
         match src.next_frame() {
@@ -150,34 +147,15 @@ fn analyze(a: &AnalyzeArgs) -> i32 {
     let mut report = Report::build(&stats, an.into_outcome());
     policy.apply_report(&mut report, today);
 
-    let mut out: Box<dyn Write> = match &a.output {
+    let mut out: Box<dyn Write> = match &a.report.output {
         Some(p) => match std::fs::File::create(p) {
             Ok(f) => Box::new(std::io::BufWriter::new(f)),
             Err(e) => return fail(format_args!("{}: {e}", p.display())),
         },
         None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
     };
-    let color = match a.color {
-        Color::Always => true,
-        Color::Never => false,
-        Color::Auto => {
-            a.output.is_none()
-                && std::io::stdout().is_terminal()
-                && std::env::var_os("NO_COLOR").is_none()
-        }
-    };
     let res = report
-        .write_as(
-            &FormatOptions {
-                format: a.format.into(),
-                color,
-                show_secrets: a.show_secrets,
-                files: a.files.clone(),
-                go_mod: a.go_mod.clone(),
-                ecs_events: a.ecs_events,
-            },
-            &mut out,
-        )
+        .write_as(&a.report.format_options(a.files.clone()), &mut out)
         .and_then(|_| out.flush());
     if let Err(e) = res {
         if e.kind() == std::io::ErrorKind::BrokenPipe {

@@ -97,6 +97,37 @@ fn prerequisites_or_skip() -> bool {
     ok
 }
 
+/// The suite's prerequisites and `tool` for one test.
+fn prerequisites_and_tool_or_skip(tool: &str) -> bool {
+    prerequisites_or_skip()
+        && root::prerequisites_or_skip(
+            &format!("this go-keys test ({tool})"),
+            &which(tool).map_or(vec![tool.to_string()], |_| Vec::new()),
+        )
+}
+
+/// A folder for nobody with go's folders, and the scenario's lab servers (the lab's PKI, no
+/// server key log).
+struct Lab {
+    dir: tempfile::TempDir,
+    env: BTreeMap<String, String>,
+    _servers: Guard,
+}
+
+fn lab(name: &str) -> Lab {
+    let dir = tempdir_for_nobody();
+    for sub in ["home", "gopath", "cache"] {
+        std::fs::create_dir_all(dir.path().join(sub)).unwrap();
+    }
+    chown_nobody(dir.path());
+    let (serve, _) = start_lab(name, &dir.path().join("lab.jsonl"), None);
+    Lab {
+        env: scenario_env(name),
+        dir,
+        _servers: Guard(vec![serve]),
+    }
+}
+
 /// The tracefs the key helper uses. Probes outlive a mount, so the test mounts tracefs when
 /// nothing has, to see them (the helper then finds this mount).
 fn tracefs() -> PathBuf {
@@ -317,41 +348,6 @@ fn go_sums(stdout: &str) -> BTreeMap<String, (String, String)> {
     out
 }
 
-/// tshark's request URIs in a capture, HTTP/1.1 and HTTP/2, decrypting with what the file
-/// carries (no key file).
-fn tshark_uris(capture: &Path, tls_ports: &str) -> Vec<String> {
-    let mut uris = Vec::new();
-    for (filter, field) in [
-        ("http.request", "http.request.uri"),
-        ("http2.type == 1", "http2.headers.path"),
-    ] {
-        let mut cmd = Command::new("tshark");
-        cmd.arg("-n").arg("-r").arg(capture);
-        for p in tls_ports.split_whitespace() {
-            cmd.args(["-d", &format!("tcp.port=={p},tls")]);
-        }
-        let out = cmd
-            .args(["-Y", filter, "-T", "fields", "-E", "occurrence=a"])
-            .args(["-E", "aggregator=\t", "-e", field])
-            .output()
-            .expect("run tshark");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        for line in String::from_utf8_lossy(&out.stdout).lines() {
-            uris.extend(
-                line.split('\t')
-                    .filter(|u| !u.is_empty())
-                    .map(str::to_string),
-            );
-        }
-    }
-    uris.sort();
-    uris
-}
-
 /// Checks one run: every logged request is an https exchange, every module's h1 is go's,
 /// the findings are the keyed analysis's, and the go binary gave secrets.
 fn check_run(name: &str, go: &Path, r: &RunResult) {
@@ -470,15 +466,18 @@ fn run_sees_inside_the_go_command_https_without_a_server_key_log() {
             check_run(name, go, &r);
             // The -w file decrypts in tshark with nothing else: the same request URIs.
             if *name == "h2-proxy-tls13" || *name == "tls12-verified" {
-                let mut ours: Vec<String> = exchanges(&r.report)
+                let ours: std::collections::BTreeSet<String> = exchanges(&r.report)
                     .into_iter()
                     .map(|(_, t, _)| t)
                     .collect();
-                ours.sort();
+                let decode: Vec<String> = r.env["TLS_PORTS"]
+                    .split_whitespace()
+                    .flat_map(|p| ["-d".to_string(), format!("tcp.port=={p},tls")])
+                    .collect();
                 assert_eq!(
-                    tshark_uris(&r.dir.join("run.pcapng"), &r.env["TLS_PORTS"]),
+                    tshark_uris(&r.dir.join("run.pcapng"), None, &decode),
                     ours,
-                    "{name}: tshark on the -w file"
+                    "{name}: tshark on the -w file, no key file"
                 );
             }
             assert!(leftovers().is_empty(), "{name}: left {:?}", leftovers());
@@ -853,28 +852,14 @@ impl UidNobody for Command {
 #[test]
 #[ignore = "needs root, tracefs, go, tmux; run by .ci/run"]
 fn run_in_a_terminal_shows_the_tui_until_q() {
-    if !prerequisites_or_skip() {
-        return;
-    }
-    if !root::prerequisites_or_skip(
-        "go-keys TUI test",
-        &which("tmux").map_or(vec!["tmux".to_string()], |_| Vec::new()),
-    ) {
+    if !prerequisites_and_tool_or_skip("tmux") {
         return;
     }
     let _lab = LAB.lock().unwrap_or_else(|e| e.into_inner());
-    let base = tempdir_for_nobody();
-    let d = base.path();
-    for sub in ["home", "gopath", "cache"] {
-        std::fs::create_dir_all(d.join(sub)).unwrap();
-    }
-    chown_nobody(d);
-    let name = "h2-proxy-tls13";
-    let env = scenario_env(name);
-    let (serve, _) = start_lab(name, &d.join("lab.jsonl"), None);
-    let _guard = Guard(vec![serve]);
+    let lab = lab("h2-proxy-tls13");
+    let (d, env) = (lab.dir.path(), &lab.env);
     let go = which("go").unwrap();
-    let vars: Vec<String> = go_env(d, &go, &env)
+    let vars: Vec<String> = go_env(d, &go, env)
         .into_iter()
         .map(|(k, v)| format!("{k}='{v}'"))
         .collect();
@@ -915,21 +900,12 @@ fn run_in_a_terminal_shows_the_tui_until_q() {
 #[test]
 #[ignore = "needs root, curl; run by .ci/run"]
 fn run_follows_sslkeylogfile_of_other_tls_stacks() {
-    if !prerequisites_or_skip() {
-        return;
-    }
-    if !root::prerequisites_or_skip(
-        "SSLKEYLOGFILE test",
-        &which("curl").map_or(vec!["curl".to_string()], |_| Vec::new()),
-    ) {
+    if !prerequisites_and_tool_or_skip("curl") {
         return;
     }
     let _lab = LAB.lock().unwrap_or_else(|e| e.into_inner());
-    let base = tempdir_for_nobody();
-    let d = base.path();
-    let env = scenario_env("h2-proxy-tls13");
-    let (serve, _) = start_lab("h2-proxy-tls13", &d.join("lab.jsonl"), None);
-    let _guard = Guard(vec![serve]);
+    let lab = lab("h2-proxy-tls13");
+    let (d, env) = (lab.dir.path(), &lab.env);
     let ca = repo().join("captures/lab-pki/lab-ca.pem");
     let url = format!("{}/example.test/%21hello/@v/list", env["GOPROXY"]);
     let report = d.join("report.json");

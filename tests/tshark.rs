@@ -47,37 +47,6 @@ fn decode_as(dir: &Path, name: &str, tls_ports: &[u16]) -> Vec<String> {
     args
 }
 
-fn tshark_uris(capture: &Path, keylog: Option<&Path>, decode: &[String]) -> BTreeSet<String> {
-    let mut uris = BTreeSet::new();
-    for (filter, field) in [
-        ("http.request", "http.request.uri"),
-        ("http2.type == 1", "http2.headers.path"),
-    ] {
-        let mut cmd = Command::new("tshark");
-        cmd.arg("-n").arg("-r").arg(capture);
-        if let Some(k) = keylog {
-            cmd.arg("-o")
-                .arg(format!("tls.keylog_file:{}", k.display()));
-        }
-        cmd.args(decode)
-            .args(["-Y", filter, "-T", "fields", "-E", "occurrence=a"])
-            .args(["-E", "aggregator=\t", "-e", field]);
-        let out = cmd.output().expect("run tshark");
-        assert!(
-            out.status.success(),
-            "tshark on {}: {}",
-            capture.display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        for line in String::from_utf8_lossy(&out.stdout).lines() {
-            for uri in line.split('\t').filter(|u| !u.is_empty()) {
-                uris.insert(uri.to_string());
-            }
-        }
-    }
-    uris
-}
-
 fn modtrace_uris(j: &serde_json::Value) -> BTreeSet<String> {
     j["exchanges"]
         .as_array()

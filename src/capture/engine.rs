@@ -42,10 +42,7 @@ const STATUS_EVERY: Duration = Duration::from_millis(100);
 
 /// What a live pipeline opens and where it writes.
 pub struct LiveParams<'a> {
-    pub interface: &'a str,
-    pub filter: &'a str,
-    pub snaplen: u32,
-    pub write: Option<&'a Path>,
+    pub live: &'a crate::cli::LiveArgs,
     pub keylog_out: Option<&'a Path>,
     /// Key-log files followed as they grow (--keylog; run's SSLKEYLOGFILE).
     pub follow_keylogs: Vec<PathBuf>,
@@ -86,20 +83,24 @@ impl Opened {
     /// its first probes in place), all with the rights the process started with.
     pub fn open(p: &LiveParams) -> Result<Opened, String> {
         let live_opts = LiveOptions {
-            interface: p.interface.to_string(),
-            filter: p.filter.to_string(),
-            snaplen: p.snaplen,
+            interface: p.live.interface.clone(),
+            filter: p.live.filter.clone(),
+            snaplen: p.live.snaplen,
             ..LiveOptions::default()
         };
         let src = LiveSource::open(&live_opts).map_err(|e| e.to_string())?;
-        let writer = match p.write {
+        let writer = match p.live.write.as_deref() {
             Some(path) => {
                 let f = File::create(path).map_err(|e| format!("-w {}: {e}", path.display()))?;
                 let w = PcapngWriter::new(
                     BufWriter::with_capacity(WRITE_BUFFER_BYTES, f),
                     &format!("modtrace {} (live capture)", env!("CARGO_PKG_VERSION")),
-                    Some(p.interface),
-                    if p.snaplen == 0 { 262_144 } else { p.snaplen },
+                    Some(&p.live.interface),
+                    if p.live.snaplen == 0 {
+                        262_144
+                    } else {
+                        p.live.snaplen
+                    },
                 )
                 .map_err(|e| format!("-w {}: {e}", path.display()))?;
                 Some(w)
@@ -499,7 +500,10 @@ impl Engine {
             source_label,
             ..
         } = self;
-        let mut report = Report::build(&[stats], an.into_outcome());
+        let mut report = Report::build(std::slice::from_ref(&stats), an.into_outcome());
+        if let Some(file) = report.capture.files.first_mut() {
+            file.format = if stats.pcapng { "pcapng" } else { "live" };
+        }
         policy.apply_report(&mut report, today);
         report.capture.go_keys = Some(go_keys.clone());
         let finished = Finished {

@@ -14,7 +14,7 @@ pub mod privileges;
 pub mod run;
 mod text;
 
-use crate::cli::{CaptureArgs, GoKeysArgs, StreamFormat};
+use crate::cli::{CaptureArgs, GoKeysArgs, LiveArgs, StreamFormat};
 use crate::gokeys::locate::{self, Origin, UserEnv};
 use crate::report::{write_text, CaptureSummary, Report};
 use crate::source::live::KernelStats;
@@ -156,15 +156,12 @@ fn capture(a: &CaptureArgs) -> Result<i32, String> {
     let tui = !a.no_tui && crate::tui::run::has_terminal();
     // With the rights the process started with: the capture handle, the files, the probes.
     let opened = Opened::open(&LiveParams {
-        interface: &a.interface,
-        filter: &a.filter,
-        snaplen: a.snaplen,
-        write: a.write.as_deref(),
+        live: &a.live,
         keylog_out: a.keys.keylog_out.as_deref(),
         follow_keylogs: a.opts.keylog.clone(),
         go_keys: go_keys_plan(&a.keys, Vec::new(), true),
     })?;
-    let written: Vec<&Path> = [a.write.as_deref(), a.keys.keylog_out.as_deref()]
+    let written: Vec<&Path> = [a.live.write.as_deref(), a.keys.keylog_out.as_deref()]
         .into_iter()
         .flatten()
         .collect();
@@ -187,7 +184,7 @@ fn capture(a: &CaptureArgs) -> Result<i32, String> {
             opts: &a.opts,
             filter,
             output,
-            interface: &a.interface,
+            interface: &a.live.interface,
             label: None,
             stop: Arc::clone(&stop),
             keep_exchanges: false,
@@ -195,8 +192,9 @@ fn capture(a: &CaptureArgs) -> Result<i32, String> {
     )?;
     eprintln!(
         "modtrace: capturing on {source}, filter {:?}{}{}; running as {} (uid {}); Ctrl-C stops",
-        a.filter,
-        a.write
+        a.live.filter,
+        a.live
+            .write
             .as_ref()
             .map(|p| format!(", writing {}", p.display()))
             .unwrap_or_default(),
@@ -207,14 +205,7 @@ fn capture(a: &CaptureArgs) -> Result<i32, String> {
         run_as.user,
         run_as.uid,
     );
-    let stats = SourceStats {
-        path: a
-            .write
-            .clone()
-            .unwrap_or_else(|| PathBuf::from(format!("live:{}", a.interface))),
-        pcapng: a.write.is_some(),
-        ..SourceStats::default()
-    };
+    let stats = live_stats(&a.live);
     let ended = engine.run(stats)?;
     let (mut f, writer, mut notes) = (ended.finished, ended.writer, ended.notes);
     if let Some(w) = writer {
@@ -223,17 +214,14 @@ fn capture(a: &CaptureArgs) -> Result<i32, String> {
     for note in notes.iter().chain(&f.read_error) {
         eprintln!("modtrace: capture: {note}");
     }
-    if let Some(file) = f.report.capture.files.first_mut() {
-        file.format = if a.write.is_some() { "pcapng" } else { "live" };
-    }
     let code = fail_code(&f.report, a.opts.fail_on);
     let color = a.format == StreamFormat::Text
         && io::stdout().is_terminal()
         && std::env::var_os("NO_COLOR").is_none();
     let summary = Summary {
-        interface: &a.interface,
-        filter: &a.filter,
-        written: a.write.as_deref(),
+        interface: &a.live.interface,
+        filter: &a.live.filter,
+        written: a.live.write.as_deref(),
         run_as: &run_as,
         kernel: f.kernel,
         processes: f.processes,
@@ -266,6 +254,18 @@ fn capture(a: &CaptureArgs) -> Result<i32, String> {
         return Ok(2);
     }
     Ok(code)
+}
+
+/// The source's counters to fill: the -w file, or `live:IFACE`.
+pub fn live_stats(live: &LiveArgs) -> SourceStats {
+    SourceStats {
+        path: live
+            .write
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(format!("live:{}", live.interface))),
+        pcapng: live.write.is_some(),
+        ..SourceStats::default()
+    }
 }
 
 /// The kernel and process lines of the text summary.

@@ -8,12 +8,11 @@
 //! process drops root like `capture` and analyses.
 
 use super::engine::{close_writer, Engine, EngineSetup, FlowFilter, LiveParams, Opened, Output};
-use super::{fail_code, go_keys_plan, privileges, sudo_caller, summary_lines, Caller};
-use crate::cli::{Color, Format, RunArgs};
+use super::{fail_code, go_keys_plan, live_stats, privileges, sudo_caller, summary_lines, Caller};
+use crate::cli::{Format, RunArgs};
 use crate::gokeys::locate::{self, Origin};
-use crate::report::{CommandSummary, FormatOptions};
-use crate::source::SourceStats;
-use std::io::{self, IsTerminal, Write};
+use crate::report::CommandSummary;
+use std::io::{self, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
@@ -293,10 +292,7 @@ fn run(a: &RunArgs) -> Result<i32, String> {
 
     // With root: capture, files, key helper (probing COMMAND's binary too).
     let mut opened = Opened::open(&LiveParams {
-        interface: &a.interface,
-        filter: &a.filter,
-        snaplen: a.snaplen,
-        write: a.write.as_deref(),
+        live: &a.live,
         keylog_out: a.keys.keylog_out.as_deref(),
         follow_keylogs: follow,
         go_keys: go_keys_plan(&a.keys, vec![(command_binary, Origin::Command)], true),
@@ -328,15 +324,15 @@ fn run(a: &RunArgs) -> Result<i32, String> {
     }
 
     // The report file is opened now, like -w, and handed to the user with the drop.
-    let report_file = match &a.output {
+    let report_file = match &a.report.output {
         Some(p) => Some(std::fs::File::create(p).map_err(|e| format!("-o {}: {e}", p.display()))?),
         None => None,
     };
     // Drop root to COMMAND's user (nobody when COMMAND runs as root).
     let written: Vec<&Path> = [
-        a.write.as_deref(),
+        a.live.write.as_deref(),
         a.keys.keylog_out.as_deref(),
-        a.output.as_deref(),
+        a.report.output.as_deref(),
     ]
     .into_iter()
     .flatten()
@@ -410,8 +406,7 @@ fn run(a: &RunArgs) -> Result<i32, String> {
     };
 
     let output = if tui { Output::Tui } else { Output::Quiet };
-    let keep_exchanges = matches!(a.format, Format::Json | Format::Jsonl | Format::Ecs)
-        || (a.show_secrets && a.format == Format::Text);
+    let keep_exchanges = a.report.needs_exchanges();
     let source = opened.describe();
     let mut engine = Engine::new(
         opened,
@@ -419,7 +414,7 @@ fn run(a: &RunArgs) -> Result<i32, String> {
             opts: &a.opts,
             filter,
             output,
-            interface: &a.interface,
+            interface: &a.live.interface,
             label: Some(run_label(&a.command)),
             stop: Arc::clone(&stop),
             keep_exchanges,
@@ -435,14 +430,7 @@ fn run(a: &RunArgs) -> Result<i32, String> {
             command_user_name,
         );
     }
-    let stats = SourceStats {
-        path: a
-            .write
-            .clone()
-            .unwrap_or_else(|| PathBuf::from(format!("live:{}", a.interface))),
-        pcapng: a.write.is_some(),
-        ..SourceStats::default()
-    };
+    let stats = live_stats(&a.live);
     let ended = engine.run(stats)?;
     let (mut f, writer, mut notes) = (ended.finished, ended.writer, ended.notes);
     if let Some(e) = start_error.lock().ok().and_then(|mut e| e.take()) {
@@ -498,19 +486,7 @@ fn run(a: &RunArgs) -> Result<i32, String> {
         command.outcome()
     );
     f.report.capture.command = Some(command);
-    if let Some(file) = f.report.capture.files.first_mut() {
-        file.format = if a.write.is_some() { "pcapng" } else { "live" };
-    }
     let code = fail_code(&f.report, a.opts.fail_on);
-    let color = match a.color {
-        Color::Always => true,
-        Color::Never => false,
-        Color::Auto => {
-            a.output.is_none()
-                && io::stdout().is_terminal()
-                && std::env::var_os("NO_COLOR").is_none()
-        }
-    };
     let mut out: Box<dyn Write> = match report_file {
         Some(f) => Box::new(io::BufWriter::new(f)),
         None => Box::new(io::BufWriter::new(io::stdout().lock())),
@@ -518,18 +494,12 @@ fn run(a: &RunArgs) -> Result<i32, String> {
     let res = f
         .report
         .write_as(
-            &FormatOptions {
-                format: a.format.into(),
-                color,
-                show_secrets: a.show_secrets,
-                files: a.write.iter().cloned().collect(),
-                go_mod: a.go_mod.clone(),
-                ecs_events: a.ecs_events,
-            },
+            &a.report
+                .format_options(a.live.write.iter().cloned().collect()),
             &mut out,
         )
         .and_then(|_| {
-            if a.format == Format::Text {
+            if a.report.format == Format::Text {
                 writeln!(out, "\n{}", summary_lines(&f.kernel, &f.processes))
             } else {
                 Ok(())

@@ -318,13 +318,17 @@ impl Session {
     pub fn add_probe(&mut self, event: &str, line: &str) -> Result<(), String> {
         write_uprobe_events(&self.fs, line)?;
         self.events.push(event.to_string());
-        let enable = self
-            .instance
+        let enable = self.enable_file(event);
+        write_file(&enable, "1").map_err(|e| format!("enabling {}: {e}", enable.display()))
+    }
+
+    /// The instance's switch for one of this run's events.
+    fn enable_file(&self, event: &str) -> PathBuf {
+        self.instance
             .join("events")
             .join(&self.group)
             .join(event)
-            .join("enable");
-        write_file(&enable, "1").map_err(|e| format!("enabling {}: {e}", enable.display()))
+            .join("enable")
     }
 
     /// Only these processes, and what they fork (threads and children, `options/event-fork`),
@@ -353,13 +357,7 @@ impl Session {
     pub fn close(self) -> Vec<String> {
         let mut problems = Vec::new();
         for e in &self.events {
-            let enable = self
-                .instance
-                .join("events")
-                .join(&self.group)
-                .join(e)
-                .join("enable");
-            let _ = write_file(&enable, "0");
+            let _ = write_file(&self.enable_file(e), "0");
         }
         if let Err(e) = remove_instance(&self.instance) {
             problems.push(format!("removing {}: {e}", self.instance.display()));

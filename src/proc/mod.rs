@@ -510,11 +510,12 @@ impl Attributor {
         if sockets.is_empty() {
             return None;
         }
+        let (ancestors, lineage) = self.ancestry(pid);
         let info = ProcessInfo {
             pid,
             name: self.name_of(pid),
-            lineage: self.lineage_of(pid),
-            ancestors: self.ancestors_of(pid),
+            lineage,
+            ancestors,
         };
         for sock in &sockets {
             if self.owners.len() < self.limits.max_cached_sockets {
@@ -539,32 +540,19 @@ impl Attributor {
 
     /// `pid` and the pids of its ancestors, nearest first.
     pub fn ancestors_of(&self, pid: u32) -> Vec<u32> {
-        let mut pids = Vec::new();
-        let mut pid = pid;
-        for _ in 0..self.limits.max_ancestors {
-            if pid == 0 {
-                break;
-            }
-            pids.push(pid);
-            let Some((_, ppid)) =
-                std::fs::read_to_string(self.root.join(pid.to_string()).join("stat"))
-                    .ok()
-                    .and_then(|s| parse_stat(&s))
-            else {
-                break;
-            };
-            if ppid == pid {
-                break;
-            }
-            pid = ppid;
-        }
-        pids
+        self.ancestry(pid).0
     }
 
     /// The names (comm, then argv[0]'s file name when it differs) of `pid` and its
     /// ancestors, nearest first.
     pub fn lineage_of(&self, pid: u32) -> Vec<String> {
-        let mut names = Vec::new();
+        self.ancestry(pid).1
+    }
+
+    /// The pids and the names of `pid` and its ancestors, nearest first, in one walk up
+    /// /proc/<pid>/stat.
+    fn ancestry(&self, pid: u32) -> (Vec<u32>, Vec<String>) {
+        let (mut pids, mut names) = (Vec::new(), Vec::new());
         let mut pid = pid;
         for _ in 0..self.limits.max_ancestors {
             if pid == 0 {
@@ -578,6 +566,7 @@ impl Attributor {
                 break;
             };
             let argv0 = argv0_name(&dir).filter(|a| *a != comm && !a.is_empty());
+            pids.push(pid);
             names.push(comm);
             names.extend(argv0);
             if ppid == pid {
@@ -585,7 +574,7 @@ impl Attributor {
             }
             pid = ppid;
         }
-        names
+        (pids, names)
     }
 }
 

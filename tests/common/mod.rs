@@ -1085,3 +1085,40 @@ pub fn check_training(dir: &Path, args: &[String], e: &TrainingExpect) {
         }
     }
 }
+
+/// tshark's request URIs in a capture, HTTP/1.1 and HTTP/2 (`decode`: its `-d` arguments for
+/// the lab's ports), decrypting with `keylog` and what the file itself carries.
+pub fn tshark_uris(
+    capture: &Path,
+    keylog: Option<&Path>,
+    decode: &[String],
+) -> std::collections::BTreeSet<String> {
+    let mut uris = std::collections::BTreeSet::new();
+    for (filter, field) in [
+        ("http.request", "http.request.uri"),
+        ("http2.type == 1", "http2.headers.path"),
+    ] {
+        let mut cmd = std::process::Command::new("tshark");
+        cmd.arg("-n").arg("-r").arg(capture);
+        if let Some(k) = keylog {
+            cmd.arg("-o")
+                .arg(format!("tls.keylog_file:{}", k.display()));
+        }
+        cmd.args(decode)
+            .args(["-Y", filter, "-T", "fields", "-E", "occurrence=a"])
+            .args(["-E", "aggregator=\t", "-e", field]);
+        let out = cmd.output().expect("run tshark");
+        assert!(
+            out.status.success(),
+            "tshark on {}: {}",
+            capture.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            for uri in line.split('\t').filter(|u| !u.is_empty()) {
+                uris.insert(uri.to_string());
+            }
+        }
+    }
+    uris
+}
