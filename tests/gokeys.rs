@@ -938,3 +938,89 @@ fn run_follows_sslkeylogfile_of_other_tls_stacks() {
         r["capture"]["go_keys"]
     );
 }
+
+/// `capture` probes the executable of a Go program that opens a connection, when no probe
+/// covers it yet (best effort: its later connections and runs are decrypted).
+#[test]
+#[ignore = "needs root, tracefs, go; run by .ci/run"]
+fn capture_probes_go_programs_that_open_connections() {
+    if !prerequisites_or_skip() {
+        return;
+    }
+    let _lab = LAB.lock().unwrap_or_else(|e| e.into_inner());
+    let lab = lab("h2-proxy-tls13");
+    let d = lab.dir.path();
+    let prog = build_fetch(d, "fetch-later", &["-ldflags=-s -w"]);
+    chown_nobody(d);
+    let events = d.join("events.jsonl");
+    let err = d.join("capture.err");
+    let mut capture = modtrace()
+        .args(["capture", "-i", "lo", "-f", "tcp port 8108", "--no-tui"])
+        .args(["--format", "jsonl"])
+        .args(analysis_flags())
+        .env("SUDO_UID", NOBODY.to_string())
+        .env("SUDO_GID", NOBODY.to_string())
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&events).unwrap())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !std::fs::read_to_string(&err)
+        .unwrap_or_default()
+        .contains("capturing on")
+    {
+        assert!(Instant::now() < deadline, "capture did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let fetch = |path: &str| {
+        let out = Command::new(&prog)
+            .arg(format!("{}{path}", lab.env["GOPROXY"]))
+            .env("SSL_CERT_FILE", repo().join("captures/lab-pki/lab-ca.pem"))
+            .uid_nobody()
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    // Its first connection makes modtrace probe it; the second run is decrypted.
+    fetch("/example.test/%21hello/@v/list");
+    std::thread::sleep(Duration::from_millis(1500));
+    fetch("/example.test/%21util/@v/list");
+    std::thread::sleep(Duration::from_millis(1000));
+    signal(&capture, "INT");
+    wait_timeout(&mut capture, Duration::from_secs(20)).expect("capture stops");
+    let lines: Vec<Value> = std::fs::read_to_string(&events)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let summary = lines
+        .iter()
+        .find(|l| l["type"] == "summary")
+        .expect("summary");
+    let binaries = summary["capture"]["go_keys"]["binaries"]
+        .as_array()
+        .unwrap();
+    let probed = binaries
+        .iter()
+        .find(|b| Path::new(b["path"].as_str().unwrap()) == prog.as_path())
+        .unwrap_or_else(|| panic!("not probed: {binaries:?}"));
+    assert_eq!(probed["origin"], "process", "{probed}");
+    assert_eq!(probed["found_by"], "pclntab", "{probed}");
+    assert!(probed["secrets"].as_u64().unwrap() >= 4, "{probed}");
+    let urls: Vec<&str> = lines
+        .iter()
+        .filter(|l| l["type"] == "exchange")
+        .filter_map(|l| l["url"].as_str())
+        .collect();
+    assert!(
+        urls.iter()
+            .any(|u| u.ends_with("/example.test/%21util/@v/list")),
+        "the second run is decrypted: {urls:?}"
+    );
+}

@@ -277,7 +277,8 @@ impl Engine {
         let mut cfg = opts.config()?;
         // The key logs are followed as they grow (a server writes a line per session).
         cfg.keylog = Default::default();
-        cfg.wait_for_keys = true;
+        // Sessions wait a moment for secrets only when some can come.
+        cfg.wait_for_keys = keys.expects_secrets();
         cfg.keep_headers = tui;
         let mut an = Analyzer::new(cfg);
         // A capture may run for hours: the summary needs no exchange list.

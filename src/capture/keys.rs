@@ -67,6 +67,11 @@ impl KeySources {
         }
     }
 
+    /// Whether any secret can come: a key-log file is followed or the go processes are probed.
+    pub fn expects_secrets(&self) -> bool {
+        self.go.is_some() || !self.files.files.is_empty()
+    }
+
     pub fn go_mut(&mut self) -> Option<&mut GoKeys> {
         self.go.as_mut().map(|(g, _)| g)
     }
