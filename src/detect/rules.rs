@@ -171,7 +171,7 @@ pub const RULES: &[RuleText] = &[
         id: "tls-rejected",
         severity: Severity::Info,
         title: "Invalid TLS certificate refused by the client",
-        meaning: "A server presented a certificate chain that does not validate and the client refused it (an alert such as bad_certificate or unknown_ca, or it closed the connection before sending data). The client did its job: this is an attack or a misconfiguration that was blocked, and the fetch failed.",
+        meaning: "A server presented a certificate chain that does not validate and the client refused it with an alert (such as bad_certificate or unknown_ca; in TLS 1.3 without a key log, an encrypted record of an alert's size). A client that merely closes before finishing its handshake decides nothing and gives no finding. The client did its job: this is an attack or a misconfiguration that was blocked, and the fetch failed.",
         fix: "If the server is yours, give it a certificate from a CA the clients trust, for the name they use. If it is not, find who is intercepting the connection.",
     },
     RuleText {

@@ -161,13 +161,15 @@ pub fn summarize(
         (Some(_), Some(v)) => Some(v.clone()),
         _ => None,
     };
+    // Refusing a certificate is said with an alert (RFC 8446 6.2, RFC 5246 7.2.2; the go
+    // command always sends one): in the clear, decrypted, or an encrypted TLS 1.3 record of an
+    // alert's size. A client that closes or resets without one before finishing its own
+    // handshake has decided nothing (a dial it no longer needed, a timeout): unknown.
     let client_refused = s
         .alerts
         .iter()
         .any(|a| a.dir == Dir::ToServer && a.is_certificate_rejection())
-        || s.tls13_client_alert_sized_record.is_some()
-        || s.client_closed_before_app_data
-        || s.reset == Some(Dir::ToServer);
+        || s.tls13_client_alert_sized_record.is_some();
     // A client that refuses the certificate says so instead of finishing its handshake (RFC
     // 8446 4.4.2.4, RFC 5246 7.2.2): a finished client handshake without a certificate alert
     // is an acceptance, even when the connection then closed unused (an idle connection of a
@@ -384,13 +386,31 @@ pub(crate) mod tests {
             ..TlsSession::default()
         };
         assert_eq!(summarize(&info, &idle, None, &policy).accepted, Some(true));
-        // Not finished and closed: refused.
+        // Not finished and closed (or reset) without an alert: nothing was decided (the go
+        // command abandons a second dial it no longer needs in the middle of its handshake).
         let closed = TlsSession {
             client_closed_before_app_data: true,
             ..TlsSession::default()
         };
+        assert_eq!(summarize(&info, &closed, None, &policy).accepted, None);
+        let reset = TlsSession {
+            client_closed_before_app_data: true,
+            reset: Some(Dir::ToServer),
+            ..TlsSession::default()
+        };
+        assert_eq!(summarize(&info, &reset, None, &policy).accepted, None);
+        // With the alert the go command sends when it refuses: refused.
+        let mut refused = closed.clone();
+        refused.alerts.push(Alert {
+            dir: Dir::ToServer,
+            ts: Ts(7),
+            packet: 6,
+            level: Some(2),
+            description: Some(42), // bad_certificate
+            encrypted: false,
+        });
         assert_eq!(
-            summarize(&info, &closed, None, &policy).accepted,
+            summarize(&info, &refused, None, &policy).accepted,
             Some(false)
         );
         let other_port = FlowInfo {
