@@ -115,7 +115,7 @@ pub struct Outcome {
 enum Conn {
     Unknown,
     Http(Box<Http1Conn>),
-    DnsTcp(DnsTcpConn),
+    DnsTcp(Box<DnsTcpConn>),
     Tls(Box<SecureConn>),
     /// Not a protocol modtrace parses (yet): bytes are counted only.
     Opaque,
@@ -379,7 +379,9 @@ pub struct Analyzer {
     cfg: Config,
     decoder: Decoder,
     flows: FlowTable,
-    ctx: HashMap<FlowId, FlowCtx>,
+    /// Boxed: the table holds up to `Limits::max_flows` entries (and grows to twice that in
+    /// buckets as flows come and go), most of them flows that never carry data.
+    ctx: HashMap<FlowId, Box<FlowCtx>>,
     names: HashMap<IpAddr, String>,
     name_order: VecDeque<IpAddr>,
     tracker: Tracker,
@@ -705,13 +707,13 @@ impl Analyzer {
                     }
                     self.ctx.insert(
                         info.id,
-                        FlowCtx {
+                        Box::new(FlowCtx {
                             info,
                             // A flow of a process not asked for: its bytes are not parsed.
                             conn: if keep { Conn::Unknown } else { Conn::Opaque },
                             process,
                             tunnel: None,
-                        },
+                        }),
                     );
                 }
                 FlowEvent::Data {
@@ -816,7 +818,7 @@ impl Analyzer {
                 FlowEvent::Closed { flow, ts, .. } => {
                     self.on_http_events(&mut he, Layer::Plain);
                     let waiting = self.cfg.wait_for_keys
-                        && self.ctx.get(&flow).is_some_and(FlowCtx::waits_for_keys);
+                        && self.ctx.get(&flow).is_some_and(|c| c.waits_for_keys());
                     if waiting {
                         // Live: its secrets may be a moment behind; closed when they come
                         // (or after KEY_WAIT_AFTER_CLOSE, or at the end).
@@ -908,7 +910,7 @@ impl Analyzer {
         }
         let parked = std::mem::take(&mut self.parked);
         for (flow, closed_at) in parked {
-            let still_waiting = self.ctx.get(&flow).is_some_and(FlowCtx::waits_for_keys);
+            let still_waiting = self.ctx.get(&flow).is_some_and(|c| c.waits_for_keys());
             let expired = now.0.saturating_sub(closed_at.0) > KEY_WAIT_AFTER_CLOSE_NS;
             if all || expired || !still_waiting {
                 self.close_flow(flow, closed_at);
@@ -1152,15 +1154,11 @@ impl Analyzer {
             None => (info.server, None, None),
         };
         let is_connect = req.method.eq_ignore_ascii_case("CONNECT");
-        let raw_url = if is_connect {
-            req.target.clone()
-        } else if req.target.contains("://") {
-            // absolute-form through a forward proxy (RFC 9112 3.2.2)
-            req.target.clone()
-        } else {
-            let authority = host.clone().unwrap_or_else(|| info.server.to_string());
-            format!("{scheme}://{authority}{}", req.target)
-        };
+        let authority = host.clone().unwrap_or_else(|| info.server.to_string());
+        let raw_url = request_url(scheme, &authority, &req.target, is_connect);
+        // What an asterisk-form request is about (RFC 9112 3.3: the origin, empty path), to
+        // classify it and resolve a Location against.
+        let asked = (req.target == "*").then(|| format!("{scheme}://{authority}"));
         let (url, mut credential) = redact_url(&raw_url);
         for (name, source) in [
             ("authorization", "authorization"),
@@ -1178,12 +1176,13 @@ impl Analyzer {
         let class = if is_connect {
             gomod::classify("CONNECT", &format!("{scheme}://{url}"))
         } else {
-            gomod::classify(&req.method, &url)
+            gomod::classify(&req.method, asked.as_deref().unwrap_or(&url))
         };
         let resp = x.response.as_ref();
-        let location = resp
-            .and_then(|r| header(&r.headers, "location"))
-            .map(|l| crate::redact::url(&gomod::path::resolve_location(&url, l)));
+        let location = resp.and_then(|r| header(&r.headers, "location")).map(|l| {
+            let base = asked.as_deref().unwrap_or(&url);
+            crate::redact::url(&gomod::path::resolve_location(base, l))
+        });
         let end = resp.map_or(req.ts, |r| r.end_ts);
         Exchange {
             id,
@@ -1234,7 +1233,7 @@ impl Analyzer {
 fn pick_protocol(info: &FlowInfo, dir: Dir, data: &[u8], cfg: &Config, flow: FlowId) -> Conn {
     let limits = &cfg.http;
     if info.server.port() == 53 || info.client.port() == 53 {
-        return Conn::DnsTcp(DnsTcpConn::default());
+        return Conn::DnsTcp(Box::default());
     }
     if dir == Dir::ToServer && looks_like_tls_client(data).is_some() {
         return Conn::Tls(Box::new(SecureConn::new(flow, cfg.wait_for_keys)));
@@ -1248,6 +1247,19 @@ fn pick_protocol(info: &FlowInfo, dir: Dir, data: &[u8], cfg: &Config, flow: Flo
         Conn::Http(Box::new(Http1Conn::new(flow, limits.clone())))
     } else {
         Conn::Opaque
+    }
+}
+
+/// An exchange's `url` from its request target (RFC 9112 3.2). Origin-form is joined to the
+/// scheme and authority (the Host header, else the server's address); absolute-form is kept as
+/// sent. So are authority-form (CONNECT `host:port`) and asterisk-form (`OPTIONS *`, 3.2.4),
+/// which no URL can hold: 3.3 gives `*` the target URI `http://host` with an empty path, and
+/// that reads as `/`, a resource, while `*` asks about the server itself.
+fn request_url(scheme: &str, authority: &str, target: &str, is_connect: bool) -> String {
+    if is_connect || target == "*" || target.contains("://") {
+        target.to_string()
+    } else {
+        format!("{scheme}://{authority}{target}")
     }
 }
 
@@ -1365,6 +1377,24 @@ mod tests {
         assert_eq!(c.secret.as_deref(), Some("token=abc&sig=s1"));
         assert_eq!(c.raw_url.as_deref(), Some(raw));
         assert!(!serde_json::to_string(&c).unwrap().contains("abc"));
+    }
+
+    #[test]
+    fn request_target_forms_give_the_url() {
+        let url = |target: &str, connect: bool| request_url("http", "h:8080", target, connect);
+        // RFC 9112 3.2.1 origin-form, 3.2.2 absolute-form, 3.2.3 authority-form.
+        assert_eq!(url("/m/@v/list?x=1", false), "http://h:8080/m/@v/list?x=1");
+        assert_eq!(
+            url("http://p.example/m/@v/list", false),
+            "http://p.example/m/@v/list"
+        );
+        assert_eq!(url("proxy.golang.org:443", true), "proxy.golang.org:443");
+        // 3.2.4 asterisk-form: `*` kept, not glued to the host (it once read `http://h:8080*`).
+        assert_eq!(url("*", false), "*");
+        assert_eq!(request_url("https", "h", "*", false), "*");
+        // Only a lone `*` is asterisk-form; an empty target (`OPTIONS  HTTP/1.1`) is the origin.
+        assert_eq!(url("*x", false), "http://h:8080*x");
+        assert_eq!(url("", false), "http://h:8080");
     }
 
     #[test]

@@ -49,8 +49,17 @@ fn captures_under(dir: &Path, out: &mut Vec<PathBuf>) {
 }
 
 fn analyze(path: &Path) -> Option<Report> {
+    analyze_with_keys(path, None)
+}
+
+/// `analyze`, with the TLS secrets of a key log (NSS format) when given.
+fn analyze_with_keys(path: &Path, keylog: Option<&Path>) -> Option<Report> {
     let mut src = MergedSource::open(&[path]).ok()?;
-    let mut an = Analyzer::new(Config::default());
+    let mut cfg = Config::default();
+    if let Some(k) = keylog {
+        cfg.keylog.add_text(&std::fs::read(k).ok()?);
+    }
+    let mut an = Analyzer::new(cfg);
     while let Ok(Some(f)) = src.next_frame() {
         an.on_frame(&f);
         an.drain_events().for_each(drop);
@@ -117,42 +126,62 @@ fn whole_corpus_analyses_without_panic_and_link_types_are_accounted() {
     }
 }
 
-/// (method, host, uri, status) rows of a Zeek http.log; `-` for unset.
+/// (method, host, uri, status) rows of a Zeek http.log; `-` for unset. Reads whole logs
+/// (`#fields` header) and the column subsets of `btest-diff-cut` (a plain header line of
+/// names; a column left out reads `-`, as unset).
 fn zeek_http_rows(path: &Path) -> Option<Vec<[String; 4]>> {
     let text = std::fs::read_to_string(path).ok()?;
-    if text.matches("#fields").count() != 1 {
-        return None; // several pcaps concatenated: not comparable one to one
-    }
-    let fields: Vec<&str> = text
-        .lines()
-        .find(|l| l.starts_with("#fields"))?
-        .split('\t')
-        .skip(1)
-        .collect();
+    let (header, rows): (&str, Vec<&str>) = match text.matches("#fields").count() {
+        1 => (
+            text.lines()
+                .find(|l| l.starts_with("#fields"))?
+                .split_once('\t')?
+                .1,
+            text.lines()
+                .filter(|l| !l.starts_with('#') && !l.is_empty())
+                .collect(),
+        ),
+        0 => {
+            let mut lines = text
+                .lines()
+                .filter(|l| !l.starts_with('#') && !l.is_empty());
+            (lines.next()?, lines.collect())
+        }
+        _ => return None, // several pcaps concatenated: not comparable one to one
+    };
+    let fields: Vec<&str> = header.split('\t').collect();
     let col = |n: &str| fields.iter().position(|f| *f == n);
+    // Without a uri column there is nothing to compare.
     let (m, h, u, s) = (
-        col("method")?,
-        col("host")?,
-        col("uri")?,
-        col("status_code")?,
+        col("method"),
+        col("host"),
+        Some(col("uri")?),
+        col("status_code"),
     );
     Some(
-        text.lines()
-            .filter(|l| !l.starts_with('#') && !l.is_empty())
+        rows.iter()
             .map(|l| {
                 let v: Vec<&str> = l.split('\t').collect();
-                let g = |i: usize| v.get(i).copied().unwrap_or("-").to_string();
+                // `(empty)` is Zeek's empty string (the `#empty_field` header).
+                let g = |i: Option<usize>| match i.and_then(|i| v.get(i).copied()) {
+                    Some("(empty)") => String::new(),
+                    Some(x) => x.to_string(),
+                    None => "-".to_string(),
+                };
                 [g(m), g(h), g(u), g(s)]
             })
             .collect(),
     )
 }
 
+/// The request target in an exchange's `url`: its path and query, empty when it has none
+/// (an empty target, `OPTIONS  HTTP/1.1`); a `url` that is not a URL (CONNECT's authority,
+/// `*`) is the target itself.
 fn uri_of(url: &str) -> String {
     match url.split_once("://") {
         Some((_, rest)) => match rest.find('/') {
             Some(i) => rest[i..].to_string(),
-            None => "/".to_string(),
+            None => String::new(),
         },
         None => url.to_string(),
     }
@@ -184,12 +213,19 @@ fn http_exchanges_agree_with_zeek_http_log() {
     // Rows where Zeek parsed a request line (method known): the like-for-like comparison.
     let (mut parsed_total, mut parsed_matched) = (0usize, 0usize);
     let mut report = Vec::new();
+    // Rows (method host uri status) on one side with no partner on the other.
+    let mut disagree = Vec::new();
     for (pcap, baseline) in &pairs {
         let Some(rows) = zeek_http_rows(&dir.join("zeek/Baseline").join(baseline).join("http.log"))
         else {
             continue;
         };
-        let Some(r) = analyze(&dir.join("zeek/Traces").join(pcap)) else {
+        // Zeek decrypted the TLS traces whose secrets its test gave (peer/MANIFEST.md,
+        // zeek/keylogs): compare like with like.
+        let stem = Path::new(pcap).file_stem().unwrap().to_string_lossy();
+        let keys = dir.join(format!("zeek/keylogs/{stem}.nss-keylog.txt"));
+        let keys = keys.exists().then_some(keys.as_path());
+        let Some(r) = analyze_with_keys(&dir.join("zeek/Traces").join(pcap), keys) else {
             report.push(format!("{pcap}: could not open"));
             total += rows.len();
             continue;
@@ -228,7 +264,13 @@ fn http_exchanges_agree_with_zeek_http_log() {
                 if z[0] != "-" {
                     parsed_matched += 1;
                 }
+            } else {
+                let parsed = if z[0] == "-" { "" } else { " (request parsed)" };
+                disagree.push(format!("{pcap}: Zeek {}{parsed}", z.join(" ")));
             }
+        }
+        for o in &ours {
+            disagree.push(format!("{pcap}: ours {}", o.join(" ")));
         }
         report.push(format!(
             "{pcap}: {m}/{} Zeek rows matched, {} exchanges of ours unmatched",
@@ -241,16 +283,59 @@ fn http_exchanges_agree_with_zeek_http_log() {
     let pct = 100.0 * matched as f64 / total.max(1) as f64;
     let parsed_pct = 100.0 * parsed_matched as f64 / parsed_total.max(1) as f64;
     eprintln!(
-        "agreement with Zeek http.log: {matched}/{total} rows ({pct:.1}%); rows with a request line Zeek parsed: {parsed_matched}/{parsed_total} ({parsed_pct:.1}%)\n  {}",
-        report.join("\n  ")
+        "agreement with Zeek http.log: {matched}/{total} rows ({pct:.1}%); rows with a request line Zeek parsed: {parsed_matched}/{parsed_total} ({parsed_pct:.1}%)\n  {}\nrows without a partner ({}):\n  {}",
+        report.join("\n  "),
+        disagree.len(),
+        disagree.join("\n  ")
     );
-    // Floors at the agreement measured when this test was written (see the issue note); a
-    // parser change that loses exchanges fails here.
+    // Issue 15's acceptance: 95% of the rows whose request Zeek parsed. Rows without one are
+    // Zeek logging a response to bytes it could not read as a request (methods.pcap) or a
+    // column subset without a method; they are kept in the overall floor (measured: 75%).
     assert!(
-        parsed_pct >= 90.0,
+        parsed_pct >= 95.0,
         "agreement with Zeek on parsed requests fell to {parsed_pct:.1}%"
     );
-    assert!(pct >= 65.0, "agreement with Zeek fell to {pct:.1}%");
+    assert!(pct >= 70.0, "agreement with Zeek fell to {pct:.1}%");
+}
+
+/// GRE in UDP (RFC 8086, port 4754) around DNS and HTTP: Zeek's http.log row for it, on the
+/// inner addresses (core.tunnels.gre-over-udp conn.log), and the server named by the DNS
+/// answer that crossed the same tunnel.
+#[test]
+fn gre_in_udp_tunnel_gives_zeeks_http_row() {
+    let Some(dir) = peer_dir() else { return };
+    let r = analyze(&dir.join("zeek/Traces/tunnels/gre-over-udp-4754.pcap")).unwrap();
+    let got: Vec<_> = r
+        .exchanges
+        .iter()
+        .map(|e| {
+            (
+                e.method.as_str(),
+                e.host.as_deref(),
+                e.url.as_str(),
+                e.status,
+                e.client.to_string(),
+                e.server.to_string(),
+                e.server_name.as_deref(),
+                e.location.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [(
+            "GET",
+            Some("zeek.org"),
+            "http://zeek.org/",
+            Some(301),
+            "172.17.0.2:36518".to_string(),
+            "192.0.78.150:80".to_string(),
+            Some("zeek.org"),
+            Some("https://zeek.org/"),
+        )]
+    );
+    assert_eq!(r.capture.undecodable_packets, 0);
+    assert_eq!(r.capture.tcp.flows, 1, "one TCP flow, inside the tunnel");
 }
 
 /// Decryption against the peers' published expectations (peer/MANIFEST.md, "key material"):

@@ -1,7 +1,7 @@
 //! Reads every capture of the peer reference corpus (`../shared/peer`, see its MANIFEST.md)
 //! through `CaptureReader` and `Decoder`. Skips, saying why, when the corpus is absent.
 
-use super::{DefragLimits, Transport};
+use super::{DefragLimits, Transport, TunnelStats};
 use crate::decode::Decoder;
 use crate::source::{CaptureReader, SourceError};
 use std::collections::BTreeMap;
@@ -41,6 +41,7 @@ fn peer_corpus_reads_and_decodes_without_panic() {
     let mut unsupported: BTreeMap<u16, u64> = BTreeMap::new();
     let mut failures = Vec::new();
     let (mut undecodable, mut other, mut fragments, mut reassembled) = (0, 0, 0, 0);
+    let mut tunnels = TunnelStats::default();
     for path in &files {
         let short = path
             .strip_prefix(&dir)
@@ -85,10 +86,33 @@ fn peer_corpus_reads_and_decodes_without_panic() {
         other += st.other_protocol;
         fragments += st.ipv4_fragments + decoder.ipv6_fragments();
         reassembled += st.ipv4_reassembled + decoder.ipv6_reassembled();
+        let t = &st.tunnels;
+        tunnels.ip_in_ip += t.ip_in_ip;
+        tunnels.gre += t.gre;
+        tunnels.gre_in_udp += t.gre_in_udp;
+        tunnels.vxlan += t.vxlan;
+        tunnels.geneve += t.geneve;
+        tunnels.erspan += t.erspan;
+        tunnels.malformed += t.malformed;
+        tunnels.unsupported += t.unsupported;
+        tunnels.too_deep += t.too_deep;
+        // The corpus's tunnels (MANIFEST.md: Zeek core.tunnels.gre-over-udp, core.truncation).
+        if short.ends_with("tunnels/gre-over-udp-4754.pcap") {
+            // Every packet: GRE in UDP around IPv4 (DNS and HTTP), as Zeek's tunnel.log says.
+            assert_eq!(
+                (t.gre_in_udp, t.malformed, st.undecodable),
+                (14, 0, 0),
+                "{t:?}"
+            );
+        }
+        if short.ends_with("trunc/mpls-6in6-6in6-4in6-trunc.pcap") {
+            // IPv6 in IPv6, then IPv4 in IPv6 whose header is cut: Zeek's truncated_inner_IP.
+            assert_eq!((t.ip_in_ip, st.undecodable), (2, 1), "{t:?}");
+        }
         if std::env::var_os("MODTRACE_CORPUS_VERBOSE").is_some() {
             eprintln!(
                 "{short}: packets {} undecodable {} other {} fragments {}/{} reassembled {}/{} dropped {} \
-                 unsupported {:?} truncated_file {}",
+                 unsupported {:?} truncated_file {} tunnels {:?}",
                 reader.stats().packets,
                 st.undecodable,
                 st.other_protocol,
@@ -98,7 +122,8 @@ fn peer_corpus_reads_and_decodes_without_panic() {
                 decoder.ipv6_reassembled(),
                 st.fragments_dropped,
                 st.unsupported_link,
-                reader.stats().truncated_file
+                reader.stats().truncated_file,
+                st.tunnels
             );
         }
     }
@@ -106,7 +131,7 @@ fn peer_corpus_reads_and_decodes_without_panic() {
         "peer corpus: {} files, {frames} frames, {tcp} TCP segments, {udp} UDP datagrams, \
          {undecodable} undecodable, {other} other protocol, {fragments} fragments \
          ({reassembled} reassembled), {truncated_files} cut-short files, \
-         unsupported link types {unsupported:?}",
+         unsupported link types {unsupported:?}, tunnels {tunnels:?}",
         files.len()
     );
     for f in &failures {

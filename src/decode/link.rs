@@ -2,21 +2,23 @@
 //! slices, which accept snaplen-truncated packets), fragment reassembly, and the fixed TCP/UDP
 //! headers (RFC 9293 3.1, RFC 768).
 //!
-//! Link and encapsulation headers are fixed layouts read here with bounds-checked `get`; IP is
-//! left to etherparse (`LaxIpSlice`) because of IPv4 options, IPv6 extension header chains and
-//! length fallbacks. Pure: no I/O, no clock; time is the frame's timestamp.
+//! Link and encapsulation headers are fixed layouts read here with bounds-checked `get`; tunnel
+//! headers (GRE, VXLAN, Geneve, ERSPAN) are parsed in `tunnel.rs`, and unwrapped here, where the
+//! IP protocol or the UDP destination port names them. IP is left to etherparse (`LaxIpSlice`)
+//! because of IPv4 options, IPv6 extension header chains and length fallbacks. Pure: no I/O, no
+//! clock; time is the frame's timestamp.
 
 use super::defrag::{DefragPool, DefragResult, FragKey};
-use super::{DecodeStats, DefragLimits, TcpFlags, TcpSegment, Transport, UdpDatagram};
+use super::tunnel::{self, GreHeader, Inner, TunnelError};
+use super::{
+    DecodeStats, DefragLimits, TcpFlags, TcpSegment, Transport, UdpDatagram, MAX_ENCAP_DEPTH,
+};
 use crate::source::Frame;
 use crate::time::Ts;
 use etherparse::{IpNumber, Ipv6ExtensionsSlice, LaxIpSlice, LenSource};
 use std::borrow::Cow;
 use std::net::{IpAddr, SocketAddr};
 
-/// Nested encapsulations followed (IP-in-IP, GRE, PKTAP, VLAN/MPLS stacks count separately):
-/// real traffic nests one or two deep; a bound stops hostile recursion.
-const MAX_ENCAP_DEPTH: u8 = 4;
 /// VLAN tags, MPLS labels or SNAP headers followed in one Ethernet payload.
 const MAX_ETHER_LAYERS: usize = 8;
 /// IPv6 extension headers walked before a Fragment header (RFC 8200 4.1 order has at most 3).
@@ -34,8 +36,6 @@ mod ethertype {
     pub const MPLS: u16 = 0x8847;
     pub const MPLS_MULTICAST: u16 = 0x8848;
     pub const PPPOE_SESSION: u16 = 0x8864;
-    /// Transparent Ethernet bridging (Ethernet inside GRE).
-    pub const TEB: u16 = 0x6558;
     /// Values up to 1500 are an IEEE 802.3 length, not a type.
     pub const MAX_8023_LEN: u16 = 1500;
 }
@@ -274,20 +274,117 @@ impl Decoder {
             proto::TCP | proto::UDP => match parse_l4(protocol, payload, announced) {
                 Some(l4) => {
                     let bytes = payload.get(l4.start..l4.end).unwrap_or(&[]);
+                    if l4.tcp.is_none() {
+                        if let Some(inner) = self.udp_tunnel(ts, l4.dst_port, bytes, missing, depth)
+                        {
+                            return inner;
+                        }
+                    }
                     Outcome::Transport(l4.into_transport(src, dst, Cow::Borrowed(bytes)))
                 }
                 None => Outcome::Bad,
             },
+            // Past the nesting bound nothing is left to decode: a frame built to recurse.
+            proto::IPIP | proto::IPV6 | proto::GRE if depth >= MAX_ENCAP_DEPTH => {
+                self.stats.tunnels.too_deep += 1;
+                Outcome::Bad
+            }
             // RFC 2003 IPv4-in-IPv4, RFC 4213 IPv6-in-IPv4 (and the IPv6 equivalents).
-            proto::IPIP | proto::IPV6 if depth < MAX_ENCAP_DEPTH => {
+            proto::IPIP | proto::IPV6 => {
+                self.stats.tunnels.ip_in_ip += 1;
                 self.decode_ip(ts, payload, missing, depth + 1)
             }
-            proto::GRE if depth < MAX_ENCAP_DEPTH => match gre(payload) {
-                Net::Ip(ip) => self.decode_ip(ts, ip, missing, depth + 1),
-                Net::Bad => Outcome::Bad,
-                Net::NotIp | Net::Unsupported => Outcome::Other,
+            proto::GRE => match self.unwrap_gre(payload, false) {
+                Ok(inner) => self.decode_inner(ts, inner, missing, depth),
+                Err(e) => self.tunnel_failed(e),
             },
             _ => Outcome::Other,
+        }
+    }
+
+    /// A UDP datagram to the port of an encapsulation (GRE in UDP, VXLAN, Geneve): the
+    /// outcome of what it carries, or `None` to pass the datagram on as it is (another port,
+    /// a header that does not parse, or the nesting limit; the last two are counted).
+    fn udp_tunnel<'a>(
+        &mut self,
+        ts: Ts,
+        dst_port: u16,
+        data: &'a [u8],
+        missing: usize,
+        depth: u8,
+    ) -> Option<Outcome<'a>> {
+        if !matches!(
+            dst_port,
+            tunnel::udp_port::GRE_IN_UDP | tunnel::udp_port::VXLAN | tunnel::udp_port::GENEVE
+        ) {
+            return None;
+        }
+        if depth >= MAX_ENCAP_DEPTH {
+            self.stats.tunnels.too_deep += 1;
+            return None;
+        }
+        let unwrapped = match dst_port {
+            tunnel::udp_port::GRE_IN_UDP => self.unwrap_gre(data, true),
+            tunnel::udp_port::VXLAN => {
+                tunnel::vxlan(data).inspect(|_| self.stats.tunnels.vxlan += 1)
+            }
+            _ => tunnel::geneve(data).inspect(|_| self.stats.tunnels.geneve += 1),
+        };
+        match unwrapped {
+            Ok(inner) => Some(self.decode_inner(ts, inner, missing, depth)),
+            Err(e) => {
+                self.tunnel_failed(e);
+                None
+            }
+        }
+    }
+
+    /// Removes a GRE header (and an ERSPAN one after it), counting each.
+    fn unwrap_gre<'a>(&mut self, data: &'a [u8], in_udp: bool) -> Result<Inner<'a>, TunnelError> {
+        let (header, payload) = GreHeader::parse(data)?;
+        if in_udp {
+            self.stats.tunnels.gre_in_udp += 1;
+        } else {
+            self.stats.tunnels.gre += 1;
+        }
+        let inner = header.inner(payload)?;
+        if header.is_erspan() {
+            self.stats.tunnels.erspan += 1;
+        }
+        Ok(inner)
+    }
+
+    /// Counts a tunnel header that could not be removed; the outcome when nothing else is left.
+    fn tunnel_failed(&mut self, e: TunnelError) -> Outcome<'static> {
+        match e {
+            TunnelError::Truncated { .. } | TunnelError::BadField { .. } => {
+                self.stats.tunnels.malformed += 1;
+                Outcome::Bad
+            }
+            TunnelError::Unsupported { .. } => {
+                self.stats.tunnels.unsupported += 1;
+                Outcome::Other
+            }
+        }
+    }
+
+    /// Decodes what a tunnel at `depth` carries, one level deeper.
+    fn decode_inner<'a>(
+        &mut self,
+        ts: Ts,
+        inner: Inner<'a>,
+        missing: usize,
+        depth: u8,
+    ) -> Outcome<'a> {
+        let net = match inner {
+            Inner::Ethernet(frame) => ethernet(frame),
+            Inner::Ip(ip) => Net::Ip(ip),
+            Inner::EtherType(et, payload) => ether_payload(et, payload),
+        };
+        match net {
+            Net::Ip(ip) => self.decode_ip(ts, ip, missing, depth + 1),
+            Net::Bad => Outcome::Bad,
+            Net::NotIp | Net::Unsupported => Outcome::Other,
         }
     }
 }
@@ -572,29 +669,6 @@ fn pktap(data: &[u8], depth: u8) -> Net<'_> {
     match link_to_net(link, inner, depth + 1) {
         Net::Unsupported => Net::NotIp,
         net => net,
-    }
-}
-
-/// GRE (RFC 2784, RFC 2890 key and sequence): flags and version (2), protocol (2), then the
-/// optional checksum+reserved, key and sequence words.
-fn gre(data: &[u8]) -> Net<'_> {
-    let (Some(flags), Some(protocol)) = (be16(data, 0), be16(data, 2)) else {
-        return Net::Bad;
-    };
-    if flags & 0x0007 != 0 {
-        // Version 1 is PPTP's enhanced GRE, carrying PPP.
-        return Net::NotIp;
-    }
-    let words = [0x8000u16, 0x2000, 0x1000]
-        .iter()
-        .filter(|bit| flags & **bit != 0)
-        .count();
-    let Some(payload) = data.get(4 + 4 * words..) else {
-        return Net::Bad;
-    };
-    match protocol {
-        ethertype::TEB => ethernet(payload),
-        p => ether_payload(p, payload),
     }
 }
 
@@ -1340,6 +1414,270 @@ mod tests {
         assert_eq!((d.ipv6_fragments(), d.ipv6_reassembled()), (2, 1));
     }
 
+    const OUTER_A: [u8; 4] = [198, 51, 100, 1];
+    const OUTER_B: [u8; 4] = [198, 51, 100, 2];
+
+    /// IPv4 from OUTER_A to OUTER_B with the given protocol around `payload`.
+    fn outer_ip(protocol: u8, payload: &[u8]) -> Vec<u8> {
+        let mut h = Ipv4Header::new(
+            payload.len() as u16,
+            64,
+            IpNumber(protocol),
+            OUTER_A,
+            OUTER_B,
+        )
+        .unwrap();
+        h.header_checksum = h.calc_header_checksum();
+        let mut v = h.to_bytes().to_vec();
+        v.extend_from_slice(payload);
+        v
+    }
+
+    /// IPv4 + UDP from OUTER_A:40000 to OUTER_B:`port` around `payload`.
+    fn outer_udp(port: u16, payload: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        PacketBuilder::ipv4(OUTER_A, OUTER_B, 64)
+            .udp(40000, port)
+            .write(&mut out, payload)
+            .unwrap();
+        out
+    }
+
+    fn cat(parts: &[&[u8]]) -> Vec<u8> {
+        parts.concat()
+    }
+
+    /// The header of each encapsulation, around `inner`: (name, link type, frame).
+    fn every_encapsulation(inner_ip: &[u8]) -> Vec<(&'static str, u16, Vec<u8>)> {
+        let eth = ethernet_frame(0x0800, inner_ip);
+        let mut vlan = vec![0x00, 0x2A, 0x08, 0x00];
+        vlan.extend_from_slice(inner_ip);
+        let eth_vlan = ethernet_frame(0x8100, &vlan);
+        // ERSPAN III: version 2, session 1, no subheader, frame type 0 (Ethernet).
+        let erspan3 = [0x20, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0];
+        vec![
+            (
+                "gre-ipv4",
+                101,
+                outer_ip(47, &cat(&[&[0, 0, 0x08, 0], inner_ip])),
+            ),
+            (
+                "gre-key-seq-teb-vlan",
+                101,
+                outer_ip(
+                    47,
+                    &cat(&[&[0x30, 0, 0x65, 0x58, 0, 0, 0, 5, 0, 0, 0, 1], &eth_vlan]),
+                ),
+            ),
+            (
+                "erspan1",
+                1,
+                ethernet_frame(0x0800, &outer_ip(47, &cat(&[&[0, 0, 0x88, 0xBE], &eth]))),
+            ),
+            (
+                "erspan2",
+                1,
+                ethernet_frame(
+                    0x0800,
+                    &outer_ip(
+                        47,
+                        &cat(&[
+                            &[0x10, 0, 0x88, 0xBE, 0, 0, 0, 9],
+                            &[0x10, 0x2A, 0x00, 0x01, 0, 0, 0, 3],
+                            &eth,
+                        ]),
+                    ),
+                ),
+            ),
+            (
+                "erspan3",
+                101,
+                outer_ip(
+                    47,
+                    &cat(&[&[0x10, 0, 0x22, 0xEB, 0, 0, 0, 9], &erspan3, &eth]),
+                ),
+            ),
+            (
+                "gre-in-udp",
+                101,
+                outer_udp(4754, &cat(&[&[0, 0, 0x08, 0], inner_ip])),
+            ),
+            (
+                "vxlan",
+                1,
+                ethernet_frame(
+                    0x0800,
+                    &outer_udp(4789, &cat(&[&[0x08, 0, 0, 0, 0, 0, 0x2A, 0], &eth])),
+                ),
+            ),
+            (
+                "geneve-options",
+                101,
+                outer_udp(
+                    6081,
+                    &cat(&[
+                        &[0x02, 0, 0x65, 0x58, 0, 0, 0x2A, 0],
+                        &[0x01, 0x02, 0x03, 0x01, 0xDE, 0xAD, 0xBE, 0xEF],
+                        &eth,
+                    ]),
+                ),
+            ),
+            (
+                "geneve-ipv4",
+                101,
+                outer_udp(6081, &cat(&[&[0, 0, 0x08, 0x00, 0, 0, 0x2A, 0], inner_ip])),
+            ),
+        ]
+    }
+
+    #[test]
+    fn every_tunnel_gives_the_inner_segment() {
+        let mut d = decoder();
+        for (name, link, data) in every_encapsulation(&ipv4_tcp(BODY)) {
+            let f = frame(link, data);
+            let s = tcp(d.decode(&f));
+            assert_v4_segment(&s, BODY);
+            assert!(matches!(s.payload, Cow::Borrowed(_)), "{name}");
+        }
+        let t = &d.stats().tunnels;
+        assert_eq!(
+            (t.gre, t.erspan, t.gre_in_udp, t.vxlan, t.geneve, t.ip_in_ip),
+            (5, 3, 1, 1, 2, 0)
+        );
+        assert_eq!((t.malformed, t.unsupported, t.too_deep), (0, 0, 0));
+        assert_eq!((d.stats().undecodable, d.stats().other_protocol), (0, 0));
+        // IPv6 inside VXLAN, and ARP inside VXLAN (not IP: counted as another protocol).
+        let v6 = ethernet_frame(0x86DD, &ipv6_tcp(BODY));
+        let f = frame(
+            101,
+            outer_udp(4789, &cat(&[&[0x08, 0, 0, 0, 0, 0, 1, 0], &v6])),
+        );
+        assert_eq!(tcp(d.decode(&f)).dst, "[fe80::2]:443".parse().unwrap());
+        let arp = ethernet_frame(0x0806, &[0; 28]);
+        let f = frame(
+            101,
+            outer_udp(4789, &cat(&[&[0x08, 0, 0, 0, 0, 0, 1, 0], &arp])),
+        );
+        assert!(d.decode(&f).is_none());
+        assert_eq!((d.stats().tunnels.vxlan, d.stats().other_protocol), (3, 1));
+    }
+
+    #[test]
+    fn snaplen_cut_inside_a_tunnel_keeps_the_inner_length() {
+        let body = vec![b'x'; 1000];
+        for (name, link, data) in every_encapsulation(&ipv4_tcp(&body)) {
+            let f = Frame {
+                data: data[..data.len() - 900].to_vec(),
+                orig_len: data.len() as u32,
+                ..frame(link, Vec::new())
+            };
+            let s = tcp(decoder().decode(&f));
+            assert_eq!(
+                (s.payload.len(), s.wire_len, s.truncated),
+                (100, 1000, true),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn truncated_and_unsupported_tunnel_headers_are_counted() {
+        let mut d = decoder();
+        // GRE over IP announcing a key and a sequence number, cut after the key: undecodable.
+        assert!(d
+            .decode(&frame(101, outer_ip(47, &[0x30, 0, 0x08, 0, 0, 0, 0, 1])))
+            .is_none());
+        // ERSPAN II header cut short inside a whole GRE header.
+        assert!(d
+            .decode(&frame(
+                101,
+                outer_ip(47, &[0x10, 0, 0x88, 0xBE, 0, 0, 0, 1, 0x10])
+            ))
+            .is_none());
+        // PPTP's GRE version 1 and RFC 1701 routing: another protocol.
+        let pptp = [
+            0x30, 0x81, 0x88, 0x0B, 0, 4, 0, 1, 0, 0, 0, 1, 0xFF, 0x03, 0, 0x21,
+        ];
+        assert!(d.decode(&frame(101, outer_ip(47, &pptp))).is_none());
+        assert!(d
+            .decode(&frame(101, outer_ip(47, &[0x40, 0, 0x08, 0, 0, 0, 0, 0])))
+            .is_none());
+        let st = d.stats();
+        assert_eq!((st.tunnels.malformed, st.tunnels.unsupported), (2, 2));
+        assert_eq!((st.undecodable, st.other_protocol), (2, 2));
+        assert_eq!(
+            st.tunnels.gre, 1,
+            "the GRE header before the cut ERSPAN one"
+        );
+        // Over UDP, a header that does not parse leaves the datagram as it came: a port is
+        // not a type field.
+        let mut d = decoder();
+        for payload in [&[0x00, 0, 0, 0, 0, 0, 1, 0][..], &[0x08, 0, 0]] {
+            match d.decode(&frame(101, outer_udp(4789, payload))) {
+                Some(Transport::Udp(u)) => {
+                    assert_eq!(u.dst, "198.51.100.2:4789".parse().unwrap());
+                    assert_eq!(&u.payload[..], payload);
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        assert!(matches!(
+            d.decode(&frame(
+                101,
+                outer_udp(6081, &[0x40, 0, 0x65, 0x58, 0, 0, 0, 0])
+            )),
+            Some(Transport::Udp(_))
+        ));
+        let t = &d.stats().tunnels;
+        assert_eq!(
+            (t.malformed, t.unsupported, t.vxlan, t.geneve),
+            (2, 1, 0, 0)
+        );
+        assert_eq!(d.stats().undecodable, 0);
+        // A tunnel header that is whole around an inner packet that is not.
+        let f = frame(101, outer_udp(4789, &[0x08, 0, 0, 0, 0, 0, 1, 0, 0xAA]));
+        assert!(d.decode(&f).is_none());
+        assert_eq!((d.stats().tunnels.vxlan, d.stats().undecodable), (1, 1));
+    }
+
+    #[test]
+    fn tunnel_nesting_stops_at_the_limit() {
+        // GRE in IPv4, `n` times around the segment.
+        let nest_gre = |n: usize| {
+            let mut p = ipv4_tcp(BODY);
+            for _ in 0..n {
+                p = outer_ip(47, &cat(&[&[0, 0, 0x08, 0], &p]));
+            }
+            p
+        };
+        let mut d = decoder();
+        let limit = usize::from(MAX_ENCAP_DEPTH);
+        assert_v4_segment(&tcp(d.decode(&frame(101, nest_gre(limit)))), BODY);
+        assert!(d.decode(&frame(101, nest_gre(limit + 1))).is_none());
+        let st = d.stats();
+        assert_eq!((st.tunnels.gre, st.tunnels.too_deep), (2 * limit as u64, 1));
+        assert_eq!(st.undecodable, 1);
+        // IP in IP and VXLAN mixed, one past the limit: the innermost datagram reached is
+        // passed on as UDP (its tunnel is not followed).
+        let mut p = outer_udp(
+            4789,
+            &cat(&[
+                &[0x08, 0, 0, 0, 0, 0, 1, 0],
+                &ethernet_frame(0x0800, &ipv4_tcp(BODY)),
+            ]),
+        );
+        for _ in 0..limit {
+            p = outer_ip(4, &p);
+        }
+        let mut d = decoder();
+        match d.decode(&frame(101, p)) {
+            Some(Transport::Udp(u)) => assert_eq!(u.dst.port(), 4789),
+            other => panic!("{other:?}"),
+        }
+        let t = &d.stats().tunnels;
+        assert_eq!((t.ip_in_ip, t.vxlan, t.too_deep), (limit as u64, 0, 1));
+    }
+
     /// xorshift64 (Marsaglia 2003): deterministic test input without a dependency.
     fn xorshift(state: &mut u64) -> u64 {
         *state ^= *state << 13;
@@ -1360,6 +1698,11 @@ mod tests {
             ipv6_with_extension_headers(BODY),
             ethernet_frame(0x8100, &[0, 1, 0x86, 0xDD]),
         ];
+        seeds.extend(
+            every_encapsulation(&ipv4_tcp(BODY))
+                .into_iter()
+                .map(|e| e.2),
+        );
         seeds.extend(fragment(&ipv4_tcp(&body(300)), 3, &[64, 128]));
         let limits = DefragLimits {
             max_sets: 8,

@@ -17,15 +17,62 @@ use crate::time::Ts;
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 
-/// The unordered endpoint pair, lower address first.
-type FlowKey = (SocketAddr, SocketAddr);
+/// One end of a flow, packed: the family, the address (IPv4 in the first 4 bytes) and the
+/// port. 19 bytes against a `SocketAddr`'s 32: the flow table's buckets hold two, and a flood
+/// keeps up to `Limits::max_flows` entries in twice as many buckets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct End {
+    v6: bool,
+    ip: [u8; 16],
+    port: [u8; 2],
+}
+
+impl End {
+    fn of(a: SocketAddr) -> End {
+        let mut ip = [0u8; 16];
+        let v6 = match a.ip() {
+            std::net::IpAddr::V4(v4) => {
+                ip[..4].copy_from_slice(&v4.octets());
+                false
+            }
+            std::net::IpAddr::V6(v6) => {
+                ip = v6.octets();
+                true
+            }
+        };
+        End {
+            v6,
+            ip,
+            port: a.port().to_be_bytes(),
+        }
+    }
+
+    fn addr(&self) -> SocketAddr {
+        let port = u16::from_be_bytes(self.port);
+        if self.v6 {
+            SocketAddr::from((self.ip, port))
+        } else {
+            SocketAddr::from(([self.ip[0], self.ip[1], self.ip[2], self.ip[3]], port))
+        }
+    }
+}
+
+/// The unordered endpoint pair, lower end first.
+type FlowKey = (End, End);
 
 fn flow_key(a: SocketAddr, b: SocketAddr) -> FlowKey {
+    let (a, b) = (End::of(a), End::of(b));
     if a <= b {
         (a, b)
     } else {
         (b, a)
     }
+}
+
+/// A SYN alone: no ACK, FIN, RST or payload.
+fn is_bare_syn(seg: &TcpSegment<'_>) -> bool {
+    let f = seg.flags;
+    f.syn && !f.ack && !f.fin && !f.rst && seg.payload.is_empty() && !seg.truncated
 }
 
 /// Idle flows are looked for at most this often (capture time): the sweep walks the oldest
@@ -42,11 +89,55 @@ struct Entry {
     indexed: Ts,
     /// ISN of each direction's SYN, to tell a retransmitted SYN from a new connection.
     isn: [Option<u32>; 2],
-    /// None once closed (a tombstone).
-    live: Option<Box<Live>>,
+    state: State,
+}
+
+/// What a flow is now.
+enum State {
+    /// Only the client's SYNs so far: a connection attempt, or one packet of a SYN flood or
+    /// a scan. Nothing is allocated for its streams, and `Opened` is not said, until another
+    /// packet comes or the entry ends (then `Opened` and `Closed` together): a flood of a
+    /// million SYNs costs the table's entries, not a million stream pairs and flow contexts.
+    Syn {
+        first_ts: Ts,
+        first_packet: u64,
+    },
+    Live(Box<Live>),
+    /// Closed: a tombstone.
+    Closed,
+}
+
+impl State {
+    fn is_open(&self) -> bool {
+        !matches!(self, State::Closed)
+    }
+
+    #[cfg(test)]
+    fn live(&self) -> Option<&Live> {
+        match self {
+            State::Live(l) => Some(l),
+            _ => None,
+        }
+    }
 }
 
 impl Entry {
+    /// The flow as `Opened` says it (a flow still in `State::Syn`).
+    fn info(&self, key: &FlowKey, first_ts: Ts, first_packet: u64) -> FlowInfo {
+        FlowInfo {
+            id: self.id,
+            client: self.client,
+            server: if key.0.addr() == self.client {
+                key.1.addr()
+            } else {
+                key.0.addr()
+            },
+            first_ts,
+            first_packet,
+            saw_syn: true,
+        }
+    }
+
     fn dir_of(&self, src: SocketAddr) -> Dir {
         if src == self.client {
             Dir::ToServer
@@ -62,9 +153,10 @@ impl Entry {
         if self.isn[dir.index()] == Some(seq) {
             return false;
         }
-        match &self.live {
-            None => true,
-            Some(live) => live.streams.iter().any(HalfStream::is_finished),
+        match &self.state {
+            State::Closed => true,
+            State::Syn { .. } => false,
+            State::Live(live) => live.streams.iter().any(HalfStream::is_finished),
         }
     }
 }
@@ -83,7 +175,9 @@ struct Live {
 
 pub struct FlowTable {
     shared: Shared,
-    flows: HashMap<FlowKey, Entry>,
+    /// Boxed entries keep the table's buckets small: it holds up to `Limits::max_flows`
+    /// entries and grows to twice that in buckets as flows come and go (a flood of SYNs).
+    flows: HashMap<FlowKey, Box<Entry>>,
     /// Every entry (live or tombstone) by `(indexed, id)`: the least recently active is first.
     by_age: BTreeMap<(Ts, FlowId), FlowKey>,
     next_id: FlowId,
@@ -146,7 +240,7 @@ impl FlowTable {
         let mut live: Vec<(FlowId, FlowKey)> = self
             .flows
             .iter()
-            .filter(|(_, e)| e.live.is_some())
+            .filter(|(_, e)| e.state.is_open())
             .map(|(k, e)| (e.id, *k))
             .collect();
         live.sort_unstable_by_key(|(id, _)| *id);
@@ -176,7 +270,7 @@ impl FlowTable {
     pub(super) fn max_held_per_dir(&self) -> usize {
         self.flows
             .values()
-            .filter_map(|e| e.live.as_ref())
+            .filter_map(|e| e.state.live())
             .flat_map(|l| l.streams.iter().map(HalfStream::held_bytes))
             .max()
             .unwrap_or(0)
@@ -203,24 +297,32 @@ impl FlowTable {
         if !saw_syn {
             self.shared.stats.midstream += 1;
         }
-        out.push(FlowEvent::Opened(FlowInfo {
-            id,
-            client,
-            server,
-            first_ts: ts,
-            first_packet: packet,
-            saw_syn,
-        }));
+        let state = if is_bare_syn(seg) {
+            State::Syn {
+                first_ts: ts,
+                first_packet: packet,
+            }
+        } else {
+            out.push(FlowEvent::Opened(FlowInfo {
+                id,
+                client,
+                server,
+                first_ts: ts,
+                first_packet: packet,
+                saw_syn,
+            }));
+            State::Live(Box::default())
+        };
         self.flows.insert(
             key,
-            Entry {
+            Box::new(Entry {
                 id,
                 client,
                 last_seen: ts,
                 indexed: ts,
                 isn: [None; 2],
-                live: Some(Box::default()),
-            },
+                state,
+            }),
         );
         self.by_age.insert((ts, id), key);
     }
@@ -244,8 +346,27 @@ impl FlowTable {
             e.isn[dir.index()] = Some(seg.seq);
         }
         let id = e.id;
+        if let State::Syn {
+            first_ts,
+            first_packet,
+        } = e.state
+        {
+            if dir == Dir::ToServer && is_bare_syn(seg) {
+                // Another SYN of the attempt (a retransmission): still nothing to keep.
+                return;
+            }
+            // Something else: the flow is said, and its streams begin with the SYN seen.
+            out.push(FlowEvent::Opened(e.info(key, first_ts, first_packet)));
+            let mut live = Box::<Live>::default();
+            if let Some(isn) = e.isn[Dir::ToServer.index()] {
+                live.streams[Dir::ToServer.index()].start(isn.wrapping_add(1));
+            }
+            e.state = State::Live(live);
+        }
         // A tombstone absorbs late packets of its closed connection.
-        let Some(live) = e.live.as_mut() else { return };
+        let State::Live(live) = &mut e.state else {
+            return;
+        };
         let [to_server, to_client] = &mut live.streams;
         let (own, peer) = match dir {
             Dir::ToServer => (to_server, to_client),
@@ -313,7 +434,7 @@ impl FlowTable {
             closed = Some(CloseReason::Fin);
         }
         if let Some(reason) = closed {
-            if let Some(mut live) = e.live.take() {
+            if let State::Live(mut live) = std::mem::replace(&mut e.state, State::Closed) {
                 for s in live.streams.iter_mut() {
                     s.release(shared);
                 }
@@ -339,13 +460,21 @@ impl FlowTable {
             return;
         };
         self.by_age.remove(&(e.indexed, e.id));
-        let Some(mut live) = e.live else { return };
-        for dir in [Dir::ToServer, Dir::ToClient] {
-            let stream = &mut live.streams[dir.index()];
-            let mut ctx = Ctx::new(e.id, dir, ts, packet, &mut self.shared, out);
-            stream.flush(&mut ctx);
-            ctx.finish();
-            stream.release(&mut self.shared);
+        match e.state {
+            State::Closed => return,
+            State::Syn {
+                first_ts,
+                first_packet,
+            } => out.push(FlowEvent::Opened(e.info(key, first_ts, first_packet))),
+            State::Live(mut live) => {
+                for dir in [Dir::ToServer, Dir::ToClient] {
+                    let stream = &mut live.streams[dir.index()];
+                    let mut ctx = Ctx::new(e.id, dir, ts, packet, &mut self.shared, out);
+                    stream.flush(&mut ctx);
+                    ctx.finish();
+                    stream.release(&mut self.shared);
+                }
+            }
         }
         if reason == CloseReason::Evicted {
             self.shared.stats.evicted += 1;

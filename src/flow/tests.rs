@@ -408,10 +408,15 @@ fn global_buffer_limit_across_two_flows() {
     h.feed(seg(C2, S, 1, 0, "S", b""));
     // Flow 1 holds 8 bytes.
     assert!(h.feed(seg(C, S, 1003, 5001, "PA", b"aaaabbbb")).is_empty());
-    // Flow 2 cannot hold 4 more: it declares its own hole a gap at once.
+    // Flow 2 cannot hold 4 more: it declares its own hole a gap at once. (It is said open
+    // with its first packet after the SYN.)
     assert_eq!(
         h.feed(seg(C2, S, 4, 0, "PA", b"xxxx")),
-        ["2 gap > 2", r#"2 data > "xxxx" #6"#]
+        [
+            "2 open 10.0.0.3:40001 -> 10.0.0.2:443",
+            "2 gap > 2",
+            r#"2 data > "xxxx" #6"#
+        ]
     );
     assert_eq!(h.table.buffered_bytes(), 8);
     assert_eq!(h.stats().buffer_limit_hits, 1);
@@ -530,14 +535,16 @@ fn idle_timeout_closes_and_a_later_packet_opens_a_new_flow() {
     h.feed_at(0, seg(C, S, 1000, 0, "S", b""));
     h.feed_at(sec, seg(C, S, 1003, 0, "PA", b"late")); // held behind a hole
     h.feed_at(2 * sec, seg("10.0.0.9:40000", S, 1, 0, "S", b""));
-    // 20 s later: the same key. Flow 1 closes idle (its hole flushed), flow 2 (idle too) is
-    // closed by the sweep first, then flow 3 opens midstream.
+    // 20 s later: the same key. Flow 1 closes idle (its hole flushed), flow 2 (idle too, a
+    // SYN alone: said open only now) is closed by the sweep first, then flow 3 opens
+    // midstream.
     assert_eq!(
         h.feed_at(25 * sec, seg(C, S, 2000, 0, "PA", b"new")),
         [
             "1 gap > 2",
             r#"1 data > "late" #4"#,
             "1 closed Idle",
+            "2 open 10.0.0.9:40000 -> 10.0.0.2:443",
             "2 closed Idle",
             "3 open 10.0.0.1:40000 -> 10.0.0.2:443 midstream",
             r#"3 data > "new" #4"#
@@ -554,16 +561,15 @@ fn idle_check_on_own_key_between_sweeps() {
         ..Limits::default()
     });
     h.feed_at(0, seg(C, S, 1000, 0, "S", b""));
-    // A sweep runs at 9.5 s (nothing idle yet); at 10.2 s no sweep is due, yet flow 1 has
-    // been idle 10.2 s: its own packet finds that.
-    assert_eq!(
-        h.feed_at(9 * sec + sec / 2, seg("10.0.0.9:1", S, 1, 0, "S", b""))
-            .len(),
-        1
-    );
+    // A sweep runs at 9.5 s (nothing idle yet, nothing said: flow 2 is a SYN alone); at
+    // 10.2 s no sweep is due, yet flow 1 has been idle 10.2 s: its own packet finds that.
+    assert!(h
+        .feed_at(9 * sec + sec / 2, seg("10.0.0.9:1", S, 1, 0, "S", b""))
+        .is_empty());
     let ev = h.feed_at(10 * sec + sec / 5, seg(C, S, 1001, 0, "PA", b"x"));
-    assert_eq!(ev[0], "1 closed Idle");
-    assert_eq!(ev[1], "3 open 10.0.0.1:40000 -> 10.0.0.2:443 midstream");
+    assert_eq!(ev[0], "1 open 10.0.0.1:40000 -> 10.0.0.2:443");
+    assert_eq!(ev[1], "1 closed Idle");
+    assert_eq!(ev[2], "3 open 10.0.0.1:40000 -> 10.0.0.2:443 midstream");
     h.finish();
 }
 
@@ -577,15 +583,24 @@ fn max_flows_evicts_the_least_recently_active() {
     h.feed(seg(a, S, 1, 0, "S", b""));
     h.feed(seg(b, S, 1, 0, "S", b""));
     h.feed(seg(a, S, 2, 0, "PA", b"x"));
+    // Flow 2, a SYN alone, is said open only as it is evicted; flow 3, a SYN alone too, is
+    // not said yet.
     assert_eq!(
         h.feed(seg(c, S, 1, 0, "S", b"")),
-        ["2 closed Evicted", "3 open 10.0.0.1:40003 -> 10.0.0.2:443"]
+        ["2 open 10.0.0.1:40002 -> 10.0.0.2:443", "2 closed Evicted"]
     );
     assert_eq!(h.stats().evicted, 1);
     assert_eq!(h.table.tracked(), 2);
     // Flow 1 is still live.
     assert_eq!(h.feed(seg(a, S, 3, 0, "PA", b"y")), [r#"1 data > "y" #5"#]);
-    assert_eq!(h.finish(), ["1 closed End", "3 closed End"]);
+    assert_eq!(
+        h.finish(),
+        [
+            "1 closed End",
+            "3 open 10.0.0.1:40003 -> 10.0.0.2:443",
+            "3 closed End"
+        ]
+    );
 }
 
 #[test]
@@ -599,14 +614,15 @@ fn port_reuse_with_a_new_syn_after_close() {
     );
     // A retransmitted SYN of the old connection is absorbed.
     assert!(h.feed(seg(C, S, 1000, 0, "S", b"")).is_empty());
-    // A SYN with a new ISN is a new connection on the same ports.
-    assert_eq!(
-        h.feed(seg(C, S, 90_000, 0, "S", b"")),
-        ["2 open 10.0.0.1:40000 -> 10.0.0.2:443"]
-    );
+    // A SYN with a new ISN is a new connection on the same ports (said open with its next
+    // packet).
+    assert!(h.feed(seg(C, S, 90_000, 0, "S", b"")).is_empty());
     assert_eq!(
         h.feed(seg(C, S, 90_001, 0, "PA", b"again")),
-        [r#"2 data > "again" #8"#]
+        [
+            "2 open 10.0.0.1:40000 -> 10.0.0.2:443",
+            r#"2 data > "again" #8"#
+        ]
     );
     assert_eq!(h.finish(), ["2 closed End"]);
     assert_eq!(h.stats().flows, 2);
@@ -617,19 +633,19 @@ fn port_reuse_after_reset_and_after_half_close() {
     let mut h = Harness::new(Limits::default());
     h.handshake(1000, 5000);
     h.feed(seg(S, C, 5001, 1001, "RA", b""));
-    assert_eq!(
-        h.feed(seg(C, S, 7000, 0, "S", b"")),
-        ["2 open 10.0.0.1:40000 -> 10.0.0.2:443"]
-    );
+    assert!(h.feed(seg(C, S, 7000, 0, "S", b"")).is_empty());
     // Flow 2 half-closed (the server's FIN was not captured); a new SYN closes it.
-    h.feed(seg(C, S, 7001, 0, "FA", b""));
     assert_eq!(
-        h.feed(seg(C, S, 8000, 0, "S", b"")),
-        ["2 closed Fin", "3 open 10.0.0.1:40000 -> 10.0.0.2:443"]
+        h.feed(seg(C, S, 7001, 0, "FA", b"")),
+        ["2 open 10.0.0.1:40000 -> 10.0.0.2:443", "2 fin >"]
     );
-    // A SYN with another ISN on a live flow without FIN is not a new connection.
+    assert_eq!(h.feed(seg(C, S, 8000, 0, "S", b"")), ["2 closed Fin"]);
+    // A SYN with another ISN on a flow that has seen only a SYN is not a new connection.
     assert!(h.feed(seg(C, S, 123, 0, "S", b"")).is_empty());
-    h.finish();
+    assert_eq!(
+        h.finish(),
+        ["3 open 10.0.0.1:40000 -> 10.0.0.2:443", "3 closed End"]
+    );
 }
 
 #[test]

@@ -65,7 +65,8 @@ pub struct Exchange {
     pub id: u64,
     pub method: String,
     /// Absolute URL as requested on the wire, secrets redacted (userinfo password, token-like
-    /// query parameters: [`crate::redact::url`]); for CONNECT the authority `host:port`.
+    /// query parameters: [`crate::redact::url`]); for CONNECT the authority `host:port`, for
+    /// `OPTIONS *` (asterisk-form) the target `*`.
     pub url: String,
     pub status: Option<u16>,
     #[serde(serialize_with = "ser_addr")]

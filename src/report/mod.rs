@@ -148,6 +148,9 @@ impl Report {
 #[derive(Clone, Debug, Serialize)]
 pub struct TcpSummary {
     pub flows: u64,
+    /// Flows closed early to stay within the flow table's limit (a flood, or a very busy
+    /// capture): their later packets start new flows picked up midstream.
+    pub evicted: u64,
     pub midstream: u64,
     pub gaps: u64,
     pub gap_bytes: u64,
@@ -204,6 +207,7 @@ impl Report {
                     .collect(),
                 tcp: TcpSummary {
                     flows: f.flows,
+                    evicted: f.evicted,
                     midstream: f.midstream,
                     gaps: f.gaps,
                     gap_bytes: f.gap_bytes,

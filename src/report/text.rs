@@ -107,6 +107,12 @@ pub fn write_text_with(r: &Report, w: &mut dyn Write, opts: &TextOptions) -> io:
         writeln!(w, "  {}", k.line())?;
     }
     let mut notes = Vec::new();
+    if c.tcp.evicted > 0 {
+        notes.push(format!(
+            "{} flows evicted to stay within the flow table's limit (a SYN flood or a very busy capture)",
+            c.tcp.evicted
+        ));
+    }
     if c.tls_decrypted > 0 {
         notes.push(format!(
             "{} of {} TLS sessions decrypted with the key log{}",
