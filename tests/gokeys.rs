@@ -15,45 +15,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// Starts tcpdump on lo for `ports`, the keyed analysis's own recording of the same traffic;
-/// returns once it listens.
-fn start_tcpdump(file: &Path, ports: &str) -> std::process::Child {
-    let filter: Vec<String> = ports
-        .split_whitespace()
-        .map(|p| format!("tcp port {p}"))
-        .collect();
-    let err = file.with_extension("err");
-    let child = Command::new("tcpdump")
-        .args([
-            "-i",
-            "lo",
-            "-s",
-            "0",
-            "-U",
-            "--immediate-mode",
-            "-B",
-            "65536",
-            "-w",
-        ])
-        .arg(file)
-        .arg(filter.join(" or "))
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&err).unwrap())
-        .spawn()
-        .expect("tcpdump");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !std::fs::read_to_string(&err)
-        .unwrap_or_default()
-        .contains("listening on")
-    {
-        assert!(Instant::now() < deadline, "tcpdump did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    // The lab notes: a moment after it says so before the traffic.
-    std::thread::sleep(Duration::from_millis(500));
-    child
-}
-
 /// Debian's golang-go: another build (stripped, pclntab only) and another version.
 const DEBIAN_GO: &str = "/usr/lib/go-1.19/bin/go";
 /// The scenarios: TLS 1.3 with h2, a TLS 1.2-only server, CONNECT through HTTPS_PROXY, and the
@@ -511,32 +472,7 @@ func main() {
 
 /// Builds FETCH_GO with `flags`; the binary's path.
 fn build_fetch(dir: &Path, name: &str, flags: &[&str]) -> PathBuf {
-    let src = dir.join("src");
-    std::fs::create_dir_all(&src).unwrap();
-    std::fs::write(src.join("main.go"), FETCH_GO).unwrap();
-    std::fs::write(src.join("go.mod"), "module fetch\n\ngo 1.19\n").unwrap();
-    let out_path = dir.join(name);
-    let out = Command::new(which("go").unwrap())
-        .arg("build")
-        .args(flags)
-        .arg("-o")
-        .arg(&out_path)
-        .arg(".")
-        .current_dir(&src)
-        .env("GOTOOLCHAIN", "local")
-        .env("GOFLAGS", "")
-        .env("GOPROXY", "off")
-        .env("GOCACHE", dir.join("cache"))
-        .env("GOPATH", dir.join("gopath"))
-        .env("HOME", dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "go build {flags:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out_path
+    build_go(dir, name, FETCH_GO, flags)
 }
 
 #[test]

@@ -199,3 +199,73 @@ pub fn go_env(d: &Path, go: &Path, env: &BTreeMap<String, String>) -> Vec<(Strin
     }
     v
 }
+
+/// Starts tcpdump on lo for `ports` (space-separated), the way the lab notes say (immediate
+/// mode, a large buffer); returns once it listens. Stop it with SIGINT.
+pub fn start_tcpdump(file: &Path, ports: &str) -> std::process::Child {
+    let filter: Vec<String> = ports
+        .split_whitespace()
+        .map(|p| format!("tcp port {p}"))
+        .collect();
+    let err = file.with_extension("err");
+    let child = Command::new("tcpdump")
+        .args([
+            "-i",
+            "lo",
+            "-s",
+            "0",
+            "-U",
+            "--immediate-mode",
+            "-B",
+            "65536",
+            "-w",
+        ])
+        .arg(file)
+        .arg(filter.join(" or "))
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .expect("tcpdump");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !std::fs::read_to_string(&err)
+        .unwrap_or_default()
+        .contains("listening on")
+    {
+        assert!(Instant::now() < deadline, "tcpdump did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The lab notes: a moment after it says so before the traffic.
+    std::thread::sleep(Duration::from_millis(500));
+    child
+}
+
+/// Builds the Go program `source` (package main, standard library only) in `dir` with the
+/// go on PATH and `flags`, offline (GOPROXY=off, GOTOOLCHAIN=local); the binary's path.
+pub fn build_go(dir: &Path, name: &str, source: &str, flags: &[&str]) -> PathBuf {
+    let src = dir.join(format!("{name}-src"));
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("main.go"), source).unwrap();
+    std::fs::write(src.join("go.mod"), format!("module {name}\n\ngo 1.19\n")).unwrap();
+    let out_path = dir.join(name);
+    let out = Command::new(which("go").unwrap())
+        .arg("build")
+        .args(flags)
+        .arg("-o")
+        .arg(&out_path)
+        .arg(".")
+        .current_dir(&src)
+        .env("GOTOOLCHAIN", "local")
+        .env("GOFLAGS", "")
+        .env("GOPROXY", "off")
+        .env("GOCACHE", dir.join("cache"))
+        .env("GOPATH", dir.join("gopath"))
+        .env("HOME", dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "go build {name} {flags:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out_path
+}
