@@ -1135,6 +1135,22 @@ fn fuzz_subjects() -> Vec<(String, Vec<u8>)> {
     out
 }
 
+/// Writes the crafted binaries of [`fuzz_subjects`] (not the real go binaries, which are
+/// megabytes) as seeds of the `gobin` fuzz target:
+/// `MODTRACE_FUZZ_SEEDS=fuzz/seeds/gobin cargo test --lib write_gobin_fuzz_seeds -- --ignored`.
+#[test]
+#[ignore = "writes fuzz seeds; run by hand"]
+fn write_gobin_fuzz_seeds() {
+    let dir = std::env::var("MODTRACE_FUZZ_SEEDS").expect("MODTRACE_FUZZ_SEEDS=<dir>");
+    std::fs::create_dir_all(&dir).unwrap();
+    let crafted = fuzz_subjects()
+        .into_iter()
+        .filter(|(_, d)| d.len() <= 64 << 10);
+    for (i, (_, data)) in crafted.enumerate() {
+        std::fs::write(Path::new(&dir).join(format!("crafted-{i}")), data).unwrap();
+    }
+}
+
 #[test]
 fn random_bytes_never_panic() {
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);

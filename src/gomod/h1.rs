@@ -43,6 +43,15 @@ pub struct H1Limits {
     pub max_entries: usize,
     /// Bytes of entry names kept (for sorting). 64 MiB is ~100 times what a huge module needs.
     pub max_name_bytes: usize,
+    /// Declared uncompressed bytes hashed per byte of zip, past `expansion_allowance`: a zip
+    /// bomb stops here long before `max_total_bytes`. DEFLATE expands at most ~1032 times, and
+    /// entries may share one compressed body (Go's archive/zip does not forbid overlaps), so
+    /// without it 64 KiB of zip made the reader inflate and hash 500 MiB (seconds of work).
+    /// Source code compresses 3 to 10 times; 200 is HTTP's `max_gzip_ratio`.
+    pub max_expansion_ratio: u64,
+    /// Uncompressed bytes always allowed whatever the zip's size (tens of milliseconds of
+    /// hashing), so that small, very compressible modules are still hashed.
+    pub expansion_allowance: u64,
 }
 
 impl Default for H1Limits {
@@ -53,6 +62,8 @@ impl Default for H1Limits {
             max_total_bytes: MAX_ZIP_FILE,
             max_entries: 1 << 20,
             max_name_bytes: 64 << 20,
+            max_expansion_ratio: 200,
+            expansion_allowance: 16 << 20,
         }
     }
 }
@@ -219,6 +230,11 @@ pub fn hash_zip<R: Read + Seek>(mut reader: R, limits: &H1Limits) -> Result<ZipH
         size,
     };
     let entries = read_central_directory(&mut z, limits)?;
+    // The work allowed for this zip: its size times the expansion ratio, at least the allowance.
+    let max_total = size
+        .saturating_mul(limits.max_expansion_ratio)
+        .max(limits.expansion_allowance)
+        .min(limits.max_total_bytes);
 
     // HashZip: zfiles[name] keeps the last entry of each name; Hash1 opens each listed name.
     let mut last: HashMap<&[u8], usize> = HashMap::with_capacity(entries.len());
@@ -247,10 +263,14 @@ pub fn hash_zip<R: Read + Seek>(mut reader: R, limits: &H1Limits) -> Result<ZipH
                     });
                 }
                 total = total.saturating_add(e.uncompressed_size);
-                if total > limits.max_total_bytes {
+                if total > max_total {
                     return Err(H1Error::TooLarge {
-                        what: "zip content (uncompressed)",
-                        limit: limits.max_total_bytes,
+                        what: if max_total < limits.max_total_bytes {
+                            "zip content (uncompressed) for the zip's size"
+                        } else {
+                            "zip content (uncompressed)"
+                        },
+                        limit: max_total,
                     });
                 }
                 let d = z.hash_entry(e)?;

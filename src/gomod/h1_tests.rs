@@ -446,6 +446,40 @@ fn zip_bombs_stop_at_the_limits() {
     assert_eq!(zh.bytes_hashed, 16 << 20);
 }
 
+/// Regression (fuzzing, zip_h1: a libFuzzer timeout): 63 KB of zip whose eight
+/// central-directory entries share one DEFLATE body of 62 MiB of zeros made the reader inflate
+/// and hash 496 MiB, over a second of work, under `max_total_bytes`. The expansion limit
+/// (`max_expansion_ratio`, `expansion_allowance`) refuses it before inflating anything.
+#[test]
+fn zip_bomb_of_overlapping_entries_stops_at_the_expansion_limit() {
+    use std::io::Read;
+    let gz = include_bytes!("testdata/zip-bomb-overlapping-entries.zip.gz");
+    let mut zip = Vec::new();
+    flate2::read::GzDecoder::new(&gz[..])
+        .read_to_end(&mut zip)
+        .unwrap();
+    assert_eq!(zip.len(), 63_826);
+    assert_eq!(
+        hash_zip(Cursor::new(&zip), &H1Limits::default()),
+        Err(H1Error::TooLarge {
+            what: "zip content (uncompressed) for the zip's size",
+            limit: 16 << 20,
+        })
+    );
+    // The ratio counts past the allowance: 200 times the zip's size when that is larger.
+    let limits = H1Limits {
+        expansion_allowance: 0,
+        ..H1Limits::default()
+    };
+    assert_eq!(
+        hash_zip(Cursor::new(&zip), &limits),
+        Err(H1Error::TooLarge {
+            what: "zip content (uncompressed) for the zip's size",
+            limit: 63_826 * 200,
+        })
+    );
+}
+
 #[test]
 fn unexpected_entry_names_the_stray_file() {
     let mut raw = RawZip::default();
