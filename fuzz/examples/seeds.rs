@@ -240,7 +240,9 @@ fn header_blocks(chunks: &[u8], dir: Dir) -> Vec<u8> {
             }
         }
     }
-    let mut rest = stream.strip_prefix(modtrace::proto::http2::PREFACE).unwrap_or(&stream);
+    let mut rest = stream
+        .strip_prefix(modtrace::proto::http2::PREFACE)
+        .unwrap_or(&stream);
     let mut items = Vec::new();
     let mut block = Vec::new();
     while rest.len() >= 9 {
@@ -288,7 +290,8 @@ fn zips() -> Vec<Vec<u8>> {
         w.start_file(format!("{p}go.mod"), opts).unwrap();
         w.write_all(b"module example.com/m\n\ngo 1.22\n").unwrap();
         w.start_file(format!("{p}m.go"), opts).unwrap();
-        w.write_all(b"package m\n\nfunc F() int { return 1 }\n").unwrap();
+        w.write_all(b"package m\n\nfunc F() int { return 1 }\n")
+            .unwrap();
         if dup {
             // The zip crate refuses a repeated name; a case variant is the nearest.
             w.start_file(format!("{p}M.go"), opts).unwrap();
@@ -365,7 +368,10 @@ fn main() {
         }
         for (link, fs) in by_link {
             let step = (fs.len() / 8).max(1);
-            let pick = fs.iter().take(8).chain(fs.iter().skip(8).step_by(step).take(8));
+            let pick = fs
+                .iter()
+                .take(8)
+                .chain(fs.iter().skip(8).step_by(step).take(8));
             let mut seed = link.to_le_bytes().to_vec();
             for f in pick {
                 push_frame(&mut seed, 1, &f.data[..f.data.len().min(1500)]);
@@ -430,7 +436,10 @@ fn main() {
                 if target.ends_with(".zip") && resp.status == 200 && resp.body.kept_all {
                     out.put("zip_h1", body);
                 }
-                if target.contains("/lookup/") || target.ends_with("/latest") || target.contains("/tile/") {
+                if target.contains("/lookup/")
+                    || target.ends_with("/latest")
+                    || target.contains("/tile/")
+                {
                     let mut pair = Vec::new();
                     push_item(&mut pair, target.as_bytes());
                     push_item(&mut pair, body);
@@ -471,7 +480,10 @@ fn main() {
     for z in zips() {
         out.put("zip_h1", &z);
     }
-    out.put("note", include_str!("../../captures/lab-sumdb.vkey").as_bytes());
+    out.put(
+        "note",
+        include_str!("../../captures/lab-sumdb.vkey").as_bytes(),
+    );
 
     // Policies: the TOML examples of the README and the training lessons' policy.
     let readme = std::fs::read_to_string(captures.join("../README.md")).unwrap_or_default();
@@ -488,7 +500,11 @@ fn main() {
 
     let mut envs = Vec::new();
     files(captures, &["json"], &mut envs);
-    for e in envs.iter().filter(|e| e.to_string_lossy().ends_with(".go-env.json")).take(2) {
+    for e in envs
+        .iter()
+        .filter(|e| e.to_string_lossy().ends_with(".go-env.json"))
+        .take(2)
+    {
         out.put("goenv", &std::fs::read(e).unwrap());
     }
     out.put(

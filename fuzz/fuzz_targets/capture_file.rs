@@ -10,7 +10,8 @@ use std::path::Path;
 fn read_all(data: &[u8], limits: ReaderLimits) {
     let max_record = limits.max_record_bytes;
     let max_keylog = limits.max_keylog_bytes;
-    let Ok(mut r) = CaptureReader::from_reader(Cursor::new(data.to_vec()), Path::new("fuzz"), 0, limits)
+    let Ok(mut r) =
+        CaptureReader::from_reader(Cursor::new(data.to_vec()), Path::new("fuzz"), 0, limits)
     else {
         return;
     };
@@ -18,7 +19,10 @@ fn read_all(data: &[u8], limits: ReaderLimits) {
     loop {
         match r.next_frame() {
             Ok(Some(frame)) => {
-                assert!(frame.data.len() <= max_record, "frame above the record limit");
+                assert!(
+                    frame.data.len() <= max_record,
+                    "frame above the record limit"
+                );
                 frames += 1;
                 r.recycle(frame);
             }

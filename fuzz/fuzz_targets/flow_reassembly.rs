@@ -14,7 +14,12 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
-const HOSTS: [&str; 4] = ["10.0.0.1:40000", "10.0.0.2:443", "10.0.0.3:8080", "[::1]:50000"];
+const HOSTS: [&str; 4] = [
+    "10.0.0.1:40000",
+    "10.0.0.2:443",
+    "10.0.0.3:8080",
+    "[::1]:50000",
+];
 const BASES: [u32; 4] = [0, u32::MAX - 3000, 1 << 31, 12345];
 
 #[derive(Arbitrary, Debug)]
@@ -87,8 +92,14 @@ fuzz_target!(|input: Input| {
         let mut out = Vec::new();
         table.on_tcp(Ts(ts), i as u64 + 1, &seg, &mut out);
         all.extend(out);
-        assert!(table.buffered_bytes() <= limits.global_buffer, "global buffer exceeded");
-        assert!(table.tracked() <= limits.max_flows, "too many flows tracked");
+        assert!(
+            table.buffered_bytes() <= limits.global_buffer,
+            "global buffer exceeded"
+        );
+        assert!(
+            table.tracked() <= limits.max_flows,
+            "too many flows tracked"
+        );
     }
     let mut out = Vec::new();
     table.finish(Ts(ts), &mut out);
@@ -110,7 +121,11 @@ fn check_lifecycle(events: &[FlowEvent]) {
                 assert!(!*c, "closed twice");
                 *c = true;
             }
-            _ => assert_eq!(closed.get(&id), Some(&false), "event outside the flow's life"),
+            _ => assert_eq!(
+                closed.get(&id),
+                Some(&false),
+                "event outside the flow's life"
+            ),
         }
     }
     assert!(closed.values().all(|c| *c), "a flow never closed");

@@ -42,7 +42,9 @@ fuzz_target!(|data: &[u8]| {
             let _ = sumdb::lines_outside_record(body, module, version);
             if let Ok(l) = sumdb::parse_lookup(body) {
                 let _ = l.hash_for(module, version, false);
-                if let Ok(head) = sumdb::open_tree_head(&l.tree_note, verifiers(), &NoteLimits::default()) {
+                if let Ok(head) =
+                    sumdb::open_tree_head(&l.tree_note, verifiers(), &NoteLimits::default())
+                {
                     trees.push(head.tree);
                 }
                 records.push((l.record_id, l.record_text));

@@ -42,7 +42,11 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     let session = conn.session();
-    for der in session.certificates.iter().chain(&session.client_certificates) {
+    for der in session
+        .certificates
+        .iter()
+        .chain(&session.client_certificates)
+    {
         let _ = cert_details(der);
     }
     if !session.certificates.is_empty() {

@@ -58,11 +58,20 @@ fn keylog() -> &'static KeyLog {
             (R_APP_ONLY, 32, 3..5),
         ] {
             for i in labels {
-                let line = format!("{} {} {}\n", TLS13_LABELS[i], hex(&random), hex(&secret(i, len)));
+                let line = format!(
+                    "{} {} {}\n",
+                    TLS13_LABELS[i],
+                    hex(&random),
+                    hex(&secret(i, len))
+                );
                 text.push_str(&line);
             }
         }
-        text.push_str(&format!("CLIENT_RANDOM {} {}\n", hex(&R_TLS12), hex(&secret(7, 48))));
+        text.push_str(&format!(
+            "CLIENT_RANDOM {} {}\n",
+            hex(&R_TLS12),
+            hex(&secret(7, 48))
+        ));
         KeyLog::parse(&text)
     })
 }
@@ -122,10 +131,21 @@ enum Rec {
         data: Vec<u8>,
     },
     /// The sender moves to its next application secret (after sending a KeyUpdate).
-    Rekey { to_client: bool },
-    Raw { to_client: bool, bytes: Vec<u8> },
-    Gap { to_client: bool, len: u16 },
-    End { to_client: bool, reset: bool },
+    Rekey {
+        to_client: bool,
+    },
+    Raw {
+        to_client: bool,
+        bytes: Vec<u8>,
+    },
+    Gap {
+        to_client: bool,
+        len: u16,
+    },
+    End {
+        to_client: bool,
+        reset: bool,
+    },
 }
 
 #[derive(Arbitrary, Debug)]
@@ -415,8 +435,18 @@ fuzz_target!(|input: Input| {
         }
     };
     let mut ends = 0u64;
-    feed(&mut conn, &mut out, Dir::ToServer, &client_hello(&random, suite.id, version));
-    feed(&mut conn, &mut out, Dir::ToClient, &server_hello(suite.id, version));
+    feed(
+        &mut conn,
+        &mut out,
+        Dir::ToServer,
+        &client_hello(&random, suite.id, version),
+    );
+    feed(
+        &mut conn,
+        &mut out,
+        Dir::ToClient,
+        &server_hello(suite.id, version),
+    );
     for rec in &input.records {
         match rec {
             Rec::Sealed {

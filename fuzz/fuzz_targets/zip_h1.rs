@@ -12,8 +12,12 @@ fuzz_target!(|data: &[u8]| {
     let limits = H1Limits::default();
     if let Ok(z) = hash_zip(Cursor::new(data), &limits) {
         assert!(z.h1.starts_with("h1:"));
-        assert!(z.bytes_hashed <= limits.max_total_bytes, "zip bomb limit not kept");
-        let budget = (data.len() as u64 * limits.max_expansion_ratio).max(limits.expansion_allowance);
+        assert!(
+            z.bytes_hashed <= limits.max_total_bytes,
+            "zip bomb limit not kept"
+        );
+        let budget =
+            (data.len() as u64 * limits.max_expansion_ratio).max(limits.expansion_allowance);
         assert!(z.bytes_hashed <= budget, "expansion limit not kept");
         let _ = unexpected_entry(&z.entries, "example.com/m", "v1.0.0");
     }
