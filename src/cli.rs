@@ -203,7 +203,7 @@ pub struct ReplayArgs {
 /// `modtrace demo`'s examples and the lessons it knows, from the lessons themselves.
 fn demo_after_help() -> String {
     let mut s = String::from("Lessons:\n");
-    for l in crate::lab::lesson::LESSONS {
+    for l in crate::lesson::LESSONS {
         s.push_str(&format!("  {} {:<14} {}\n", l.number, l.name, l.title));
     }
     s.push_str(
@@ -231,8 +231,8 @@ pub struct DemoArgs {
 
 impl DemoArgs {
     /// The lesson to start at; an unknown one is an error listing them.
-    pub fn start(&self) -> Result<&'static crate::lab::lesson::Lesson, String> {
-        use crate::lab::lesson::{find, LESSONS};
+    pub fn start(&self) -> Result<&'static crate::lesson::Lesson, String> {
+        use crate::lesson::{find, LESSONS};
         let name = self.lesson.as_deref().unwrap_or("1");
         find(name).ok_or_else(|| {
             let known: Vec<String> = LESSONS
@@ -252,14 +252,14 @@ impl DemoArgs {
             return d.clone();
         }
         let here = PathBuf::from("captures");
-        if here.join(crate::lab::lesson::TRAINING_DIR).is_dir() {
+        if here.join(crate::lesson::TRAINING_DIR).is_dir() {
             return here;
         }
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("captures")
     }
 }
 
-/// The analysis options the lessons are read with ([`crate::lab::lesson::analysis_args`]),
+/// The analysis options the lessons are read with ([`crate::lesson::analysis_args`]),
 /// parsed by the same flags as `analyze`: the demo analyses exactly like
 /// `modtrace analyze FILE <those flags>`.
 pub fn lesson_analysis_options(captures_dir: &std::path::Path) -> Result<AnalysisOptions, String> {
@@ -269,7 +269,7 @@ pub fn lesson_analysis_options(captures_dir: &std::path::Path) -> Result<Analysi
         #[command(flatten)]
         opts: AnalysisOptions,
     }
-    LessonFlags::try_parse_from(crate::lab::lesson::analysis_args(captures_dir))
+    LessonFlags::try_parse_from(crate::lesson::analysis_args(captures_dir))
         .map(|f| f.opts)
         .map_err(|e| format!("the lessons' analysis flags: {e}"))
 }

@@ -14,6 +14,7 @@ pub mod flow;
 pub mod gokeys;
 pub mod gomod;
 pub mod lab;
+pub mod lesson;
 pub mod pipeline;
 pub mod policy;
 pub mod proc;

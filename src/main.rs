@@ -1,9 +1,9 @@
 use clap::Parser;
 use modtrace::cli::{AnalyzeArgs, Cli, Command, Format};
 use modtrace::pipeline::Analyzer;
-use modtrace::policy::Date;
 use modtrace::report::Report;
 use modtrace::source::MergedSource;
+use modtrace::time::Date;
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
@@ -145,7 +145,7 @@ fn analyze(a: &AnalyzeArgs) -> i32 {
     // The policy's severity overrides and ignores, before any output and before --fail-on.
     let policy = an.policy().clone();
     let mut report = Report::build(&stats, an.into_outcome());
-    policy.apply_report(&mut report, today);
+    report.apply_policy(&policy, today);
 
     let mut out: Box<dyn Write> = match &a.report.output {
         Some(p) => match std::fs::File::create(p) {
@@ -187,7 +187,7 @@ fn replay(a: &modtrace::cli::ReplayArgs) -> i32 {
 
 /// `modtrace demo`: the lessons' recordings in the TUI, with the lessons' analysis flags.
 fn demo(a: &modtrace::cli::DemoArgs) -> i32 {
-    use modtrace::lab::lesson::HalfKind;
+    use modtrace::lesson::HalfKind;
     use modtrace::tui::demo::Playlist;
     let lesson = match a.start() {
         Ok(l) => l,

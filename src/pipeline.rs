@@ -71,6 +71,10 @@ pub struct Config {
     /// Keep each exchange's (redacted) headers, for the TUI's detail view; reports do not
     /// need them, and a JSON report holds every exchange in memory.
     pub keep_headers: bool,
+    /// TLS sessions kept for the report when exchanges are not kept (`keep_exchanges`): a
+    /// text report lists the first ones only (`report::TEXT_TLS_SESSIONS`), and memory stays
+    /// flat without `--format json`.
+    pub keep_tls_sessions: usize,
     /// `--policy`, `--private` and `--go-env` merged: private module paths and allowed proxies
     /// for the detector; severity overrides and ignores for the reports
     /// ([`crate::policy::Policy::apply`]).
@@ -95,6 +99,7 @@ impl Default for Config {
             keylog: KeyLog::new(),
             wait_for_keys: false,
             keep_headers: false,
+            keep_tls_sessions: 50,
             policy: crate::policy::Policy::default(),
         }
     }
@@ -1039,8 +1044,7 @@ impl Analyzer {
         }
         self.detector.on_tls(&record);
         self.events.push(Event::Tls(Box::new(record.clone())));
-        // A text report lists the first sessions only; memory stays flat without --format json.
-        if self.keep_exchanges || self.tls_sessions.len() < crate::report::TEXT_TLS_SESSIONS {
+        if self.keep_exchanges || self.tls_sessions.len() < self.cfg.keep_tls_sessions {
             self.tls_sessions.push(record);
         }
         self.stats.tls_sessions += 1;

@@ -7,8 +7,7 @@ use crate::gomod::path::{percent_decode, split_url};
 use crate::proto::Header;
 use base64::Engine;
 
-/// What replaces a secret.
-pub const MASK: &str = "***";
+pub use crate::gomod::MASK;
 
 /// Query parameters whose values are secrets, compared case-insensitively after
 /// percent-decoding: bearer tokens and API keys, passwords, and the signatures and credentials

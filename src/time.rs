@@ -1,4 +1,5 @@
-//! Capture timestamps. Time in modtrace is always the packet's time, never the clock's.
+//! Capture timestamps and calendar dates. Time in modtrace is always the packet's time, never
+//! the clock's; the one exception is [`Date::today`], for a policy ignore entry's expiry.
 
 use std::fmt;
 
@@ -58,6 +59,65 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
+// ---------------------------------------------------------------------------------------------
+// Calendar dates (a policy ignore entry expires)
+
+/// A calendar date, `YYYY-MM-DD`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Date {
+    pub year: u16,
+    pub month: u8,
+    pub day: u8,
+}
+
+impl Date {
+    pub fn parse(s: &str) -> Option<Date> {
+        let b = s.as_bytes();
+        if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+            return None;
+        }
+        let num = |r: std::ops::Range<usize>| -> Option<u16> {
+            let t = s.get(r)?;
+            t.bytes()
+                .all(|c| c.is_ascii_digit())
+                .then(|| t.parse().ok())?
+        };
+        let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
+        let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+        let days = match month {
+            1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+            4 | 6 | 9 | 11 => 30,
+            2 if leap => 29,
+            2 => 28,
+            _ => return None,
+        };
+        (1..=days).contains(&day).then_some(Date {
+            year,
+            month: month as u8,
+            day: day as u8,
+        })
+    }
+
+    /// Today in UTC, from the system clock (only the policy reads it: an ignore's `until`).
+    pub fn today() -> Date {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos().min(i64::MAX as u128) as i64);
+        let s = Ts(nanos).rfc3339();
+        Date::parse(s.get(..10).unwrap_or("")).unwrap_or(Date {
+            year: 1970,
+            month: 1,
+            day: 1,
+        })
+    }
+}
+
+impl std::fmt::Display for Date {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:04}-{:02}-{:02}", self.year, self.month, self.day)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -74,5 +134,24 @@ mod tests {
             Ts::from_secs_nanos(951_782_400, 1_000).rfc3339(),
             "2000-02-29T00:00:00.000001Z"
         );
+    }
+
+    #[test]
+    fn dates() {
+        assert_eq!(
+            Date::parse("2024-02-29").map(|d| d.to_string()).as_deref(),
+            Some("2024-02-29")
+        );
+        for bad in [
+            "2023-02-29",
+            "2024-13-01",
+            "2024-1-01",
+            "24-01-01",
+            "2024-01-00",
+            "２０２４-01-01",
+        ] {
+            assert_eq!(Date::parse(bad), None, "{bad}");
+        }
+        assert!(Date::today() > Date::parse("2024-01-01").unwrap());
     }
 }

@@ -3,7 +3,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use modtrace::policy::{path_match, Date, Policy, ProxyBase};
+use modtrace::gomod::pattern::{path_match, ProxyBase};
+use modtrace::policy::Policy;
+use modtrace::time::Date;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
@@ -30,7 +32,7 @@ fuzz_target!(|data: &[u8]| {
     let mut lines = text.lines();
     if let (Some(pattern), Some(name)) = (lines.next(), lines.next()) {
         let _ = path_match(pattern, name);
-        let _ = modtrace::policy::match_prefix_patterns(pattern, name);
+        let _ = modtrace::gomod::pattern::match_prefix_patterns(pattern, name);
         if let Some(b) = ProxyBase::parse(pattern) {
             let _ = b.covers(name);
         }

@@ -484,7 +484,7 @@ impl Engine {
             })
             .unwrap_or_default();
         let policy = self.an.policy().clone();
-        let today = crate::policy::Date::today();
+        let today = crate::time::Date::today();
         for w in policy.expired(today) {
             eprintln!("modtrace: warning: {w}");
         }
@@ -505,7 +505,7 @@ impl Engine {
         if let Some(file) = report.capture.files.first_mut() {
             file.format = if stats.pcapng { "pcapng" } else { "live" };
         }
-        policy.apply_report(&mut report, today);
+        report.apply_policy(&policy, today);
         report.capture.go_keys = Some(go_keys.clone());
         let finished = Finished {
             report,
@@ -948,7 +948,7 @@ impl Sink {
         }
         let events: Vec<Event> = an.drain_events().collect();
         // Findings as the policy shows them (overrides, ignores), like the final report.
-        let today = crate::policy::Date::today();
+        let today = crate::time::Date::today();
         for ev in events {
             let res = match self {
                 Sink::Jsonl(j) => match &ev {

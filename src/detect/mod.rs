@@ -3,9 +3,11 @@
 //! the rule is about (a module at a server, a redirect chain, a credential on a leg).
 
 pub mod rules;
+pub mod scope;
 pub mod tls;
 
 pub use rules::{Rule, Severity, RULES};
+pub use scope::Scope;
 
 use crate::flow::FlowId;
 use crate::gomod::{Exchange, Op, TrackOutcome, Tracker};
@@ -87,7 +89,7 @@ pub struct Detector {
     go_sum: HashSet<(String, String)>,
     /// Private module paths and allowed proxies (`--policy`, `--private`, `--go-env`); empty:
     /// private-module-leak and unexpected-proxy are off.
-    scope: crate::policy::Scope,
+    scope: Scope,
     /// Redirects answered by an allowed base (or by a request such a redirect led to):
     /// exchange id -> (the base may see private paths, the base may serve modules). The
     /// request that follows counts as that base's (its blob store). Bounded by
@@ -125,7 +127,7 @@ impl Detector {
 
     /// Private module paths and allowed proxies: turns on private-module-leak (when there are
     /// private patterns) and unexpected-proxy (when there is an allow list).
-    pub fn set_scope(&mut self, scope: crate::policy::Scope) {
+    pub fn set_scope(&mut self, scope: Scope) {
         self.scope = scope;
     }
 

@@ -8,6 +8,7 @@ pub mod integrity;
 pub mod journey;
 pub mod note;
 pub mod path;
+pub mod pattern;
 pub mod sumdb;
 pub mod tlog;
 
@@ -18,6 +19,10 @@ use crate::flow::FlowId;
 use crate::time::Ts;
 use serde::Serialize;
 use std::net::SocketAddr;
+
+/// What replaces a secret, in a [`Credential`]'s debug output and in redacted URLs and texts
+/// (`crate::redact`).
+pub const MASK: &str = "***";
 
 /// A credential seen on the wire. Reports show its scheme and user only; the secret is kept
 /// in fields that are never serialised (and hidden from `Debug`), for the text report's
@@ -45,7 +50,7 @@ pub struct Credential {
 impl std::fmt::Debug for Credential {
     // Debug output ends up in logs and test failures: never the secret.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mask = |o: &Option<String>| o.as_ref().map(|_| crate::redact::MASK);
+        let mask = |o: &Option<String>| o.as_ref().map(|_| MASK);
         f.debug_struct("Credential")
             .field("scheme", &self.scheme)
             .field("user", &self.user)
@@ -65,7 +70,7 @@ pub struct Exchange {
     pub id: u64,
     pub method: String,
     /// Absolute URL as requested on the wire, secrets redacted (userinfo password, token-like
-    /// query parameters: [`crate::redact::url`]); for CONNECT the authority `host:port`, for
+    /// query parameters: `crate::redact::url`); for CONNECT the authority `host:port`, for
     /// `OPTIONS *` (asterisk-form) the target `*`.
     pub url: String,
     pub status: Option<u16>,

@@ -13,7 +13,6 @@
 pub mod connect;
 pub mod http;
 pub mod http2;
-pub mod lesson;
 pub mod log;
 pub mod modules;
 pub mod run;

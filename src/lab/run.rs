@@ -7,10 +7,10 @@
 //! writing are the ones `capture` has; the go command runs as the sudo caller when there is
 //! one. Everything this starts is stopped on every way out, Ctrl-C included.
 
-use super::lesson::{self, HalfKind, Lesson, LESSONS};
 use super::scenario::{self, GoOutcome, Scenario};
 use super::server::{Lab, LabOptions};
 use super::{default_modules_dir, Limits, ModuleStore, Pki, RequestLog};
+use crate::lesson::{self, HalfKind, Lesson, LESSONS};
 use clap::Args;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -129,7 +129,7 @@ fn parts(name: &str, only: Option<&str>) -> Result<Vec<Part>, String> {
             .map(|k| Part {
                 lesson: Some(l),
                 half: Some(k),
-                scenario: l.half(k).scenario(),
+                scenario: scenario::of_half(l.half(k)),
             })
             .collect());
     }

@@ -664,6 +664,11 @@ pub fn find(name: &str) -> Option<&'static Scenario> {
         .find(|s| s.name == name)
 }
 
+/// The scenario a training lesson's half runs ([`crate::lesson`] names it).
+pub fn of_half(half: &crate::lesson::Half) -> &'static Scenario {
+    find(half.scenario).expect("lesson names a known scenario")
+}
+
 impl Scenario {
     /// The server specs on their fixed ports (`ephemeral_ports` puts port 0 everywhere, for tests
     /// that must not collide with a running lab).
@@ -826,6 +831,42 @@ impl Scenario {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lesson::{find as find_lesson, HalfKind, LESSONS};
+
+    #[test]
+    fn lessons_name_known_scenarios_that_need_no_netns() {
+        for l in LESSONS {
+            for k in HalfKind::BOTH {
+                let sc = of_half(l.half(k));
+                assert!(
+                    sc.netns_hosts.is_empty(),
+                    "{}: lab run needs no netns",
+                    sc.name
+                );
+            }
+        }
+    }
+
+    /// Exactly one half of lesson 1 expects SECURITY ERROR: the one with the sumdb on.
+    #[test]
+    fn lesson_one_fails_only_with_the_sumdb_on() {
+        let l = find_lesson("sumdb-off").unwrap();
+        assert_eq!(of_half(&l.unsafe_half).expect, GoOutcome::Success);
+        assert_eq!(of_half(&l.unsafe_half).gosumdb, "off");
+        assert_eq!(
+            of_half(&l.safe_half).expect,
+            GoOutcome::ErrorContains("SECURITY ERROR")
+        );
+    }
+
+    /// The lessons' analysis flags name the lab checksum database's key.
+    #[test]
+    fn lesson_sumdb_key_is_the_lab_key() {
+        assert_eq!(
+            crate::lesson::LAB_SUMDB_KEY,
+            super::super::LabSigner::lab().verifier_key()
+        );
+    }
 
     #[test]
     fn scenarios_are_consistent() {

@@ -169,6 +169,12 @@ pub struct Report {
 }
 
 impl Report {
+    /// The policy's severity overrides and ignores ([`Policy::apply`]): its findings, and
+    /// `capture.ignored_findings`.
+    pub fn apply_policy(&mut self, policy: &crate::policy::Policy, today: crate::time::Date) {
+        self.capture.ignored_findings = policy.apply(&mut self.findings, today);
+    }
+
     pub fn build(sources: &[SourceStats], o: Outcome) -> Report {
         let Outcome {
             exchanges,
@@ -234,5 +240,15 @@ impl Report {
     pub fn write_json(&self, w: &mut dyn std::io::Write) -> std::io::Result<()> {
         serde_json::to_writer_pretty(&mut *w, self)?;
         writeln!(w)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The analyser keeps at least the TLS sessions a text report lists.
+    #[test]
+    fn the_analyser_keeps_the_tls_sessions_a_text_report_lists() {
+        let cfg = crate::pipeline::Config::default();
+        assert!(cfg.keep_tls_sessions >= super::TEXT_TLS_SESSIONS);
     }
 }

@@ -1,4 +1,4 @@
-//! `modtrace demo`: the training lessons ([`crate::lab::lesson::LESSONS`]) replayed in the TUI,
+//! `modtrace demo`: the training lessons ([`crate::lesson::LESSONS`]) replayed in the TUI,
 //! one act after another (lesson 1 unsafe, lesson 1 safe, lesson 2 unsafe, ...), with a panel
 //! that explains what is on the screen.
 //!
@@ -9,7 +9,7 @@
 
 use super::app::App;
 use crate::detect::Finding;
-use crate::lab::lesson::{Half, HalfKind, Lesson, LESSONS};
+use crate::lesson::{Half, HalfKind, Lesson, LESSONS};
 use std::path::{Path, PathBuf};
 
 /// One act: a half of a lesson, replayed from its recording.
@@ -52,7 +52,7 @@ impl Act {
     /// (`lab run --record FILE.pcapng` writes FILE.unsafe.pcapng and FILE.safe.pcapng).
     pub fn missing_recording(&self, dir: &Path) -> String {
         let stem = dir
-            .join(crate::lab::lesson::TRAINING_DIR)
+            .join(crate::lesson::TRAINING_DIR)
             .join(format!("{}.pcapng", self.lesson.name));
         format!(
             "{}: no such recording (lesson {} {}, {} half); record the lesson with `sudo modtrace lab run {} --record {} --no-tui` (a build with the `live` feature; captures/README.md), or give --dir a captures folder that has it",

@@ -31,7 +31,7 @@ fn config() -> Config {
 
 fn act_of(lesson: &str, kind: HalfKind) -> Act {
     Act {
-        lesson: crate::lab::lesson::find(lesson).expect("a lesson"),
+        lesson: crate::lesson::find(lesson).expect("a lesson"),
         kind,
     }
 }
@@ -240,7 +240,7 @@ fn acts_alternate_halves_in_lesson_order() {
 
 #[test]
 fn the_playlist_starts_at_the_chosen_half_and_stops_at_both_ends() {
-    let lesson = crate::lab::lesson::find("3").unwrap();
+    let lesson = crate::lesson::find("3").unwrap();
     let mut p = Playlist::starting_at(lesson, HalfKind::Safe);
     assert_eq!(p.current(), act_of("proxy-order", HalfKind::Safe));
     assert_eq!(p.position(), (6, 10));

@@ -30,7 +30,7 @@ pub fn drain_updates(an: &mut Analyzer, out: &mut Vec<Update>) {
             }
             Event::Finding(index) => {
                 // As the policy shows it (severity overrides, ignores), like the reports.
-                let today = crate::policy::Date::today();
+                let today = crate::time::Date::today();
                 if let Some(f) = an
                     .findings()
                     .get(index)

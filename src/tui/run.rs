@@ -106,7 +106,7 @@ pub fn demo(
     config().map_err(|e| format!("demo: {e}"))?;
     if !has_terminal() {
         let mut cmd = format!("modtrace analyze {}", first.capture(dir).display());
-        for a in crate::lab::lesson::analysis_args(dir) {
+        for a in crate::lesson::analysis_args(dir) {
             cmd.push(' ');
             cmd.push_str(&a);
         }

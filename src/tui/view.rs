@@ -14,7 +14,7 @@ use super::demo::{self, Section, Tone};
 use crate::detect::tls::TlsRecord;
 use crate::detect::{Finding, Severity};
 use crate::gomod::HopLink;
-use crate::lab::lesson::HalfKind;
+use crate::lesson::HalfKind;
 use crate::time::Ts;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
