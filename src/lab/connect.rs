@@ -5,10 +5,11 @@
 //! shows both legs: client -> proxy (the CONNECT, then the TLS inside the tunnel) and proxy ->
 //! server (the same TLS bytes).
 
+use super::handler::ServerCtx;
 use super::http::{read_request, write_response, ReadOutcome, Request, Response};
 use super::log::LogEntry;
-use super::server::{ServerCtx, LAB_IP};
 use super::tls::LAB_HOST;
+use super::LAB_IP;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -6,9 +6,9 @@
 //! code as an HTTP/1.1 one and logged the same way: target = `:path`, just before the
 //! response HEADERS go out.
 
+use super::handler::{handshake_note, serve_tls_requests, ServerCtx};
 use super::http::{Request, Response};
 use super::log::LogEntry;
-use super::server::{handshake_note, serve_tls_requests, ServerCtx};
 use super::tls::ALPN_H2;
 use bytes::Bytes;
 use std::io;

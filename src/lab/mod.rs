@@ -11,6 +11,8 @@
 //! capture is checked against.
 
 pub mod connect;
+pub mod goproxy;
+mod handler;
 pub mod http;
 pub mod http2;
 pub mod log;
@@ -22,13 +24,13 @@ pub mod sumdb;
 pub mod tamper;
 pub mod tls;
 
+pub use goproxy::ModuleScope;
 pub use http::Limits;
 pub use log::{LogEntry, RequestLog};
 pub use modules::{ModuleStore, ModuleVersion};
 pub use scenario::{Scenario, SCENARIOS};
 pub use server::{
-    Credentials, Lab, LabOptions, ModuleScope, ServerInfo, ServerKind, ServerSpec, Target,
-    TlsContext,
+    Credentials, Lab, LabOptions, ServerInfo, ServerKind, ServerSpec, Target, TlsContext,
 };
 pub use sumdb::{LabSigner, SumDb, SumRecord, LAB_SUMDB_NAME};
 pub use tamper::{TamperPlan, TamperedZip};
@@ -40,6 +42,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
+
+/// The only address the lab binds: loopback, never another interface.
+pub const LAB_IP: std::net::IpAddr = std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
 
 #[derive(Debug, thiserror::Error)]
 pub enum LabError {

@@ -3,10 +3,12 @@
 //! `captures/record.sh` reads these through `modtrace lab env NAME`; trainers start them with
 //! `modtrace lab serve --scenario NAME`.
 
-use super::server::{Credentials, LabOptions, ModuleScope, ServerKind, ServerSpec, Target, LAB_IP};
+use super::goproxy::ModuleScope;
+use super::server::{Credentials, LabOptions, ServerKind, ServerSpec, Target};
 use super::sumdb::LabSigner;
 use super::tamper::TamperPlan;
 use super::tls::{CertKind, TlsServerOptions, TlsVersions, UpstreamVerify, LAB_HOST};
+use super::LAB_IP;
 use std::net::SocketAddr;
 
 /// What kind of server a scenario runs (the data form of [`ServerKind`]).

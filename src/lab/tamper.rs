@@ -8,9 +8,9 @@
 //! `.mod` file). A final `\n` becomes a space, so Go source stays valid Go; any other last byte
 //! has its lowest bit flipped. The `.mod` body gets the same treatment, so it still parses.
 
+use super::goproxy::ProxyRequest;
 use super::http::Response;
 use super::modules::write_zip;
-use super::server::ProxyRequest;
 use super::LabError;
 use std::io::{Cursor, Read};
 

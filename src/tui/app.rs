@@ -4,7 +4,7 @@
 //! Sized for captures with many modules: an update touches only what it names (one row, one
 //! finding), lists keep their order incrementally, and the view draws only the rows on screen.
 
-use super::demo::{self, ActMove, DemoState};
+use super::demo::{ActMove, DemoState, Subject};
 use super::{Command, Status, Update};
 use crate::detect::tls::TlsRecord;
 use crate::detect::{Finding, Rule, Severity};
@@ -491,6 +491,24 @@ fn sev_key(f: &Finding, pos: usize) -> (std::cmp::Reverse<Severity>, usize) {
 }
 
 impl App {
+    /// The demo panel's subject; None outside a demo.
+    pub fn subject(&self) -> Option<Subject> {
+        let demo = self.demo.as_ref()?;
+        Some(if demo.unavailable.is_some() {
+            Subject::Unavailable
+        } else if self.status.finished {
+            Subject::End
+        } else if self.findings.is_empty() {
+            Subject::Intro
+        } else {
+            let p = self
+                .selected_finding
+                .filter(|&p| p < self.findings.len())
+                .unwrap_or(self.findings.len() - 1);
+            Subject::Finding(p)
+        })
+    }
+
     pub fn new(status: Status) -> App {
         App {
             status,
@@ -509,14 +527,14 @@ impl App {
 
     /// One update from the analysis side.
     pub fn apply(&mut self, update: Update) {
-        let subject = demo::subject(self);
+        let subject = self.subject();
         self.apply_update(update);
         self.panel_follows(subject);
     }
 
     /// The explanation panel starts at its top when what it explains changes.
-    fn panel_follows(&self, before: Option<demo::Subject>) {
-        if self.demo.is_some() && demo::subject(self) != before {
+    fn panel_follows(&self, before: Option<Subject>) {
+        if self.demo.is_some() && self.subject() != before {
             self.scroll.panel.set(0);
         }
     }
@@ -950,7 +968,7 @@ impl App {
 
     /// Does what a key's action says.
     pub fn act(&mut self, action: Action) -> Vec<Command> {
-        let subject = demo::subject(self);
+        let subject = self.subject();
         let cmds = self.act_on(action);
         self.panel_follows(subject);
         cmds

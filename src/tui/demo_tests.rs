@@ -8,6 +8,7 @@ use crate::detect::rules::Rule;
 use crate::pipeline::{Analyzer, Config};
 use crate::source::MergedSource;
 use crate::tui::app::{Action, App, Pane, DEMO_KEYS, KEYS};
+use crate::tui::explain::{explanation, next_act_hint};
 use crate::tui::feed::{config_with_embedded_keys, drain_updates, source_label};
 use crate::tui::{view, Command, Speed, Status, Update};
 use ratatui::backend::TestBackend;
@@ -133,8 +134,8 @@ fn snapshot_act(lesson: &str, kind: HalfKind) {
     let sections = explanation(&app);
     if paused {
         // Paused at a finding: its message, and its rule's meaning and fix.
-        let Some(Subject::Finding(p)) = subject(&app) else {
-            panic!("paused without a finding subject: {:?}", subject(&app));
+        let Some(Subject::Finding(p)) = app.subject() else {
+            panic!("paused without a finding subject: {:?}", app.subject());
         };
         let f = &app.findings[p];
         let text = f.rule.text();
@@ -160,7 +161,7 @@ fn snapshot_act(lesson: &str, kind: HalfKind) {
     } else {
         // No finding in the whole act: the end, with what to look at.
         assert!(app.findings.is_empty());
-        assert_eq!(subject(&app), Some(Subject::End));
+        assert_eq!(app.subject(), Some(Subject::End));
         assert!(screen.contains("What to look at:"), "{screen}");
         let next = next_act_hint(app.demo.as_ref().unwrap());
         assert!(screen.contains(next), "{screen}");
@@ -316,7 +317,7 @@ fn the_panel_tells_the_story_then_explains_each_finding_then_what_to_look_at() {
         paused: true,
         ..Status::default()
     }));
-    assert_eq!(subject(&app), Some(Subject::Intro));
+    assert_eq!(app.subject(), Some(Subject::Intro));
     let text = panel_text(&app);
     assert!(text.contains(act.lesson.story), "{text}");
     assert!(text.contains(act.half().outcome), "{text}");
@@ -338,8 +339,8 @@ fn the_panel_tells_the_story_then_explains_each_finding_then_what_to_look_at() {
             break; // the end: checked below
         }
         if app.findings.len() > before {
-            let Some(Subject::Finding(p)) = subject(&app) else {
-                panic!("no finding subject: {:?}", subject(&app));
+            let Some(Subject::Finding(p)) = app.subject() else {
+                panic!("no finding subject: {:?}", app.subject());
             };
             assert_eq!(p, app.findings.len() - 1, "the newest finding");
             assert_eq!(
@@ -365,7 +366,7 @@ fn the_panel_tells_the_story_then_explains_each_finding_then_what_to_look_at() {
     }
     // The lesson's point: the tampered zips, explained by checksum-mismatch.
     assert!(explained.contains(&Rule::ChecksumMismatch), "{explained:?}");
-    assert_eq!(subject(&app), Some(Subject::End));
+    assert_eq!(app.subject(), Some(Subject::End));
     let text = panel_text(&app);
     assert!(text.contains(act.lesson.show), "{text}");
     assert!(text.contains("checksum-mismatch"), "{text}");
@@ -396,11 +397,11 @@ fn the_panel_explains_the_selected_finding() {
     assert_eq!(app.focus, Pane::Findings);
     app.on_key(ch('g'));
     let first = app.selected_finding.unwrap();
-    assert_eq!(subject(&app), Some(Subject::Finding(first)));
+    assert_eq!(app.subject(), Some(Subject::Finding(first)));
     app.on_key(ch('j'));
     let second = app.selected_finding.unwrap();
     assert_ne!(first, second);
-    assert_eq!(subject(&app), Some(Subject::Finding(second)));
+    assert_eq!(app.subject(), Some(Subject::Finding(second)));
     let text = panel_text(&app);
     assert!(text.contains(&app.findings[second].message), "{text}");
 }
@@ -445,7 +446,7 @@ fn an_unavailable_act_says_why_and_how_to_record_it() {
     );
     app.demo.as_mut().unwrap().unavailable = Some(why.clone());
     app.status.finished = true;
-    assert_eq!(subject(&app), Some(Subject::Unavailable));
+    assert_eq!(app.subject(), Some(Subject::Unavailable));
     assert!(panel_text(&app).contains(&why));
     let screen = render(&app, 100, 30);
     assert!(screen.contains("Not available:"), "{screen}");

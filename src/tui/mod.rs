@@ -10,6 +10,7 @@
 
 pub mod app;
 pub mod demo;
+pub mod explain;
 pub mod feed;
 pub mod run;
 pub mod view;

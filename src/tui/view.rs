@@ -10,7 +10,7 @@ use super::app::{bindings, App, Detail, Pane, TlsMark, TreeLine};
 // The snapshot tests check the help and footer against the key table.
 #[cfg(test)]
 use super::app::KEYS;
-use super::demo::{self, Section, Tone};
+use super::explain::{self, Section, Tone};
 use crate::detect::tls::TlsRecord;
 use crate::detect::{Finding, Severity};
 use crate::gomod::HopLink;
@@ -120,7 +120,7 @@ fn panel_text(app: &App, width: usize) -> (Vec<Line<'static>>, Vec<Line<'static>
         .map(|l| Line::styled(l, head_style))
         .collect();
     let mut text = Vec::new();
-    for s in demo::explanation(app) {
+    for s in explain::explanation(app) {
         section_lines(&s, width, &mut text);
     }
     (head, text)
@@ -681,7 +681,7 @@ fn status_line(app: &App) -> Line<'static> {
     if let (true, Some(d)) = (s.finished, &app.demo) {
         parts.push(sep());
         parts.push(Span::styled(
-            demo::next_act_hint(d),
+            explain::next_act_hint(d),
             Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD),
         ));
     }
