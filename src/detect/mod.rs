@@ -62,6 +62,29 @@ pub struct Finding {
     pub process: Option<String>,
 }
 
+impl Finding {
+    /// A finding of `rule` at the rule's own severity (a policy may change it later), about no
+    /// module, with no owning process yet (live capture adds it).
+    pub fn new(rule: Rule, message: String, evidence: Evidence) -> Finding {
+        Finding {
+            rule,
+            severity: rule.severity(),
+            message,
+            module: None,
+            version: None,
+            evidence,
+            process: None,
+        }
+    }
+
+    /// The finding is about `module` at `version` (either may be unknown).
+    pub fn about(mut self, module: Option<String>, version: Option<String>) -> Finding {
+        self.module = module;
+        self.version = version;
+        self
+    }
+}
+
 /// A zip download waiting for the end of the capture to see whether any lookup covered it.
 struct ZipSeen {
     module: String,
@@ -141,63 +164,115 @@ impl Detector {
             time: ex.start,
         };
         let (rule, message, module, version, ev_ex) = match ev {
-            E::ChecksumMismatch { module, version, go_mod, downloaded, downloaded_from, expected, expected_from, exchanges } => {
-                let what = if go_mod { format!("{module}@{version}/go.mod") } else { format!("{module}@{version}") };
+            E::ChecksumMismatch {
+                module,
+                version,
+                go_mod,
+                downloaded,
+                downloaded_from,
+                expected,
+                expected_from,
+                exchanges,
+            } => {
+                let what = if go_mod {
+                    format!("{module}@{version}/go.mod")
+                } else {
+                    format!("{module}@{version}")
+                };
                 (
                     Rule::ChecksumMismatch,
                     format!(
-                        "verifying {what}: checksum mismatch: downloaded: {downloaded} (from {downloaded_from}); {expected_from}: {expected}. SECURITY ERROR: this download is not the module everyone else gets"
+                        "verifying {what}: checksum mismatch: downloaded: \
+                            {downloaded} (from {downloaded_from}); {expected_from}: \
+                            {expected}. SECURITY ERROR: this download is not the module \
+                            everyone else gets"
                     ),
                     Some(module),
                     Some(version),
                     exchanges,
                 )
             }
-            E::MirrorInconsistency { module, version, op, a, b, exchanges } => (
+            E::MirrorInconsistency {
+                module,
+                version,
+                op,
+                a,
+                b,
+                exchanges,
+            } => (
                 Rule::MirrorInconsistency,
-                format!("{op} of {}: {a} and {b} served different bytes", mv(&Some(module.clone()), &version)),
+                format!(
+                    "{op} of {}: {a} and {b} served different bytes",
+                    mv(&Some(module.clone()), &version)
+                ),
                 Some(module),
                 version,
                 exchanges,
             ),
-            E::SignatureInvalid { name, key_hash, base, exchange } => (
+            E::SignatureInvalid {
+                name,
+                key_hash,
+                base,
+                exchange,
+            } => (
                 Rule::SumdbSignatureInvalid,
-                format!("signed tree note from {base}: the signature by {name}+{key_hash:08x} does not verify"),
+                format!(
+                    "signed tree note from {base}: the signature by \
+                    {name}+{key_hash:08x} does not verify"
+                ),
                 None,
                 None,
                 vec![exchange],
             ),
-            E::UnknownKey { names, base, exchange } => (
+            E::UnknownKey {
+                names,
+                base,
+                exchange,
+            } => (
                 Rule::SumdbUnknownKey,
-                format!("signed tree note from {base} is signed only by keys modtrace was not given: {}", names.join(", ")),
+                format!(
+                    "signed tree note from {base} is signed only by keys modtrace \
+                    was not given: {}",
+                    names.join(", ")
+                ),
                 None,
                 None,
                 vec![exchange],
             ),
-            E::Fork { name, size, exchanges } => (
+            E::Fork {
+                name,
+                size,
+                exchanges,
+            } => (
                 Rule::SumdbFork,
-                format!("checksum database {name}: two signed tree heads of size {size} with different hashes"),
+                format!(
+                    "checksum database {name}: two signed tree heads of size \
+                    {size} with different hashes"
+                ),
                 None,
                 None,
                 exchanges,
             ),
-            E::ProofMismatch { module, version, record_id, exchanges } => (
+            E::ProofMismatch {
+                module,
+                version,
+                record_id,
+                exchanges,
+            } => (
                 Rule::SumdbProofMismatch,
-                format!("record {record_id} for {module}@{version} is not the leaf the covering tile holds"),
+                format!(
+                    "record {record_id} for {module}@{version} is not the leaf \
+                    the covering tile holds"
+                ),
                 Some(module),
                 Some(version),
                 exchanges,
             ),
         };
-        self.findings.push(Finding {
-            rule,
-            severity: rule.severity(),
-            message: crate::redact::text(&message),
-            module,
-            version,
-            evidence: evidence(ev_ex),
-            process: None,
-        });
+        self.findings.push(
+            Finding::new(rule, crate::redact::text(&message), evidence(ev_ex))
+                .about(module, version),
+        );
         self.touched.push(self.findings.len() - 1);
     }
 
@@ -216,32 +291,30 @@ impl Detector {
 
         if plain && ex.op.is_module_fetch() {
             let key = format!("pmf|{target}|{}", ex.server);
-            self.raise_at(key, ex, || Finding {
-                rule: Rule::PlaintextModuleFetch,
-                severity: Rule::PlaintextModuleFetch.severity(),
-                message: format!(
-                    "{target} requested over plain HTTP from {} ({}, client {}): anyone on this leg can read and replace it",
-                    ex.base, ex.server, ex.client
-                ),
-                module: ex.module.clone(),
-                version: ex.version.clone(),
-                evidence: Evidence::of(ex),
-            process: None,
-});
+            self.raise_at(key, ex, || {
+                Finding::new(
+                    Rule::PlaintextModuleFetch,
+                    format!(
+                        "{target} requested over plain HTTP from {} ({}, client {}): \
+                        anyone on this leg can read and replace it",
+                        ex.base, ex.server, ex.client
+                    ),
+                    Evidence::of(ex),
+                )
+                .about(ex.module.clone(), ex.version.clone())
+            });
         }
         if plain && ex.op.is_sumdb() {
             let key = format!("psd|{}", ex.base);
-            self.raise_at(key, ex, || Finding {
-                rule: Rule::PlaintextSumdb,
-                severity: Rule::PlaintextSumdb.severity(),
-                message: format!(
-                    "checksum database {} reached over plain HTTP (server {}, client {})",
-                    ex.base, ex.server, ex.client
-                ),
-                module: None,
-                version: None,
-                evidence: Evidence::of(ex),
-                process: None,
+            self.raise_at(key, ex, || {
+                Finding::new(
+                    Rule::PlaintextSumdb,
+                    format!(
+                        "checksum database {} reached over plain HTTP (server {}, client {})",
+                        ex.base, ex.server, ex.client
+                    ),
+                    Evidence::of(ex),
+                )
             });
         }
         if let Some(c) = &ex.credential {
@@ -254,23 +327,22 @@ impl Detector {
                     c.scheme,
                     user
                 );
-                self.raise_at(key, ex, || Finding {
-                    rule: Rule::CredentialsInPlaintext,
-                    severity: Rule::CredentialsInPlaintext.severity(),
-                    message: format!(
-                        "{} credentials (user {user}, in {}) sent over plain HTTP from {} to {} ({}); the secret is not shown",
-                        c.scheme,
-                        c.source,
-                        ex.client.ip(),
-                        ex.server,
-                        ex.base
-                    ),
+                self.raise_at(key, ex, || {
                     // One finding per leg and user, whatever modules went over it.
-                    module: None,
-                    version: None,
-                    evidence: Evidence::of(ex),
-                process: None,
-});
+                    Finding::new(
+                        Rule::CredentialsInPlaintext,
+                        format!(
+                            "{} credentials (user {user}, in {}) sent over plain HTTP \
+                            from {} to {} ({}); the secret is not shown",
+                            c.scheme,
+                            c.source,
+                            ex.client.ip(),
+                            ex.server,
+                            ex.base
+                        ),
+                        Evidence::of(ex),
+                    )
+                });
             }
         }
         if plain && !self.failed_https.is_empty() {
@@ -284,25 +356,24 @@ impl Detector {
             {
                 if failed.time <= ex.start {
                     let key = format!("insecure-fb|{}|{host}", ex.client.ip());
-                    self.raise_at(key, ex, || Finding {
-                        rule: Rule::InsecureFallback,
-                        severity: Rule::InsecureFallback.severity(),
-                        message: format!(
+                    self.raise_at(key, ex, || {
+                        Finding::new(
+                            Rule::InsecureFallback,
+                            format!(
                             "HTTPS to {host} failed (flow {}), then {} sent {} {} over plain HTTP",
                             failed.flows.first().copied().unwrap_or(0),
                             ex.client.ip(),
                             ex.method,
                             ex.url
                         ),
-                        module: ex.module.clone(),
-                        version: ex.version.clone(),
-                        evidence: Evidence {
-                            exchanges: vec![ex.id],
-                            flows: [failed.flows.clone(), vec![ex.flow]].concat(),
-                            packet: failed.packet,
-                            time: failed.time,
-                        },
-                        process: None,
+                            Evidence {
+                                exchanges: vec![ex.id],
+                                flows: [failed.flows.clone(), vec![ex.flow]].concat(),
+                                packet: failed.packet,
+                                time: failed.time,
+                            },
+                        )
+                        .about(ex.module.clone(), ex.version.clone())
                     });
                 }
             }
@@ -330,15 +401,23 @@ impl Detector {
         }
         if let Some(from) = t.fallback_from {
             let key = format!("fb|{from}|{}", ex.id);
-            self.raise_at(key, ex, || Finding {
-                rule: Rule::ProxyFallback,
-                severity: Rule::ProxyFallback.severity(),
-                message: format!("{} of {target}: fell back to {} after a 404/410 from the previous GOPROXY entry (exchange {from})", ex.op, ex.base),
-                module: ex.module.clone(),
-                version: ex.version.clone(),
-                evidence: Evidence { exchanges: vec![from, ex.id], flows: vec![ex.flow], packet: ex.packet, time: ex.start },
-            process: None,
-});
+            self.raise_at(key, ex, || {
+                Finding::new(
+                    Rule::ProxyFallback,
+                    format!(
+                        "{} of {target}: fell back to {} after a 404/410 from the \
+                previous GOPROXY entry (exchange {from})",
+                        ex.op, ex.base
+                    ),
+                    Evidence {
+                        exchanges: vec![from, ex.id],
+                        flows: vec![ex.flow],
+                        packet: ex.packet,
+                        time: ex.start,
+                    },
+                )
+                .about(ex.module.clone(), ex.version.clone())
+            });
         }
         if let Some(ci) = t.chain {
             let chain = tracker.chain(ci);
@@ -347,45 +426,43 @@ impl Detector {
             if chain.revisits || bounces(chain) {
                 let key = format!("loop|{first}");
                 let origins = chain.origins().join(" <-> ");
-                self.raise_at(key, ex, || Finding {
-                    rule: Rule::RedirectLoop,
-                    severity: Rule::RedirectLoop.severity(),
-                    message: format!("redirect loop for {} of {what} between {origins}", chain.op),
-                    module: chain.module.clone(),
-                    version: chain.version.clone(),
-                    evidence: Evidence::of(ex),
-                    process: None,
+                self.raise_at(key, ex, || {
+                    Finding::new(
+                        Rule::RedirectLoop,
+                        format!("redirect loop for {} of {what} between {origins}", chain.op),
+                        Evidence::of(ex),
+                    )
+                    .about(chain.module.clone(), chain.version.clone())
                 });
             }
             if chain.redirects >= 10 {
                 let key = format!("limit|{first}");
-                self.raise_at(key, ex, || Finding {
-                    rule: Rule::RedirectLimit,
-                    severity: Rule::RedirectLimit.severity(),
-                    message: format!(
-                        "{} of {what}: 10 redirects in a row; the go command stops here (\"stopped after 10 redirects\")",
-                        chain.op
-                    ),
-                    module: chain.module.clone(),
-                    version: chain.version.clone(),
-                    evidence: Evidence::of(ex),
-                process: None,
-});
+                self.raise_at(key, ex, || {
+                    Finding::new(
+                        Rule::RedirectLimit,
+                        format!(
+                            "{} of {what}: 10 redirects in a row; the go command stops \
+                            here (\"stopped after 10 redirects\")",
+                            chain.op
+                        ),
+                        Evidence::of(ex),
+                    )
+                    .about(chain.module.clone(), chain.version.clone())
+                });
             }
             if let Some(loc) = ex.location.as_deref() {
                 if ex.url.starts_with("https://") && loc.starts_with("http://") {
                     let key = format!("insecure|{}", ex.id);
-                    self.raise_at(key, ex, || Finding {
-                        rule: Rule::InsecureRedirect,
-                        severity: Rule::InsecureRedirect.severity(),
-                        message: format!(
-                            "{} redirected from {} to plain-HTTP {loc}",
-                            ex.server, ex.url
-                        ),
-                        module: ex.module.clone(),
-                        version: ex.version.clone(),
-                        evidence: Evidence::of(ex),
-                        process: None,
+                    self.raise_at(key, ex, || {
+                        Finding::new(
+                            Rule::InsecureRedirect,
+                            format!(
+                                "{} redirected from {} to plain-HTTP {loc}",
+                                ex.server, ex.url
+                            ),
+                            Evidence::of(ex),
+                        )
+                        .about(ex.module.clone(), ex.version.clone())
                     });
                 }
             }
@@ -469,14 +546,21 @@ impl Detector {
             let leak = if ex.op.is_proxy() && !private_proxy {
                 scope.private_for_proxy(m).map(|pat| {
                     format!(
-                        "{target} matches the private pattern `{pat}` but was requested from the proxy {} ({}, client {}): GOPRIVATE/GONOPROXY did not keep the private path from it{}",
-                        ex.base, ex.server, ex.client, env_note(&ex.base)
+                        "{target} matches the private pattern `{pat}` but was \
+                            requested from the proxy {} ({}, client {}): \
+                            GOPRIVATE/GONOPROXY did not keep the private path from it{}",
+                        ex.base,
+                        ex.server,
+                        ex.client,
+                        env_note(&ex.base)
                     )
                 })
             } else if ex.op == Op::Lookup {
                 scope.private_for_sumdb(m).map(|pat| {
                     format!(
-                        "{target} matches the private pattern `{pat}` but was looked up in the checksum database {} ({}, client {}): GOPRIVATE/GONOSUMDB did not keep the private path from it",
+                        "{target} matches the private pattern `{pat}` but was looked \
+                            up in the checksum database {} ({}, client {}): \
+                            GOPRIVATE/GONOSUMDB did not keep the private path from it",
                         ex.base, ex.server, ex.client
                     )
                 })
@@ -485,14 +569,9 @@ impl Detector {
             };
             if let Some(message) = leak {
                 let key = format!("leak|{m}|{}", ex.base);
-                self.raise_at(key.clone(), ex, || Finding {
-                    rule: Rule::PrivateModuleLeak,
-                    severity: Rule::PrivateModuleLeak.severity(),
-                    message,
-                    module: ex.module.clone(),
-                    version: ex.version.clone(),
-                    evidence: Evidence::of(ex),
-                    process: None,
+                self.raise_at(key.clone(), ex, || {
+                    Finding::new(Rule::PrivateModuleLeak, message, Evidence::of(ex))
+                        .about(ex.module.clone(), ex.version.clone())
                 });
                 self.fill_version(&key, ex);
             }
@@ -500,17 +579,17 @@ impl Detector {
                 && ex.status == Some(200);
             if served && allowed == Some(false) {
                 let key = format!("unexp|{m}|{}", ex.base);
-                self.raise_at(key.clone(), ex, || Finding {
-                    rule: Rule::UnexpectedProxy,
-                    severity: Rule::UnexpectedProxy.severity(),
-                    message: format!(
-                        "{target} served by {} ({}, client {}), which is not an allowed proxy{unexpected_note}",
-                        ex.base, ex.server, ex.client
-                    ),
-                    module: ex.module.clone(),
-                    version: ex.version.clone(),
-                    evidence: Evidence::of(ex),
-                    process: None,
+                self.raise_at(key.clone(), ex, || {
+                    Finding::new(
+                        Rule::UnexpectedProxy,
+                        format!(
+                            "{target} served by {} ({}, client {}), which is not an \
+                            allowed proxy{unexpected_note}",
+                            ex.base, ex.server, ex.client
+                        ),
+                        Evidence::of(ex),
+                    )
+                    .about(ex.module.clone(), ex.version.clone())
                 });
                 self.fill_version(&key, ex);
             }
@@ -613,59 +692,51 @@ impl Detector {
             };
             if let Some((rule, tag, verb)) = outcome {
                 let message = format!(
-                    "{} {verb} {} (SNI {}): {reason}; subject {subject}, issuer {issuer}, sha256 {fp}",
+                    "{} {verb} {} (SNI {}): {reason}; subject {subject}, issuer \
+                        {issuer}, sha256 {fp}",
                     r.client.ip(),
                     r.server,
                     r.sni.as_deref().unwrap_or("none")
                 );
-                self.raise_tls(format!("{tag}|{key}"), r, |ev| Finding {
-                    rule,
-                    severity: rule.severity(),
-                    message,
-                    module: None,
-                    version: None,
-                    evidence: ev,
-                    process: None,
+                self.raise_tls(format!("{tag}|{key}"), r, |ev| {
+                    Finding::new(rule, message, ev)
                 });
             }
         }
         if let (Some(host), Some(pv)) = (&r.go_host, &r.public_validation) {
             if !pv.is_valid() {
                 let reason = pv.reason.map_or("invalid", |x| x.as_str());
-                self.raise_tls(format!("icpt|{host}|{fp}"), r, |ev| Finding {
-                    rule: Rule::TlsInterception,
-                    severity: Rule::TlsInterception.severity(),
-                    message: format!(
-                        "{host}, named by the Go environment as a proxy or checksum database, presented a certificate the public roots reject ({reason}): subject {subject}, issuer {issuer}, sha256 {fp}"
-                    ),
-                    module: None,
-                    version: None,
-                    evidence: ev,
-                process: None,
-});
+                self.raise_tls(format!("icpt|{host}|{fp}"), r, |ev| {
+                    Finding::new(
+                        Rule::TlsInterception,
+                        format!(
+                            "{host}, named by the Go environment as a proxy or checksum \
+                            database, presented a certificate the public roots reject \
+                            ({reason}): subject {subject}, issuer {issuer}, sha256 {fp}"
+                        ),
+                        ev,
+                    )
+                });
             }
         }
         if r.legacy() {
             let version = r.version.clone().unwrap_or_default();
             self.raise_tls(format!("legacy|{}|{}", r.client.ip(), r.server), r, |ev| {
-                Finding {
-                    rule: Rule::LegacyTls,
-                    severity: Rule::LegacyTls.severity(),
-                    message: format!(
+                Finding::new(
+                    Rule::LegacyTls,
+                    format!(
                         "{} negotiated {version} with {} ({name})",
                         r.client.ip(),
                         r.server
                     ),
-                    module: None,
-                    version: None,
-                    evidence: ev,
-                    process: None,
-                }
+                    ev,
+                )
             });
         }
         if let Some(d) = r.decryption.as_ref().filter(|d| d.records_failed > 0) {
             let message = format!(
-                "{} of {} records of the session {} -> {} ({name}) did not decrypt with the logged secrets; first: {}",
+                "{} of {} records of the session {} -> {} ({name}) did not \
+                    decrypt with the logged secrets; first: {}",
                 d.records_failed,
                 d.records_failed.saturating_add(d.records_decrypted),
                 r.client,
@@ -675,15 +746,7 @@ impl Detector {
             let packet = d.first_failure_packet.unwrap_or(r.packet);
             self.raise_tls(format!("decrypt|{}", r.flow), r, |mut ev| {
                 ev.packet = packet;
-                Finding {
-                    rule: Rule::TlsDecryptFailed,
-                    severity: Rule::TlsDecryptFailed.severity(),
-                    message,
-                    module: None,
-                    version: None,
-                    evidence: ev,
-                    process: None,
-                }
+                Finding::new(Rule::TlsDecryptFailed, message, ev)
             });
         }
         if r.is_tls13() && r.certificates_hidden && r.certificates.is_empty() {
@@ -722,20 +785,16 @@ impl Detector {
             self.touched.push(i);
             return;
         }
-        self.findings.push(Finding {
-            rule: Rule::TcpInjection,
-            severity: Rule::TcpInjection.severity(),
-            message: what,
-            module: None,
-            version: None,
-            evidence: Evidence {
+        self.findings.push(Finding::new(
+            Rule::TcpInjection,
+            what,
+            Evidence {
                 exchanges: Vec::new(),
                 flows: vec![flow],
                 packet,
                 time: ts,
             },
-            process: None,
-        });
+        ));
         self.keys.insert(key, self.findings.len() - 1);
         self.touched.push(self.findings.len() - 1);
     }
@@ -745,7 +804,9 @@ impl Detector {
     /// when the drops were noticed.
     pub fn on_capture_drops(&mut self, dropped: u64, received: u64, packet: u64, ts: Ts) {
         let message = format!(
-            "the kernel dropped {dropped} of {received} packets before modtrace could read them: exchanges, journeys and findings may be missing or incomplete"
+            "the kernel dropped {dropped} of {received} packets before \
+                modtrace could read them: exchanges, journeys and findings \
+                may be missing or incomplete"
         );
         if let Some(&i) = self.keys.get("drops") {
             if let Some(f) = self.findings.get_mut(i) {
@@ -756,20 +817,16 @@ impl Detector {
             }
             return;
         }
-        self.findings.push(Finding {
-            rule: Rule::CaptureDrops,
-            severity: Rule::CaptureDrops.severity(),
+        self.findings.push(Finding::new(
+            Rule::CaptureDrops,
             message,
-            module: None,
-            version: None,
-            evidence: Evidence {
+            Evidence {
                 exchanges: Vec::new(),
                 flows: Vec::new(),
                 packet,
                 time: ts,
             },
-            process: None,
-        });
+        ));
         self.keys.insert("drops".into(), self.findings.len() - 1);
         self.touched.push(self.findings.len() - 1);
     }
@@ -784,18 +841,16 @@ impl Detector {
     /// End of capture: rules that need to have seen everything.
     pub fn finish(&mut self) {
         if let Some(ev) = self.hidden_tls.take() {
-            self.findings.push(Finding {
-                rule: Rule::TlsCertificateHidden,
-                severity: Rule::TlsCertificateHidden.severity(),
-                message: format!(
-                    "{} TLS 1.3 session(s) whose certificates are encrypted: modtrace cannot tell whether they were verified without a key log",
+            self.findings.push(Finding::new(
+                Rule::TlsCertificateHidden,
+                format!(
+                    "{} TLS 1.3 session(s) whose certificates are encrypted: \
+                        modtrace cannot tell whether they were verified without a \
+                        key log",
                     self.hidden_count
                 ),
-                module: None,
-                version: None,
-                evidence: ev,
-            process: None,
-});
+                ev,
+            ));
             self.touched.push(self.findings.len() - 1);
         }
         for z in std::mem::take(&mut self.zips) {
@@ -804,18 +859,19 @@ impl Detector {
             if self.lookups.contains(&k) || self.go_sum.contains(&k) {
                 continue;
             }
-            self.findings.push(Finding {
-                rule: Rule::NoChecksumVerification,
-                severity: Rule::NoChecksumVerification.severity(),
-                message: format!(
-                    "{}@{} zip downloaded with no checksum-database lookup anywhere in the capture: the checksum database was bypassed, unless go.sum already held the hash",
-                    z.module, z.version
-                ),
-                module: Some(z.module),
-                version: Some(z.version),
-                evidence: z.evidence,
-            process: None,
-});
+            self.findings.push(
+                Finding::new(
+                    Rule::NoChecksumVerification,
+                    format!(
+                        "{}@{} zip downloaded with no checksum-database lookup \
+                        anywhere in the capture: the checksum database was bypassed, \
+                        unless go.sum already held the hash",
+                        z.module, z.version
+                    ),
+                    z.evidence,
+                )
+                .about(Some(z.module), Some(z.version)),
+            );
             self.touched.push(self.findings.len() - 1);
         }
     }

@@ -1027,11 +1027,11 @@ pub const TRAINING: &[TrainingExpect] = &[
     },
 ];
 
-/// The flags every lesson recording is analysed with (`modtrace::lab::lesson::analysis_args`),
+/// The flags every lesson recording is analysed with (`modtrace::lesson::analysis_args`),
 /// from a folder laid out like captures/: the lab CA, the lab checksum database's key, the
 /// go.sum a team would have committed, the lab policy.
 pub fn training_args(captures: &Path) -> Vec<String> {
-    modtrace::lab::lesson::analysis_args(captures)
+    modtrace::lesson::analysis_args(captures)
 }
 
 /// Checks one lesson half recorded in `dir` (LESSON.HALF.pcapng and its .lab.jsonl, .go.json,
