@@ -45,7 +45,22 @@ impl fmt::Display for Ts {
     }
 }
 
+/// `2026-11-24T02:42:12Z` for seconds since the epoch. Seconds, not [`Ts`]: certificates'
+/// validity dates reach year 9999 (RFC 5280 4.1.2.5), beyond what nanoseconds in an i64 hold.
+pub fn rfc3339_secs(secs: i64) -> String {
+    let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
+    let sod = secs.rem_euclid(86_400);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        sod / 3600,
+        (sod / 60) % 60,
+        sod % 60
+    )
+}
+
 /// Howard Hinnant's days-to-civil algorithm (proleptic Gregorian calendar).
+/// Every day count of an i64 of seconds (at most about 1.07e14 days) stays far from i64's
+/// limits here.
 fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
     let era = z.div_euclid(146_097);

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 /// The layers, lowest first. A module may import modules of lower layers only: not its own
 /// layer's other modules, never a higher one. Keep in step with ARCHITECTURE.md.
 const LAYERS: &[&[&str]] = &[
-    &["time"],
+    &["time", "wire"],
     // Sources of bytes and keys, and data that needs nothing: capture files and live capture,
     // the go process's TLS secrets, process diagnostics, the training lessons.
     &["source", "gokeys", "proc", "lesson"],

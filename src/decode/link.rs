@@ -15,6 +15,7 @@ use super::{
 };
 use crate::source::Frame;
 use crate::time::Ts;
+use crate::wire::{be16, be32, le16, le32};
 use etherparse::{IpNumber, Ipv6ExtensionsSlice, LaxIpSlice, LenSource};
 use std::borrow::Cow;
 use std::net::{IpAddr, SocketAddr};
@@ -403,27 +404,6 @@ fn owned_transport(src: IpAddr, dst: IpAddr, protocol: u8, mut data: Vec<u8>) ->
         }
         None => Outcome::Bad,
     }
-}
-
-/// `N` bytes at `at`, if there.
-fn array_at<const N: usize>(data: &[u8], at: usize) -> Option<[u8; N]> {
-    data.get(at..at.checked_add(N)?)?.try_into().ok()
-}
-
-fn be16(data: &[u8], at: usize) -> Option<u16> {
-    array_at(data, at).map(u16::from_be_bytes)
-}
-
-fn le16(data: &[u8], at: usize) -> Option<u16> {
-    array_at(data, at).map(u16::from_le_bytes)
-}
-
-fn be32(data: &[u8], at: usize) -> Option<u32> {
-    array_at(data, at).map(u32::from_be_bytes)
-}
-
-fn le32(data: &[u8], at: usize) -> Option<u32> {
-    array_at(data, at).map(u32::from_le_bytes)
 }
 
 /// Link layer to network layer, by LINKTYPE_ value (tcpdump.org/linktypes.html).

@@ -13,6 +13,7 @@
     clippy::arithmetic_side_effects
 )]
 
+use crate::wire::{be16, be32};
 use std::fmt;
 
 /// UDP destination ports (IANA) that announce an encapsulation. Only the destination port
@@ -96,16 +97,6 @@ pub(super) enum Inner<'a> {
     Ip(&'a [u8]),
     /// A payload named by its EtherType, as after an Ethernet header (IPv4, IPv6, MPLS, ...).
     EtherType(u16, &'a [u8]),
-}
-
-fn be16(data: &[u8], at: usize) -> Option<u16> {
-    let b = data.get(at..at.checked_add(2)?)?;
-    Some(u16::from_be_bytes(b.try_into().ok()?))
-}
-
-fn be32(data: &[u8], at: usize) -> Option<u32> {
-    let b = data.get(at..at.checked_add(4)?)?;
-    Some(u32::from_be_bytes(b.try_into().ok()?))
 }
 
 /// `data` split after `len` header bytes, or `Truncated`.

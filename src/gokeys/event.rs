@@ -58,14 +58,10 @@ impl KeyEvent {
         format!(
             "{} {} {}\n",
             self.label,
-            hex(&self.client_random),
-            hex(&self.secret)
+            hex::encode(&self.client_random),
+            hex::encode(&self.secret)
         )
     }
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 /// What a trace_pipe line is.

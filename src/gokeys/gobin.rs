@@ -24,6 +24,7 @@
     clippy::arithmetic_side_effects
 )]
 
+use crate::wire::{u32_at, u64_at};
 use object::elf;
 use object::read::elf::{FileHeader, ProgramHeader, SectionHeader, Sym};
 use object::Endianness;
@@ -1179,24 +1180,6 @@ fn unquote_prefix(s: &str) -> Option<(String, usize)> {
 
 // ---------------------------------------------------------------------------------------------
 // Byte helpers: every read is a `get`.
-
-fn u32_at(b: &[u8], off: usize, big: bool) -> Option<u32> {
-    let bytes: [u8; 4] = b.get(off..off.checked_add(4)?)?.try_into().ok()?;
-    Some(if big {
-        u32::from_be_bytes(bytes)
-    } else {
-        u32::from_le_bytes(bytes)
-    })
-}
-
-fn u64_at(b: &[u8], off: usize, big: bool) -> Option<u64> {
-    let bytes: [u8; 8] = b.get(off..off.checked_add(8)?)?.try_into().ok()?;
-    Some(if big {
-        u64::from_be_bytes(bytes)
-    } else {
-        u64::from_le_bytes(bytes)
-    })
-}
 
 /// A 4- or 8-byte unsigned integer.
 fn uint_at(b: &[u8], off: usize, size: usize, big: bool) -> Option<u64> {

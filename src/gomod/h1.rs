@@ -1,7 +1,7 @@
 //! The `h1:` hash (golang.org/x/mod/sumdb/dirhash `Hash1`) of module zips and `.mod` files,
 //! computed exactly as the go command does.
 //!
-//! Hash1: for each file, sorted bytewise by name, the line `hex(SHA-256(content)) + "  " +
+//! Hash1: for each file, sorted bytewise by name, the line `hex::encode(SHA-256(content)) + "  " +
 //! name + "\n"`; the hash is `"h1:" + base64(SHA-256(all lines))`. Names with `\n` are refused.
 //! For a zip (dirhash `HashZip`) the files are the zip's entries, directories included (Go's
 //! `archive/zip` opens a `name/` entry as empty content), with a repeated name hashed once per
@@ -123,10 +123,6 @@ fn sha256_reader(r: &mut dyn Read) -> std::io::Result<[u8; 32]> {
     Ok(h.finalize().into())
 }
 
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
 /// The Hash1 summary over `(name, SHA-256 of content)` pairs (dirhash `Hash1` once the
 /// contents are hashed): names sorted bytewise; a name with `\n` is refused.
 pub fn hash1_from_digests(mut files: Vec<(Vec<u8>, [u8; 32])>) -> Result<String, H1Error> {
@@ -136,7 +132,7 @@ pub fn hash1_from_digests(mut files: Vec<(Vec<u8>, [u8; 32])>) -> Result<String,
         if name.contains(&b'\n') {
             return Err(H1Error::NewlineInName(name.clone()));
         }
-        h.update(hex(digest).as_bytes());
+        h.update(hex::encode(digest).as_bytes());
         h.update(b"  ");
         h.update(name);
         h.update(b"\n");

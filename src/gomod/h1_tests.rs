@@ -6,7 +6,7 @@ const XYZ_ABC_H1: &str = "h1:EP6WfDoQTSk9klnxcjriWJOGztueJUywHNmWeq+efB8=";
 const PREFIX_XYZ_ABC_H1: &str = "h1:rLyfpGMAgqOnGE2aKOY5Xb6cOc0/YQhPjHBHBwkblhs=";
 
 fn hex_sha(b: &[u8]) -> String {
-    hex(&Sha256::digest(b))
+    hex::encode(Sha256::digest(b))
 }
 
 /// A zip built byte by byte (stored entries), to make what zip writers refuse to make.

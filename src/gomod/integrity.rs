@@ -553,7 +553,7 @@ fn sha256_of(body: &mut dyn BodySource) -> Option<String> {
         }
         h.update(&buf[..n]);
     }
-    Some(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    Some(hex::encode(h.finalize()))
 }
 
 fn read_small(body: &mut dyn BodySource, max: u64) -> Option<Vec<u8>> {

@@ -550,13 +550,13 @@ impl KeyLogWriter {
     }
 }
 
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
 /// One NSS key log line (without newline).
 pub fn key_log_line(label: &str, client_random: &[u8], secret: &[u8]) -> String {
-    format!("{label} {} {}", hex(client_random), hex(secret))
+    format!(
+        "{label} {} {}",
+        hex::encode(client_random),
+        hex::encode(secret)
+    )
 }
 
 impl KeyLog for KeyLogWriter {

@@ -80,10 +80,7 @@ pub fn fingerprints(findings: &[Finding]) -> Vec<String> {
             h.update([0]);
             let text: String = f.message.chars().filter(|c| !c.is_ascii_digit()).collect();
             h.update(text.as_bytes());
-            let hex: String = h.finalize()[..16]
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect();
+            let hex = hex::encode(&h.finalize()[..16]);
             let n = seen.entry(hex.clone()).or_insert(0);
             *n += 1;
             format!("{hex}:{n}")

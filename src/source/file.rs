@@ -10,6 +10,7 @@
 
 use super::{Frame, LinkType, SourceError, SourceStats};
 use crate::time::Ts;
+use crate::wire::{array_at, u16_at, u32_at};
 use flate2::read::MultiGzDecoder;
 use pcap_parser::pcapng::Block;
 use std::cmp::Reverse;
@@ -528,32 +529,6 @@ fn fill_or_error(
                 err,
             }
         }
-    })
-}
-
-fn read_u32(b: [u8; 4], big_endian: bool) -> u32 {
-    if big_endian {
-        u32::from_be_bytes(b)
-    } else {
-        u32::from_le_bytes(b)
-    }
-}
-
-/// `N` bytes at `at`, if there.
-fn array_at<const N: usize>(data: &[u8], at: usize) -> Option<[u8; N]> {
-    data.get(at..at.checked_add(N)?)?.try_into().ok()
-}
-
-fn u32_at(data: &[u8], at: usize, big_endian: bool) -> Option<u32> {
-    Some(read_u32(array_at(data, at)?, big_endian))
-}
-
-fn u16_at(data: &[u8], at: usize, big_endian: bool) -> Option<u16> {
-    let b = array_at(data, at)?;
-    Some(if big_endian {
-        u16::from_be_bytes(b)
-    } else {
-        u16::from_le_bytes(b)
     })
 }
 

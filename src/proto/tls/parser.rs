@@ -566,7 +566,7 @@ pub fn ja4(input: &Ja4Input<'_>) -> (String, String) {
             return "000000000000".to_string();
         }
         let digest = Sha256::digest(s.as_bytes());
-        digest.iter().take(6).map(|b| format!("{b:02x}")).collect()
+        hex::encode(&digest[..6])
     };
     (
         format!("{a}_{}_{}", hash12(&b_raw), hash12(&c_raw)),
@@ -584,7 +584,7 @@ fn ja4_alpn(first: Option<&[u8]>) -> String {
     if f.is_ascii_alphanumeric() && l.is_ascii_alphanumeric() {
         return format!("{}{}", char::from(*f), char::from(*l));
     }
-    let hex: String = v.iter().map(|b| format!("{b:02x}")).collect();
+    let hex = hex::encode(v);
     let (Some(hf), Some(hl)) = (hex.chars().next(), hex.chars().last()) else {
         return "00".into();
     };

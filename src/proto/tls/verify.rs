@@ -677,13 +677,13 @@ pub fn cert_details(der: &[u8]) -> Result<CertInfo, CertError> {
         subject: name_text(c.subject()),
         issuer: name_text(c.issuer()),
         sans,
-        not_before: rfc3339_secs(c.validity().not_before.timestamp()),
-        not_after: rfc3339_secs(c.validity().not_after.timestamp()),
-        serial: hex(c.raw_serial()),
+        not_before: crate::time::rfc3339_secs(c.validity().not_before.timestamp()),
+        not_after: crate::time::rfc3339_secs(c.validity().not_after.timestamp()),
+        serial: hex::encode(c.raw_serial()),
         key_type,
         key_bits,
         signature_algorithm,
-        sha256: hex(&Sha256::digest(der)),
+        sha256: hex::encode(&Sha256::digest(der)),
         self_signed: self_signed(&c),
     })
 }
@@ -767,34 +767,6 @@ fn bit_len(be: &[u8]) -> usize {
             .saturating_add(8usize.saturating_sub(first.leading_zeros() as usize)),
         None => 0,
     }
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-/// `2026-11-24T02:42:12Z`. Seconds, not [`Ts`]: certificates reach year 9999 (RFC 5280
-/// 4.1.2.5), beyond what nanoseconds in an i64 hold.
-#[allow(clippy::arithmetic_side_effects)] // i128 from an i64 day count: cannot overflow
-fn rfc3339_secs(secs: i64) -> String {
-    let days = secs.div_euclid(86_400);
-    let sod = secs.rem_euclid(86_400);
-    // Howard Hinnant's days-to-civil algorithm; i128 so no input overflows.
-    let z = i128::from(days) + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i128::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        sod / 3600,
-        (sod / 60) % 60,
-        sod % 60
-    )
 }
 
 #[cfg(test)]
@@ -1063,7 +1035,7 @@ mod tests {
         assert_eq!(info.not_after, "2025-01-01T00:00:00Z");
         assert_eq!((info.key_type.as_str(), info.key_bits), ("ecdsa", 256));
         assert_eq!(info.signature_algorithm, "ecdsa-with-SHA256");
-        assert_eq!(info.sha256, hex(&Sha256::digest(&leaf.der)));
+        assert_eq!(info.sha256, hex::encode(&Sha256::digest(&leaf.der)));
         assert!(!info.serial.is_empty() && info.serial.chars().all(|c| c.is_ascii_hexdigit()));
         assert!(!info.self_signed);
         let ca_info = cert_details(&ca.der).unwrap();
@@ -1074,9 +1046,12 @@ mod tests {
 
     #[test]
     fn year_9999_and_pre_1970_dates() {
-        assert_eq!(rfc3339_secs(253_402_300_799), "9999-12-31T23:59:59Z");
-        assert_eq!(rfc3339_secs(-86_400), "1969-12-31T00:00:00Z");
-        assert_eq!(rfc3339_secs(0), "1970-01-01T00:00:00Z");
+        assert_eq!(
+            crate::time::rfc3339_secs(253_402_300_799),
+            "9999-12-31T23:59:59Z"
+        );
+        assert_eq!(crate::time::rfc3339_secs(-86_400), "1969-12-31T00:00:00Z");
+        assert_eq!(crate::time::rfc3339_secs(0), "1970-01-01T00:00:00Z");
     }
 
     #[test]
