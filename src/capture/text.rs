@@ -15,11 +15,8 @@ fn owner(p: &Option<String>) -> String {
 }
 
 pub fn exchange(x: &Exchange) -> String {
-    let what = match (&x.module, &x.version) {
-        (Some(m), Some(v)) => format!(" {} {m}@{v}", x.op.as_str()),
-        (Some(m), None) => format!(" {} {m}", x.op.as_str()),
-        _ => String::new(),
-    };
+    let what = crate::gomod::label_of(&x.module, &x.version)
+        .map_or(String::new(), |mv| format!(" {} {mv}", x.op.as_str()));
     format!(
         "{} {} {} {}{} ({} B{}){}",
         clock(x.start),
@@ -47,15 +44,7 @@ pub fn finding(f: &Finding) -> String {
 }
 
 pub fn tls(t: &TlsRecord) -> String {
-    let check = match (&t.validation, t.certificates_hidden) {
-        (Some(v), _) if v.is_valid() => "certificate valid".to_string(),
-        (Some(v), _) => format!(
-            "certificate INVALID ({})",
-            v.reason.map_or("?", |r| r.as_str())
-        ),
-        (None, true) => "certificate hidden (TLS 1.3)".into(),
-        (None, false) => "no certificate seen".into(),
-    };
+    let check = t.certificate_check().short();
     format!(
         "{} tls {} -> {} sni={} {}: {check}",
         clock(t.start),

@@ -131,11 +131,7 @@ pub struct Detector {
 const MAX_POLICY_REDIRECTS: usize = 4096;
 
 fn mv(module: &Option<String>, version: &Option<String>) -> String {
-    match (module, version) {
-        (Some(m), Some(v)) => format!("{m}@{v}"),
-        (Some(m), None) => m.clone(),
-        _ => "(no module)".into(),
-    }
+    crate::gomod::label_of(module, version).unwrap_or_else(|| "(no module)".into())
 }
 
 impl Detector {

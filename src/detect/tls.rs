@@ -119,6 +119,52 @@ impl TlsRecord {
     pub fn legacy(&self) -> bool {
         self.version_code.is_some_and(is_legacy_version)
     }
+
+    /// What the chain check says: the one verdict every sink words (text report, live text,
+    /// TUI), so that they cannot disagree.
+    pub fn certificate_check(&self) -> CertificateCheck<'_> {
+        match (&self.validation, self.certificates_hidden) {
+            (Some(v), _) if v.is_valid() => CertificateCheck::Valid,
+            (Some(v), _) => CertificateCheck::Invalid(v),
+            (None, true) => CertificateCheck::Hidden,
+            (None, false) => CertificateCheck::NotSeen,
+        }
+    }
+
+    /// What the client did after the server's certificate, in words.
+    pub fn client_verdict(&self) -> &'static str {
+        match self.accepted {
+            Some(true) => "client went on",
+            Some(false) => "client refused",
+            None => "client outcome unknown",
+        }
+    }
+}
+
+/// The verdict on a session's certificate chain ([`TlsRecord::certificate_check`]).
+#[derive(Clone, Copy, Debug)]
+pub enum CertificateCheck<'a> {
+    Valid,
+    Invalid(&'a Validation),
+    /// TLS 1.3 without the session's secrets: the certificate travels encrypted.
+    Hidden,
+    NotSeen,
+}
+
+impl CertificateCheck<'_> {
+    /// One line: `certificate valid`, `certificate INVALID (reason)`, `certificate hidden (TLS
+    /// 1.3)`, `no certificate seen`.
+    pub fn short(&self) -> String {
+        match self {
+            CertificateCheck::Valid => "certificate valid".into(),
+            CertificateCheck::Invalid(v) => format!(
+                "certificate INVALID ({})",
+                v.reason.map_or("?", |r| r.as_str())
+            ),
+            CertificateCheck::Hidden => "certificate hidden (TLS 1.3)".into(),
+            CertificateCheck::NotSeen => "no certificate seen".into(),
+        }
+    }
 }
 
 /// Builds the record of one TLS flow (at its end) and validates its chain at `cert_at`, the

@@ -125,6 +125,22 @@ pub struct Exchange {
     pub http_version: &'static str,
 }
 
+/// `module@version`, or the module alone when the version is unknown (a list or `@latest`
+/// request): how every report and screen names a module.
+pub fn module_label(module: &str, version: Option<&str>) -> String {
+    match version {
+        Some(v) => format!("{module}@{v}"),
+        None => module.to_string(),
+    }
+}
+
+/// The module an exchange (or finding) is about, if any: [`module_label`].
+pub fn label_of(module: &Option<String>, version: &Option<String>) -> Option<String> {
+    module
+        .as_deref()
+        .map(|m| module_label(m, version.as_deref()))
+}
+
 pub fn ser_addr<S: serde::Serializer>(a: &SocketAddr, s: S) -> Result<S::Ok, S::Error> {
     s.collect_str(a)
 }

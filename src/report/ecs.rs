@@ -245,10 +245,9 @@ fn exchange_doc(e: &Exchange, tls: &HashMap<u64, &TlsRecord>) -> Map<String, Val
     if let Some(t) = tls.get(&e.flow) {
         tls_fields(&mut d, t);
     }
-    let what = match (&e.module, &e.version) {
-        (Some(m), Some(v)) => format!(" ({} {m}@{v})", e.op.as_str()),
-        (Some(m), None) => format!(" ({} {m})", e.op.as_str()),
-        _ => format!(" ({})", e.op.as_str()),
+    let what = match crate::gomod::label_of(&e.module, &e.version) {
+        Some(mv) => format!(" ({} {mv})", e.op.as_str()),
+        None => format!(" ({})", e.op.as_str()),
     };
     let status = e
         .status

@@ -522,11 +522,8 @@ pub fn build(report: &Report, ctx: &SarifContext) -> Value {
                 }
                 locations.push(loc);
             }
-            if let Some(m) = &f.module {
-                let fq = match &f.version {
-                    Some(v) => format!("{m}@{v}"),
-                    None => m.clone(),
-                };
+            if let (Some(m), Some(fq)) = (&f.module, crate::gomod::label_of(&f.module, &f.version))
+            {
                 for l in &mut locations {
                     l["logicalLocations"] = json!([{
                         "name": m,

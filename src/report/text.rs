@@ -165,10 +165,7 @@ pub fn write_text_with(r: &Report, w: &mut dyn Write, opts: &TextOptions) -> io:
         writeln!(w, "  (no Go module traffic seen)")?;
     }
     for m in &r.modules {
-        let title = match &m.version {
-            Some(v) => format!("{}@{}", m.module, v),
-            None => m.module.clone(),
-        };
+        let title = crate::gomod::module_label(&m.module, m.version.as_deref());
         writeln!(w, "  {}", st.paint("1", &title))?;
         if m.h1.is_some() || m.mod_h1.is_some() {
             writeln!(
@@ -270,11 +267,8 @@ pub fn write_text_with(r: &Report, w: &mut dyn Write, opts: &TextOptions) -> io:
             st.paint("1", &format!("Ignored by the policy ({})", ignored.len()))
         )?;
         for i in ignored {
-            let what = match (&i.module, &i.version) {
-                (Some(m), Some(v)) => format!(" {m}@{v}"),
-                (Some(m), None) => format!(" {m}"),
-                _ => String::new(),
-            };
+            let what = crate::gomod::label_of(&i.module, &i.version)
+                .map_or(String::new(), |mv| format!(" {mv}"));
             writeln!(
                 w,
                 "  {} {}{what}: {}{}",
@@ -372,23 +366,15 @@ fn write_secrets(w: &mut dyn Write, st: &Style, r: &Report) -> io::Result<()> {
 }
 
 fn write_tls(w: &mut dyn Write, st: &Style, t: &crate::detect::tls::TlsRecord) -> io::Result<()> {
-    let check = match (&t.validation, t.certificates_hidden) {
-        (Some(v), _) if v.is_valid() => st.paint("32", "certificate valid"),
-        (Some(v), _) => st.paint(
-            "31",
-            &format!(
-                "certificate INVALID ({})",
-                v.reason.map_or("?", |r| r.as_str())
-            ),
-        ),
-        (None, true) => st.paint("2", "certificate hidden (TLS 1.3)"),
-        (None, false) => st.paint("2", "no certificate seen"),
+    use crate::detect::tls::CertificateCheck;
+    let c = t.certificate_check();
+    let colour = match c {
+        CertificateCheck::Valid => "32",
+        CertificateCheck::Invalid(_) => "31",
+        CertificateCheck::Hidden | CertificateCheck::NotSeen => "2",
     };
-    let verdict = match t.accepted {
-        Some(true) => "client went on",
-        Some(false) => "client refused",
-        None => "client outcome unknown",
-    };
+    let check = st.paint(colour, &c.short());
+    let verdict = t.client_verdict();
     writeln!(
         w,
         "  {} -> {} sni={} {} {} alpn={}: {check}, {verdict}",

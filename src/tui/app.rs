@@ -463,10 +463,7 @@ pub struct App {
 }
 
 fn label_of(module: &str, version: Option<&str>) -> String {
-    match version {
-        Some(v) => format!("{module}@{v}"),
-        None => module.to_string(),
-    }
+    crate::gomod::module_label(module, version)
 }
 
 /// `host:port` of a URL (the authority; a CONNECT URL is one already).

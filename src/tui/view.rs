@@ -927,10 +927,9 @@ fn exchange_detail(app: &App, id: u64, doc: &mut Doc) {
         Span::styled(format!("{} ", clean(&x.method)), bold()),
         Span::raw(clean(&x.url)),
     ]);
-    let what = match (&x.module, &x.version) {
-        (Some(m), Some(v)) => format!("{} of {m}@{v}", x.op),
-        (Some(m), None) => format!("{} of {m}", x.op),
-        _ => x.op.to_string(),
+    let what = match crate::gomod::label_of(&x.module, &x.version) {
+        Some(mv) => format!("{} of {mv}", x.op),
+        None => x.op.to_string(),
     };
     doc.field(
         0,
@@ -1089,14 +1088,12 @@ fn tls_detail(t: &TlsRecord, doc: &mut Doc) {
                 .map_or(String::new(), |a| format!(" (chose {a})"))
         ),
     );
-    let verdict = match t.accepted {
-        Some(true) => "client went on",
-        Some(false) => "client refused",
-        None => "client outcome unknown",
-    };
-    let (check, style) = match (&t.validation, t.certificates_hidden) {
-        (Some(v), _) if v.is_valid() => ("certificate valid".to_string(), good()),
-        (Some(v), _) => {
+    use crate::detect::tls::CertificateCheck;
+    let verdict = t.client_verdict();
+    // The TUI has room for every reason, the validator's detail, and why it is hidden.
+    let (check, style) = match t.certificate_check() {
+        c @ CertificateCheck::Valid => (c.short(), good()),
+        CertificateCheck::Invalid(v) => {
             let mut r = v.reason.map_or("?".to_string(), |r| r.as_str().to_string());
             for a in &v.also {
                 r.push_str(", ");
@@ -1104,8 +1101,8 @@ fn tls_detail(t: &TlsRecord, doc: &mut Doc) {
             }
             (format!("certificate INVALID ({r}): {}", v.detail), bad())
         }
-        (None, true) => ("certificate hidden (TLS 1.3, no key log)".into(), dim()),
-        (None, false) => ("no certificate seen".into(), dim()),
+        CertificateCheck::Hidden => ("certificate hidden (TLS 1.3, no key log)".into(), dim()),
+        c @ CertificateCheck::NotSeen => (c.short(), dim()),
     };
     let lead = format!("  {:<9} ", "check");
     for (i, l) in wrap(
@@ -1211,11 +1208,7 @@ fn finding_detail(app: &App, pos: usize, doc: &mut Doc) {
     doc.lines.push(Line::raw(""));
     doc.text(0, &f.message, Style::new());
     doc.lines.push(Line::raw(""));
-    if let Some(m) = &f.module {
-        let mv = match &f.version {
-            Some(v) => format!("{m}@{v}"),
-            None => m.clone(),
-        };
+    if let Some(mv) = crate::gomod::label_of(&f.module, &f.version) {
         doc.field(0, "module", &mv);
     }
     if let Some(p) = &f.process {
