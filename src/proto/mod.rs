@@ -10,6 +10,31 @@ pub mod tls;
 use crate::flow::FlowId;
 use crate::time::Ts;
 
+/// Counts a connection machine's steps that consumed no input: a guard against a logic error
+/// turning hostile input into an endless loop. More than `max` such steps in a row and the
+/// machine must stop itself.
+pub(crate) struct Stall {
+    steps: u32,
+    max: u32,
+}
+
+impl Stall {
+    pub(crate) fn new(max: u32) -> Stall {
+        Stall { steps: 0, max }
+    }
+
+    /// After a step that consumed `used` bytes: whether the machine is stuck.
+    pub(crate) fn stuck(&mut self, used: usize) -> bool {
+        if used == 0 {
+            self.steps = self.steps.saturating_add(1);
+            self.steps > self.max
+        } else {
+            self.steps = 0;
+            false
+        }
+    }
+}
+
 /// A header as seen on the wire. Values that are not UTF-8 are kept with each invalid byte
 /// written as `\xNN` (see [`escape_bytes`]), never lossily.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -27,7 +27,7 @@ mod parser;
 #[cfg(test)]
 mod tests;
 
-use super::{Body, HttpEvent, HttpExchange, HttpLimits, HttpRequest, HttpResponse};
+use super::{Body, HttpEvent, HttpExchange, HttpLimits, HttpRequest, HttpResponse, Stall};
 use crate::flow::{Dir, FlowId};
 use crate::time::Ts;
 pub(crate) use body::{BodySink, SinkNote};
@@ -703,7 +703,7 @@ impl Http1Conn {
         // positives rare).
         self.client.line_start = true;
         let mut input = data;
-        let mut stalled = 0u32;
+        let mut stall = Stall::new(MAX_STALLED_STEPS);
         while !input.is_empty() {
             match self.mode {
                 Mode::Http => {}
@@ -738,18 +738,10 @@ impl Http1Conn {
                 ClientState::Head => self.client_head(ts, packet, input, out),
                 ClientState::Body { .. } => self.client_body(ts, input, out),
             };
-            if used == 0 {
-                stalled = stalled.saturating_add(1);
-                if stalled > MAX_STALLED_STEPS {
-                    self.stop(
-                        out,
-                        ts,
-                        "HTTP/1 parser made no progress on client data; parsing stopped".into(),
-                    );
-                    return;
-                }
-            } else {
-                stalled = 0;
+            if stall.stuck(used) {
+                let why = "HTTP/1 parser made no progress on client data; parsing stopped";
+                self.stop(out, ts, why.into());
+                return;
             }
             input = input.get(used..).unwrap_or(&[]);
         }
@@ -1033,7 +1025,7 @@ impl Http1Conn {
         // positives rare).
         self.server.line_start = true;
         let mut input = data;
-        let mut stalled = 0u32;
+        let mut stall = Stall::new(MAX_STALLED_STEPS);
         while !input.is_empty() {
             match self.mode {
                 Mode::Http => {}
@@ -1064,18 +1056,10 @@ impl Http1Conn {
                 ServerState::Head => self.server_head(ts, packet, input, out),
                 ServerState::Body(_) => self.server_body(ts, packet, input, out),
             };
-            if used == 0 {
-                stalled = stalled.saturating_add(1);
-                if stalled > MAX_STALLED_STEPS {
-                    self.stop(
-                        out,
-                        ts,
-                        "HTTP/1 parser made no progress on server data; parsing stopped".into(),
-                    );
-                    return;
-                }
-            } else {
-                stalled = 0;
+            if stall.stuck(used) {
+                let why = "HTTP/1 parser made no progress on server data; parsing stopped";
+                self.stop(out, ts, why.into());
+                return;
             }
             input = input.get(used..).unwrap_or(&[]);
         }

@@ -17,6 +17,7 @@ use crate::flow::{Dir, FlowId};
 use crate::proto::http1::{BodySink, SinkNote};
 use crate::proto::{
     escape_bytes, Body, Header, HttpEvent, HttpExchange, HttpLimits, HttpRequest, HttpResponse,
+    Stall,
 };
 use crate::time::Ts;
 use std::collections::BTreeMap;
@@ -543,19 +544,14 @@ impl Http2Conn {
 
     fn feed(&mut self, dir: Dir, ts: Ts, packet: u64, data: &[u8], out: &mut Vec<HttpEvent>) {
         let mut rest = data;
-        let mut stalled = 0u32;
+        // Only a state change without input (preface given up) makes no progress; more than a
+        // couple in a row would be a logic error, not input.
+        let mut stall = Stall::new(4);
         while !rest.is_empty() {
             let used = self.step(dir, ts, packet, rest, out);
-            if used == 0 {
-                // Only a state change without input (preface given up) makes no progress; more
-                // than a couple in a row would be a logic error, not input.
-                stalled = stalled.saturating_add(1);
-                if stalled > 4 {
-                    self.stop(dir, ts, "internal: no progress".into(), out);
-                    return;
-                }
-            } else {
-                stalled = 0;
+            if stall.stuck(used) {
+                self.stop(dir, ts, "internal: no progress".into(), out);
+                return;
             }
             rest = rest.get(used..).unwrap_or(&[]);
         }
