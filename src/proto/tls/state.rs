@@ -71,10 +71,8 @@ struct DirState {
     header: Vec<u8>,
     /// Body of the record being collected.
     body: Vec<u8>,
-    /// Handshake stream bytes not yet forming a complete message.
-    hs_buf: Vec<u8>,
-    /// Handshake bytes still to drop (the rest of an over-limit message).
-    hs_skip: usize,
+    /// The handshake messages of the records in the clear.
+    hs: HandshakeStream,
     /// The handshake stream lost bytes (a gap): its messages are no longer parsed.
     hs_broken: bool,
     /// Records from this side are encrypted from here on.
@@ -162,9 +160,90 @@ struct DecDir {
     /// Records were lost (gap, over-long record): sequence numbers no longer match, so the
     /// direction is not decrypted any more.
     broken: bool,
-    /// Decrypted handshake bytes not yet forming a whole message.
-    hs_buf: Vec<u8>,
-    hs_skip: usize,
+    /// The handshake messages of the decrypted records.
+    hs: HandshakeStream,
+}
+
+/// Handshake messages reassembled from record bodies, in the clear or decrypted: a message may
+/// span records and a record may carry several (RFC 8446 5.1). A message over the limit is
+/// skipped by its length (the limit's reason: `TlsLimits::max_handshake_message`).
+#[derive(Clone, Debug, Default)]
+struct HandshakeStream {
+    /// Bytes not yet forming a whole message; the first `pos` of them are already read.
+    /// Messages are read at `pos` and the buffer is drained once per record ([`Self::compact`]),
+    /// so many small messages in one record cost linear time, not a copy of the rest each.
+    buf: Vec<u8>,
+    pos: usize,
+    /// Bytes still to drop (the rest of an over-limit message).
+    skip: usize,
+}
+
+/// The next item of a [`HandshakeStream`].
+enum Handshake {
+    Message {
+        msg_type: u8,
+        body: Vec<u8>,
+    },
+    /// A message over the limit: the buffer was dropped and its rest will be skipped.
+    TooBig {
+        msg_type: u8,
+        len: usize,
+    },
+}
+
+impl HandshakeStream {
+    /// Appends a record's handshake bytes, after the rest of a skipped message.
+    fn push(&mut self, data: &[u8]) {
+        let n = self.skip.min(data.len());
+        self.skip = self.skip.saturating_sub(n);
+        self.buf.extend_from_slice(data.get(n..).unwrap_or(&[]));
+    }
+
+    /// The next whole message, or `None` until more bytes come.
+    fn next(&mut self, max_msg: usize) -> Option<Handshake> {
+        let (msg_type, len) = self
+            .buf
+            .get(self.pos..)
+            .and_then(parser::parse_handshake_header)?;
+        let available = self.buf.len().saturating_sub(self.pos);
+        if len > max_msg {
+            self.skip = len.saturating_sub(available.saturating_sub(4));
+            self.clear();
+            return Some(Handshake::TooBig { msg_type, len });
+        }
+        let total = len.saturating_add(4);
+        if available < total {
+            return None;
+        }
+        let body = self
+            .buf
+            .get(self.pos.saturating_add(4)..self.pos.saturating_add(total))
+            .unwrap_or(&[])
+            .to_vec();
+        self.pos = self.pos.saturating_add(total);
+        Some(Handshake::Message { msg_type, body })
+    }
+
+    /// Drops the bytes already read.
+    fn compact(&mut self) {
+        let read = self.pos.min(self.buf.len());
+        self.buf.drain(..read);
+        self.pos = 0;
+    }
+
+    /// Drops everything buffered; whether unread bytes were there.
+    fn clear(&mut self) -> bool {
+        let unread = self.buf.len() > self.pos;
+        self.buf.clear();
+        self.pos = 0;
+        unread
+    }
+
+    /// Drops everything and its memory (a stopped direction).
+    fn release(&mut self) {
+        self.buf = Vec::new();
+        self.pos = 0;
+    }
 }
 
 /// What to do with a record once its header is known.
@@ -333,7 +412,7 @@ impl TlsConn {
                 if header.content_type == content::HANDSHAKE {
                     // The handshake stream has a hole: its messages are no longer parsed.
                     d.hs_broken = true;
-                    d.hs_buf.clear();
+                    d.hs.clear();
                 }
                 skip_state(left)
             }
@@ -345,7 +424,7 @@ impl TlsConn {
             _ => {
                 d.body.clear();
                 d.header.clear();
-                d.hs_buf.clear();
+                d.hs.clear();
                 d.hs_broken = true;
                 d.sync = SyncState::Normal;
                 d.resync_scanned = 0;
@@ -409,7 +488,7 @@ impl TlsConn {
         let d = self.dirs.get_mut(dir);
         d.record = RecordState::Stopped;
         d.body = Vec::new();
-        d.hs_buf = Vec::new();
+        d.hs.release();
         *self.session.stopped.get_mut(dir) = true;
     }
 
@@ -534,7 +613,7 @@ impl TlsConn {
             if header.content_type == content::HANDSHAKE {
                 let d = self.dirs.get_mut(dir);
                 d.hs_broken = true;
-                d.hs_buf.clear();
+                d.hs.clear();
             }
             return (skip_state(len), take);
         }
@@ -878,58 +957,38 @@ impl TlsConn {
         if d.hs_broken {
             return;
         }
-        let mut data = body;
-        if d.hs_skip > 0 {
-            let n = d.hs_skip.min(data.len());
-            d.hs_skip = d.hs_skip.saturating_sub(n);
-            data = data.get(n..).unwrap_or(&[]);
-        }
-        d.hs_buf.extend_from_slice(data);
-        // Messages are read at `pos` and the buffer is drained once at the end, so many small
-        // messages in one record cost linear time, not a copy of the rest per message.
-        let mut pos = 0usize;
+        d.hs.push(body);
         loop {
-            let d = self.dirs.get_mut(dir);
-            let Some((msg_type, len)) =
-                d.hs_buf.get(pos..).and_then(parser::parse_handshake_header)
-            else {
-                break;
-            };
-            let available = d.hs_buf.len().saturating_sub(pos);
-            if len > max_msg {
-                d.hs_skip = len.saturating_sub(available.saturating_sub(4));
-                d.hs_buf.clear();
-                pos = 0;
-                self.anomaly(
-                    dir,
-                    ts,
-                    format!(
-                        "{}: handshake message type {msg_type} of {len} bytes exceeds the limit",
-                        dir_name(dir)
-                    ),
-                    out,
-                );
-                break;
+            match self.dirs.get_mut(dir).hs.next(max_msg) {
+                None => break,
+                Some(Handshake::TooBig { msg_type, len }) => {
+                    self.anomaly(
+                        dir,
+                        ts,
+                        format!(
+                            "{}: handshake message type {msg_type} of {len} bytes exceeds the limit",
+                            dir_name(dir)
+                        ),
+                        out,
+                    );
+                    break;
+                }
+                Some(Handshake::Message { msg_type, body }) => {
+                    self.on_handshake_message(
+                        dir,
+                        ts,
+                        packet,
+                        record_version,
+                        msg_type,
+                        &body,
+                        out,
+                    );
+                }
             }
-            let total = len.saturating_add(4);
-            if available < total {
-                break;
-            }
-            let msg = d
-                .hs_buf
-                .get(pos.saturating_add(4)..pos.saturating_add(total))
-                .unwrap_or(&[])
-                .to_vec();
-            pos = pos.saturating_add(total);
-            self.on_handshake_message(dir, ts, packet, record_version, msg_type, &msg, out);
             // A TLS 1.3 ServerHello switches to encryption: what follows in the same record
             // would be a protocol violation (RFC 8446 5.1) and is not parsed.
             if self.dirs.get(dir).encrypted {
-                let d = self.dirs.get_mut(dir);
-                let leftover = d.hs_buf.len() > pos;
-                d.hs_buf.clear();
-                pos = 0;
-                if leftover {
+                if self.dirs.get_mut(dir).hs.clear() {
                     self.anomaly(
                         dir,
                         ts,
@@ -940,9 +999,7 @@ impl TlsConn {
                 break;
             }
         }
-        let d = self.dirs.get_mut(dir);
-        let drained = pos.min(d.hs_buf.len());
-        d.hs_buf.drain(..drained);
+        self.dirs.get_mut(dir).hs.compact();
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -1394,47 +1451,20 @@ impl TlsConn {
             .as_ref()
             .is_some_and(|h| h.is_tls13());
         let d = self.dec.get_mut(dir);
-        let mut data = data;
-        if d.hs_skip > 0 {
-            let n = d.hs_skip.min(data.len());
-            d.hs_skip = d.hs_skip.saturating_sub(n);
-            data = data.get(n..).unwrap_or(&[]);
-        }
-        d.hs_buf.extend_from_slice(data);
-        let mut pos = 0usize;
+        d.hs.push(data);
         let mut messages = Vec::new();
-        while let Some((msg_type, len)) =
-            d.hs_buf.get(pos..).and_then(parser::parse_handshake_header)
-        {
-            let available = d.hs_buf.len().saturating_sub(pos);
-            if len > max_msg {
-                // Skipped by its length, as in the clear (the limit's reason).
-                d.hs_skip = len.saturating_sub(available.saturating_sub(4));
-                d.hs_buf.clear();
-                pos = 0;
-                break;
-            }
-            let total = len.saturating_add(4);
-            if available < total {
-                break;
-            }
+        // An over-limit message is skipped by its length, as in the clear.
+        while let Some(Handshake::Message { msg_type, body }) = d.hs.next(max_msg) {
             if matches!(
                 msg_type,
                 handshake::CERTIFICATE
                     | handshake::ENCRYPTED_EXTENSIONS
                     | handshake::CERTIFICATE_REQUEST
             ) {
-                let body = d
-                    .hs_buf
-                    .get(pos.saturating_add(4)..pos.saturating_add(total))
-                    .unwrap_or(&[])
-                    .to_vec();
                 messages.push((msg_type, body));
             }
-            pos = pos.saturating_add(total);
         }
-        let drained = pos.min(d.hs_buf.len());
-        d.hs_buf.drain(..drained);
+        d.hs.compact();
         for (msg_type, body) in messages {
             match (dir, msg_type) {
                 (Dir::ToClient, handshake::ENCRYPTED_EXTENSIONS) => {
