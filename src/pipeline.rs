@@ -8,7 +8,7 @@ use crate::flow::{Dir, FlowEvent, FlowId, FlowInfo, FlowStats, FlowTable, Limits
 use crate::gomod::integrity::Integrity;
 use crate::gomod::note::Verifier;
 use crate::gomod::sumdb::GoSumLine;
-use crate::gomod::{self, path::split_url, Credential, Exchange, Journey, Tracker};
+use crate::gomod::{self, Exchange, Journey, Tracker};
 use crate::proto::dns::{self, DnsTcpConn, RData};
 use crate::proto::http1::{looks_like_request, Http1Conn};
 use crate::proto::http2::Http2Conn;
@@ -18,7 +18,6 @@ use crate::proto::{header, HttpEvent, HttpExchange, HttpLimits};
 use crate::source::spill::Spill;
 use crate::source::{Frame, LinkType};
 use crate::time::Ts;
-use base64::Engine;
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 
@@ -1163,7 +1162,7 @@ impl Analyzer {
         // What an asterisk-form request is about (RFC 9112 3.3: the origin, empty path), to
         // classify it and resolve a Location against.
         let asked = (req.target == "*").then(|| format!("{scheme}://{authority}"));
-        let (url, mut credential) = redact_url(&raw_url);
+        let (url, mut credential) = crate::redact::redact_url(&raw_url);
         for (name, source) in [
             ("authorization", "authorization"),
             ("proxy-authorization", "proxy-authorization"),
@@ -1171,7 +1170,7 @@ impl Analyzer {
             if let Some(v) = header(&req.headers, name) {
                 // The header names the credential; the URL as sent stays for --show-secrets.
                 let raw = credential.and_then(|c| c.raw_url);
-                let mut c = parse_authorization(v, source);
+                let mut c = crate::redact::parse_authorization(v, source);
                 c.raw_url = raw;
                 credential = Some(c);
                 break;
@@ -1278,110 +1277,9 @@ fn authority_host(authority: &str) -> String {
         .to_string()
 }
 
-/// Redacts a request URL ([`crate::redact::url_parts`]: userinfo password, secret query
-/// parameters) and reports the credential it carried: `userinfo` with its user, else the first
-/// secret query parameter. The secret and the URL as sent are kept in the credential's
-/// unserialised fields, for the text report's --show-secrets.
-pub fn redact_url(url: &str) -> (String, Option<Credential>) {
-    let r = crate::redact::url_parts(url);
-    let raw_url = r.changed().then(|| url.to_string());
-    let cred = if let Some(user) = &r.user {
-        let secret = split_url(url)
-            .and_then(|p| p.userinfo)
-            .filter(|_| r.password)
-            .map(str::to_string);
-        Some(Credential {
-            scheme: "userinfo".into(),
-            user: Some(gomod::path::percent_decode(user).unwrap_or_else(|| user.clone())),
-            source: "url".into(),
-            secret,
-            raw_url,
-        })
-    } else if let Some(first) = r.params.first() {
-        let secret = split_url(url).and_then(|p| p.query).map(|q| {
-            q.split('&')
-                .filter(|kv| {
-                    kv.split_once('=')
-                        .is_some_and(|(k, _)| crate::redact::is_secret_param(k))
-                })
-                .collect::<Vec<_>>()
-                .join("&")
-        });
-        Some(Credential {
-            scheme: first.clone(),
-            user: None,
-            source: "query".into(),
-            secret,
-            raw_url,
-        })
-    } else {
-        None
-    };
-    (r.url, cred)
-}
-
-/// The scheme and, for Basic, the user of an Authorization value; never the secret.
-pub fn parse_authorization(value: &str, source: &str) -> Credential {
-    let (scheme, rest) = value.trim().split_once(' ').unwrap_or((value.trim(), ""));
-    let user = if scheme.eq_ignore_ascii_case("basic") {
-        base64::engine::general_purpose::STANDARD
-            .decode(rest.trim())
-            .ok()
-            .and_then(|b| String::from_utf8(b).ok())
-            .map(|s| s.split(':').next().unwrap_or("").to_string())
-    } else {
-        None
-    };
-    Credential {
-        scheme: scheme.to_string(),
-        user,
-        source: source.to_string(),
-        secret: Some(value.to_string()),
-        raw_url: None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn userinfo_is_redacted_and_user_kept() {
-        let raw = "http://bob:hunter2@127.0.0.1:8081/x/@v/list";
-        let (u, c) = redact_url(raw);
-        assert_eq!(u, "http://bob:***@127.0.0.1:8081/x/@v/list");
-        assert!(!u.contains("hunter2"));
-        let c = c.unwrap();
-        assert_eq!(c.user.as_deref(), Some("bob"));
-        assert_eq!(c.secret.as_deref(), Some("bob:hunter2"));
-        assert_eq!(c.raw_url.as_deref(), Some(raw));
-        // Neither the JSON nor Debug output shows the secret.
-        let json = serde_json::to_string(&c).unwrap();
-        let debug = format!("{c:?}");
-        assert!(
-            !json.contains("hunter2") && !debug.contains("hunter2"),
-            "{json} {debug}"
-        );
-        let (u, c) = redact_url("http://127.0.0.1/x");
-        assert_eq!((u.as_str(), c), ("http://127.0.0.1/x", None));
-        // A user without a password: nothing to hide, the URL stays as it was.
-        let (u, c) = redact_url("http://bob@127.0.0.1/x");
-        assert_eq!(u, "http://bob@127.0.0.1/x");
-        let c = c.unwrap();
-        assert_eq!((c.secret, c.raw_url), (None, None));
-    }
-
-    #[test]
-    fn token_in_the_query_is_a_credential() {
-        let raw = "http://127.0.0.1:8081/x/@v/list?token=abc&x=1&sig=s1";
-        let (u, c) = redact_url(raw);
-        assert_eq!(u, "http://127.0.0.1:8081/x/@v/list?token=***&x=1&sig=***");
-        let c = c.unwrap();
-        assert_eq!((c.scheme.as_str(), c.source.as_str()), ("token", "query"));
-        assert_eq!(c.secret.as_deref(), Some("token=abc&sig=s1"));
-        assert_eq!(c.raw_url.as_deref(), Some(raw));
-        assert!(!serde_json::to_string(&c).unwrap().contains("abc"));
-    }
 
     #[test]
     fn request_target_forms_give_the_url() {
@@ -1399,17 +1297,5 @@ mod tests {
         // Only a lone `*` is asterisk-form; an empty target (`OPTIONS  HTTP/1.1`) is the origin.
         assert_eq!(url("*x", false), "http://h:8080*x");
         assert_eq!(url("", false), "http://h:8080");
-    }
-
-    #[test]
-    fn basic_auth_user_without_secret() {
-        // "mirror:lab-secret" in base64
-        let c = parse_authorization("Basic bWlycm9yOmxhYi1zZWNyZXQ=", "authorization");
-        assert_eq!(c.scheme, "Basic");
-        assert_eq!(c.user.as_deref(), Some("mirror"));
-        assert_eq!(c.secret.as_deref(), Some("Basic bWlycm9yOmxhYi1zZWNyZXQ="));
-        assert!(!serde_json::to_string(&c).unwrap().contains("bWlycm9y"));
-        let b = parse_authorization("Bearer abc.def", "authorization");
-        assert_eq!((b.scheme.as_str(), b.user), ("Bearer", None));
     }
 }

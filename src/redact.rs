@@ -4,6 +4,7 @@
 //! in [`crate::gomod::Credential`]'s unserialised fields.
 
 use crate::gomod::path::{percent_decode, split_url};
+use crate::gomod::Credential;
 use crate::proto::Header;
 use base64::Engine;
 
@@ -245,6 +246,66 @@ pub fn headers(list: &[Header]) -> Vec<Header> {
         .collect()
 }
 
+/// Redacts a request URL ([`url_parts`]: userinfo password, secret query
+/// parameters) and reports the credential it carried: `userinfo` with its user, else the first
+/// secret query parameter. The secret and the URL as sent are kept in the credential's
+/// unserialised fields, for the text report's --show-secrets.
+pub fn redact_url(url: &str) -> (String, Option<Credential>) {
+    let r = crate::redact::url_parts(url);
+    let raw_url = r.changed().then(|| url.to_string());
+    let cred = if let Some(user) = &r.user {
+        let secret = split_url(url)
+            .and_then(|p| p.userinfo)
+            .filter(|_| r.password)
+            .map(str::to_string);
+        Some(Credential {
+            scheme: "userinfo".into(),
+            user: Some(percent_decode(user).unwrap_or_else(|| user.clone())),
+            source: "url".into(),
+            secret,
+            raw_url,
+        })
+    } else if let Some(first) = r.params.first() {
+        let secret = split_url(url).and_then(|p| p.query).map(|q| {
+            q.split('&')
+                .filter(|kv| kv.split_once('=').is_some_and(|(k, _)| is_secret_param(k)))
+                .collect::<Vec<_>>()
+                .join("&")
+        });
+        Some(Credential {
+            scheme: first.clone(),
+            user: None,
+            source: "query".into(),
+            secret,
+            raw_url,
+        })
+    } else {
+        None
+    };
+    (r.url, cred)
+}
+
+/// The scheme and, for Basic, the user of an Authorization value; never the secret.
+pub fn parse_authorization(value: &str, source: &str) -> Credential {
+    let (scheme, rest) = value.trim().split_once(' ').unwrap_or((value.trim(), ""));
+    let user = if scheme.eq_ignore_ascii_case("basic") {
+        base64::engine::general_purpose::STANDARD
+            .decode(rest.trim())
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .map(|s| s.split(':').next().unwrap_or("").to_string())
+    } else {
+        None
+    };
+    Credential {
+        scheme: scheme.to_string(),
+        user,
+        source: source.to_string(),
+        secret: Some(value.to_string()),
+        raw_url: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -327,5 +388,55 @@ mod tests {
         );
         assert!(!t.contains("pw") && !t.contains("abc"));
         assert_eq!(text("no url here"), "no url here");
+    }
+
+    #[test]
+    fn userinfo_is_redacted_and_user_kept() {
+        let raw = "http://bob:hunter2@127.0.0.1:8081/x/@v/list";
+        let (u, c) = redact_url(raw);
+        assert_eq!(u, "http://bob:***@127.0.0.1:8081/x/@v/list");
+        assert!(!u.contains("hunter2"));
+        let c = c.unwrap();
+        assert_eq!(c.user.as_deref(), Some("bob"));
+        assert_eq!(c.secret.as_deref(), Some("bob:hunter2"));
+        assert_eq!(c.raw_url.as_deref(), Some(raw));
+        // Neither the JSON nor Debug output shows the secret.
+        let json = serde_json::to_string(&c).unwrap();
+        let debug = format!("{c:?}");
+        assert!(
+            !json.contains("hunter2") && !debug.contains("hunter2"),
+            "{json} {debug}"
+        );
+        let (u, c) = redact_url("http://127.0.0.1/x");
+        assert_eq!((u.as_str(), c), ("http://127.0.0.1/x", None));
+        // A user without a password: nothing to hide, the URL stays as it was.
+        let (u, c) = redact_url("http://bob@127.0.0.1/x");
+        assert_eq!(u, "http://bob@127.0.0.1/x");
+        let c = c.unwrap();
+        assert_eq!((c.secret, c.raw_url), (None, None));
+    }
+
+    #[test]
+    fn token_in_the_query_is_a_credential() {
+        let raw = "http://127.0.0.1:8081/x/@v/list?token=abc&x=1&sig=s1";
+        let (u, c) = redact_url(raw);
+        assert_eq!(u, "http://127.0.0.1:8081/x/@v/list?token=***&x=1&sig=***");
+        let c = c.unwrap();
+        assert_eq!((c.scheme.as_str(), c.source.as_str()), ("token", "query"));
+        assert_eq!(c.secret.as_deref(), Some("token=abc&sig=s1"));
+        assert_eq!(c.raw_url.as_deref(), Some(raw));
+        assert!(!serde_json::to_string(&c).unwrap().contains("abc"));
+    }
+
+    #[test]
+    fn basic_auth_user_without_secret() {
+        // "mirror:lab-secret" in base64
+        let c = parse_authorization("Basic bWlycm9yOmxhYi1zZWNyZXQ=", "authorization");
+        assert_eq!(c.scheme, "Basic");
+        assert_eq!(c.user.as_deref(), Some("mirror"));
+        assert_eq!(c.secret.as_deref(), Some("Basic bWlycm9yOmxhYi1zZWNyZXQ="));
+        assert!(!serde_json::to_string(&c).unwrap().contains("bWlycm9y"));
+        let b = parse_authorization("Bearer abc.def", "authorization");
+        assert_eq!((b.scheme.as_str(), b.user), ("Bearer", None));
     }
 }

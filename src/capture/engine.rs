@@ -970,13 +970,13 @@ impl Sink {
                 Sink::Tui { .. } | Sink::Quiet => Ok(()),
                 Sink::Text { out, shown } => {
                     let line = match &ev {
-                        Event::Exchange(x) => Some(super::text::exchange(x)),
+                        Event::Exchange(x) => Some(crate::report::live::exchange(x)),
                         Event::Finding(i) if shown.insert(*i) => an
                             .findings()
                             .get(*i)
                             .and_then(|f| an.policy().view(f, today))
-                            .map(|f| super::text::finding(&f)),
-                        Event::Tls(t) => Some(super::text::tls(t)),
+                            .map(|f| crate::report::live::finding(&f)),
+                        Event::Tls(t) => Some(crate::report::live::tls(t)),
                         Event::Finding(_) | Event::Journey(_) => None,
                     };
                     match line {

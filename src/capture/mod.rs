@@ -12,7 +12,6 @@ pub mod engine;
 mod keys;
 pub mod privileges;
 pub mod run;
-mod text;
 
 use crate::cli::{CaptureArgs, GoKeysArgs, LiveArgs, StreamFormat};
 use crate::gokeys::locate::{self, Origin, UserEnv};

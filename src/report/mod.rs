@@ -2,6 +2,7 @@
 
 pub mod ecs;
 pub mod jsonl;
+pub mod live;
 pub mod sarif;
 mod text;
 

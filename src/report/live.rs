@@ -1,4 +1,5 @@
-//! One-line renderings of the live text stream.
+//! The live text stream of `modtrace capture` without a terminal UI: one line per exchange,
+//! finding and TLS session, as they happen (the JSON Lines stream is `jsonl.rs`).
 use crate::detect::tls::TlsRecord;
 use crate::detect::Finding;
 use crate::gomod::Exchange;
