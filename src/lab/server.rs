@@ -256,234 +256,55 @@ impl Lab {
         tls: Option<TlsContext>,
         options: &LabOptions,
     ) -> Result<Lab, LabError> {
-        let mut names = std::collections::HashSet::new();
-        for s in specs {
-            if !names.insert(s.name.as_str()) {
-                return Err(LabError::Config(format!(
-                    "server name {:?} used twice",
-                    s.name
-                )));
-            }
-            if s.kind == ServerKind::Connect && s.tls.is_some() {
-                return Err(LabError::Config(format!(
-                    "{}: the connect proxy speaks plain HTTP only",
-                    s.name
-                )));
-            }
-            if s.addr.ip() != LAB_IP {
-                return Err(LabError::Config(format!(
-                    "{}: the lab binds 127.0.0.1 only, not {}",
-                    s.name,
-                    s.addr.ip()
-                )));
-            }
-        }
-        for n in &options.http2 {
-            match specs.iter().find(|s| &s.name == n) {
-                Some(s) if s.tls.is_some() => {}
-                Some(_) => {
-                    return Err(LabError::Config(format!(
-                        "{n}: HTTP/2 is offered over TLS only (ALPN); give the server +tls"
-                    )))
-                }
-                None => return Err(LabError::Config(format!("http2: no server named {n:?}"))),
-            }
-        }
-        let mut listeners = Vec::with_capacity(specs.len());
-        let mut infos: Vec<ServerInfo> = Vec::with_capacity(specs.len());
-        for s in specs {
-            let l = TcpListener::bind(s.addr).map_err(|e| {
-                let hint = if e.kind() == std::io::ErrorKind::AddrInUse {
-                    " (the port is taken: stop what listens there)"
-                } else {
-                    ""
-                };
-                LabError::Bind {
-                    addr: s.addr,
-                    cause: format!("{e}{hint}"),
-                }
-            })?;
-            let addr = l.local_addr().map_err(|e| LabError::Bind {
-                addr: s.addr,
-                cause: e.to_string(),
-            })?;
-            let prefix = match &s.kind {
-                ServerKind::Proxy { prefix, .. } | ServerKind::ProxyWithSumdb { prefix } => {
-                    normalize_prefix(prefix)
-                }
-                _ => String::new(),
-            };
-            let scheme = if s.tls.is_some() { "https" } else { "http" };
-            infos.push(ServerInfo {
-                name: s.name.clone(),
-                addr,
-                base_url: format!("{scheme}://{addr}{prefix}"),
-                kind: s.kind.clone(),
-                tls: s.tls,
-            });
-            listeners.push(l);
-        }
-        let resolve = |t: &Target| -> Result<String, LabError> {
-            match t {
-                Target::Server(n) => infos
-                    .iter()
-                    .find(|i| &i.name == n)
-                    .map(|i| i.base_url.clone())
-                    .ok_or_else(|| LabError::Config(format!("no server named {n:?}"))),
-                Target::Base(b) => {
-                    HttpBase::parse(b).map_err(LabError::Config)?;
-                    Ok(b.trim_end_matches('/').to_string())
-                }
-            }
-        };
-        let needs_tls = specs.iter().any(|s| {
-            s.tls.is_some()
-                || matches!(
-                    s.kind.target(),
-                    Some(upstream) if !matches!(s.kind, ServerKind::Redirect { .. }) && resolve(upstream).is_ok_and(|b| b.starts_with("https://"))
-                )
-        });
+        check_specs(specs, options)?;
+        // Every listener first, so that servers can name each other (two redirectors pointing
+        // at each other).
+        let (listeners, infos) = bind_all(specs)?;
         let sumdb = if specs.iter().any(|s| s.kind.needs_sumdb()) {
             Some(Arc::new(SumDb::from_store(&store, LabSigner::lab())?))
         } else {
             None
         };
-        let tls = match (tls, needs_tls) {
-            (Some(t), _) => Some(t),
-            (None, true) => Some(TlsContext {
+        let tls = match tls {
+            Some(t) => Some(t),
+            None if needs_tls(specs, &infos) => Some(TlsContext {
                 pki: Arc::new(Pki::generate()?),
                 key_log: None,
                 log_handshakes: false,
             }),
-            (None, false) => None,
+            None => None,
         };
-        let mut server_tls = Vec::with_capacity(specs.len());
-        for s in specs {
-            let alpn: &[&[u8]] = if options.http2.contains(&s.name) {
-                &[ALPN_H2, ALPN_HTTP11]
-            } else {
-                &[ALPN_HTTP11]
-            };
-            server_tls.push(match (&s.tls, &tls) {
-                (Some(opts), Some(t)) => {
-                    Some(t.pki.server_config_alpn(*opts, t.key_log_dyn(), alpn)?)
-                }
-                _ => None,
-            });
-        }
-        let mut handlers = Vec::with_capacity(specs.len());
-        for s in specs {
-            handlers.push(match &s.kind {
-                ServerKind::Proxy { prefix, auth } => Handler::Proxy {
-                    store: store.clone(),
-                    prefix: normalize_prefix(prefix),
-                    authorization: auth.as_ref().map(Credentials::authorization),
-                    sumdb: None,
-                    scope: ModuleScope::All,
-                },
-                ServerKind::ScopedProxy { scope } => Handler::Proxy {
-                    store: store.clone(),
-                    prefix: String::new(),
-                    authorization: None,
-                    sumdb: None,
-                    scope: scope.clone(),
-                },
-                ServerKind::ProxyWithSumdb { prefix } => Handler::Proxy {
-                    store: store.clone(),
-                    prefix: normalize_prefix(prefix),
-                    authorization: None,
-                    sumdb: sumdb.clone(),
-                    scope: ModuleScope::All,
-                },
-                ServerKind::SumDb => Handler::SumDb {
-                    db: sumdb
-                        .clone()
-                        .ok_or_else(|| LabError::Config("no checksum database".into()))?,
-                },
-                ServerKind::Tamper { upstream, plan } => Handler::Tamper {
-                    source: match upstream {
-                        None => TamperSource::Store(store.clone()),
-                        Some(u) => {
-                            let base = HttpBase::parse(&resolve(u)?).map_err(LabError::Config)?;
-                            let tls = match (&tls, base.https) {
-                                (Some(t), true) => Some(
-                                    t.pki
-                                        .client_config(UpstreamVerify::LabCa, t.key_log_dyn())?,
-                                ),
-                                _ => None,
-                            };
-                            TamperSource::Upstream { base, tls }
-                        }
-                    },
-                    plan: plan.clone(),
-                },
-                ServerKind::Gone { status } => Handler::Gone { status: *status },
-                ServerKind::Redirect { to, status } => Handler::Redirect {
-                    to_base: resolve(to)?,
-                    status: *status,
-                },
-                ServerKind::Mirror {
-                    upstream,
-                    credentials,
-                    verify,
-                } => {
-                    let upstream =
-                        HttpBase::parse(&resolve(upstream)?).map_err(LabError::Config)?;
-                    let client = match (&tls, upstream.https) {
-                        (Some(t), true) => Some(t.pki.client_config(*verify, t.key_log_dyn())?),
-                        _ => None,
-                    };
-                    Handler::Mirror {
-                        upstream,
-                        authorization: credentials.authorization(),
-                        tls: client,
-                    }
-                }
-                ServerKind::GoGet { repo_root } => {
-                    if !(repo_root.starts_with("http://") || repo_root.starts_with("https://"))
-                        || repo_root.contains(['"', '<', '>', '&', ' '])
-                    {
-                        return Err(LabError::Config(format!(
-                            "{}: the go-get repo root must be an http:// or https:// URL, not {repo_root:?}",
-                            s.name
-                        )));
-                    }
-                    Handler::GoGet {
-                        repo_root: repo_root.trim_end_matches('/').to_string(),
-                    }
-                }
-                ServerKind::Connect => Handler::Connect {
-                    ports: infos
-                        .iter()
-                        .filter(|i| i.name != s.name)
-                        .map(|i| i.addr.port())
-                        .collect(),
-                },
-            });
-        }
+        let parts = Parts {
+            store: &store,
+            sumdb: &sumdb,
+            tls: &tls,
+            infos: &infos,
+        };
         let stop = Arc::new(AtomicBool::new(false));
-        let mut threads = Vec::with_capacity(specs.len());
         let log_handshakes = tls.as_ref().is_some_and(|t| t.log_handshakes);
-        for (((listener, handler), info), server_tls) in listeners
-            .into_iter()
-            .zip(handlers)
-            .zip(&infos)
-            .zip(server_tls)
-        {
-            let ctx = Arc::new(ServerCtx {
+        // Every server's handler and TLS configuration before any thread starts, so that an
+        // error leaves nothing running.
+        let mut ctxs = Vec::with_capacity(specs.len());
+        for (s, info) in specs.iter().zip(&infos) {
+            let http2 = options.http2.contains(&s.name);
+            ctxs.push(Arc::new(ServerCtx {
                 name: info.name.clone(),
                 listen: info.addr.to_string(),
-                handler,
+                handler: parts.handler_for(s)?,
                 log: log.clone(),
                 limits: limits.clone(),
                 stop: stop.clone(),
                 active: AtomicUsize::new(0),
-                tls: server_tls,
-                http2: options.http2.contains(&info.name),
+                tls: parts.server_tls(s, http2)?,
+                http2,
                 log_handshakes,
-            });
+            }));
+        }
+        let mut threads = Vec::with_capacity(specs.len());
+        for (listener, ctx) in listeners.into_iter().zip(ctxs) {
+            let name = format!("lab-{}", ctx.name);
             let t = std::thread::Builder::new()
-                .name(format!("lab-{}", info.name))
+                .name(name)
                 .spawn(move || accept_loop(listener, ctx))
                 .map_err(|e| LabError::Config(format!("spawn: {e}")))?;
             threads.push(t);
@@ -526,6 +347,238 @@ impl Lab {
 impl Drop for Lab {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// Names used once, the connect proxy without TLS, loopback only, HTTP/2 only over TLS.
+fn check_specs(specs: &[ServerSpec], options: &LabOptions) -> Result<(), LabError> {
+    let mut names = std::collections::HashSet::new();
+    for s in specs {
+        if !names.insert(s.name.as_str()) {
+            return Err(LabError::Config(format!(
+                "server name {:?} used twice",
+                s.name
+            )));
+        }
+        if s.kind == ServerKind::Connect && s.tls.is_some() {
+            return Err(LabError::Config(format!(
+                "{}: the connect proxy speaks plain HTTP only",
+                s.name
+            )));
+        }
+        if s.addr.ip() != LAB_IP {
+            return Err(LabError::Config(format!(
+                "{}: the lab binds 127.0.0.1 only, not {}",
+                s.name,
+                s.addr.ip()
+            )));
+        }
+    }
+    for n in &options.http2 {
+        match specs.iter().find(|s| &s.name == n) {
+            Some(s) if s.tls.is_some() => {}
+            Some(_) => {
+                return Err(LabError::Config(format!(
+                    "{n}: HTTP/2 is offered over TLS only (ALPN); give the server +tls"
+                )))
+            }
+            None => return Err(LabError::Config(format!("http2: no server named {n:?}"))),
+        }
+    }
+    Ok(())
+}
+
+/// Binds every spec's listener and says where each server is.
+fn bind_all(specs: &[ServerSpec]) -> Result<(Vec<TcpListener>, Vec<ServerInfo>), LabError> {
+    let mut listeners = Vec::with_capacity(specs.len());
+    let mut infos: Vec<ServerInfo> = Vec::with_capacity(specs.len());
+    for s in specs {
+        let l = TcpListener::bind(s.addr).map_err(|e| {
+            let hint = if e.kind() == std::io::ErrorKind::AddrInUse {
+                " (the port is taken: stop what listens there)"
+            } else {
+                ""
+            };
+            LabError::Bind {
+                addr: s.addr,
+                cause: format!("{e}{hint}"),
+            }
+        })?;
+        let addr = l.local_addr().map_err(|e| LabError::Bind {
+            addr: s.addr,
+            cause: e.to_string(),
+        })?;
+        let prefix = match &s.kind {
+            ServerKind::Proxy { prefix, .. } | ServerKind::ProxyWithSumdb { prefix } => {
+                normalize_prefix(prefix)
+            }
+            _ => String::new(),
+        };
+        let scheme = if s.tls.is_some() { "https" } else { "http" };
+        infos.push(ServerInfo {
+            name: s.name.clone(),
+            addr,
+            base_url: format!("{scheme}://{addr}{prefix}"),
+            kind: s.kind.clone(),
+            tls: s.tls,
+        });
+        listeners.push(l);
+    }
+    Ok((listeners, infos))
+}
+
+/// A target's base URL: another server of this lab by name, or a base as given.
+fn resolve(infos: &[ServerInfo], t: &Target) -> Result<String, LabError> {
+    match t {
+        Target::Server(n) => infos
+            .iter()
+            .find(|i| &i.name == n)
+            .map(|i| i.base_url.clone())
+            .ok_or_else(|| LabError::Config(format!("no server named {n:?}"))),
+        Target::Base(b) => {
+            HttpBase::parse(b).map_err(LabError::Config)?;
+            Ok(b.trim_end_matches('/').to_string())
+        }
+    }
+}
+
+/// Whether any server speaks TLS or fetches from an https upstream (a redirector only points).
+fn needs_tls(specs: &[ServerSpec], infos: &[ServerInfo]) -> bool {
+    specs.iter().any(|s| {
+        s.tls.is_some()
+            || matches!(
+                s.kind.target(),
+                Some(upstream) if !matches!(s.kind, ServerKind::Redirect { .. })
+                    && resolve(infos, upstream).is_ok_and(|b| b.starts_with("https://"))
+            )
+    })
+}
+
+/// What the servers of one lab share while their handlers are made.
+struct Parts<'a> {
+    store: &'a Arc<ModuleStore>,
+    sumdb: &'a Option<Arc<SumDb>>,
+    tls: &'a Option<TlsContext>,
+    infos: &'a [ServerInfo],
+}
+
+impl Parts<'_> {
+    /// The TLS configuration of a server given `+tls` (ALPN `h2` too when it offers HTTP/2).
+    fn server_tls(
+        &self,
+        s: &ServerSpec,
+        http2: bool,
+    ) -> Result<Option<Arc<rustls::ServerConfig>>, LabError> {
+        let alpn: &[&[u8]] = if http2 {
+            &[ALPN_H2, ALPN_HTTP11]
+        } else {
+            &[ALPN_HTTP11]
+        };
+        Ok(match (&s.tls, self.tls) {
+            (Some(opts), Some(t)) => {
+                Some(t.pki.server_config_alpn(*opts, t.key_log_dyn(), alpn)?)
+            }
+            _ => None,
+        })
+    }
+
+    /// The TLS client a server uses towards an https upstream.
+    fn upstream_tls(
+        &self,
+        base: &HttpBase,
+        verify: UpstreamVerify,
+    ) -> Result<Option<Arc<rustls::ClientConfig>>, LabError> {
+        Ok(match (self.tls, base.https) {
+            (Some(t), true) => Some(t.pki.client_config(verify, t.key_log_dyn())?),
+            _ => None,
+        })
+    }
+
+    /// What a server of this kind answers.
+    fn handler_for(&self, s: &ServerSpec) -> Result<Handler, LabError> {
+        let store = self.store;
+        Ok(match &s.kind {
+            ServerKind::Proxy { prefix, auth } => Handler::Proxy {
+                store: store.clone(),
+                prefix: normalize_prefix(prefix),
+                authorization: auth.as_ref().map(Credentials::authorization),
+                sumdb: None,
+                scope: ModuleScope::All,
+            },
+            ServerKind::ScopedProxy { scope } => Handler::Proxy {
+                store: store.clone(),
+                prefix: String::new(),
+                authorization: None,
+                sumdb: None,
+                scope: scope.clone(),
+            },
+            ServerKind::ProxyWithSumdb { prefix } => Handler::Proxy {
+                store: store.clone(),
+                prefix: normalize_prefix(prefix),
+                authorization: None,
+                sumdb: self.sumdb.clone(),
+                scope: ModuleScope::All,
+            },
+            ServerKind::SumDb => Handler::SumDb {
+                db: self
+                    .sumdb
+                    .clone()
+                    .ok_or_else(|| LabError::Config("no checksum database".into()))?,
+            },
+            ServerKind::Tamper { upstream, plan } => Handler::Tamper {
+                source: match upstream {
+                    None => TamperSource::Store(store.clone()),
+                    Some(u) => {
+                        let base =
+                            HttpBase::parse(&resolve(self.infos, u)?).map_err(LabError::Config)?;
+                        let tls = self.upstream_tls(&base, UpstreamVerify::LabCa)?;
+                        TamperSource::Upstream { base, tls }
+                    }
+                },
+                plan: plan.clone(),
+            },
+            ServerKind::Gone { status } => Handler::Gone { status: *status },
+            ServerKind::Redirect { to, status } => Handler::Redirect {
+                to_base: resolve(self.infos, to)?,
+                status: *status,
+            },
+            ServerKind::Mirror {
+                upstream,
+                credentials,
+                verify,
+            } => {
+                let upstream =
+                    HttpBase::parse(&resolve(self.infos, upstream)?).map_err(LabError::Config)?;
+                let tls = self.upstream_tls(&upstream, *verify)?;
+                Handler::Mirror {
+                    upstream,
+                    authorization: credentials.authorization(),
+                    tls,
+                }
+            }
+            ServerKind::GoGet { repo_root } => {
+                if !(repo_root.starts_with("http://") || repo_root.starts_with("https://"))
+                    || repo_root.contains(['"', '<', '>', '&', ' '])
+                {
+                    return Err(LabError::Config(format!(
+                        "{}: the go-get repo root must be an http:// or https:// URL, not \
+                        {repo_root:?}",
+                        s.name
+                    )));
+                }
+                Handler::GoGet {
+                    repo_root: repo_root.trim_end_matches('/').to_string(),
+                }
+            }
+            ServerKind::Connect => Handler::Connect {
+                ports: self
+                    .infos
+                    .iter()
+                    .filter(|i| i.name != s.name)
+                    .map(|i| i.addr.port())
+                    .collect(),
+            },
+        })
     }
 }
 
