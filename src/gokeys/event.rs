@@ -58,7 +58,7 @@ impl KeyEvent {
         format!(
             "{} {} {}\n",
             self.label,
-            hex::encode(&self.client_random),
+            hex::encode(self.client_random),
             hex::encode(&self.secret)
         )
     }

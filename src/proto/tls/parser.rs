@@ -566,7 +566,7 @@ pub fn ja4(input: &Ja4Input<'_>) -> (String, String) {
             return "000000000000".to_string();
         }
         let digest = Sha256::digest(s.as_bytes());
-        hex::encode(&digest[..6])
+        hex::encode(digest.get(..6).unwrap_or(&[]))
     };
     (
         format!("{a}_{}_{}", hash12(&b_raw), hash12(&c_raw)),

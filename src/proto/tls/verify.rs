@@ -683,7 +683,7 @@ pub fn cert_details(der: &[u8]) -> Result<CertInfo, CertError> {
         key_type,
         key_bits,
         signature_algorithm,
-        sha256: hex::encode(&Sha256::digest(der)),
+        sha256: hex::encode(Sha256::digest(der)),
         self_signed: self_signed(&c),
     })
 }
@@ -1035,7 +1035,7 @@ mod tests {
         assert_eq!(info.not_after, "2025-01-01T00:00:00Z");
         assert_eq!((info.key_type.as_str(), info.key_bits), ("ecdsa", 256));
         assert_eq!(info.signature_algorithm, "ecdsa-with-SHA256");
-        assert_eq!(info.sha256, hex::encode(&Sha256::digest(&leaf.der)));
+        assert_eq!(info.sha256, hex::encode(Sha256::digest(&leaf.der)));
         assert!(!info.serial.is_empty() && info.serial.chars().all(|c| c.is_ascii_hexdigit()));
         assert!(!info.self_signed);
         let ca_info = cert_details(&ca.der).unwrap();
