@@ -6,30 +6,11 @@
 
 use libfuzzer_sys::fuzz_target;
 use modtrace::proto::http2::{Http2Conn, Http2Limits};
-use modtrace::proto::{HttpEvent, HttpLimits};
-use modtrace::time::Ts;
-use modtrace_fuzz::Chunk;
+use modtrace::proto::HttpLimits;
 
 fn run(data: &[u8], limits: HttpLimits, h2: Http2Limits) {
     let max_body = limits.max_body_kept;
-    let mut conn = Http2Conn::with_limits(1, limits, h2);
-    let mut out = Vec::new();
-    for (i, c) in modtrace_fuzz::chunks(data).into_iter().enumerate() {
-        let (ts, packet) = (Ts(i as i64 * 1000), i as u64 + 1);
-        match c {
-            Chunk::Data(dir, bytes) => conn.on_data(dir, ts, packet, bytes, &mut out),
-            Chunk::Gap(dir, len) => conn.on_gap(dir, ts, len, &mut out),
-            Chunk::End(dir) => conn.on_end(dir, ts, packet, &mut out),
-        }
-    }
-    conn.finish(Ts(i64::MAX), &mut out);
-    for ev in &out {
-        if let HttpEvent::Exchange(x) = ev {
-            if let Some(r) = &x.response {
-                assert!(r.body.data.len() <= max_body, "body kept past the limit");
-            }
-        }
-    }
+    modtrace_fuzz::drive_http(&mut Http2Conn::with_limits(1, limits, h2), data, max_body);
 }
 
 fuzz_target!(|data: &[u8]| {

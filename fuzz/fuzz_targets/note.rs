@@ -4,22 +4,10 @@
 
 use libfuzzer_sys::fuzz_target;
 use modtrace::gomod::note::{self, NoteLimits, Verifier};
-use std::sync::OnceLock;
-
-fn verifiers() -> &'static [Verifier] {
-    static V: OnceLock<Vec<Verifier>> = OnceLock::new();
-    V.get_or_init(|| {
-        let mut v = vec![Verifier::go_sumdb()];
-        if let Ok(lab) = Verifier::parse(include_str!("../../captures/lab-sumdb.vkey").trim()) {
-            v.push(lab);
-        }
-        v
-    })
-}
 
 fuzz_target!(|data: &[u8]| {
     let limits = NoteLimits::default();
-    if let Ok(opened) = note::open(data, verifiers(), &limits) {
+    if let Ok(opened) = note::open(data, modtrace_fuzz::sumdb_verifiers(), &limits) {
         assert_eq!(opened.status.len(), opened.note.signatures.len());
         let _ = opened.verdict();
         if let Ok(tree) = note::parse_tree(&opened.note.text) {

@@ -51,8 +51,5 @@ fuzz_target!(|data: &[u8]| {
     let stats = vec![src.stats().clone()];
     let policy = an.policy().clone();
     let mut report = modtrace::report::Report::build(&stats, an.into_outcome());
-    report.apply_policy(
-        &policy,
-        modtrace::time::Date::parse("2026-01-01").unwrap(),
-    );
+    report.apply_policy(&policy, modtrace::time::Date::parse("2026-01-01").unwrap());
 });

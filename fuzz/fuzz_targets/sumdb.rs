@@ -6,21 +6,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use modtrace::gomod::note::{NoteLimits, Verifier};
+use modtrace::gomod::note::NoteLimits;
 use modtrace::gomod::sumdb::{self, GoSumLimits};
 use modtrace::gomod::tlog::{self, TileLevel, TileLimits, TileSet, SUMDB_TILE_HEIGHT};
-use std::sync::OnceLock;
-
-fn verifiers() -> &'static [Verifier] {
-    static V: OnceLock<Vec<Verifier>> = OnceLock::new();
-    V.get_or_init(|| {
-        let mut v = vec![Verifier::go_sumdb()];
-        if let Ok(lab) = Verifier::parse(include_str!("../../captures/lab-sumdb.vkey").trim()) {
-            v.push(lab);
-        }
-        v
-    })
-}
 
 fuzz_target!(|data: &[u8]| {
     let limits = TileLimits {
@@ -42,15 +30,21 @@ fuzz_target!(|data: &[u8]| {
             let _ = sumdb::lines_outside_record(body, module, version);
             if let Ok(l) = sumdb::parse_lookup(body) {
                 let _ = l.hash_for(module, version, false);
-                if let Ok(head) =
-                    sumdb::open_tree_head(&l.tree_note, verifiers(), &NoteLimits::default())
-                {
+                if let Ok(head) = sumdb::open_tree_head(
+                    &l.tree_note,
+                    modtrace_fuzz::sumdb_verifiers(),
+                    &NoteLimits::default(),
+                ) {
                     trees.push(head.tree);
                 }
                 records.push((l.record_id, l.record_text));
             }
         } else if path.ends_with("/latest") {
-            if let Ok(head) = sumdb::open_tree_head(body, verifiers(), &NoteLimits::default()) {
+            if let Ok(head) = sumdb::open_tree_head(
+                body,
+                modtrace_fuzz::sumdb_verifiers(),
+                &NoteLimits::default(),
+            ) {
                 trees.push(head.tree);
             }
         } else if path.contains("tile/") {

@@ -11,6 +11,8 @@
 //! - **Items** (`sumdb`): byte strings, each a little-endian u16 length and its bytes.
 
 use modtrace::flow::Dir;
+use modtrace::proto::HttpEvent;
+use modtrace::time::Ts;
 
 /// One event of a reassembled connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -184,4 +186,71 @@ mod tests {
         push_item(&mut i, b"");
         assert_eq!(items(&i), [&b"tile/8/0/000"[..], b""]);
     }
+}
+
+/// The HTTP connection machines (`Http1Conn`, `Http2Conn`) as the stream targets drive them.
+pub trait HttpMachine {
+    fn data(&mut self, dir: Dir, ts: Ts, packet: u64, bytes: &[u8], out: &mut Vec<HttpEvent>);
+    fn gap(&mut self, dir: Dir, ts: Ts, len: u64, out: &mut Vec<HttpEvent>);
+    fn end(&mut self, dir: Dir, ts: Ts, packet: u64, out: &mut Vec<HttpEvent>);
+    fn finish(&mut self, ts: Ts, out: &mut Vec<HttpEvent>);
+}
+
+macro_rules! http_machine {
+    ($t:ty) => {
+        impl HttpMachine for $t {
+            fn data(&mut self, dir: Dir, ts: Ts, p: u64, b: &[u8], out: &mut Vec<HttpEvent>) {
+                self.on_data(dir, ts, p, b, out)
+            }
+            fn gap(&mut self, dir: Dir, ts: Ts, len: u64, out: &mut Vec<HttpEvent>) {
+                self.on_gap(dir, ts, len, out)
+            }
+            fn end(&mut self, dir: Dir, ts: Ts, p: u64, out: &mut Vec<HttpEvent>) {
+                self.on_end(dir, ts, p, out)
+            }
+            fn finish(&mut self, ts: Ts, out: &mut Vec<HttpEvent>) {
+                <$t>::finish(self, ts, out)
+            }
+        }
+    };
+}
+http_machine!(modtrace::proto::http1::Http1Conn);
+http_machine!(modtrace::proto::http2::Http2Conn);
+
+/// Feeds one connection in the chunk format to `conn` (a microsecond per chunk) and checks
+/// that no kept response body is over `max_body_kept`.
+pub fn drive_http(conn: &mut impl HttpMachine, data: &[u8], max_body_kept: usize) {
+    let mut out = Vec::new();
+    for (i, c) in chunks(data).into_iter().enumerate() {
+        let (ts, packet) = (Ts(i as i64 * 1000), i as u64 + 1);
+        match c {
+            Chunk::Data(dir, bytes) => conn.data(dir, ts, packet, bytes, &mut out),
+            Chunk::Gap(dir, len) => conn.gap(dir, ts, len, &mut out),
+            Chunk::End(dir) => conn.end(dir, ts, packet, &mut out),
+        }
+    }
+    conn.finish(Ts(i64::MAX), &mut out);
+    for ev in &out {
+        if let HttpEvent::Exchange(x) = ev {
+            if let Some(r) = &x.response {
+                assert!(
+                    r.body.data.len() <= max_body_kept,
+                    "body kept past the limit"
+                );
+            }
+        }
+    }
+}
+
+/// Go's checksum-database key and the lab's (captures/lab-sumdb.vkey).
+pub fn sumdb_verifiers() -> &'static [modtrace::gomod::note::Verifier] {
+    use modtrace::gomod::note::Verifier;
+    static V: std::sync::OnceLock<Vec<Verifier>> = std::sync::OnceLock::new();
+    V.get_or_init(|| {
+        let mut v = vec![Verifier::go_sumdb()];
+        if let Ok(lab) = Verifier::parse(include_str!("../../captures/lab-sumdb.vkey").trim()) {
+            v.push(lab);
+        }
+        v
+    })
 }
