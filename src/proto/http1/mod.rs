@@ -278,51 +278,81 @@ impl Http1Conn {
     // ----- client side -----
 
     fn client_data(&mut self, ts: Ts, packet: u64, data: &[u8], out: &mut Vec<HttpEvent>) {
-        self.client.last_ts = ts;
-        self.client.last_packet = packet;
+        self.side_data(Dir::ToServer, ts, packet, data, out);
+    }
+
+    /// One step of the client side on `input`: the bytes it used, or `None` when the rest of
+    /// the input is not the client side's to read (held, tunnelled, ended).
+    fn client_step(
+        &mut self,
+        ts: Ts,
+        packet: u64,
+        input: &[u8],
+        out: &mut Vec<HttpEvent>,
+    ) -> Option<usize> {
+        Some(match &mut self.client_state {
+            ClientState::Ended => return None,
+            ClientState::Hold(_) => {
+                self.hold_client(ts, packet, input, out);
+                return None;
+            }
+            ClientState::Resync => {
+                match resync_step(
+                    &mut self.client,
+                    ts,
+                    packet,
+                    input,
+                    StartKind::Request,
+                    self.limits.max_head_bytes,
+                ) {
+                    ResyncStep::Skipped(n) => n,
+                    ResyncStep::Start(n) => {
+                        self.client_state = ClientState::Head;
+                        n
+                    }
+                }
+            }
+            ClientState::Head => self.client_head(ts, packet, input, out),
+            ClientState::Body { .. } => self.client_body(ts, input, out),
+        })
+    }
+
+    /// Bytes of one direction: each side's steps until the input is used up, the connection
+    /// leaves HTTP (a tunnel, opaque bytes, a stop), or the side makes no progress.
+    fn side_data(&mut self, dir: Dir, ts: Ts, packet: u64, data: &[u8], out: &mut Vec<HttpEvent>) {
+        let side = match dir {
+            Dir::ToServer => &mut self.client,
+            Dir::ToClient => &mut self.server,
+        };
+        side.last_ts = ts;
+        side.last_packet = packet;
         // A segment often starts a message (one write per message): when resynchronising,
         // the start of each chunk is a candidate too (the strict start-line check keeps false
         // positives rare).
-        self.client.line_start = true;
+        side.line_start = true;
         let mut input = data;
         let mut stall = Stall::new(MAX_STALLED_STEPS);
         while !input.is_empty() {
             match self.mode {
                 Mode::Http => {}
                 Mode::Tunnel => {
-                    self.tunnel_data(out, Dir::ToServer, ts, packet, input);
+                    self.tunnel_data(out, dir, ts, packet, input);
                     return;
                 }
                 Mode::Opaque | Mode::Stopped => return,
             }
-            let used = match &mut self.client_state {
-                ClientState::Ended => return,
-                ClientState::Hold(_) => {
-                    self.hold_client(ts, packet, input, out);
-                    return;
-                }
-                ClientState::Resync => {
-                    match resync_step(
-                        &mut self.client,
-                        ts,
-                        packet,
-                        input,
-                        StartKind::Request,
-                        self.limits.max_head_bytes,
-                    ) {
-                        ResyncStep::Skipped(n) => n,
-                        ResyncStep::Start(n) => {
-                            self.client_state = ClientState::Head;
-                            n
-                        }
-                    }
-                }
-                ClientState::Head => self.client_head(ts, packet, input, out),
-                ClientState::Body { .. } => self.client_body(ts, input, out),
+            let step = match dir {
+                Dir::ToServer => self.client_step(ts, packet, input, out),
+                Dir::ToClient => self.server_step(ts, packet, input, out),
             };
+            let Some(used) = step else { return };
             if stall.stuck(used) {
-                let why = "HTTP/1 parser made no progress on client data; parsing stopped";
-                self.stop(out, ts, why.into());
+                let side = match dir {
+                    Dir::ToServer => "client",
+                    Dir::ToClient => "server",
+                };
+                let why = format!("HTTP/1 parser made no progress on {side} data; parsing stopped");
+                self.stop(out, ts, why);
                 return;
             }
             input = input.get(used..).unwrap_or(&[]);
@@ -600,51 +630,38 @@ impl Http1Conn {
     // ----- server side -----
 
     fn server_data(&mut self, ts: Ts, packet: u64, data: &[u8], out: &mut Vec<HttpEvent>) {
-        self.server.last_ts = ts;
-        self.server.last_packet = packet;
-        // A segment often starts a message (one write per message): when resynchronising,
-        // the start of each chunk is a candidate too (the strict start-line check keeps false
-        // positives rare).
-        self.server.line_start = true;
-        let mut input = data;
-        let mut stall = Stall::new(MAX_STALLED_STEPS);
-        while !input.is_empty() {
-            match self.mode {
-                Mode::Http => {}
-                Mode::Tunnel => {
-                    self.tunnel_data(out, Dir::ToClient, ts, packet, input);
-                    return;
-                }
-                Mode::Opaque | Mode::Stopped => return,
-            }
-            let used = match &mut self.server_state {
-                ServerState::Ended => return,
-                ServerState::Resync => {
-                    match resync_step(
-                        &mut self.server,
-                        ts,
-                        packet,
-                        input,
-                        StartKind::Response,
-                        self.limits.max_head_bytes,
-                    ) {
-                        ResyncStep::Skipped(n) => n,
-                        ResyncStep::Start(n) => {
-                            self.server_state = ServerState::Head;
-                            n
-                        }
+        self.side_data(Dir::ToClient, ts, packet, data, out);
+    }
+
+    /// One step of the server side on `input`: the bytes it used, or `None` once it ended.
+    fn server_step(
+        &mut self,
+        ts: Ts,
+        packet: u64,
+        input: &[u8],
+        out: &mut Vec<HttpEvent>,
+    ) -> Option<usize> {
+        Some(match &mut self.server_state {
+            ServerState::Ended => return None,
+            ServerState::Resync => {
+                match resync_step(
+                    &mut self.server,
+                    ts,
+                    packet,
+                    input,
+                    StartKind::Response,
+                    self.limits.max_head_bytes,
+                ) {
+                    ResyncStep::Skipped(n) => n,
+                    ResyncStep::Start(n) => {
+                        self.server_state = ServerState::Head;
+                        n
                     }
                 }
-                ServerState::Head => self.server_head(ts, packet, input, out),
-                ServerState::Body(_) => self.server_body(ts, packet, input, out),
-            };
-            if stall.stuck(used) {
-                let why = "HTTP/1 parser made no progress on server data; parsing stopped";
-                self.stop(out, ts, why.into());
-                return;
             }
-            input = input.get(used..).unwrap_or(&[]);
-        }
+            ServerState::Head => self.server_head(ts, packet, input, out),
+            ServerState::Body(_) => self.server_body(ts, packet, input, out),
+        })
     }
 
     fn server_head(
