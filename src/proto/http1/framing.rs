@@ -373,6 +373,15 @@ pub(super) enum ResyncStep {
     Start(usize),
 }
 
+impl ResyncStep {
+    /// The input bytes the step used, whatever it found.
+    pub(super) fn used(&self) -> usize {
+        match *self {
+            ResyncStep::Skipped(n) | ResyncStep::Start(n) => n,
+        }
+    }
+}
+
 /// Looks for the next start line after a gap or junk, keeping at most one partial candidate
 /// line in the head buffer.
 pub(super) fn resync_step(

@@ -297,20 +297,19 @@ impl Http1Conn {
                 return None;
             }
             ClientState::Resync => {
-                match resync_step(
+                let max_head = self.limits.max_head_bytes;
+                let step = resync_step(
                     &mut self.client,
                     ts,
                     packet,
                     input,
                     StartKind::Request,
-                    self.limits.max_head_bytes,
-                ) {
-                    ResyncStep::Skipped(n) => n,
-                    ResyncStep::Start(n) => {
-                        self.client_state = ClientState::Head;
-                        n
-                    }
+                    max_head,
+                );
+                if let ResyncStep::Start(_) = step {
+                    self.client_state = ClientState::Head;
                 }
+                step.used()
             }
             ClientState::Head => self.client_head(ts, packet, input, out),
             ClientState::Body { .. } => self.client_body(ts, input, out),
@@ -644,20 +643,19 @@ impl Http1Conn {
         Some(match &mut self.server_state {
             ServerState::Ended => return None,
             ServerState::Resync => {
-                match resync_step(
+                let max_head = self.limits.max_head_bytes;
+                let step = resync_step(
                     &mut self.server,
                     ts,
                     packet,
                     input,
                     StartKind::Response,
-                    self.limits.max_head_bytes,
-                ) {
-                    ResyncStep::Skipped(n) => n,
-                    ResyncStep::Start(n) => {
-                        self.server_state = ServerState::Head;
-                        n
-                    }
+                    max_head,
+                );
+                if let ResyncStep::Start(_) = step {
+                    self.server_state = ServerState::Head;
                 }
+                step.used()
             }
             ServerState::Head => self.server_head(ts, packet, input, out),
             ServerState::Body(_) => self.server_body(ts, packet, input, out),
