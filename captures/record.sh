@@ -31,7 +31,7 @@
 # command's result differs from the scenario's expectation, or a request in the server log is
 # not in the capture (decrypted with the key log, for TLS) after 3 attempts. Servers, tcpdump
 # and the network namespace of direct-mode scenarios are stopped/removed on any exit (trap).
-# Scenario definitions live in one place, src/lab/scenario.rs, read here via `modtrace lab env`.
+# Scenario definitions live in one place, crates/lab/src/scenario.rs, read here via `modtrace lab env`.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)

@@ -1,27 +1,17 @@
 //! modtrace: Go module traffic analysis.
 //!
-//! One streaming pipeline, each stage a module with a narrow typed interface:
-//! `source` -> `decode` -> `flow` -> `proto` -> `gomod` -> `detect` -> sinks (`report`).
-//! Only `source` (and `lab`) touch files or sockets; nothing from `decode` to `detect` reads a
-//! clock: time is the packet's timestamp.
+//! This package holds what a user touches: the command line (`cli`), the TUI (`tui`) and live
+//! capture (`capture`). The analyser is crates/core and the lab crates/lab (ARCHITECTURE.md);
+//! both are re-exported here under the paths they always had (`modtrace::gomod`,
+//! `modtrace::lab`), so the binary, the tests and the docs name one crate.
+
+pub use modtrace_core::{
+    decode, detect, flow, gokeys, gomod, lesson, pipeline, policy, proc, proto, redact, report,
+    source, time, wire,
+};
+pub use modtrace_lab as lab;
 
 #[cfg(feature = "live")]
 pub mod capture;
 pub mod cli;
-pub mod decode;
-pub mod detect;
-pub mod flow;
-pub mod gokeys;
-pub mod gomod;
-pub mod lab;
-pub mod lesson;
-pub mod pipeline;
-pub mod policy;
-pub mod proc;
-pub mod proto;
-pub mod redact;
-pub mod report;
-pub mod source;
-pub mod time;
 pub mod tui;
-pub mod wire;

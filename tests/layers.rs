@@ -1,7 +1,9 @@
 //! The shape of the house (ARCHITECTURE.md): which module may import which. Reads every file
-//! under src/ and follows its `crate::` and `super::` paths (in `use` lines and inline), so a
+//! of the three crates (src/, crates/core/src/, crates/lab/src/) and follows its `crate::`,
+//! `super::`, `modtrace_core::` and `modtrace_lab::` paths (in `use` lines and inline), so a
 //! test fails when a module imports against the allowed direction, or when two source files
-//! import each other, directly or round a circle.
+//! import each other, directly or round a circle. The lab crate's modules are named as the
+//! `modtrace` package re-exports them (`lab::server`), the analyser's from its root (`gomod`).
 //!
 //! A module's relative `use child::…` (a parent re-exporting its children) is not an import:
 //! the parent owns its children. Test code (`*_tests.rs`, `tests.rs`, `#[cfg(test)]` items)
@@ -36,14 +38,25 @@ const LAYERS: &[&[&str]] = &[
 
 struct SourceFile {
     path: PathBuf,
-    /// Module path from the crate root (`["gomod", "h1"]`); empty for lib.rs and main.rs.
+    /// Module path as the `modtrace` package names it (`["gomod", "h1"]`, `["lab", "server"]`);
+    /// empty for the top lib.rs, main.rs and the analyser's lib.rs.
     module: Vec<String>,
+    /// Where this file's `crate::` points (`["lab"]` in the lab crate, else empty).
+    crate_root: Vec<String>,
     text: String,
 }
 
-fn src_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
+/// The checkout (the `modtrace` package's directory): paths are shown from here.
+fn checkout() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
+
+/// Each crate's source folder, and the module path its root has in the `modtrace` package.
+const CRATES: &[(&str, &[&str])] = &[
+    ("src", &[]),
+    ("crates/core/src", &[]),
+    ("crates/lab/src", &["lab"]),
+];
 
 fn read_sources() -> Vec<SourceFile> {
     fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -56,13 +69,14 @@ fn read_sources() -> Vec<SourceFile> {
             }
         }
     }
-    let root = src_dir();
-    let mut paths = Vec::new();
-    walk(&root, &mut paths);
-    paths.sort();
-    paths
-        .into_iter()
-        .map(|path| {
+    let mut files = Vec::new();
+    for (dir, mount) in CRATES {
+        let root = checkout().join(dir);
+        let mut paths = Vec::new();
+        walk(&root, &mut paths);
+        paths.sort();
+        let crate_root: Vec<String> = mount.iter().map(|m| m.to_string()).collect();
+        files.extend(paths.into_iter().map(|path| {
             let rel = path.strip_prefix(&root).unwrap().with_extension("");
             let mut module: Vec<String> = rel
                 .components()
@@ -74,9 +88,18 @@ fn read_sources() -> Vec<SourceFile> {
             if module == ["lib"] || module == ["main"] {
                 module.clear();
             }
+            let module = [crate_root.clone(), module].concat();
             let text = strip_test_code(&strip_comments(&std::fs::read_to_string(&path).unwrap()));
-            SourceFile { path, module, text }
-        })
+            SourceFile {
+                path,
+                module,
+                crate_root: crate_root.clone(),
+                text,
+            }
+        }));
+    }
+    files
+        .into_iter()
         .filter(|f| {
             let name = f.path.file_stem().unwrap().to_string_lossy();
             !(name == "tests" || name.ends_with("_tests"))
@@ -150,8 +173,9 @@ fn strip_test_code(s: &str) -> String {
     out
 }
 
-/// Every path the file names from the crate root: `crate::a::b` and `super::…` resolved, and
-/// `use crate::a::{b, c::d}` expanded one level.
+/// Every path the file names, as the `modtrace` package names modules: `crate::a::b`,
+/// `super::…`, `modtrace_core::…` and `modtrace_lab::…` resolved, and `use crate::a::{b, c::d}`
+/// expanded one level.
 fn referenced_paths(f: &SourceFile) -> Vec<Vec<String>> {
     let t = &f.text;
     let bytes = t.as_bytes();
@@ -164,6 +188,10 @@ fn referenced_paths(f: &SourceFile) -> Vec<Vec<String>> {
             "crate"
         } else if rest.starts_with("super::") {
             "super"
+        } else if rest.starts_with("modtrace_core::") {
+            "modtrace_core"
+        } else if rest.starts_with("modtrace_lab::") {
+            "modtrace_lab"
         } else {
             i += rest.chars().next().map_or(1, char::len_utf8);
             continue;
@@ -173,10 +201,11 @@ fn referenced_paths(f: &SourceFile) -> Vec<Vec<String>> {
             continue;
         }
         // The path's segments, with `super` resolved against this file's module.
-        let mut base: Vec<String> = if head == "crate" {
-            Vec::new()
-        } else {
-            f.module[..f.module.len().saturating_sub(1)].to_vec()
+        let mut base: Vec<String> = match head {
+            "crate" => f.crate_root.clone(),
+            "modtrace_core" => Vec::new(),
+            "modtrace_lab" => vec!["lab".to_string()],
+            _ => f.module[..f.module.len().saturating_sub(1)].to_vec(),
         };
         let mut j = i + head.len();
         loop {
@@ -309,7 +338,7 @@ fn no_two_source_files_import_each_other_round_a_circle() {
     let files = read_sources();
     let g = file_graph(&files);
     let found = circles(&g);
-    let root = src_dir();
+    let root = checkout();
     let show: Vec<String> = found
         .iter()
         .map(|c| {
@@ -342,7 +371,7 @@ fn modules_import_only_lower_layers() {
             continue; // lib.rs and main.rs wire everything
         };
         let from = layer_of(top).unwrap_or_else(|| {
-            panic!("src/{top}: a top-level module that LAYERS (and ARCHITECTURE.md) lacks")
+            panic!("{top}: a top-level module that LAYERS (and ARCHITECTURE.md) lacks")
         });
         for p in referenced_paths(f) {
             let Some(to_top) = p.first() else { continue };
@@ -353,7 +382,7 @@ fn modules_import_only_lower_layers() {
             if to >= from {
                 wrong.insert(format!(
                     "{} imports {} ({} is layer {from}, {to_top} layer {to})",
-                    f.path.strip_prefix(src_dir()).unwrap().display(),
+                    f.path.strip_prefix(checkout()).unwrap().display(),
                     p.join("::"),
                     top
                 ));
@@ -373,12 +402,21 @@ fn the_checks_see_a_circle_and_an_upward_import() {
     let file = |module: &[&str], text: &str| SourceFile {
         path: PathBuf::from(module.join("/")),
         module: module.iter().map(|s| s.to_string()).collect(),
+        // The lab is a crate of its own: its `crate::` is `lab`.
+        crate_root: if module.first() == Some(&"lab") {
+            vec!["lab".to_string()]
+        } else {
+            Vec::new()
+        },
         text: strip_test_code(&strip_comments(text)),
     };
     let files = vec![
         file(&["lab", "server"], "use super::connect::serve;\n"),
-        file(&["lab", "connect"], "use super::{server::Ctx, LAB_IP};\n"),
+        file(&["lab", "connect"], "use crate::{server::Ctx, LAB_IP};\n"),
         file(&["lab"], "pub mod server;\n"),
+        file(&["lab", "tamper"], "use modtrace_core::gomod::h1;\n"),
+        file(&["gomod"], "pub mod h1;\n"),
+        file(&["tui"], "let s = modtrace_lab::scenario::find(n);\n"),
         file(
             &["flow"],
             "// crate::report::Report in a comment\nlet r = crate::report::x();\n",
@@ -409,4 +447,42 @@ fn the_checks_see_a_circle_and_an_upward_import() {
         "test code imports freely"
     );
     assert!(layer_of("flow") < layer_of("report"));
+    // Paths into the other crates resolve to the modules the `modtrace` package names.
+    assert!(g[&PathBuf::from("lab/tamper")].contains(&PathBuf::from("gomod")));
+    assert!(g[&PathBuf::from("tui")].contains(&PathBuf::from("lab")));
+}
+
+/// The analyser's dependency tree holds none of the lab's async stack nor the UI's crates
+/// (ARCHITECTURE.md, "Three crates"): `cargo tree -p modtrace-core -e no-dev`.
+#[test]
+fn the_analyser_depends_on_no_lab_or_ui_crate() {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = std::process::Command::new(cargo)
+        .args(["tree", "--offline", "-p", "modtrace-core", "-e", "no-dev"])
+        .args(["--prefix", "none", "-f", "{p}"])
+        .current_dir(checkout())
+        .output()
+        .expect("running cargo tree");
+    assert!(
+        out.status.success(),
+        "cargo tree: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tree = String::from_utf8_lossy(&out.stdout);
+    let names: BTreeSet<&str> = tree
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert!(names.contains("rustls"), "not the analyser's tree:\n{tree}");
+    let forbidden = [
+        "tokio",
+        "tokio-rustls",
+        "h2",
+        "rcgen",
+        "ratatui",
+        "crossterm",
+        "clap",
+    ];
+    let found: Vec<&&str> = forbidden.iter().filter(|f| names.contains(**f)).collect();
+    assert!(found.is_empty(), "the analyser depends on {found:?}");
 }

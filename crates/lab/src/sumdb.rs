@@ -3,9 +3,9 @@
 //! `/tile/H/L/N[.p/W]`, `/tile/H/data/N[.p/W]`, `/latest`), at a server's root or under a
 //! proxy's `/sumdb/<name>/` path (with `/supported`).
 //!
-//! The record hashes come from `crate::gomod::h1` over the very zips and `.mod` files the lab
+//! The record hashes come from `modtrace_core::gomod::h1` over the very zips and `.mod` files the lab
 //! proxy serves, so the go command accepts them; hashing and tile paths come from
-//! `crate::gomod::tlog`, the note text and verifier keys from `crate::gomod::note`. What is
+//! `modtrace_core::gomod::tlog`, the note text and verifier keys from `modtrace_core::gomod::note`. What is
 //! here is what a verifier never needs: the signing key, building the tree, and signing.
 //!
 //! The key is derived from a fixed seed so every recording signs with the same key and prints
@@ -14,13 +14,13 @@
 use super::http::Response;
 use super::modules::{percent_decode, unescape_path, ModuleStore};
 use super::LabError;
-use crate::gomod::h1::{mod_h1, zip_h1};
-use crate::gomod::note::{base64_encode, format_tree, Verifier, ALG_ED25519};
-use crate::gomod::tlog::{
+use ed25519_dalek::{Signer, SigningKey};
+use modtrace_core::gomod::h1::{mod_h1, zip_h1};
+use modtrace_core::gomod::note::{base64_encode, format_tree, Verifier, ALG_ED25519};
+use modtrace_core::gomod::tlog::{
     node_hash, parse_tile_path, record_hash, tree_hash_from_leaves, Hash, Tile, TileLevel, Tree,
     HASH_SIZE,
 };
-use ed25519_dalek::{Signer, SigningKey};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::io::Cursor;
@@ -350,8 +350,8 @@ impl SumDb {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gomod::note::{open, parse_tree, NoteLimits, Verdict};
-    use crate::gomod::tlog::{TileLimits, TileSet};
+    use modtrace_core::gomod::note::{open, parse_tree, NoteLimits, Verdict};
+    use modtrace_core::gomod::tlog::{TileLimits, TileSet};
 
     fn records(n: usize) -> Vec<SumRecord> {
         (0..n)
@@ -475,7 +475,7 @@ mod tests {
 
     /// Over 256 records the tree spans full level-0 tiles and a level-1 tile; the hashes the
     /// tiles hold must give the signed tree hash and every record's leaf (checked with the
-    /// verifier side, `crate::gomod::tlog::TileSet`).
+    /// verifier side, `modtrace_core::gomod::tlog::TileSet`).
     #[test]
     fn tiles_over_256_records_are_consistent_with_the_tree() {
         for n in [1usize, 5, 256, 257, 600] {

@@ -666,8 +666,8 @@ pub fn find(name: &str) -> Option<&'static Scenario> {
         .find(|s| s.name == name)
 }
 
-/// The scenario a training lesson's half runs ([`crate::lesson`] names it).
-pub fn of_half(half: &crate::lesson::Half) -> &'static Scenario {
+/// The scenario a training lesson's half runs ([`modtrace_core::lesson`] names it).
+pub fn of_half(half: &modtrace_core::lesson::Half) -> &'static Scenario {
     find(half.scenario).expect("lesson names a known scenario")
 }
 
@@ -833,7 +833,7 @@ impl Scenario {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lesson::{find as find_lesson, HalfKind, LESSONS};
+    use modtrace_core::lesson::{find as find_lesson, HalfKind, LESSONS};
 
     #[test]
     fn lessons_name_known_scenarios_that_need_no_netns() {
@@ -865,7 +865,7 @@ mod tests {
     #[test]
     fn lesson_sumdb_key_is_the_lab_key() {
         assert_eq!(
-            crate::lesson::LAB_SUMDB_KEY,
+            modtrace_core::lesson::LAB_SUMDB_KEY,
             super::super::LabSigner::lab().verifier_key()
         );
     }

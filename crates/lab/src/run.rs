@@ -10,9 +10,9 @@
 use super::scenario::{self, GoOutcome, Scenario};
 use super::server::{Lab, LabOptions};
 use super::{default_modules_dir, Limits, ModuleStore, Pki, RequestLog};
-use crate::lesson::{self, HalfKind, Lesson, LESSONS};
 use clap::Args;
-use std::io::Write;
+use modtrace_core::lesson::{self, HalfKind, Lesson, LESSONS};
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -301,7 +301,10 @@ fn find_go(explicit: Option<&Path>) -> Result<PathBuf, String> {
 
 /// The default PKI: the one the bundled captures chain to, when this runs from the checkout.
 fn default_pki(work: &Path) -> PathBuf {
-    let checkout = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/captures/lab-pki"));
+    let checkout = PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../captures/lab-pki"
+    ));
     let here = PathBuf::from("captures/lab-pki");
     [here, checkout]
         .into_iter()
@@ -748,7 +751,8 @@ pub fn run(a: RunArgs) -> Result<i32, String> {
         write_profile(&keep_dir, &pki, &modules)?;
         let args = lesson::analysis_args(&keep_dir);
         let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-        let tui = !a.no_tui && crate::tui::run::has_terminal();
+        // The TUI's own test (tui::run::has_terminal): both ends of the terminal.
+        let tui = !a.no_tui && std::io::stdout().is_terminal() && std::io::stdin().is_terminal();
         let first = &recordings[0];
         if tui {
             // Let the trainer talk about go's output first: the TUI takes the whole screen.

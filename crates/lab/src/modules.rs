@@ -321,7 +321,7 @@ fn module_directive(go_mod: &[u8]) -> Option<String> {
 
 // The lab decodes requests with the same escaping code the analyzer uses (Go modules
 // reference, "Module path escaping"; RFC 3986 2.1 percent-decoding).
-pub use crate::gomod::path::{
+pub use modtrace_core::gomod::path::{
     escape_bang as escape_path, percent_decode, unescape_bang as unescape_path,
 };
 
@@ -380,6 +380,10 @@ pub fn semver_cmp(a: &str, b: &str) -> std::cmp::Ordering {
         }),
     }
 }
+
+#[cfg(test)]
+#[path = "modules_h1_tests.rs"]
+mod h1_tests;
 
 #[cfg(test)]
 mod tests {

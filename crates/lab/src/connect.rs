@@ -298,7 +298,7 @@ mod tests {
 
     #[test]
     fn connect_proxy_tunnels_to_lab_servers_only_and_logs_each_connect() {
-        use crate::lab::{
+        use crate::{
             default_modules_dir, Lab, Limits, ModuleStore, RequestLog, ServerKind, ServerSpec,
         };
         let store = Arc::new(ModuleStore::load(&default_modules_dir()).unwrap());

@@ -253,7 +253,7 @@ async fn send_body(send: &mut h2::SendStream<Bytes>, mut body: Bytes) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lab::{
+    use crate::{
         default_modules_dir, CertKind, KeyLogWriter, Lab, LabOptions, Limits, ModuleStore, Pki,
         RequestLog, ServerKind, ServerSpec, TlsContext, TlsServerOptions, TlsVersions,
         UpstreamVerify,
@@ -417,12 +417,12 @@ mod tests {
     fn an_http1_client_of_an_h2_server_gets_http1() {
         let log = RequestLog::in_memory();
         let (lab, pki, _) = h2_lab(&log);
-        let base = crate::lab::http::HttpBase::parse(&lab.server("p").unwrap().base_url).unwrap();
+        let base = crate::http::HttpBase::parse(&lab.server("p").unwrap().base_url).unwrap();
         // The mirror's client offers http/1.1 only.
         let client = pki.client_config(UpstreamVerify::LabCa, None).unwrap();
         let target = "/example.test/%21hello/@v/v1.1.0.mod";
-        let r = crate::lab::http::fetch_tls(&base, target, &[], &Limits::default(), Some(&client))
-            .unwrap();
+        let r =
+            crate::http::fetch_tls(&base, target, &[], &Limits::default(), Some(&client)).unwrap();
         assert_eq!(r.status, 200);
         assert!(String::from_utf8_lossy(&r.body).contains("module example.test/Hello"));
         let e = log.entries();

@@ -325,7 +325,7 @@ pub fn go_sum(dir: &std::path::Path, wanted: &[String]) -> Result<String, String
 }
 
 /// Largest key log `embed-keys` takes: what modtrace's own reader keeps of a DSB
-/// ([`crate::source::ReaderLimits::max_keylog_bytes`]), so every embedded line is read back.
+/// ([`modtrace_core::source::ReaderLimits::max_keylog_bytes`]), so every embedded line is read back.
 pub const EMBED_KEYS_MAX_BYTES: usize = 4 << 20;
 
 /// Writes `output`: a pcapng with the key log `keys` in a Decryption Secrets Block right
@@ -334,8 +334,8 @@ pub const EMBED_KEYS_MAX_BYTES: usize = 4 << 20;
 /// tshark reads a file in one pass and uses secrets only for packets after them. Returns
 /// (packets, key log bytes).
 pub fn embed_keys(input: &Path, keys: &Path, output: &Path) -> Result<(u64, usize), String> {
-    use crate::source::pcapng::PcapngWriter;
-    use crate::source::CaptureReader;
+    use modtrace_core::source::pcapng::PcapngWriter;
+    use modtrace_core::source::CaptureReader;
     let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
         (Ok(a), Ok(b)) => a == b,
         _ => false,
@@ -613,7 +613,7 @@ pub fn default_modules_dir() -> PathBuf {
     if here.is_dir() {
         here
     } else {
-        PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/lab/modules"))
+        PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../lab/modules"))
     }
 }
 
@@ -1057,14 +1057,14 @@ mod tests {
 
     #[test]
     fn embed_keys_puts_the_key_log_before_the_packets() {
-        use crate::source::pcapng::PcapngWriter;
-        use crate::source::{CaptureReader, Frame, LinkType};
+        use modtrace_core::source::pcapng::PcapngWriter;
+        use modtrace_core::source::{CaptureReader, Frame, LinkType};
         let dir = tempfile::tempdir().unwrap();
         let input = dir.path().join("in.pcapng");
         let mut w = PcapngWriter::new(Vec::new(), "test", Some("lo"), 262_144).unwrap();
         for (i, data) in [&[1u8, 2, 3][..], &[4u8; 61][..]].iter().enumerate() {
             w.write_frame(&Frame {
-                ts: crate::time::Ts::from_secs_nanos(1_700_000_000 + i as i64, 1000),
+                ts: modtrace_core::time::Ts::from_secs_nanos(1_700_000_000 + i as i64, 1000),
                 link: LinkType::ETHERNET,
                 data: data.to_vec(),
                 orig_len: data.len() as u32,
@@ -1091,7 +1091,7 @@ mod tests {
         assert_eq!(frames[1].data, vec![4u8; 61]);
         assert_eq!(
             frames[1].ts,
-            crate::time::Ts::from_secs_nanos(1_700_000_001, 1000)
+            modtrace_core::time::Ts::from_secs_nanos(1_700_000_001, 1000)
         );
         assert_eq!(r.stats().keylog, text.as_bytes());
 

@@ -181,10 +181,10 @@ pub fn restamp_info(body: &[u8], time: &str) -> Result<Vec<u8>, LabError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gomod::h1::{mod_h1, zip_h1};
-    use crate::lab::modules::build_module_version;
+    use crate::modules::build_module_version;
+    use modtrace_core::gomod::h1::{mod_h1, zip_h1};
 
-    fn hello() -> crate::lab::ModuleVersion {
+    fn hello() -> crate::ModuleVersion {
         build_module_version(
             "example.test/Hello",
             "v1.1.0",
