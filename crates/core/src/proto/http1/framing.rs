@@ -253,6 +253,86 @@ impl HeadReader {
     }
 }
 
+/// What [`HeadReader::read`] came to. `used` counts the input bytes taken, blank lines before
+/// the head (RFC 9112 2.2) included; the reader is reset for the next head unless `More`.
+pub(super) enum HeadRead {
+    /// Everything was taken; no whole head yet.
+    More { used: usize },
+    /// A whole head, and the chunk that carried its first byte.
+    Complete {
+        head: Vec<u8>,
+        ts: Ts,
+        packet: u64,
+        used: usize,
+    },
+    /// The bytes do not start a message. `skipped` blank bytes came first; scanning may resume
+    /// `resume` bytes after them (not a line start). `earlier` holds what earlier chunks had put
+    /// in the head, from the chunk at `ts`/`packet` (an HTTP/0.9 answer is those bytes).
+    NotStart {
+        skipped: usize,
+        resume: usize,
+        earlier: Vec<u8>,
+        ts: Ts,
+        packet: u64,
+    },
+    /// Over `max_head_bytes`.
+    TooBig,
+}
+
+impl HeadReader {
+    /// Reads a head at a message start: skips blank lines before it, then adds to it (one
+    /// side of a connection calls this for its own reader; both sides read heads alike).
+    pub(super) fn read(
+        &mut self,
+        ts: Ts,
+        packet: u64,
+        input: &[u8],
+        kind: StartKind,
+        max_head: usize,
+    ) -> HeadRead {
+        let mut skipped = 0;
+        if self.buf.is_empty() {
+            skipped = input
+                .iter()
+                .take_while(|&&b| b == b'\r' || b == b'\n')
+                .count();
+            if skipped == input.len() {
+                return HeadRead::More { used: skipped };
+            }
+            self.start(ts, packet);
+        }
+        let rest = input.get(skipped..).unwrap_or(&[]);
+        match head_step(self, rest, kind, max_head) {
+            HeadStep::NeedMore => HeadRead::More { used: input.len() },
+            HeadStep::TooBig => HeadRead::TooBig,
+            HeadStep::NotStart { resume, old_len } => {
+                let mut earlier = std::mem::take(&mut self.buf);
+                earlier.truncate(old_len);
+                let (ts, packet) = (self.ts, self.packet);
+                self.reset();
+                HeadRead::NotStart {
+                    skipped,
+                    resume,
+                    earlier,
+                    ts,
+                    packet,
+                }
+            }
+            HeadStep::Complete { consumed } => {
+                let head = std::mem::take(&mut self.buf);
+                let (ts, packet) = (self.ts, self.packet);
+                self.reset();
+                HeadRead::Complete {
+                    head,
+                    ts,
+                    packet,
+                    used: skipped.saturating_add(consumed),
+                }
+            }
+        }
+    }
+}
+
 pub(super) enum HeadStep {
     /// Everything was taken; the head is not complete.
     NeedMore,

@@ -32,9 +32,7 @@ use super::{Body, HttpEvent, HttpExchange, HttpLimits, HttpRequest, HttpResponse
 use crate::flow::{Dir, FlowId};
 use crate::time::Ts;
 pub(crate) use body::{BodySink, SinkNote};
-use framing::{
-    head_step, resync_step, BodyState, BodyStep, HeadReader, HeadStep, ResyncStep, Side,
-};
+use framing::{resync_step, BodyState, BodyStep, HeadRead, HeadReader, ResyncStep, Side};
 #[cfg(test)]
 use parser::MAX_CHUNK_LINE;
 use parser::{Check, Framing, StartKind};
@@ -365,36 +363,24 @@ impl Http1Conn {
         input: &[u8],
         out: &mut Vec<HttpEvent>,
     ) -> usize {
-        let mut skipped = 0;
-        if self.client.head.buf.is_empty() {
-            skipped = input
-                .iter()
-                .take_while(|&&b| b == b'\r' || b == b'\n')
-                .count();
-            if skipped == input.len() {
-                return skipped;
-            }
-            self.client.head.start(ts, packet);
-        }
-        let rest = input.get(skipped..).unwrap_or(&[]);
-        match head_step(
-            &mut self.client.head,
-            rest,
-            StartKind::Request,
-            self.limits.max_head_bytes,
-        ) {
-            HeadStep::NeedMore => input.len(),
-            HeadStep::TooBig => {
+        let max = self.limits.max_head_bytes;
+        match self
+            .client
+            .head
+            .read(ts, packet, input, StartKind::Request, max)
+        {
+            HeadRead::More { used } => used,
+            HeadRead::TooBig => {
                 let what = format!(
-                    "request head over max_head_bytes ({}); connection no longer parsed",
-                    self.limits.max_head_bytes
+                    "request head over max_head_bytes ({max}); connection no longer parsed"
                 );
                 self.stop(out, ts, what);
                 input.len()
             }
-            HeadStep::NotStart { resume, .. } => {
+            HeadRead::NotStart {
+                skipped, resume, ..
+            } => {
                 self.anomaly(out, ts, "client bytes at a message start are not an HTTP/1 request line; skipping to the next request".into());
-                self.client.head.reset();
                 self.client.line_start = false;
                 self.client_state = ClientState::Resync;
                 // The server may answer what it received here: its answer must not be paired
@@ -402,12 +388,14 @@ impl Http1Conn {
                 self.push_lost(self.client.last_packet, out);
                 skipped.saturating_add(resume)
             }
-            HeadStep::Complete { consumed } => {
-                let head = std::mem::take(&mut self.client.head.buf);
-                let (head_ts, head_packet) = (self.client.head.ts, self.client.head.packet);
-                self.client.head.reset();
+            HeadRead::Complete {
+                head,
+                ts: head_ts,
+                packet: head_packet,
+                used,
+            } => {
                 self.on_request_head(&head, head_ts, head_packet, ts, out);
-                skipped.saturating_add(consumed)
+                used
             }
         }
     }
@@ -669,59 +657,49 @@ impl Http1Conn {
         input: &[u8],
         out: &mut Vec<HttpEvent>,
     ) -> usize {
-        let mut skipped = 0;
-        if self.server.head.buf.is_empty() {
-            skipped = input
-                .iter()
-                .take_while(|&&b| b == b'\r' || b == b'\n')
-                .count();
-            if skipped == input.len() {
-                return skipped;
-            }
-            self.server.head.start(ts, packet);
-        }
-        let rest = input.get(skipped..).unwrap_or(&[]);
-        match head_step(
-            &mut self.server.head,
-            rest,
-            StartKind::Response,
-            self.limits.max_head_bytes,
-        ) {
-            HeadStep::NeedMore => input.len(),
-            HeadStep::TooBig => {
+        let max = self.limits.max_head_bytes;
+        match self
+            .server
+            .head
+            .read(ts, packet, input, StartKind::Response, max)
+        {
+            HeadRead::More { used } => used,
+            HeadRead::TooBig => {
                 let what = format!(
-                    "response head over max_head_bytes ({}); connection no longer parsed",
-                    self.limits.max_head_bytes
+                    "response head over max_head_bytes ({max}); connection no longer parsed"
                 );
                 self.stop(out, ts, what);
                 input.len()
             }
-            HeadStep::NotStart { resume, old_len } => {
+            HeadRead::NotStart {
+                skipped,
+                resume,
+                earlier,
+                ts: head_ts,
+                packet: head_packet,
+            } => {
                 if matches!(self.queue.front(), Some(Slot::Request(p)) if p.simple)
                     && !self.server_desync
                 {
                     // RFC 1945 6: an HTTP/0.9 request is answered with the bare entity body.
-                    let mut earlier = std::mem::take(&mut self.server.head.buf);
-                    earlier.truncate(old_len);
-                    let (head_ts, head_packet) = (self.server.head.ts, self.server.head.packet);
-                    self.server.head.reset();
                     self.start_simple_response(head_ts, head_packet, &earlier, out);
                     return skipped;
                 }
                 self.anomaly(out, ts, "server bytes at a message start are not an HTTP/1 status line; skipping to the next response".into());
-                self.server.head.reset();
                 self.server.line_start = false;
                 self.server_state = ServerState::Resync;
                 // What was skipped may have been a response: later ones are paired with care.
                 self.server_desync = true;
                 skipped.saturating_add(resume)
             }
-            HeadStep::Complete { consumed } => {
-                let head = std::mem::take(&mut self.server.head.buf);
-                let (head_ts, head_packet) = (self.server.head.ts, self.server.head.packet);
-                self.server.head.reset();
+            HeadRead::Complete {
+                head,
+                ts: head_ts,
+                packet: head_packet,
+                used,
+            } => {
                 self.on_response_head(&head, head_ts, head_packet, ts, packet, out);
-                skipped.saturating_add(consumed)
+                used
             }
         }
     }

@@ -12,12 +12,12 @@
 
 use super::frame::{self, flags, setting, FrameHeader, FrameType, FRAME_HEADER_LEN, PREFACE};
 use super::hpack::{HeaderDecoder, HeaderList};
+use super::message::{content_codings, content_length, request_head, response_head, split_fields};
 use super::Http2Limits;
 use crate::flow::{Dir, FlowId};
 use crate::proto::http1::{BodySink, SinkNote};
 use crate::proto::{
-    escape_bytes, Body, Header, HttpEvent, HttpExchange, HttpLimits, HttpRequest, HttpResponse,
-    Stall,
+    escape_bytes, Body, HttpEvent, HttpExchange, HttpLimits, HttpRequest, HttpResponse, Stall,
 };
 use crate::time::Ts;
 use std::collections::BTreeMap;
@@ -233,82 +233,6 @@ fn side_name(dir: Dir) -> &'static str {
         Dir::ToServer => "client",
         Dir::ToClient => "server",
     }
-}
-
-/// RFC 9110 8.4: the content codings, lower-cased, `identity` removed (as HTTP/1 does).
-fn content_codings(headers: &[Header]) -> Vec<String> {
-    headers
-        .iter()
-        .filter(|h| h.name.eq_ignore_ascii_case("content-encoding"))
-        .flat_map(|h| h.value.split(','))
-        .map(|c| c.trim().to_ascii_lowercase())
-        .filter(|c| !c.is_empty() && c != "identity")
-        .collect()
-}
-
-fn content_length(headers: &[Header]) -> Option<u64> {
-    let v = crate::proto::header(headers, "content-length")?;
-    v.trim().parse().ok()
-}
-
-/// Pseudo-header fields and regular fields of a decoded block (RFC 9113 8.3).
-#[derive(Default)]
-struct Fields {
-    method: Option<String>,
-    scheme: Option<String>,
-    authority: Option<String>,
-    path: Option<String>,
-    status: Option<String>,
-    protocol: Option<String>,
-    headers: Vec<Header>,
-    problems: Vec<String>,
-}
-
-fn split_fields(list: &HeaderList) -> Fields {
-    let mut f = Fields::default();
-    let mut regular_seen = false;
-    for (name, value) in &list.fields {
-        let value = escape_bytes(value);
-        if name.first() == Some(&b':') {
-            if regular_seen {
-                f.problems
-                    .push("pseudo-header after a regular field (RFC 9113 8.3)".into());
-            }
-            let slot = match name.as_slice() {
-                b":method" => &mut f.method,
-                b":scheme" => &mut f.scheme,
-                b":authority" => &mut f.authority,
-                b":path" => &mut f.path,
-                b":status" => &mut f.status,
-                // RFC 8441 extended CONNECT.
-                b":protocol" => &mut f.protocol,
-                other => {
-                    f.problems
-                        .push(format!("unknown pseudo-header {}", escape_bytes(other)));
-                    continue;
-                }
-            };
-            if slot.is_some() {
-                f.problems
-                    .push(format!("repeated pseudo-header {}", escape_bytes(name)));
-            } else {
-                *slot = Some(value);
-            }
-        } else {
-            regular_seen = true;
-            if name.iter().any(|b| b.is_ascii_uppercase()) {
-                f.problems.push(format!(
-                    "upper-case field name {} (RFC 9113 8.2.1)",
-                    escape_bytes(name)
-                ));
-            }
-            f.headers.push(Header {
-                name: escape_bytes(name),
-                value,
-            });
-        }
-    }
-    f
 }
 
 impl Http2Conn {
@@ -1126,56 +1050,20 @@ impl Http2Conn {
         }
         self.highest_stream = id;
         self.stats.streams = self.stats.streams.saturating_add(1);
-        let f = split_fields(list);
-        let mut problems = f.problems;
-        if f.status.is_some() {
-            problems.push(":status in a request".into());
-        }
-        let method = f.method.unwrap_or_else(|| {
-            problems.push("no :method".into());
-            String::new()
-        });
-        let is_connect = method.eq_ignore_ascii_case("CONNECT");
-        // RFC 9113 8.5: CONNECT names only the authority (authority-form, as HTTP/1 puts it in
-        // the request target); extended CONNECT (RFC 8441) has a :path.
-        let target = match (&f.path, is_connect && f.protocol.is_none()) {
-            (_, true) => f.authority.clone().unwrap_or_default(),
-            (Some(p), false) => p.clone(),
-            (None, false) => {
-                problems.push("no :path".into());
-                String::new()
-            }
-        };
-        if !is_connect && f.scheme.is_none() {
-            problems.push("no :scheme".into());
-        }
-        let mut headers = f.headers;
-        match (&f.authority, crate::proto::header(&headers, "host")) {
-            (Some(a), Some(h)) if !a.eq_ignore_ascii_case(h) => problems.push(format!(
-                "Host {h} differs from :authority {a} (RFC 9113 8.3.1)"
-            )),
-            (Some(a), None) => headers.insert(
-                0,
-                Header {
-                    name: "host".into(),
-                    value: a.clone(),
-                },
-            ),
-            _ => {}
-        }
-        if !problems.is_empty() {
+        let head = request_head(list);
+        if !head.problems.is_empty() {
             anomaly(
                 out,
                 flow,
                 ts,
-                format!("request on stream {id}: {}", problems.join("; ")),
+                format!("request on stream {id}: {}", head.problems.join("; ")),
             );
         }
         let request = HttpRequest {
-            method,
-            target,
+            method: head.method,
+            target: head.target,
             version: HTTP2_VERSION,
-            headers,
+            headers: head.headers,
             ts,
             packet: block.packet,
             body_len: 0,
@@ -1259,21 +1147,8 @@ impl Http2Conn {
             }
             return;
         }
-        let f = split_fields(list);
-        let mut problems = f.problems;
-        if f.method.is_some() || f.path.is_some() || f.scheme.is_some() || f.authority.is_some() {
-            problems.push("request pseudo-header in a response".into());
-        }
-        let status = match f.status.as_deref().map(|s| (s.len(), s.parse::<u16>())) {
-            Some((3, Ok(code))) if (100..1000).contains(&code) => code,
-            _ => {
-                problems.push(format!(
-                    "no valid :status ({})",
-                    f.status.as_deref().unwrap_or("missing")
-                ));
-                0
-            }
-        };
+        let head = response_head(list);
+        let (status, problems) = (head.status, head.problems);
         if !problems.is_empty() {
             anomaly(
                 out,
@@ -1304,7 +1179,7 @@ impl Http2Conn {
             }
             return;
         }
-        let headers = f.headers;
+        let headers = head.headers;
         let codings = content_codings(&headers);
         let content_length = content_length(&headers);
         // The body claim: the whole keep limit unless a Content-Length of an unencoded body

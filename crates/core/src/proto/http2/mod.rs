@@ -6,6 +6,7 @@
 //! - `frame`: the frame header and payload layouts (pure).
 //! - `hpack`: one direction's HPACK context (loona-hpack, which does not panic on hostile
 //!   blocks) with the table-size bookkeeping of SETTINGS_HEADER_TABLE_SIZE.
+//! - `message`: a decoded header block to a request or response head (RFC 9113 8.3; pure).
 //! - `conn`: [`Http2Conn`], the per-connection machine: preface, frames, CONTINUATION, streams,
 //!   bodies (gzip decoded by the HTTP/1 body sink), resets, GOAWAY, limits.
 //!
@@ -28,6 +29,7 @@ mod conn;
 mod corpus_tests;
 pub mod frame;
 pub mod hpack;
+mod message;
 #[cfg(test)]
 mod tests;
 
