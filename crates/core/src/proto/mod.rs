@@ -50,6 +50,18 @@ pub fn header<'h>(headers: &'h [Header], name: &str) -> Option<&'h str> {
         .map(|h| h.value.as_str())
 }
 
+/// The content codings of a message, outermost last, lower-cased (RFC 9110 8.4), with
+/// `identity` removed: HTTP/1 and HTTP/2 alike.
+pub(crate) fn content_codings(headers: &[Header]) -> Vec<String> {
+    headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("content-encoding"))
+        .flat_map(|h| h.value.split(','))
+        .map(|c| c.trim().to_ascii_lowercase())
+        .filter(|c| !c.is_empty() && c != "identity")
+        .collect()
+}
+
 /// UTF-8 text kept as is; every byte of an invalid sequence written as `\xNN`.
 pub fn escape_bytes(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len());
@@ -213,4 +225,21 @@ pub(crate) fn anomalies_of(events: &[HttpEvent]) -> Vec<&str> {
             _ => None,
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_codings_drop_identity_and_case() {
+        let h = |v: &str| Header {
+            name: "Content-Encoding".into(),
+            value: v.into(),
+        };
+        assert_eq!(
+            content_codings(&[h("GZIP, identity"), h("br")]),
+            ["gzip", "br"]
+        );
+    }
 }

@@ -778,7 +778,7 @@ impl Http1Conn {
         if let Some(what) = decision.anomaly {
             self.anomaly(out, ts, what.into());
         }
-        let codings = parser::content_codings(&h.headers);
+        let codings = super::content_codings(&h.headers);
         let response = HttpResponse {
             status: h.status,
             reason: h.reason,

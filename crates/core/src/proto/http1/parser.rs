@@ -707,18 +707,6 @@ pub(crate) fn response_framing(
     }
 }
 
-/// The content codings of a response, outermost last, lower-cased (RFC 9110 8.4), with
-/// `identity` removed.
-pub(crate) fn content_codings(headers: &[Header]) -> Vec<String> {
-    headers
-        .iter()
-        .filter(|h| h.name.eq_ignore_ascii_case("content-encoding"))
-        .flat_map(|h| h.value.split(','))
-        .map(|c| c.trim().to_ascii_lowercase())
-        .filter(|c| !c.is_empty() && c != "identity")
-        .collect()
-}
-
 /// True when a comma-separated header (e.g. Connection) lists `token`.
 pub(crate) fn header_has_token(headers: &[Header], name: &str, token: &str) -> bool {
     headers

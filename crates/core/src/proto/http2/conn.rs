@@ -12,12 +12,13 @@
 
 use super::frame::{self, flags, setting, FrameHeader, FrameType, FRAME_HEADER_LEN, PREFACE};
 use super::hpack::{HeaderDecoder, HeaderList};
-use super::message::{content_codings, content_length, request_head, response_head, split_fields};
+use super::message::{content_length, request_head, response_head, split_fields};
 use super::Http2Limits;
 use crate::flow::{Dir, FlowId};
 use crate::proto::http1::{BodySink, SinkNote};
 use crate::proto::{
-    escape_bytes, Body, HttpEvent, HttpExchange, HttpLimits, HttpRequest, HttpResponse, Stall,
+    content_codings, escape_bytes, Body, HttpEvent, HttpExchange, HttpLimits, HttpRequest,
+    HttpResponse, Stall,
 };
 use crate::time::Ts;
 use std::collections::BTreeMap;

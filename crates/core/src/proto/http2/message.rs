@@ -92,17 +92,6 @@ pub(super) fn response_head(list: &HeaderList) -> ResponseHead {
     }
 }
 
-/// RFC 9110 8.4: the content codings, lower-cased, `identity` removed (as HTTP/1 does).
-pub(super) fn content_codings(headers: &[Header]) -> Vec<String> {
-    headers
-        .iter()
-        .filter(|h| h.name.eq_ignore_ascii_case("content-encoding"))
-        .flat_map(|h| h.value.split(','))
-        .map(|c| c.trim().to_ascii_lowercase())
-        .filter(|c| !c.is_empty() && c != "identity")
-        .collect()
-}
-
 pub(super) fn content_length(headers: &[Header]) -> Option<u64> {
     let v = crate::proto::header(headers, "content-length")?;
     v.trim().parse().ok()
@@ -247,17 +236,5 @@ mod tests {
         }
         let r = response_head(&list(&[(":status", "204"), (":path", "/")]));
         assert_eq!(r.problems, ["request pseudo-header in a response"]);
-    }
-
-    #[test]
-    fn content_codings_drop_identity_and_case() {
-        let h = |v: &str| Header {
-            name: "Content-Encoding".into(),
-            value: v.into(),
-        };
-        assert_eq!(
-            content_codings(&[h("GZIP, identity"), h("br")]),
-            ["gzip", "br"]
-        );
     }
 }
