@@ -20,12 +20,18 @@ for name in before after; do
   git clone -q . "$WORK/$name"
   git -C "$WORK/$name" checkout -q "$(git rev-parse "$rev")"
 done
-seconds() { local s e; s=$(date +%s.%N); "$@" > /dev/null 2>&1; e=$(date +%s.%N); echo "$e - $s" | bc; }
+seconds() {
+  local s e rc=0
+  s=$(date +%s.%N)
+  "$@" > /dev/null 2>&1 || rc=$?
+  e=$(date +%s.%N)
+  echo "$(echo "$e - $s" | bc) s (exit $rc)"
+}
 for name in before after; do
   (
     cd "$WORK/$name"
     rev=$(git rev-parse --short HEAD)
-    echo "$name ($rev) cargo build --release: $(seconds cargo build --release) s"
-    echo "$name ($rev) cargo test:            $(seconds cargo test) s"
+    echo "$name ($rev) cargo build --release: $(seconds cargo build --release)"
+    echo "$name ($rev) cargo test:            $(seconds cargo test)"
   )
 done
