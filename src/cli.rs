@@ -330,6 +330,14 @@ pub struct AnalysisOptions {
         long_help = "Private module path patterns, in GOPRIVATE syntax (comma-separated path.Match globs, each matching whole leading path elements: `*.corp.example` matches git.corp.example/x/y; repeatable). A private module requested from a proxy that is not in the policy's allowed_proxies or private_proxies, or looked up in a checksum database, is a private-module-leak finding. Added to the policy file's patterns and to GOPRIVATE (GONOPROXY, GONOSUMDB) from --go-env."
     )]
     pub private: Vec<String>,
+    /// Threads that hash module zips while packets are read (default: one per core; 0:
+    /// hash them on the packet path). Reports are the same for every value.
+    #[arg(
+        long,
+        value_name = "N",
+        long_help = "Worker threads that hash module zips (inflate every file, SHA-256, h1) while packets go on being read and parsed. Default: one per core. 0 hashes them on the packet path, one zip after another. Reports are byte-identical for every value: results are used in the order the exchanges arose."
+    )]
+    pub threads: Option<usize>,
 }
 
 impl AnalysisOptions {
@@ -338,7 +346,12 @@ impl AnalysisOptions {
     /// `--go-env auto`).
     pub fn config(&self) -> Result<Config, String> {
         let a = self;
-        let mut cfg = Config::default();
+        let mut cfg = Config {
+            threads: a.threads.unwrap_or_else(|| {
+                std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+            }),
+            ..Config::default()
+        };
         for f in &a.ca_file {
             cfg.tls
                 .trust

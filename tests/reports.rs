@@ -6,6 +6,10 @@
 //! Each capture is analysed as a user would: with its key log and its recorded go env when it
 //! has them, and, when it has a key log, once more without (what a capture alone shows). The
 //! training recordings use the lesson flags (`lesson::analysis_args`).
+//!
+//! Each analysis runs twice, hashing zips on the packet path (`--threads 0`) and on four
+//! worker threads (`--threads 4`): the JSON reports must both be the snapshot, and the JSON
+//! Lines event streams must be the same, event for event.
 
 mod common;
 use common::*;
@@ -23,11 +27,28 @@ fn captures_in(dir: &str) -> Vec<String> {
     v
 }
 
-/// The JSON report and the exit status, as `modtrace analyze` gives them from the checkout.
+/// The JSON report and the exit status, as `modtrace analyze` gives them from the checkout,
+/// the same with zips hashed on the packet path and on worker threads.
 fn report(capture: &str, extra: &[String]) -> String {
+    let inline = analyze(capture, "json", "0", extra);
+    let threaded = analyze(capture, "json", "4", extra);
+    assert!(
+        inline == threaded,
+        "{capture}: --threads 0 and 4 give different reports"
+    );
+    let events = analyze(capture, "jsonl", "0", extra);
+    assert!(
+        events == analyze(capture, "jsonl", "4", extra),
+        "{capture}: --threads 0 and 4 give different event streams"
+    );
+    inline
+}
+
+fn analyze(capture: &str, format: &str, threads: &str, extra: &[String]) -> String {
     let out = modtrace()
         .current_dir(repo())
-        .args(["analyze", capture, "--format", "json", "--no-progress"])
+        .args(["analyze", capture, "--format", format, "--no-progress"])
+        .args(["--threads", threads])
         .args(extra)
         .output()
         .unwrap();

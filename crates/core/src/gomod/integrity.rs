@@ -9,7 +9,7 @@ use super::note::{NoteLimits, Verdict, Verifier};
 use super::sumdb::{open_tree_head, parse_lookup, tile_response, GoSumLine};
 use super::tlog::{leaf_in_tile, tile_covers, Hash, Tile, TileLevel};
 use super::Exchange;
-use sha2::{Digest, Sha256};
+use sha2::{Digest as _, Sha256};
 use std::collections::{HashMap, VecDeque};
 use std::io::{Read, Seek, SeekFrom};
 
@@ -93,6 +93,19 @@ struct Served {
     exchange: u64,
 }
 
+/// A module file's hashes ([`Integrity::digest`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Digest {
+    /// A zip's h1; `None` when it could not be hashed (not a zip, over a limit).
+    Zip(Option<String>),
+    /// Any other module file: the SHA-256 of its bytes (`None` when unreadable) and, for a
+    /// .mod file, its h1 (`None` otherwise).
+    File {
+        sha256: Option<String>,
+        mod_h1: Option<String>,
+    },
+}
+
 pub struct Integrity {
     verifiers: Vec<Verifier>,
     /// (module, version, is go.mod) -> what the sumdb or a go.sum file says.
@@ -163,60 +176,102 @@ impl Integrity {
     }
 
     /// Hashes what `ex` carried (when it was answered 200 and received whole) and checks it
-    /// against everything seen so far. Sets `ex.h1` for zips and .mod files.
+    /// against everything seen so far. Sets `ex.h1` for zips and .mod files. The same as
+    /// [`Integrity::digest`] followed by [`Integrity::on_digested`].
     pub fn on_exchange(
         &mut self,
         ex: &mut Exchange,
         body: Option<&mut dyn BodySource>,
         out: &mut Vec<IntegrityEvent>,
     ) {
-        if ex.status != Some(200) {
+        let Some(body) = body else { return };
+        let digest = self
+            .wants_digest(ex)
+            .then(|| Self::digest(ex.op, &mut *body, &self.h1_limits));
+        self.on_digested(ex, digest, Some(body), out);
+    }
+
+    /// Whether `ex`'s body is a module file to hash: the slow part of the checks, which
+    /// [`Integrity::digest`] does apart from them (on another thread when there is one).
+    pub fn wants_digest(&self, ex: &Exchange) -> bool {
+        ex.status == Some(200)
+            && ex.complete
+            && ex.module.is_some()
+            && match ex.op {
+                Op::Zip | Op::Toolchain => self.hash_zips,
+                Op::Mod | Op::Info | Op::List | Op::Latest => true,
+                _ => false,
+            }
+    }
+
+    /// The limits [`Integrity::digest`] hashes zips within.
+    pub fn h1_limits(&self) -> &H1Limits {
+        &self.h1_limits
+    }
+
+    /// Hashes a module file's body: a zip's h1, else the SHA-256 of the bytes and, for a
+    /// .mod file, its h1. Pure: the body in, the digest out.
+    pub fn digest(op: Op, body: &mut dyn BodySource, limits: &H1Limits) -> Digest {
+        if matches!(op, Op::Zip | Op::Toolchain) {
+            if body.seek(SeekFrom::Start(0)).is_err() {
+                return Digest::Zip(None);
+            }
+            return Digest::Zip(hash_zip(&mut *body, limits).ok().map(|z| z.h1));
+        }
+        let sha256 = sha256_of(body);
+        let mod_h1 = (op == Op::Mod && sha256.is_some())
+            .then(|| {
+                let mut v = Vec::new();
+                (body.seek(SeekFrom::Start(0)).is_ok()
+                    && body.take(16 << 20).read_to_end(&mut v).is_ok())
+                .then(|| mod_h1(&v))
+            })
+            .flatten();
+        Digest::File { sha256, mod_h1 }
+    }
+
+    /// The checks of `ex` once its module file is hashed (`digest`: `None` when it is not a
+    /// module file to hash, see [`Integrity::wants_digest`]). Checksum-database lookups and
+    /// tiles are read from `body` here: they are small, and the checks need their order.
+    pub fn on_digested(
+        &mut self,
+        ex: &mut Exchange,
+        digest: Option<Digest>,
+        body: Option<&mut dyn BodySource>,
+        out: &mut Vec<IntegrityEvent>,
+    ) {
+        if ex.status != Some(200) || !ex.complete {
+            return;
+        }
+        if let Some(d) = digest {
+            self.on_module_file(ex, d, out);
             return;
         }
         let Some(body) = body else { return };
-        if !ex.complete {
-            return;
-        }
         match ex.op {
-            Op::Zip | Op::Toolchain if !self.hash_zips => {}
-            Op::Zip | Op::Toolchain | Op::Mod | Op::Info | Op::List | Op::Latest => {
-                self.on_module_file(ex, body, out)
-            }
             Op::Lookup => self.on_lookup(ex, body, out),
             Op::Tile => self.on_tile(ex, body, out),
             _ => {}
         }
     }
 
-    fn on_module_file(
-        &mut self,
-        ex: &mut Exchange,
-        body: &mut dyn BodySource,
-        out: &mut Vec<IntegrityEvent>,
-    ) {
+    fn on_module_file(&mut self, ex: &mut Exchange, digest: Digest, out: &mut Vec<IntegrityEvent>) {
         let Some(module) = ex.module.clone() else {
             return;
         };
         // A zip is compared by its h1 (what the go command trusts: two zips that differ only
         // in compression are the same module), every other file by its bytes.
-        let is_zip = matches!(ex.op, Op::Zip | Op::Toolchain);
-        let sha = if is_zip {
-            if body.seek(SeekFrom::Start(0)).is_err() {
-                return;
+        let (sha, mod_h1) = match digest {
+            Digest::Zip(Some(h1)) => (h1, None),
+            Digest::File {
+                sha256: Some(sha),
+                mod_h1,
+            } => {
+                ex.sha256 = Some(sha.clone());
+                (sha, mod_h1)
             }
-            match hash_zip(&mut *body, &self.h1_limits) {
-                Ok(z) => z.h1,
-                Err(_) => return,
-            }
-        } else {
-            match sha256_of(body) {
-                Some(s) => s,
-                None => return,
-            }
+            Digest::Zip(None) | Digest::File { sha256: None, .. } => return,
         };
-        if !is_zip {
-            ex.sha256 = Some(sha.clone());
-        }
         // The same file from two servers must be the same bytes (a proxy serves what the
         // origin published; .info and list may legitimately differ only in what a mirror adds).
         let key = (module.clone(), ex.version.clone(), ex.op);
@@ -246,15 +301,10 @@ impl Integrity {
         };
         let (h1, go_mod) = match ex.op {
             Op::Zip | Op::Toolchain => (sha.clone(), false),
-            Op::Mod => {
-                let mut v = Vec::new();
-                if body.seek(SeekFrom::Start(0)).is_err()
-                    || body.take(16 << 20).read_to_end(&mut v).is_err()
-                {
-                    return;
-                }
-                (mod_h1(&v), true)
-            }
+            Op::Mod => match mod_h1 {
+                Some(h) => (h, true),
+                None => return,
+            },
             _ => return,
         };
         ex.h1 = Some(h1.clone());

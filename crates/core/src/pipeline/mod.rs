@@ -2,12 +2,14 @@
 //! replay and live capture; sinks (reports, TUI) consume the `Event`s it produces. The layer
 //! stack inside a TCP flow (TLS, CONNECT tunnel, HTTP/1 or HTTP/2) is in `layers.rs`.
 
+mod hashing;
 mod layers;
 
 use crate::decode::{DecodeStats, Decoder, DefragLimits, Transport};
 use crate::detect::tls::{summarize, TlsPolicy, TlsRecord};
 use crate::detect::{Detector, Finding};
 use crate::flow::{Dir, FlowEvent, FlowId, FlowInfo, FlowStats, FlowTable, Limits};
+use crate::gomod::classify::Op;
 use crate::gomod::integrity::Integrity;
 use crate::gomod::note::Verifier;
 use crate::gomod::sumdb::GoSumLine;
@@ -19,6 +21,7 @@ use crate::proto::{header, HttpEvent, HttpExchange, HttpLimits};
 use crate::source::spill::Spill;
 use crate::source::{Frame, LinkType};
 use crate::time::Ts;
+use hashing::{Body, HashPool, ZipDigest};
 use layers::{pick_protocol, Conn, FlowCtx, Layer, SecureConn, Tunnel};
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
@@ -63,6 +66,9 @@ pub struct Config {
     pub go_sum: Vec<(GoSumLine, String)>,
     /// Compute the h1 of every module zip (`--no-zip-hashes` turns it off).
     pub hash_zips: bool,
+    /// Worker threads that hash module zips while packets go on (`--threads`); 0 hashes them
+    /// on the packet path. Reports are the same either way.
+    pub threads: usize,
     /// TLS secrets (`--keylog`); pcapng Decryption Secrets Blocks add to them
     /// ([`Analyzer::add_keylog`]).
     pub keylog: KeyLog,
@@ -97,6 +103,7 @@ impl Default for Config {
             sumdb_keys: vec![Verifier::go_sumdb()],
             go_sum: Vec::new(),
             hash_zips: true,
+            threads: 0,
             keylog: KeyLog::new(),
             wait_for_keys: false,
             keep_headers: false,
@@ -178,7 +185,54 @@ pub struct Analyzer {
     inner_http_events: Vec<HttpEvent>,
     /// Live: closed flows kept open for their TLS secrets, with when they closed.
     parked: Vec<(FlowId, Ts)>,
+    /// What comes after the protocol layers (journeys, integrity, detection, events), in the
+    /// order it arose; run as soon as the zip hash it waits for is in.
+    downstream: VecDeque<Downstream>,
+    /// Body bytes in memory held by zips being hashed (`MAX_HASHING_MEMORY`).
+    hashing_memory: usize,
+    pool: Option<HashPool>,
 }
+
+/// Work after the protocol layers, in the order it arose. Only an exchange may wait (for its
+/// zip's digest); everything behind it waits with it, so the tracker, the integrity checks and
+/// the detector see what they always saw, in the same order.
+enum Downstream {
+    Exchange(Box<Exchange>, Work),
+    Tls(Box<TlsRecord>),
+    Injection {
+        flow: FlowId,
+        packet: u64,
+        ts: Ts,
+        what: String,
+    },
+    CaptureDrops {
+        dropped: u64,
+        received: u64,
+        packets: u64,
+        ts: Ts,
+    },
+    /// The findings the detector changed become events here.
+    Findings,
+}
+
+/// An exchange's body, as the integrity checks will want it.
+enum Work {
+    None,
+    /// Read in order (sumdb lookups and tiles, small module files, a zip hashed in order).
+    Body(Body),
+    /// A zip on a worker, and its body's bytes in memory meanwhile.
+    Zip {
+        digest: ZipDigest,
+        memory: usize,
+    },
+}
+
+/// Zip bodies held in memory while workers hash them: past this the packet path waits for the
+/// oldest (spilled parts are on disk and do not count). 8 MiB keeps peak memory near what one
+/// thread needs while several zips are in flight.
+const MAX_HASHING_MEMORY: usize = 8 << 20;
+/// Items waiting behind an exchange whose zip is being hashed.
+const MAX_DOWNSTREAM: usize = 4096;
 
 /// Live: how long (capture time) a closed flow waits for its TLS secrets to reach the key log.
 const KEY_WAIT_AFTER_CLOSE_NS: i64 = 2_000_000_000;
@@ -188,6 +242,7 @@ impl Analyzer {
         let mut cfg_keylog = std::mem::take(&mut cfg.keylog);
         let mut integrity = Integrity::new(cfg.sumdb_keys.clone(), cfg.go_sum.clone());
         integrity.hash_zips = cfg.hash_zips;
+        let pool = (cfg.threads > 0 && cfg.hash_zips).then(|| HashPool::new(cfg.threads));
         let mut detector = Detector::new();
         detector.set_go_sum(
             cfg.go_sum
@@ -224,6 +279,9 @@ impl Analyzer {
             tls_random_order: VecDeque::new(),
             inner_http_events: Vec::new(),
             parked: Vec::new(),
+            downstream: VecDeque::new(),
+            hashing_memory: 0,
+            pool,
         }
     }
 
@@ -268,7 +326,7 @@ impl Analyzer {
         }
         let now = self.stats.last.unwrap_or_default();
         self.close_parked(now, false);
-        self.push_touched_findings();
+        self.defer(Downstream::Findings);
     }
 
     /// The key log so far (its statistics: lines read, bad lines).
@@ -289,9 +347,14 @@ impl Analyzer {
             return;
         }
         let ts = self.stats.last.unwrap_or_default();
-        self.detector
-            .on_capture_drops(dropped, received, self.stats.packets, ts);
-        self.push_touched_findings();
+        let packets = self.stats.packets;
+        self.defer(Downstream::CaptureDrops {
+            dropped,
+            received,
+            packets,
+            ts,
+        });
+        self.defer(Downstream::Findings);
     }
 
     /// Finding events for what the detector changed, with their processes filled in.
@@ -333,6 +396,8 @@ impl Analyzer {
 
     /// Events produced since the last call.
     pub fn drain_events(&mut self) -> std::vec::Drain<'_, Event> {
+        // What the workers finished since the last packet.
+        self.run_downstream(false);
         self.events.drain(..)
     }
 
@@ -393,6 +458,7 @@ impl Analyzer {
         self.flows.finish(ts, &mut fe);
         self.on_flow_events(&mut fe);
         self.close_parked(ts, true);
+        self.run_downstream(true);
         self.detector.finish();
         self.push_touched_findings();
     }
@@ -581,7 +647,12 @@ impl Analyzer {
                         ),
                         None => format!("TCP flow {flow}: a retransmission carried different bytes (packet {packet})"),
                     };
-                    self.detector.on_injection(flow, packet, ts, what);
+                    self.defer(Downstream::Injection {
+                        flow,
+                        packet,
+                        ts,
+                        what,
+                    });
                 }
                 FlowEvent::Closed { flow, ts, .. } => {
                     self.on_http_events(&mut he, Layer::Plain);
@@ -599,7 +670,7 @@ impl Analyzer {
             self.on_http_events(&mut he, Layer::Plain);
         }
         self.http_events = he;
-        self.push_touched_findings();
+        self.defer(Downstream::Findings);
     }
 
     /// The flow ended: the last exchanges, then its TLS sessions are summarised.
@@ -686,7 +757,7 @@ impl Analyzer {
                 self.parked.push((flow, closed_at));
             }
         }
-        self.push_touched_findings();
+        self.defer(Downstream::Findings);
     }
 
     fn on_end(
@@ -805,12 +876,7 @@ impl Analyzer {
         if conn.session().decryption.active() {
             self.stats.tls_decrypted += 1;
         }
-        self.detector.on_tls(&record);
-        self.events.push(Event::Tls(Box::new(record.clone())));
-        if self.keep_exchanges || self.tls_sessions.len() < self.cfg.keep_tls_sessions {
-            self.tls_sessions.push(record);
-        }
-        self.stats.tls_sessions += 1;
+        self.defer(Downstream::Tls(Box::new(record)));
     }
 
     fn on_http_events(&mut self, he: &mut Vec<HttpEvent>, layer: Layer) {
@@ -839,32 +905,28 @@ impl Analyzer {
                     let mut ex = self.exchange_record(&info, x, layer);
                     ex.process = process;
                     self.stats.exchanges += 1;
-                    let outcome = self.tracker.on_exchange(&mut ex);
-                    if let Some(ji) = outcome.journey {
-                        if let Some(p) = &ex.process {
-                            self.tracker.note_process(ji, p);
+                    let work = match body {
+                        Some((head, true)) => {
+                            let body = Body::new(head, spill.unwrap_or_default());
+                            match &self.pool {
+                                // A zip's operation is final here (only `Op::Other` takes
+                                // one from a redirect chain), so whether it is hashed is too.
+                                Some(pool)
+                                    if matches!(ex.op, Op::Zip | Op::Toolchain)
+                                        && self.integrity.wants_digest(&ex) =>
+                                {
+                                    let memory = body.memory();
+                                    self.hashing_memory += memory;
+                                    let digest =
+                                        pool.submit(ex.op, body, self.integrity.h1_limits());
+                                    Work::Zip { digest, memory }
+                                }
+                                _ => Work::Body(body),
+                            }
                         }
-                    }
-                    let mut found = Vec::new();
-                    if let Some((head, true)) = &body {
-                        let mut spill = spill.unwrap_or_default();
-                        if let Some(mut reader) = spill.reader(head) {
-                            self.integrity
-                                .on_exchange(&mut ex, Some(&mut reader), &mut found);
-                        }
-                    }
-                    self.tracker.note_hashes(&ex);
-                    self.detector.on_exchange(&ex, &outcome, &self.tracker);
-                    for ev in found {
-                        self.detector.on_integrity(ev, &ex);
-                    }
-                    self.events.push(Event::Exchange(Box::new(ex.clone())));
-                    if let Some(ji) = outcome.journey {
-                        self.events.push(Event::Journey(ji));
-                    }
-                    if self.keep_exchanges {
-                        self.exchanges.push(ex);
-                    }
+                        _ => Work::None,
+                    };
+                    self.defer(Downstream::Exchange(Box::new(ex), work));
                 }
                 // The HTTP machine stays: it passes the tunnel's bytes on as TunnelData.
                 HttpEvent::TunnelOpened {
@@ -893,6 +955,103 @@ impl Analyzer {
                 }
                 HttpEvent::Anomaly { .. } => self.stats.http_anomalies += 1,
             }
+        }
+    }
+
+    /// Queues work after the protocol layers and runs what is ready.
+    fn defer(&mut self, d: Downstream) {
+        self.downstream.push_back(d);
+        self.run_downstream(false);
+    }
+
+    /// Runs queued work in order while it is ready; with `all`, waits for every zip digest.
+    /// Past the memory or queue bound it waits for the oldest, so the packet path cannot run
+    /// away from the workers.
+    fn run_downstream(&mut self, all: bool) {
+        loop {
+            let must_wait = all
+                || self.hashing_memory > MAX_HASHING_MEMORY
+                || self.downstream.len() > MAX_DOWNSTREAM;
+            let Some(front) = self.downstream.front_mut() else {
+                return;
+            };
+            if let Downstream::Exchange(_, Work::Zip { digest, .. }) = front {
+                if !must_wait && !digest.poll() {
+                    return;
+                }
+            }
+            let Some(d) = self.downstream.pop_front() else {
+                return;
+            };
+            self.run(d);
+        }
+    }
+
+    fn run(&mut self, d: Downstream) {
+        match d {
+            Downstream::Exchange(ex, work) => self.on_exchange(*ex, work),
+            Downstream::Tls(record) => {
+                self.detector.on_tls(&record);
+                self.events.push(Event::Tls(record.clone()));
+                if self.keep_exchanges || self.tls_sessions.len() < self.cfg.keep_tls_sessions {
+                    self.tls_sessions.push(*record);
+                }
+                self.stats.tls_sessions += 1;
+            }
+            Downstream::Injection {
+                flow,
+                packet,
+                ts,
+                what,
+            } => self.detector.on_injection(flow, packet, ts, what),
+            Downstream::CaptureDrops {
+                dropped,
+                received,
+                packets,
+                ts,
+            } => self
+                .detector
+                .on_capture_drops(dropped, received, packets, ts),
+            Downstream::Findings => self.push_touched_findings(),
+        }
+    }
+
+    /// An exchange after the protocol layers: its journey, its integrity checks (with its
+    /// zip's digest), the detector, the events.
+    fn on_exchange(&mut self, mut ex: Exchange, work: Work) {
+        let outcome = self.tracker.on_exchange(&mut ex);
+        if let Some(ji) = outcome.journey {
+            if let Some(p) = &ex.process {
+                self.tracker.note_process(ji, p);
+            }
+        }
+        let mut found = Vec::new();
+        match work {
+            Work::None => {}
+            Work::Body(mut body) => {
+                if let Some(mut reader) = body.reader() {
+                    self.integrity
+                        .on_exchange(&mut ex, Some(&mut reader), &mut found);
+                }
+            }
+            Work::Zip { digest, memory } => {
+                self.hashing_memory = self.hashing_memory.saturating_sub(memory);
+                let digest = digest.wait();
+                self.integrity
+                    .on_digested(&mut ex, digest, None, &mut found);
+            }
+        }
+        self.tracker.note_hashes(&ex);
+        self.detector.on_exchange(&ex, &outcome, &self.tracker);
+        for ev in found {
+            self.detector.on_integrity(ev, &ex);
+        }
+        self.events.push(Event::Exchange(Box::new(ex.clone())));
+        if let Some(ji) = outcome.journey {
+            self.events.push(Event::Journey(ji));
+        }
+        if self.keep_exchanges {
+            self.exchanges.push(ex);
         }
     }
 

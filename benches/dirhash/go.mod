@@ -1,0 +1,3 @@
+module modtrace.bench/dirhash
+
+go 1.21
