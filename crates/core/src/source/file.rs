@@ -16,7 +16,7 @@ use pcap_parser::pcapng::Block;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::{self, Read, Seek};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -816,10 +816,77 @@ pub fn embedded_keylog(path: &Path) -> Result<Vec<u8>, SourceError> {
     if !r.stats().pcapng {
         return Ok(Vec::new());
     }
+    // An uncompressed file: only the block headers and the secrets are read, packets are
+    // skipped by their length. Anything unexpected, and gzip, take the full read below, which
+    // says what is wrong as the analysis would.
+    if let Ok(file) = File::open(path) {
+        if let Some(keylog) = pcapng_secrets(file, &ReaderLimits::default()) {
+            return Ok(keylog);
+        }
+    }
     while let Some(frame) = r.next_frame()? {
         r.recycle(frame);
     }
     Ok(std::mem::take(&mut r.stats.keylog))
+}
+
+/// The TLS key log of a pcapng's Decryption Secrets Blocks, walking block headers and seeking
+/// past every other block. `None` when the stream is not a well-formed uncompressed pcapng to
+/// its end (the caller reads it the slow way then).
+fn pcapng_secrets<R: Read + Seek>(stream: R, limits: &ReaderLimits) -> Option<Vec<u8>> {
+    const NG_DSB: u32 = 0x0000_000A;
+    let mut r = io::BufReader::with_capacity(64 << 10, stream);
+    let mut keylog = Vec::new();
+    let mut dropped = 0u64;
+    let mut big_endian = false;
+    let mut head = [0u8; 12];
+    loop {
+        // The next block: its type and total length, and for a section header its byte order.
+        match read_up_to(&mut r, &mut head[..8]).ok()? {
+            0 => return Some(keylog),
+            8 => {}
+            _ => return None,
+        }
+        let raw_type = u32::from_le_bytes(head[..4].try_into().ok()?);
+        if raw_type == NG_SHB {
+            r.read_exact(&mut head[8..12]).ok()?;
+            big_endian = match u32::from_le_bytes(head[8..12].try_into().ok()?) {
+                NG_BOM => false,
+                b if b.swap_bytes() == NG_BOM => true,
+                _ => return None,
+            };
+        }
+        let word = |b: &[u8]| -> Option<u32> {
+            let w: [u8; 4] = b.try_into().ok()?;
+            Some(if big_endian {
+                u32::from_be_bytes(w)
+            } else {
+                u32::from_le_bytes(w)
+            })
+        };
+        let block_type = word(&head[..4])?;
+        let total = word(&head[4..8])? as usize;
+        // What the full reader would call corrupt, it reports.
+        if total < 12 || total % 4 != 0 || total > limits.max_record_bytes {
+            return None;
+        }
+        let read_so_far = if raw_type == NG_SHB { 12 } else { 8 };
+        if block_type == NG_DSB {
+            let mut body = vec![0u8; total.checked_sub(read_so_far)?];
+            r.read_exact(&mut body).ok()?;
+            let secrets_type = word(body.get(..4)?)?;
+            let secrets_len = word(body.get(4..8)?)? as usize;
+            // The data, padded, before the trailing length (as the full reader reads it).
+            let data = body.get(8..body.len().checked_sub(4)?)?;
+            if secrets_type == DSB_TLS_KEY_LOG {
+                let secrets = data.get(..secrets_len).unwrap_or(data);
+                append_keylog(&mut keylog, secrets, limits.max_keylog_bytes, &mut dropped);
+            }
+        } else {
+            let skip = i64::try_from(total.checked_sub(read_so_far)?).ok()?;
+            r.seek_relative(skip).ok()?;
+        }
+    }
 }
 
 pub struct MergedSource {
@@ -1254,6 +1321,72 @@ mod tests {
         want.push(b'\n');
         want.extend_from_slice(line2);
         assert_eq!(r.stats().keylog, want);
+    }
+
+    /// The header walk of the key pre-pass reads what the full reader reads, in either byte
+    /// order and with the limit, and gives up (for the full read) on what is not a whole file.
+    #[test]
+    fn pcapng_secrets_walk_reads_what_the_full_reader_reads() {
+        for big in [false, true] {
+            let mut ng = Ng::new(big);
+            ng.dsb(0x544C_534B, b"CLIENT_RANDOM 0011 2233");
+            ng.idb(1, 0, None, None);
+            ng.epb(0, 0, &[7u8; 1500], 1);
+            ng.dsb(0x5353_4844, b"ssh secrets are not TLS");
+            ng.epb(0, 1, b"p", 1);
+            ng.dsb(0x544C_534B, b"CLIENT_HANDSHAKE_TRAFFIC_SECRET aa bb\n");
+            let mut r = from_bytes(ng.out.clone()).unwrap();
+            read_all(&mut r);
+            let walked = pcapng_secrets(io::Cursor::new(&ng.out), &ReaderLimits::default());
+            assert_eq!(
+                walked.as_ref(),
+                Some(&r.stats().keylog),
+                "big endian: {big}"
+            );
+            assert!(walked.is_some_and(|k| k.starts_with(b"CLIENT_RANDOM")));
+            // Cut inside a block: not a whole file.
+            let cut = &ng.out[..ng.out.len() - 6];
+            assert_eq!(
+                pcapng_secrets(io::Cursor::new(cut), &ReaderLimits::default()),
+                None
+            );
+        }
+        let mut ng = Ng::new(false);
+        ng.dsb(0x544C_534B, &[b'k'; 40]);
+        ng.dsb(0x544C_534B, &[b'k'; 40]);
+        let limits = ReaderLimits {
+            max_keylog_bytes: 60,
+            ..ReaderLimits::default()
+        };
+        let walked = pcapng_secrets(io::Cursor::new(&ng.out), &limits).unwrap();
+        assert_eq!(walked.len(), 40);
+    }
+
+    /// The bundled pcapng recordings (whose key logs are embedded) give the same key log by
+    /// either read.
+    #[test]
+    fn bundled_pcapng_secrets_are_the_same_either_way() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../captures");
+        let mut with_keys = 0;
+        for dir in [root.clone(), root.join("training")] {
+            for e in std::fs::read_dir(&dir).unwrap() {
+                let path = e.unwrap().path();
+                if path.extension().is_none_or(|x| x != "pcapng") {
+                    continue;
+                }
+                let mut r = CaptureReader::open(&path, 0).unwrap();
+                read_all(&mut r);
+                let walked = pcapng_secrets(File::open(&path).unwrap(), &ReaderLimits::default());
+                assert_eq!(
+                    walked.as_ref(),
+                    Some(&r.stats().keylog),
+                    "{}",
+                    path.display()
+                );
+                with_keys += usize::from(!r.stats().keylog.is_empty());
+            }
+        }
+        assert!(with_keys >= 3, "{with_keys} recordings with embedded keys");
     }
 
     #[test]
