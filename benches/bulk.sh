@@ -15,6 +15,7 @@
 #   sudo benches/bulk.sh --smoke              # small run for CI: fails if peak RSS >= 32 MB
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. benches/lab.sh
 
 N=400 KB=128 SMOKE=0 CAPTURE="" KEEP=""
 while [ $# -gt 0 ]; do
@@ -41,28 +42,13 @@ if [ -z "$CAPTURE" ]; then
   for t in go tcpdump; do command -v $t >/dev/null || { echo "bulk.sh: needs $t" >&2; exit 2; }; done
   PORT=8099
   echo "generating $N modules of ~$KB KB"
-  MODS=()
-  for i in $(seq 1 "$N"); do
-    m="bench.test/Mod$i" v="v1.0.$((i % 5))"
-    d="$TMP/mods/$m@$v"
-    mkdir -p "$d"
-    printf 'module %s\n\ngo 1.21\n' "$m" > "$d/go.mod"
-    printf 'package mod%d\n\nconst N = %d\n' "$i" "$i" > "$d/mod.go"
-    head -c $((KB * 768)) /dev/urandom | base64 -w 76 > "$d/data.txt"
-    MODS+=("$m@$v")
-  done
-  "$BIN" lab serve --modules "$TMP/mods" --log "$TMP/lab.jsonl" "proxy:127.0.0.1:$PORT" > "$TMP/lab.out" 2>&1 &
-  PIDS+=($!)
-  for _ in $(seq 1 100); do grep -q GOPROXY= "$TMP/lab.out" 2>/dev/null && break; sleep 0.1; done
+  make_modules "$TMP/mods" "$N" "$KB"
+  serve_modules "$BIN" "$TMP/mods" "$PORT" "$TMP"
   CAPTURE=$TMP/bulk.pcap
   tcpdump -i lo -s 0 -U --immediate-mode -B 65536 -w "$CAPTURE" "tcp port $PORT" 2> "$TMP/tcpdump.err" &
   TCPDUMP=$!
   sleep 1
-  mkdir -p "$TMP/home"
-  printf '%s\n' "${MODS[@]}" | env -i PATH="$PATH" HOME="$TMP/home" GOPATH="$TMP/home/go" \
-      GOMODCACHE="$TMP/home/modcache" GOCACHE="$TMP/home/cache" GOPROXY="http://127.0.0.1:$PORT" \
-      GOSUMDB=off GONOSUMDB= GOPRIVATE= GONOPROXY= GOINSECURE= GOFLAGS=-modcacherw GOTOOLCHAIN=local \
-      xargs -n 100 go mod download -json > "$TMP/go.json"
+  download_modules "$PORT" "$TMP"
   sleep 1
   kill -INT "$TCPDUMP"; wait "$TCPDUMP" || true
   if grep -q "^0 packets captured" "$TMP/tcpdump.err"; then echo "bulk.sh: tcpdump captured nothing" >&2; exit 1; fi
