@@ -1,12 +1,12 @@
-//! Module zips hashed off the packet path. Inflating every file of a zip and hashing it is
+//! Module files hashed off the packet path. Inflating every file of a zip and hashing it is
 //! most of an analysis' time (h1, gomod/h1.rs), and it needs nothing but the body's bytes: a
-//! complete zip body goes to a worker thread (`Config::threads`) while packets go on, and its
-//! digest comes back to the analyser, which uses it in the order the exchanges arose
+//! complete zip or .mod body goes to a worker thread (`Config::threads`) while packets go on,
+//! and its digest comes back to the analyser, which uses it in the order the exchanges arose
 //! (mod.rs, `Downstream`), so reports are the same whatever the threads' timing.
 //!
-//! Only zips classified as such from their URL go to workers: a zip reached through a
-//! redirect gets its operation from the redirect chain, which is known only in order, and is
-//! hashed there as before; .mod and .info files are small.
+//! Only zips and .mod files classified as such from their URL go to workers: a file reached
+//! through a redirect gets its operation from the redirect chain, which is known only in
+//! order, and is hashed there as before; .info and list files are small and read in order.
 
 use crate::gomod::classify::Op;
 use crate::gomod::h1::H1Limits;
@@ -44,22 +44,22 @@ impl Body {
     }
 }
 
-/// A zip's digest: being computed on a worker, or in.
-pub(super) enum ZipDigest {
+/// A module file's digest: being computed on a worker, or in.
+pub(super) enum PendingDigest {
     Ready(Option<Digest>),
     Waiting(Receiver<Option<Digest>>),
 }
 
-impl ZipDigest {
+impl PendingDigest {
     /// Whether the digest is in (without waiting).
     pub(super) fn poll(&mut self) -> bool {
-        if let ZipDigest::Waiting(reply) = self {
+        if let PendingDigest::Waiting(reply) = self {
             *self = match reply.try_recv() {
-                Ok(d) => ZipDigest::Ready(d),
+                Ok(d) => PendingDigest::Ready(d),
                 Err(TryRecvError::Empty) => return false,
                 // The worker is gone without an answer (it panicked): no digest, as when the
                 // body could not be read.
-                Err(TryRecvError::Disconnected) => ZipDigest::Ready(None),
+                Err(TryRecvError::Disconnected) => PendingDigest::Ready(None),
             };
         }
         true
@@ -68,8 +68,8 @@ impl ZipDigest {
     /// The digest, waiting for the worker if need be.
     pub(super) fn wait(self) -> Option<Digest> {
         match self {
-            ZipDigest::Ready(d) => d,
-            ZipDigest::Waiting(reply) => reply.recv().ok().flatten(),
+            PendingDigest::Ready(d) => d,
+            PendingDigest::Waiting(reply) => reply.recv().ok().flatten(),
         }
     }
 }
@@ -97,7 +97,7 @@ pub(super) struct HashPool {
 
 impl HashPool {
     /// `threads` workers (at least one); a worker that cannot be started is left out, and
-    /// with none at all zips are hashed by the caller as before.
+    /// with none at all bodies are hashed by the caller as before.
     pub(super) fn new(threads: usize) -> HashPool {
         let (jobs, queue) = mpsc::channel::<Job>();
         let queue = Arc::new(Mutex::new(queue));
@@ -127,7 +127,7 @@ impl HashPool {
     }
 
     /// Hands `body` to a worker.
-    pub(super) fn submit(&self, op: Op, body: Body, limits: &H1Limits) -> ZipDigest {
+    pub(super) fn submit(&self, op: Op, body: Body, limits: &H1Limits) -> PendingDigest {
         let (reply, answer) = mpsc::sync_channel(1);
         let job = Job {
             op,
@@ -136,12 +136,12 @@ impl HashPool {
             reply,
         };
         let Some(jobs) = &self.jobs else {
-            return ZipDigest::Ready(job.body.digest(op, &job.limits));
+            return PendingDigest::Ready(job.body.digest(op, &job.limits));
         };
         match jobs.send(job) {
-            Ok(()) => ZipDigest::Waiting(answer),
+            Ok(()) => PendingDigest::Waiting(answer),
             // No worker runs: hash here.
-            Err(mpsc::SendError(job)) => ZipDigest::Ready(job.body.digest(op, &job.limits)),
+            Err(mpsc::SendError(job)) => PendingDigest::Ready(job.body.digest(op, &job.limits)),
         }
     }
 }
@@ -171,7 +171,7 @@ mod tests {
         let bodies: Vec<Vec<u8>> = (0..40)
             .map(|i| format!("module example.test/m{i}\n\ngo 1.21\n").into_bytes())
             .collect();
-        let pending: Vec<ZipDigest> = bodies
+        let pending: Vec<PendingDigest> = bodies
             .iter()
             .map(|b| {
                 pool.submit(
@@ -202,7 +202,7 @@ mod tests {
         pool.jobs = None;
         let body = Body::new(b"module m\n".to_vec(), Spill::default());
         let d = pool.submit(Op::Mod, body, &H1Limits::default());
-        assert!(matches!(d, ZipDigest::Ready(_)));
+        assert!(matches!(d, PendingDigest::Ready(_)));
         assert_eq!(d.wait(), Some(inline(Op::Mod, b"module m\n")));
     }
 }

@@ -21,7 +21,7 @@ use crate::proto::{header, HttpEvent, HttpExchange, HttpLimits};
 use crate::source::spill::Spill;
 use crate::source::{Frame, LinkType};
 use crate::time::Ts;
-use hashing::{Body, HashPool, ZipDigest};
+use hashing::{Body, HashPool, PendingDigest};
 use layers::{pick_protocol, Conn, FlowCtx, Layer, SecureConn, Tunnel};
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
@@ -220,14 +220,14 @@ enum Work {
     None,
     /// Read in order (sumdb lookups and tiles, small module files, a zip hashed in order).
     Body(Body),
-    /// A zip on a worker, and its body's bytes in memory meanwhile.
-    Zip {
-        digest: ZipDigest,
+    /// A zip or .mod file on a worker, and its body's bytes in memory meanwhile.
+    Hashing {
+        digest: PendingDigest,
         memory: usize,
     },
 }
 
-/// Zip bodies held in memory while workers hash them: past this the packet path waits for the
+/// Module file bodies held in memory while workers hash them: past this the packet path waits for the
 /// oldest (spilled parts are on disk and do not count). 8 MiB keeps peak memory near what one
 /// thread needs while several zips are in flight.
 const MAX_HASHING_MEMORY: usize = 8 << 20;
@@ -909,17 +909,18 @@ impl Analyzer {
                         Some((head, true)) => {
                             let body = Body::new(head, spill.unwrap_or_default());
                             match &self.pool {
-                                // A zip's operation is final here (only `Op::Other` takes
-                                // one from a redirect chain), so whether it is hashed is too.
+                                // A zip's or .mod's operation is final here (only
+                                // `Op::Other` takes one from a redirect chain), so whether
+                                // it is hashed is too.
                                 Some(pool)
-                                    if matches!(ex.op, Op::Zip | Op::Toolchain)
+                                    if matches!(ex.op, Op::Zip | Op::Toolchain | Op::Mod)
                                         && self.integrity.wants_digest(&ex) =>
                                 {
                                     let memory = body.memory();
                                     self.hashing_memory += memory;
                                     let digest =
                                         pool.submit(ex.op, body, self.integrity.h1_limits());
-                                    Work::Zip { digest, memory }
+                                    Work::Hashing { digest, memory }
                                 }
                                 _ => Work::Body(body),
                             }
@@ -975,7 +976,7 @@ impl Analyzer {
             let Some(front) = self.downstream.front_mut() else {
                 return;
             };
-            if let Downstream::Exchange(_, Work::Zip { digest, .. }) = front {
+            if let Downstream::Exchange(_, Work::Hashing { digest, .. }) = front {
                 if !must_wait && !digest.poll() {
                     return;
                 }
@@ -1034,7 +1035,7 @@ impl Analyzer {
                         .on_exchange(&mut ex, Some(&mut reader), &mut found);
                 }
             }
-            Work::Zip { digest, memory } => {
+            Work::Hashing { digest, memory } => {
                 self.hashing_memory = self.hashing_memory.saturating_sub(memory);
                 let digest = digest.wait();
                 self.integrity
