@@ -512,8 +512,9 @@ fn main() {
         b"# go.env\nGOPROXY=https://proxy.golang.org,direct\nGOSUMDB=sum.golang.org\nGOPRIVATE='*.corp.example'\nexport GONOSUMDB=\"corp.example/x\"\n",
     );
 
-    let trace = std::fs::read_to_string(captures.join("../crates/core/src/gokeys/testdata/trace_pipe.txt"))
-        .unwrap_or_default();
+    let trace =
+        std::fs::read_to_string(captures.join("../crates/core/src/gokeys/testdata/trace_pipe.txt"))
+            .unwrap_or_default();
     out.put("trace_event", trace.as_bytes());
     for line in trace.lines() {
         out.put("trace_event", line.as_bytes());
