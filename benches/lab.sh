@@ -27,13 +27,14 @@ serve_modules() {
   for _ in $(seq 1 100); do grep -q GOPROXY= "$work/lab.out" 2>/dev/null && break; sleep 0.1; done
 }
 
-# download_modules PORT WORK: the go command downloads every module of MODS from the lab, into
-# a fresh module cache under WORK; its -json output in WORK/go.json.
+# download_modules PORT WORK [P]: the go command downloads every module of MODS from the lab,
+# into a fresh module cache under WORK, 100 modules per go process and P processes at a time
+# (default 1); their -json output in WORK/go.json.
 download_modules() {
-  local port=$1 work=$2
+  local port=$1 work=$2 parallel=${3:-1}
   mkdir -p "$work/home"
   printf '%s\n' "${MODS[@]}" | env -i PATH="$PATH" HOME="$work/home" GOPATH="$work/home/go" \
       GOMODCACHE="$work/home/modcache" GOCACHE="$work/home/cache" GOPROXY="http://127.0.0.1:$port" \
       GOSUMDB=off GONOSUMDB= GOPRIVATE= GONOPROXY= GOINSECURE= GOFLAGS=-modcacherw GOTOOLCHAIN=local \
-      xargs -n 100 go mod download -json > "$work/go.json"
+      xargs -P "$parallel" -n 100 go mod download -json > "$work/go.json"
 }
