@@ -7,10 +7,27 @@ use crate::pipeline::Config;
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
+/// `modtrace --version`: the version and what this build can do beyond analysing files.
+#[cfg(all(feature = "live", target_os = "linux"))]
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (features: live capture, go-keys: the go process's TLS secrets)"
+);
+#[cfg(all(feature = "live", not(target_os = "linux")))]
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (features: live capture; go-keys needs Linux)"
+);
+#[cfg(not(feature = "live"))]
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (features: none: no live capture, no go-keys; rebuild with --features live)"
+);
+
 #[derive(Parser, Debug)]
 #[command(
     name = "modtrace",
-    version,
+    version = VERSION,
     about = "Watch what the go command puts on the network when it fetches modules",
     long_about = "modtrace reads captures of go-command traffic (pcap, pcapng, gzip-compressed) and \
 reports, for every module, where each piece came from and what was wrong with the way it \
@@ -99,6 +116,22 @@ The recordings are analysed exactly like `modtrace analyze FILE --ca-file CAPTUR
         /// A rule id, as in the reports (e.g. plaintext-module-fetch)
         rule: Option<String>,
     },
+    /// Shell completions, from this command line's own definition
+    #[command(
+        long_about = "Print the shell completion script for SHELL on standard output. Generated from the same definition as the command line itself, so it always knows every subcommand and flag of this build.",
+        after_help = "Examples:\n  modtrace completions bash > ~/.local/share/bash-completion/completions/modtrace\n  modtrace completions zsh > ~/.zfunc/_modtrace\n  modtrace completions fish > ~/.config/fish/completions/modtrace.fish\n  modtrace completions powershell >> $PROFILE"
+    )]
+    Completions {
+        /// The shell
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// The man page (roff), from this command line's own definition
+    #[command(
+        long_about = "Print modtrace's man page (roff) on standard output: every subcommand with its synopsis and every flag, generated from the same definition as the command line itself.",
+        after_help = "Examples:\n  modtrace man | man -l -\n  modtrace man > ~/.local/share/man/man1/modtrace.1"
+    )]
+    Man,
     /// Loopback lab servers used to record captures (see captures/README.md)
     #[command(disable_help_flag = true)]
     Lab {

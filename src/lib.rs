@@ -14,4 +14,5 @@ pub use modtrace_lab as lab;
 #[cfg(feature = "live")]
 pub mod capture;
 pub mod cli;
+pub mod manual;
 pub mod tui;

@@ -34,6 +34,19 @@ fn main() -> ExitCode {
         Command::Replay(r) => replay(&r),
         Command::Demo(d) => demo(&d),
         Command::Explain { rule } => explain(rule.as_deref()),
+        Command::Completions { shell } => {
+            match modtrace::manual::completions(shell, &mut std::io::stdout()) {
+                Ok(()) => 0,
+                // A closed pipe (`| head`) is the reader's choice, not an error.
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => 0,
+                Err(e) => fail(format!("completions: {e}")),
+            }
+        }
+        Command::Man => match modtrace::manual::man(&mut std::io::stdout()) {
+            Ok(()) => 0,
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => 0,
+            Err(e) => fail(format!("man: {e}")),
+        },
         #[cfg(not(feature = "live"))]
         Command::Capture(_) => {
             eprintln!(

@@ -33,6 +33,8 @@ const LAYERS: &[&[&str]] = &[
     &["tui"],
     &["lab"],
     &["cli"],
+    // Completions and the man page, from cli's definition and the lab's.
+    &["manual"],
     &["capture"],
 ];
 

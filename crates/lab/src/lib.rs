@@ -219,6 +219,12 @@ struct ServeArgs {
 }
 
 /// Entry point of `modtrace lab ...` (arguments after `lab`). Returns the process exit code.
+/// `modtrace lab`'s command line as a clap command named `lab`, for the completions and the man
+/// page of the whole tool (the `modtrace` binary passes `lab`'s arguments through unparsed).
+pub fn command() -> clap::Command {
+    <LabCli as clap::CommandFactory>::command().name("lab")
+}
+
 pub fn cli(args: &[String]) -> i32 {
     let parsed = LabCli::try_parse_from(
         std::iter::once("modtrace lab".to_string()).chain(args.iter().cloned()),
