@@ -358,7 +358,8 @@ fn overrides_and_ignores_reach_every_output_and_the_exit_status() {
         "{t}"
     );
 
-    // Other machine formats see the overridden severities and no ignored finding.
+    // Other machine formats see the overridden severities and no ignored finding (SARIF: none
+    // that is not marked suppressed).
     let machine = |format: &str| -> Vec<Value> {
         let o = analyze(&[
             &pcap,
@@ -393,7 +394,45 @@ fn overrides_and_ignores_reach_every_output_and_the_exit_status() {
             ("\"private-module-leak\"".into(), "\"low\"".into())
         ]
     );
-    let sarif: Vec<(String, String)> = machine("sarif")
+    // SARIF keeps the accepted findings as suppressed results (kind external, the reason as
+    // the justification), after the others.
+    let results = machine("sarif");
+    let (suppressed, open): (Vec<&Value>, Vec<&Value>) = results
+        .iter()
+        .partition(|v| v.get("suppressions").is_some());
+    let mut accepted: Vec<(String, String)> = suppressed
+        .iter()
+        .map(|v| {
+            let s = &v["suppressions"][0];
+            assert_eq!(s["kind"], "external", "{v}");
+            assert_eq!(s["status"], "accepted", "{v}");
+            (
+                v["ruleId"].as_str().unwrap_or("?").to_string(),
+                s["justification"].as_str().unwrap_or("?").to_string(),
+            )
+        })
+        .collect();
+    accepted.sort();
+    assert_eq!(accepted.len(), 3, "{accepted:?}");
+    assert!(accepted.contains(&(
+        "no-checksum-verification".into(),
+        "Util is pinned by go.sum".into()
+    )));
+    assert_eq!(
+        accepted
+            .iter()
+            .filter(|(r, _)| r == "plaintext-module-fetch")
+            .count(),
+        2
+    );
+    assert!(
+        results
+            .iter()
+            .position(|v| v.get("suppressions").is_some())
+            .is_some_and(|first| first == open.len()),
+        "the suppressed results come last"
+    );
+    let sarif: Vec<(String, String)> = open
         .iter()
         .map(|v| {
             (

@@ -181,6 +181,64 @@ fn sarif_of_bundled_captures_validates_and_matches_json_findings() {
     }
 }
 
+/// Findings a policy accepts stay in the log as suppressed results (kind external, the ignore's
+/// reason as the justification): the log still validates, and each suppressed result keeps
+/// the fingerprint it has without the policy, so code scanning matches the alert it closes.
+#[test]
+fn findings_a_policy_accepts_are_suppressed_results_that_validate() {
+    let root = repo();
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(
+        &policy,
+        "[[ignore]]\nrule = \"plaintext-module-fetch\"\nmodule = \"example.test/Hello\"\n\
+         reason = \"the lab proxy is plain HTTP on loopback\"\nuntil = 2999-12-31\n",
+    )
+    .unwrap();
+    let cap = "captures/plaintext-proxy.pcap";
+    let (_, plain) = analyze(&[cap, "--format", "sarif", "--fail-on", "never"], &root);
+    let (_, log) = analyze(
+        &[
+            cap,
+            "--format",
+            "sarif",
+            "--fail-on",
+            "never",
+            "--policy",
+            policy.to_str().unwrap(),
+        ],
+        &root,
+    );
+    let errors = schema_errors(&log);
+    assert!(errors.is_empty(), "schema errors:\n{}", errors.join("\n"));
+    let results = log["runs"][0]["results"].as_array().unwrap();
+    let suppressed: Vec<&Value> = results
+        .iter()
+        .filter(|r| r.get("suppressions").is_some())
+        .collect();
+    assert!(!suppressed.is_empty(), "{results:?}");
+    for r in &suppressed {
+        assert_eq!(r["ruleId"], "plaintext-module-fetch");
+        let s = &r["suppressions"][0];
+        assert_eq!(s["kind"], "external");
+        assert_eq!(s["status"], "accepted");
+        assert_eq!(
+            s["justification"],
+            "the lab proxy is plain HTTP on loopback"
+        );
+        assert_eq!(s["properties"]["until"], "2999-12-31");
+    }
+    // The same results as without the policy, fingerprints included; only the marks differ.
+    let prints = |rs: &[Value]| -> HashSet<String> {
+        rs.iter()
+            .map(|r| r["partialFingerprints"]["modtraceFinding/v1"].to_string())
+            .collect()
+    };
+    let without = plain["runs"][0]["results"].as_array().unwrap();
+    assert_eq!(results.len(), without.len());
+    assert_eq!(prints(results), prints(without));
+}
+
 #[test]
 fn every_rule_is_described_with_its_fix_and_github_severity() {
     let (_, log) = analyze(

@@ -75,6 +75,10 @@ pub struct Ignored {
     /// The ignore entry's reason.
     pub reason: String,
     pub until: Option<String>,
+    /// The finding itself, for formats that keep accepted findings as such (SARIF's
+    /// suppressions); the other reports show the summary above.
+    #[serde(skip)]
+    pub finding: Box<Finding>,
 }
 
 /// The merged policy. Build it with [`Policy::load`].
@@ -398,6 +402,7 @@ impl Policy {
                         message: f.message.clone(),
                         reason: i.reason.clone(),
                         until: i.until.map(|d| d.to_string()),
+                        finding: Box::new(f.clone()),
                     });
                     false
                 }

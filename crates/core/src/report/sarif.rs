@@ -472,24 +472,39 @@ pub fn build(report: &Report, ctx: &SarifContext) -> Value {
         }));
     }
     let go = ctx.go_mod.as_deref().map(|d| GoModule::load(d, &mut notes));
+    // The findings, then those a policy accepted: code scanning shows the latter as suppressed
+    // (kind external, with the ignore's reason) instead of losing them.
+    let all: Vec<(&crate::detect::Finding, Option<&crate::policy::Ignored>)> = report
+        .findings
+        .iter()
+        .map(|f| (f, None))
+        .chain(
+            report
+                .capture
+                .ignored_findings
+                .iter()
+                .map(|i| (&*i.finding, Some(i))),
+        )
+        .collect();
     // The evidence packet's bytes as the region, when the packet numbers are those of one
     // uncompressed file.
     let regions = match (&ctx.files[..], report.capture.files.first()) {
         ([one], Some(f)) if !f.gzip && report.capture.files.len() == 1 => {
-            let mut wanted: Vec<u64> = report.findings.iter().map(|f| f.evidence.packet).collect();
+            let mut wanted: Vec<u64> = all.iter().map(|(f, _)| f.evidence.packet).collect();
             wanted.sort_unstable();
             wanted.dedup();
             packet_ranges(one, &wanted)
         }
         _ => HashMap::new(),
     };
-    let prints = fingerprints(&report.findings);
+    // Over both lists at once: a finding's fingerprint is the same whether or not it is
+    // accepted, as long as the findings before it are.
+    let prints = fingerprints(&all.iter().map(|(f, _)| (*f).clone()).collect::<Vec<_>>());
 
-    let results: Vec<Value> = report
-        .findings
+    let results: Vec<Value> = all
         .iter()
         .zip(&prints)
-        .map(|(f, print)| {
+        .map(|((f, ignored), print)| {
             let rule_index = RULES.iter().position(|r| r.rule == f.rule).unwrap_or(0);
             let mut locations = Vec::new();
             // In the repository first: code scanning shows a result at its first location.
@@ -547,7 +562,7 @@ pub fn build(report: &Report, ctx: &SarifContext) -> Value {
             if let Some(p) = &f.process {
                 props.insert("process".into(), json!(p));
             }
-            json!({
+            let mut result = json!({
                 "ruleId": f.rule.id(),
                 "ruleIndex": rule_index,
                 "level": level(f.severity),
@@ -559,7 +574,19 @@ pub fn build(report: &Report, ctx: &SarifContext) -> Value {
                     "primaryLocationLineHash": print,
                 },
                 "properties": props,
-            })
+            });
+            if let Some(i) = ignored {
+                let mut suppression = json!({
+                    "kind": "external",
+                    "status": "accepted",
+                    "justification": i.reason,
+                });
+                if let Some(until) = &i.until {
+                    suppression["properties"] = json!({ "until": until });
+                }
+                result["suppressions"] = json!([suppression]);
+            }
+            result
         })
         .collect();
 
