@@ -329,6 +329,8 @@ fn run_replay(
         rate.add(frame.data.len() as u64);
         an.on_frame(&frame);
         src.recycle(frame);
+        // Pauses and steps end on what this frame produced, zip hashes included.
+        an.settle();
         drain_updates(&mut an, &mut out);
         let mut new_finding = false;
         for u in &out {

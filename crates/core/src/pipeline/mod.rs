@@ -394,6 +394,14 @@ impl Analyzer {
         self.keep_exchanges = keep;
     }
 
+    /// Waits for the module files being hashed, so that the events so far are all that the
+    /// packets so far produce: a replay that pauses on what each frame produced (the TUI's
+    /// training mode, stepping) calls it after each frame. Nothing else needs it: results come
+    /// in order anyway, and `finish` waits for them.
+    pub fn settle(&mut self) {
+        self.run_downstream(true);
+    }
+
     /// Events produced since the last call.
     pub fn drain_events(&mut self) -> std::vec::Drain<'_, Event> {
         // What the workers finished since the last packet.
