@@ -969,7 +969,15 @@ impl Analyzer {
 
     /// Queues work after the protocol layers and runs what is ready.
     fn defer(&mut self, d: Downstream) {
-        self.downstream.push_back(d);
+        // Two findings points in a row are one: nothing between them touched the detector.
+        // (Every packet adds one; behind a zip being hashed they would fill the queue.)
+        let repeated = matches!(
+            (&d, self.downstream.back()),
+            (Downstream::Findings, Some(Downstream::Findings))
+        );
+        if !repeated {
+            self.downstream.push_back(d);
+        }
         self.run_downstream(false);
     }
 
