@@ -111,6 +111,27 @@ impl Conn {
         self
     }
 
+    /// Sends `payload` from one side again at the sequence number `back` bytes before the
+    /// next one, as an on-path device racing a forged segment would: the stream does not
+    /// advance.
+    pub fn resend(&mut self, from_client: bool, back: u32, payload: &[u8]) -> &mut Self {
+        let seq = if from_client {
+            &mut self.cseq
+        } else {
+            &mut self.sseq
+        };
+        let next = *seq;
+        *seq = next.wrapping_sub(back);
+        self.seg(from_client, false, true, false, payload);
+        let seq = if from_client {
+            &mut self.cseq
+        } else {
+            &mut self.sseq
+        };
+        *seq = next;
+        self
+    }
+
     pub fn close(&mut self) -> &mut Self {
         self.seg(true, false, true, true, &[]);
         self.cseq = self.cseq.wrapping_add(1);
