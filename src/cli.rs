@@ -421,6 +421,7 @@ impl AnalysisOptions {
                     Verifier::parse(&k).map_err(|e| format!("--go-env {src}: GOSUMDB key: {e}"))?;
                 cfg.sumdb_keys.push(v);
             }
+            cfg.goproxy = env.goproxy();
             go_env = Some(env);
         }
         cfg.policy = crate::policy::Policy::load(a.policy.as_deref(), &a.private, go_env.as_ref())?;

@@ -646,7 +646,7 @@ impl App {
                     search.push_str(v);
                 }
             }
-            new_exchanges.push(h.exchange);
+            new_exchanges.extend(h.exchange);
         });
         {
             let r = &mut self.rows[row];
@@ -890,7 +890,7 @@ impl App {
         let mut worst = None;
         walk(&row.journey.journey, &mut |h| {
             if h.scheme == "https" {
-                if let Some(t) = self.tls_of_exchange(h.exchange) {
+                if let Some(t) = h.exchange.and_then(|x| self.tls_of_exchange(x)) {
                     worst = worst.max(Some(TlsMark::of(t)));
                 }
             }
@@ -907,13 +907,16 @@ impl App {
 
     /// The journey tree of the selected row, hop selection kept on the same exchange.
     fn rebuild_tree(&mut self) {
-        let keep = self.tree.get(self.selected_line).map(|l| l.hop.exchange);
+        let keep = self
+            .tree
+            .get(self.selected_line)
+            .and_then(|l| l.hop.exchange);
         self.tree = match self.selected_row.and_then(|r| self.rows.get(r)) {
             Some(r) => tree_lines(&r.journey.journey, &|x| self.hop_info.get(&x).copied()),
             None => Vec::new(),
         };
         if let Some(x) = keep {
-            if let Some(i) = self.tree.iter().position(|l| l.hop.exchange == x) {
+            if let Some(i) = self.tree.iter().position(|l| l.hop.exchange == Some(x)) {
                 self.selected_line = i;
             }
         }
@@ -1041,10 +1044,12 @@ impl App {
             Action::Open if self.detail.is_none() => match self.focus {
                 Pane::Modules => self.focus = Pane::Journey,
                 Pane::Journey => {
+                    // A failed connection has no exchange to open; its line says it all.
                     self.detail = self
                         .tree
                         .get(self.selected_line)
-                        .map(|l| Detail::Exchange(l.hop.exchange));
+                        .and_then(|l| l.hop.exchange)
+                        .map(Detail::Exchange);
                 }
                 Pane::Findings => self.detail = self.selected_finding.map(Detail::Finding),
             },
@@ -1112,17 +1117,19 @@ pub fn tree_lines(hops: &[Hop], info: &dyn Fn(u64) -> Option<HopInfo>) -> Vec<Tr
         return lines;
     }
     let n = hops.len();
+    // A failed connection has no exchange: its own start orders it.
     let key = |i: usize| {
-        (
-            info(hops[i].exchange).map_or(Ts(i64::MAX), |x| x.start),
-            hops[i].exchange,
-        )
+        let start = match hops[i].exchange {
+            Some(x) => info(x).map_or(Ts(i64::MAX), |x| x.start),
+            None => hops[i].start(),
+        };
+        (start, hops[i].exchange)
     };
     let mut order: Vec<usize> = (0..n).collect();
     order.sort_by_key(|&i| key(i));
     let mut parent: Vec<Option<usize>> = vec![None; n];
     if n <= MAX_NESTED_HOPS {
-        let infos: Vec<Option<HopInfo>> = hops.iter().map(|h| info(h.exchange)).collect();
+        let infos: Vec<Option<HopInfo>> = hops.iter().map(|h| h.exchange.and_then(info)).collect();
         for b in 0..n {
             let (Some(ib), None) = (infos[b], &hops[b].after) else {
                 continue;
@@ -1191,12 +1198,12 @@ pub fn tree_lines(hops: &[Hop], info: &dyn Fn(u64) -> Option<HopInfo>) -> Vec<Tr
         let mut hop = c.hops[i].clone();
         hop.upstream.clear();
         hop.after = match hop.after {
-            Some(HopLink::Fallback { from }) => c
+            Some(HopLink::Fallback { from, cause }) => c
                 .number
                 .get(from)
                 .copied()
                 .flatten()
-                .map(|f| HopLink::Fallback { from: f }),
+                .map(|f| HopLink::Fallback { from: f, cause }),
             Some(HopLink::Redirect { from }) => c
                 .number
                 .get(from)

@@ -517,7 +517,7 @@ fn status_style(status: Option<u16>) -> Style {
 /// One hop: `#1 info 200 http 92 B 0.4 ms fallback after #0 → 127.0.0.1:8083`.
 fn hop_line(app: &App, l: &TreeLine) -> Line<'static> {
     let h = &l.hop;
-    let info = app.hop_info(h.exchange);
+    let info = h.exchange.and_then(|x| app.hop_info(x));
     let mut spans = Vec::new();
     if l.depth > 0 {
         spans.push(Span::styled(
@@ -526,24 +526,40 @@ fn hop_line(app: &App, l: &TreeLine) -> Line<'static> {
         ));
     }
     spans.push(Span::raw(format!("#{:<2} {:<6} ", l.number, h.op.as_str())));
-    spans.push(Span::styled(
-        format!("{:>3}", h.status.map_or("---".into(), |s| s.to_string())),
-        status_style(h.status),
-    ));
+    spans.push(match &h.failed {
+        // A connection that failed before any request: how, where the status would be.
+        Some(f) => Span::styled(f.failure.as_str().to_string(), bad()),
+        None => Span::styled(
+            format!("{:>3}", h.status.map_or("---".into(), |s| s.to_string())),
+            status_style(h.status),
+        ),
+    });
     spans.push(Span::raw(" "));
     spans.push(if h.scheme == "http" {
         Span::styled("http ", bad())
+    } else if h.scheme.is_empty() {
+        Span::raw(pad("-", 5))
     } else {
         Span::raw(pad(&clean(&h.scheme), 5))
     });
-    spans.push(Span::raw(format!(
-        "{:>8} {:>6}  ",
-        info.map_or("-".into(), |i| human_bytes(i.bytes)),
-        duration(info.and_then(|i| i.duration_ms)),
-    )));
-    match h.after {
-        Some(HopLink::Fallback { from }) => spans.push(Span::styled(
-            format!("fallback after #{from}"),
+    if h.failed.is_some() {
+        spans.push(Span::styled("(no request sent)  ", dim()));
+    } else {
+        spans.push(Span::raw(format!(
+            "{:>8} {:>6}  ",
+            info.map_or("-".into(), |i| human_bytes(i.bytes)),
+            duration(info.and_then(|i| i.duration_ms)),
+        )));
+    }
+    match &h.after {
+        Some(HopLink::Fallback { from, cause }) if cause == "404" || cause == "410" => {
+            spans.push(Span::styled(
+                format!("fallback after #{from}"),
+                Style::new().fg(Color::Yellow),
+            ))
+        }
+        Some(HopLink::Fallback { from, cause }) => spans.push(Span::styled(
+            format!("fallback after #{from} ({cause})"),
             Style::new().fg(Color::Yellow),
         )),
         Some(HopLink::Redirect { from }) => spans.push(Span::styled(
@@ -908,7 +924,7 @@ fn draw_detail(app: &App, frame: &mut Frame, body: Rect, d: Detail) {
 }
 
 fn exchange_detail(app: &App, id: u64, doc: &mut Doc) {
-    let line = app.tree.iter().find(|l| l.hop.exchange == id);
+    let line = app.tree.iter().find(|l| l.hop.exchange == Some(id));
     let Some(x) = app.exchange(id) else {
         doc.text(
             0,
@@ -963,11 +979,19 @@ fn exchange_detail(app: &App, id: u64, doc: &mut Doc) {
         ),
     );
     if let Some(l) = line {
-        match l.hop.after {
-            Some(HopLink::Fallback { from }) => doc.field(
+        match &l.hop.after {
+            Some(HopLink::Fallback { from, cause }) if cause == "404" || cause == "410" => doc
+                .field(
+                    0,
+                    "link",
+                    &format!("fallback after #{from}: the GOPROXY entry before answered {cause}"),
+                ),
+            Some(HopLink::Fallback { from, cause }) => doc.field(
                 0,
                 "link",
-                &format!("fallback after #{from}: the GOPROXY entry before answered 404/410"),
+                &format!(
+                    "fallback after #{from} ({cause}): only a `|` in GOPROXY goes on after that"
+                ),
             ),
             Some(HopLink::Redirect { from }) => {
                 doc.field(0, "link", &format!("redirected from #{from}"))

@@ -395,25 +395,8 @@ impl Detector {
                 }
             }
         }
-        if let Some(from) = t.fallback_from {
-            let key = format!("fb|{from}|{}", ex.id);
-            self.raise_at(key, ex, || {
-                Finding::new(
-                    Rule::ProxyFallback,
-                    format!(
-                        "{} of {target}: fell back to {} after a 404/410 from the \
-                previous GOPROXY entry (exchange {from})",
-                        ex.op, ex.base
-                    ),
-                    Evidence {
-                        exchanges: vec![from, ex.id],
-                        flows: vec![ex.flow],
-                        packet: ex.packet,
-                        time: ex.start,
-                    },
-                )
-                .about(ex.module.clone(), ex.version.clone())
-            });
+        if let Some(fb) = &t.fallback {
+            self.on_fallback(fb);
         }
         if let Some(ci) = t.chain {
             let chain = tracker.chain(ci);
@@ -613,6 +596,81 @@ impl Detector {
                 f.version.clone_from(&ex.version);
             }
         }
+    }
+
+    /// The go command went on to the next GOPROXY entry. After 404/410 that is the list
+    /// working as meant (info); after any other error only a `|` separator goes on, and then
+    /// whoever can make the first entry fail (refuse, reset, break TLS, answer 500) decides
+    /// which proxy serves every module (low).
+    pub fn on_fallback(&mut self, fb: &crate::gomod::journey::Fallback) {
+        use crate::gomod::journey::FallbackFrom;
+        let target = mv(&fb.module, &fb.version);
+        let (key, what, evidence) = match &fb.from {
+            FallbackFrom::Exchange { id, base, status } => (
+                format!("fb|{id}|{}", fb.exchange),
+                match status {
+                    Some(404 | 410) => {
+                        format!("after a 404/410 from the previous GOPROXY entry (exchange {id})")
+                    }
+                    Some(s) => format!("after HTTP {s} from {base} (exchange {id})"),
+                    None => format!("after {base} did not answer (exchange {id})"),
+                },
+                Evidence {
+                    exchanges: vec![*id, fb.exchange],
+                    flows: vec![fb.flow],
+                    packet: fb.packet,
+                    time: fb.time,
+                },
+            ),
+            FallbackFrom::Failed {
+                flow,
+                packet,
+                time,
+                target: to,
+                failure,
+            } => (
+                format!("fbx|{flow}|{}", fb.exchange),
+                format!(
+                    "after the connection to {to} {} (flow {flow}, no request sent; \
+                    inferred from order and time)",
+                    failure.describe()
+                ),
+                Evidence {
+                    exchanges: vec![fb.exchange],
+                    flows: vec![*flow, fb.flow],
+                    packet: *packet,
+                    time: *time,
+                },
+            ),
+        };
+        if let Some(&i) = self.keys.get(&key) {
+            self.touched.push(i);
+            return;
+        }
+        let not_found = fb.after_not_found();
+        let mut message = if not_found {
+            // Kept word for word: reports of 404/410 fallbacks are unchanged.
+            format!("{} of {target}: fell back to {} {what}", fb.op, fb.base)
+        } else {
+            let list = match fb.pipe {
+                Some(true) => "GOPROXY has `|` there",
+                _ => "only a `|` separator in GOPROXY goes on after that",
+            };
+            format!(
+                "{} of {target}: fell back to {} {what}; {list}, so anyone who can make the \
+                earlier entry fail on the network diverts every request to the next one",
+                fb.op, fb.base
+            )
+        };
+        message = crate::redact::text(&message);
+        let mut f = Finding::new(Rule::ProxyFallback, message, evidence)
+            .about(fb.module.clone(), fb.version.clone());
+        if !not_found {
+            f.severity = Severity::Low;
+        }
+        self.findings.push(f);
+        self.keys.insert(key, self.findings.len() - 1);
+        self.touched.push(self.findings.len() - 1);
     }
 
     fn raise_at(&mut self, key: String, ex: &Exchange, make: impl FnOnce() -> Finding) {
@@ -1026,6 +1084,91 @@ mod tests {
         );
         let fb = f.iter().find(|f| f.rule == Rule::ProxyFallback).unwrap();
         assert_eq!(fb.evidence.exchanges, [1, 2]);
+        assert_eq!(
+            fb.severity,
+            Severity::Info,
+            "404/410: the list working as meant"
+        );
+    }
+
+    #[test]
+    fn fallback_after_an_error_is_low_and_names_the_separator() {
+        let f = run(vec![
+            ex(
+                1,
+                "10.0.0.1:1",
+                "10.0.0.2:443",
+                "https://a.test/example.test/x/@v/v1.0.0.zip",
+                503,
+                0,
+                1,
+            ),
+            ex(
+                2,
+                "10.0.0.1:2",
+                "10.0.0.3:443",
+                "https://b.test/example.test/x/@v/v1.0.0.zip",
+                200,
+                1,
+                2,
+            ),
+        ]);
+        let fb = f.iter().find(|f| f.rule == Rule::ProxyFallback).unwrap();
+        assert_eq!(fb.severity, Severity::Low);
+        assert!(
+            fb.message.contains("after HTTP 503 from https://a.test"),
+            "{}",
+            fb.message
+        );
+        assert!(fb.message.contains("`|`"), "{}", fb.message);
+        assert_eq!(fb.evidence.exchanges, [1, 2]);
+    }
+
+    #[test]
+    fn fallback_after_a_refused_connection_points_at_it() {
+        use crate::gomod::journey::{Attempt, AttemptFailure};
+        let mut t = Tracker::new();
+        let mut d = Detector::new();
+        let refused = Attempt {
+            flow: 7,
+            client: "10.0.0.1:5".parse().unwrap(),
+            server: "10.0.0.2:8080".parse().unwrap(),
+            server_name: None,
+            start: Ts(0),
+            last: Ts(1_000),
+            packet: 70,
+            failure: AttemptFailure::Refused,
+            tls: false,
+            process: None,
+            detail: None,
+        };
+        assert!(t.on_failed_attempt(refused).is_none());
+        let mut e = ex(
+            2,
+            "10.0.0.1:6",
+            "10.0.0.3:443",
+            "https://b.test/example.test/x/@v/v1.0.0.info",
+            200,
+            1,
+            2,
+        );
+        let o = t.on_exchange(&mut e);
+        d.on_exchange(&e, &o, &t);
+        let fb = d
+            .findings()
+            .iter()
+            .find(|f| f.rule == Rule::ProxyFallback)
+            .expect("proxy-fallback");
+        assert_eq!(fb.severity, Severity::Low);
+        assert!(
+            fb.message
+                .contains("connection to 10.0.0.2:8080 was refused (flow 7"),
+            "{}",
+            fb.message
+        );
+        assert_eq!(fb.evidence.flows, [7, e.flow]);
+        assert_eq!(fb.evidence.packet, 70);
+        assert_eq!(fb.module.as_deref(), Some("example.test/x"));
     }
 
     #[test]

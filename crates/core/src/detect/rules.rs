@@ -139,8 +139,8 @@ pub const RULES: &[RuleText] = &[
         id: "proxy-fallback",
         severity: Severity::Info,
         title: "GOPROXY fallback to the next entry",
-        meaning: "A GOPROXY entry answered 404 or 410 and the go command asked the next entry in the list for the same file. Normal for a private proxy followed by a public one, but it means the module path was sent to both.",
-        fix: "If the module is private, set GOPRIVATE/GONOPROXY so its path never goes to the later proxies; otherwise nothing to do.",
+        meaning: "A GOPROXY entry failed and the go command asked the next entry in the list for the same file. After 404 or 410 that is the list working as meant (info): normal for a private proxy followed by a public one, but the module path was sent to both. After any other error (a 5xx, a refused or reset connection, a failed TLS handshake, no answer) only a `|` separator goes on (low): whoever can make the first proxy fail on the network, without breaking any TLS, diverts every request to the next entry, e.g. from the company proxy to a public one. A failed connection carries no module path, so the attempt is inferred from the request that followed it.",
+        fix: "If the module is private, set GOPRIVATE/GONOPROXY so its path never goes to the later proxies. Use `,` rather than `|` after a proxy that must not be bypassed, so the go command stops on its errors instead of going elsewhere; fix or monitor the entry that failed.",
     },
     RuleText {
         rule: Rule::CredentialsInPlaintext,

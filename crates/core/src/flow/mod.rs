@@ -99,6 +99,11 @@ pub enum FlowEvent {
         flow: FlowId,
         ts: Ts,
         reason: CloseReason,
+        /// The server answered the SYN (or the flow was picked up midstream): false for a
+        /// refused connection (RST to the SYN) and one nobody answered.
+        answered: bool,
+        /// The flow's last packet (an idle or end close comes later than it).
+        last_seen: Ts,
     },
 }
 

@@ -138,6 +138,12 @@ impl Entry {
         }
     }
 
+    /// The server's SYN was seen, or the flow began midstream (its client is a guess then,
+    /// and the server did speak).
+    fn answered(&self) -> bool {
+        self.isn[Dir::ToClient.index()].is_some() || self.isn[Dir::ToServer.index()].is_none()
+    }
+
     fn dir_of(&self, src: SocketAddr) -> Dir {
         if src == self.client {
             Dir::ToServer
@@ -443,6 +449,8 @@ impl FlowTable {
                 flow: id,
                 ts,
                 reason,
+                answered: e.answered(),
+                last_seen: e.last_seen,
             });
         }
     }
@@ -460,6 +468,7 @@ impl FlowTable {
             return;
         };
         self.by_age.remove(&(e.indexed, e.id));
+        let (answered, last_seen) = (e.answered(), e.last_seen);
         match e.state {
             State::Closed => return,
             State::Syn {
@@ -483,6 +492,8 @@ impl FlowTable {
             flow: e.id,
             ts,
             reason,
+            answered,
+            last_seen,
         });
     }
 

@@ -1,28 +1,113 @@
 //! Module journeys: for each module@version, every attempt of every operation in order, with
-//! fallbacks (404/410 from one GOPROXY base, then the same operation on the next base) and
+//! fallbacks (an error from one GOPROXY entry, then the same operation on the next) and
 //! redirects (3xx Location, then the request to it) linked, and hops a server made upstream
 //! while answering nested under the hop they served.
+//!
+//! Go's list rules (cmd/go/internal/modfetch/proxy.go): after an entry followed by `,` the
+//! next one is tried only on 404 or 410; after `|`, on any error, a failed connection
+//! included. A connection that failed before any request (refused, reset, a failed TLS
+//! handshake, no answer) carries no module path, so it joins the journey of the request the
+//! same client made next to another server: inferred from order, process and time, and from
+//! the GOPROXY list when the Go environment is known.
 
 use super::classify::Op;
+use super::goenv::{host_only, port_of, ProxyEntry};
 use super::path::{resolve_location, split_url};
 use super::Exchange;
+use crate::time::Ts;
 use serde::Serialize;
 use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
 
 /// How a hop follows an earlier one of the same journey.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum HopLink {
-    /// The earlier hop (`from`, an index into the journey's hops) answered 404/410 and the go
-    /// command went on to the next GOPROXY entry.
-    Fallback { from: usize },
+    /// The earlier hop (`from`, an index into the journey's hops) failed and the go command
+    /// went on to the next GOPROXY entry. `cause`: the status (`404`, `410`, `500`, ...),
+    /// `no-response`, or how the connection failed (`refused`, `reset`, `closed`,
+    /// `tls-failed`, `no-answer`).
+    Fallback { from: usize, cause: String },
     /// The earlier hop answered a redirect to this URL.
     Redirect { from: usize },
 }
 
+/// How a connection failed before any request was sent on it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AttemptFailure {
+    /// The server answered the SYN with a RST: nothing listens there.
+    Refused,
+    /// Connected, then reset before a request.
+    Reset,
+    /// Connected, then closed (FIN) before a request.
+    Closed,
+    /// The TLS handshake did not complete, or the client refused the certificate.
+    TlsFailed,
+    /// No answer to the SYN until the capture or the flow timed out.
+    NoAnswer,
+}
+
+impl AttemptFailure {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttemptFailure::Refused => "refused",
+            AttemptFailure::Reset => "reset",
+            AttemptFailure::Closed => "closed",
+            AttemptFailure::TlsFailed => "tls-failed",
+            AttemptFailure::NoAnswer => "no-answer",
+        }
+    }
+
+    /// For messages: "the connection to X was refused".
+    pub fn describe(self) -> &'static str {
+        match self {
+            AttemptFailure::Refused => "was refused",
+            AttemptFailure::Reset => "was reset before any request",
+            AttemptFailure::Closed => "was closed before any request",
+            AttemptFailure::TlsFailed => "failed its TLS handshake",
+            AttemptFailure::NoAnswer => "got no answer",
+        }
+    }
+}
+
+/// A connection the client opened towards a server that failed before any request (the
+/// pipeline's view of it; the tracker pairs it with the request that followed).
+#[derive(Clone, Debug)]
+pub struct Attempt {
+    pub flow: u64,
+    pub client: SocketAddr,
+    pub server: SocketAddr,
+    /// The server's name, when the capture tells it (TLS SNI, DNS).
+    pub server_name: Option<String>,
+    pub start: Ts,
+    /// The flow's last packet.
+    pub last: Ts,
+    /// The flow's first packet number.
+    pub packet: u64,
+    pub failure: AttemptFailure,
+    /// A TLS ClientHello was seen: the entry was https.
+    pub tls: bool,
+    pub process: Option<String>,
+    /// What the capture says beyond the kind, e.g. the TLS alert.
+    pub detail: Option<String>,
+}
+
+/// The failed connection a hop stands for. Its op, module and URL are the go command's next
+/// request's (inferred); with the Go environment the URL is the GOPROXY entry's.
+#[derive(Clone, Debug, Serialize)]
+pub struct FailedHop {
+    pub failure: AttemptFailure,
+    pub flow: u64,
+    pub detail: Option<String>,
+    /// Always true: the pairing is inferred, never seen.
+    pub inferred: bool,
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct Hop {
-    pub exchange: u64,
+    /// The exchange; null for a connection that failed before any request.
+    pub exchange: Option<u64>,
     pub op: Op,
     pub url: String,
     #[serde(serialize_with = "super::ser_addr")]
@@ -33,14 +118,24 @@ pub struct Hop {
     pub after: Option<HopLink>,
     /// Requests the server made itself, for this module, while answering this hop.
     pub upstream: Vec<Hop>,
+    /// Set when this hop is a connection that failed before any request.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failed: Option<FailedHop>,
     #[serde(skip)]
     pub base: String,
     #[serde(skip)]
-    start: crate::time::Ts,
+    start: Ts,
     #[serde(skip)]
-    end: crate::time::Ts,
+    end: Ts,
     #[serde(skip)]
-    client_ip: std::net::IpAddr,
+    client_ip: IpAddr,
+}
+
+impl Hop {
+    /// When its request (or its failed connection) started.
+    pub fn start(&self) -> Ts {
+        self.start
+    }
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -87,13 +182,64 @@ impl Chain {
     }
 }
 
+/// What a fallback came after.
+#[derive(Clone, Debug, PartialEq)]
+pub enum FallbackFrom {
+    /// An exchange that answered an error (or nothing).
+    Exchange {
+        id: u64,
+        base: String,
+        status: Option<u16>,
+    },
+    /// A connection that failed before any request.
+    Failed {
+        flow: u64,
+        packet: u64,
+        time: Ts,
+        /// The entry's URL when the Go environment names it, else the server's address.
+        target: String,
+        failure: AttemptFailure,
+    },
+}
+
+/// The go command went on to the next GOPROXY entry: the request on that entry and what
+/// failed before it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Fallback {
+    pub module: Option<String>,
+    pub version: Option<String>,
+    pub op: Op,
+    pub exchange: u64,
+    pub base: String,
+    pub flow: u64,
+    pub packet: u64,
+    pub time: Ts,
+    pub from: FallbackFrom,
+    /// The GOPROXY list (from the Go environment) has `|` between the two entries: Some(true);
+    /// `,`: Some(false); unknown: None.
+    pub pipe: Option<bool>,
+}
+
+impl Fallback {
+    /// 404 and 410 are the only errors after which `,` goes on; anything else proves `|`.
+    pub fn after_not_found(&self) -> bool {
+        matches!(
+            self.from,
+            FallbackFrom::Exchange {
+                status: Some(404 | 410),
+                ..
+            }
+        )
+    }
+}
+
 /// What one exchange changed, for the detectors.
 #[derive(Clone, Debug, Default)]
 pub struct TrackOutcome {
     /// Index of the journey the exchange joined.
     pub journey: Option<usize>,
-    /// Set when this exchange is a fallback: the exchange id of the failed attempt before it.
-    pub fallback_from: Option<u64>,
+    /// Set when this exchange is a fallback.
+    pub fallback: Option<Fallback>,
     /// Index of the redirect chain this exchange belongs to.
     pub chain: Option<usize>,
 }
@@ -101,6 +247,14 @@ pub struct TrackOutcome {
 /// Bound on redirect targets waiting for their request (a redirect nobody followed is dropped
 /// oldest-first so a hostile capture cannot grow it).
 const MAX_PENDING_REDIRECTS: usize = 4096;
+/// Bound on failed connections waiting for the request that followed them, and on recent
+/// hops a late-reported failure may still precede (oldest forgotten first).
+const MAX_PENDING_FAILURES: usize = 1024;
+const MAX_RECENT_HOPS: usize = 1024;
+/// A failed connection and the next request are one walk of the list only this close in
+/// time: a refusal is followed within milliseconds; an unanswered SYN after the go command's
+/// dial timeout (30 s).
+const FALLBACK_WINDOW_NS: i64 = 60_000_000_000;
 
 #[derive(Default)]
 pub struct Tracker {
@@ -112,11 +266,200 @@ pub struct Tracker {
     pending_order: VecDeque<(std::net::IpAddr, String)>,
     /// exchange id -> (journey, hop index), for linking redirects within a journey.
     hop_of: HashMap<u64, (usize, usize)>,
+    /// The GOPROXY list, when the Go environment is known; empty otherwise.
+    goproxy: Vec<ProxyEntry>,
+    /// Failed connections not yet paired with the request that followed them.
+    failed: VecDeque<Attempt>,
+    /// Recent proxy hops with no link before them, with their flow and first packet: a
+    /// failure reported after its follower completed (an unanswered SYN closes late) still
+    /// finds it.
+    recent: VecDeque<(usize, usize, u64, u64)>,
 }
 
 impl Tracker {
     pub fn new() -> Tracker {
         Tracker::default()
+    }
+
+    /// The GOPROXY list the go command was given (`--go-env`): pairing a failed connection
+    /// then needs it to be an entry before the next request's, with `|` between them.
+    pub fn set_goproxy(&mut self, list: Vec<ProxyEntry>) {
+        self.goproxy = list;
+    }
+
+    /// The entry of the list a base URL is (scheme, authority and path), if any.
+    fn entry_of_base(&self, base: &str) -> Option<usize> {
+        let norm = |u: &str| u.trim_end_matches('/').to_ascii_lowercase();
+        let b = norm(base);
+        self.goproxy.iter().position(|e| norm(&e.url) == b)
+    }
+
+    /// The entry of the list a failed connection went to: the host an IP literal of the
+    /// server's address or its name, and the port.
+    fn entry_of_attempt(&self, a: &Attempt) -> Option<usize> {
+        self.goproxy.iter().position(|e| {
+            let Some(u) = split_url(&e.url) else {
+                return false;
+            };
+            let default = if u.scheme.eq_ignore_ascii_case("http") {
+                80
+            } else {
+                443
+            };
+            if port_of(u.authority).unwrap_or(default) != a.server.port() {
+                return false;
+            }
+            let host = host_only(u.authority);
+            match host.parse::<IpAddr>() {
+                Ok(ip) => ip == a.server.ip(),
+                Err(_) => a
+                    .server_name
+                    .as_deref()
+                    .is_none_or(|n| n.eq_ignore_ascii_case(&host)),
+            }
+        })
+    }
+
+    /// Whether the request to `base` can be the go command's next step after attempt `a`:
+    /// without the list, any other server; with it, a later entry with only `|` between.
+    /// Returns the list's verdict on the separator (None without the list).
+    fn follows(&self, a: &Attempt, base: &str) -> Result<Option<bool>, ()> {
+        if self.goproxy.is_empty() {
+            return Ok(None);
+        }
+        match (self.entry_of_attempt(a), self.entry_of_base(base)) {
+            (Some(f), Some(b)) if f < b => {
+                if self.goproxy[f..b].iter().all(|e| e.fallback_on_any_error) {
+                    Ok(Some(true))
+                } else {
+                    Err(())
+                }
+            }
+            _ => Err(()),
+        }
+    }
+
+    fn fits(
+        a: &Attempt,
+        client: IpAddr,
+        server: SocketAddr,
+        start: Ts,
+        process: Option<&str>,
+    ) -> bool {
+        a.client.ip() == client
+            && a.server != server
+            && a.last <= start
+            && start.0 - a.last.0 <= FALLBACK_WINDOW_NS
+            && match (a.process.as_deref(), process) {
+                (Some(x), Some(y)) => x == y,
+                _ => true,
+            }
+    }
+
+    /// What a failed hop's URL is: the GOPROXY entry, else the scheme TLS implies and the
+    /// address.
+    fn attempt_url(&self, a: &Attempt) -> (String, String) {
+        if let Some(e) = self.entry_of_attempt(a).map(|i| &self.goproxy[i]) {
+            let scheme = e.url.split("://").next().unwrap_or("").to_ascii_lowercase();
+            return (e.url.trim_end_matches('/').to_string(), scheme);
+        }
+        if a.tls {
+            (format!("https://{}", a.server), "https".into())
+        } else {
+            // A refused connection says nothing of the scheme it would have spoken.
+            (a.server.to_string(), String::new())
+        }
+    }
+
+    fn failed_hop(&self, a: &Attempt, op: Op) -> Hop {
+        let (url, scheme) = self.attempt_url(a);
+        Hop {
+            exchange: None,
+            op,
+            url,
+            server: a.server,
+            status: None,
+            scheme,
+            via: None,
+            after: None,
+            upstream: Vec::new(),
+            failed: Some(FailedHop {
+                failure: a.failure,
+                flow: a.flow,
+                detail: a.detail.clone(),
+                inferred: true,
+            }),
+            base: String::new(),
+            start: a.start,
+            end: a.last,
+            client_ip: a.client.ip(),
+        }
+    }
+
+    fn fallback_from_attempt(&self, a: &Attempt) -> FallbackFrom {
+        FallbackFrom::Failed {
+            flow: a.flow,
+            packet: a.packet,
+            time: a.start,
+            target: self.attempt_url(a).0,
+            failure: a.failure,
+        }
+    }
+
+    /// A connection that failed before any request. It joins the journey of the request the
+    /// same client made next to another server: now, when that request already completed
+    /// (returned: the fallback, for the detector), or when it comes.
+    pub fn on_failed_attempt(&mut self, a: Attempt) -> Option<(usize, Fallback)> {
+        // Already filed: the earliest recent hop that can follow it.
+        let mut best: Option<(usize, Option<bool>)> = None;
+        for (k, &(ji, hi, _, _)) in self.recent.iter().enumerate() {
+            let h = &self.journeys[ji].journey[hi];
+            if h.after.is_some() || !Self::fits(&a, h.client_ip, h.server, h.start, None) {
+                continue;
+            }
+            let Ok(pipe) = self.follows(&a, &h.base) else {
+                continue;
+            };
+            if best.is_none_or(|(b, _)| {
+                let (bj, bh, _, _) = self.recent[b];
+                self.journeys[bj].journey[bh].start > h.start
+            }) {
+                best = Some((k, pipe));
+            }
+        }
+        let Some((k, pipe)) = best else {
+            self.failed.push_back(a);
+            while self.failed.len() > MAX_PENDING_FAILURES {
+                self.failed.pop_front();
+            }
+            return None;
+        };
+        let (ji, hi, flow, packet) = self.recent.remove(k)?;
+        let hop = self.failed_hop(&a, self.journeys[ji].journey[hi].op);
+        let from = self.fallback_from_attempt(&a);
+        let journey = &mut self.journeys[ji];
+        journey.journey.push(hop);
+        let fi = journey.journey.len() - 1;
+        let h = &mut journey.journey[hi];
+        h.after = Some(HopLink::Fallback {
+            from: fi,
+            cause: a.failure.as_str().into(),
+        });
+        Some((
+            ji,
+            Fallback {
+                module: Some(journey.module.clone()),
+                version: journey.version.clone(),
+                op: h.op,
+                exchange: h.exchange.unwrap_or(0),
+                base: h.base.clone(),
+                flow,
+                packet,
+                time: h.start,
+                from,
+                pipe,
+            },
+        ))
     }
 
     /// Annotates `ex` (redirect inheritance) and files it into its journey.
@@ -201,7 +544,6 @@ impl Tracker {
                 self.journeys.len() - 1
             }
         };
-        let journey = &mut self.journeys[ji];
         let mut after = None;
         if let Some((fj, fh)) = ex.redirect_from.and_then(|r| self.hop_of.get(&r).copied()) {
             if fj == ji {
@@ -209,26 +551,80 @@ impl Tracker {
             }
         }
         if after.is_none() && ex.op.is_proxy() {
-            // GOPROXY list walk: the latest attempt of this operation failed with 404/410 on
-            // another base.
-            let prev = journey
+            // GOPROXY list walk: the latest attempt of this operation failed on another base
+            // (404/410 for `,`; any error for `|`).
+            let prev = self.journeys[ji]
                 .journey
                 .iter()
                 .enumerate()
                 .rev()
-                .find(|(_, h)| h.op == ex.op);
+                .find(|(_, h)| h.op == ex.op && h.failed.is_none())
+                .map(|(i, h)| (i, h.clone()));
             if let Some((i, h)) = prev {
-                if matches!(h.status, Some(404 | 410))
-                    && h.base != ex.base
-                    && h.client_ip == ex.client.ip()
+                let failed = !matches!(h.status, Some(s) if s < 400);
+                if failed && h.base != ex.base && h.client_ip == ex.client.ip() && h.end <= ex.start
                 {
-                    after = Some(HopLink::Fallback { from: i });
-                    out.fallback_from = Some(h.exchange);
+                    let cause = h.status.map_or("no-response".into(), |s| s.to_string());
+                    after = Some(HopLink::Fallback { from: i, cause });
+                    let pipe = match (self.entry_of_base(&h.base), self.entry_of_base(&ex.base)) {
+                        (Some(f), Some(b)) if f < b => {
+                            Some(self.goproxy[f..b].iter().all(|e| e.fallback_on_any_error))
+                        }
+                        _ => None,
+                    };
+                    out.fallback = Some(Fallback {
+                        module: ex.module.clone(),
+                        version: ex.version.clone(),
+                        op: ex.op,
+                        exchange: ex.id,
+                        base: ex.base.clone(),
+                        flow: ex.flow,
+                        packet: ex.packet,
+                        time: ex.start,
+                        from: FallbackFrom::Exchange {
+                            id: h.exchange.unwrap_or(0),
+                            base: h.base.clone(),
+                            status: h.status,
+                        },
+                        pipe,
+                    });
                 }
             }
         }
+        if after.is_none() && ex.op.is_proxy() {
+            // A connection of this client that failed just before, to another server.
+            let process = ex.process.as_deref();
+            let found = self.failed.iter().position(|a| {
+                Self::fits(a, ex.client.ip(), ex.server, ex.start, process)
+                    && self.follows(a, &ex.base).is_ok()
+            });
+            if let Some(a) = found.and_then(|i| self.failed.remove(i)) {
+                let pipe = self.follows(&a, &ex.base).ok().flatten();
+                let hop = self.failed_hop(&a, ex.op);
+                let from = self.fallback_from_attempt(&a);
+                let journey = &mut self.journeys[ji];
+                journey.journey.push(hop);
+                after = Some(HopLink::Fallback {
+                    from: journey.journey.len() - 1,
+                    cause: a.failure.as_str().into(),
+                });
+                out.fallback = Some(Fallback {
+                    module: ex.module.clone(),
+                    version: ex.version.clone(),
+                    op: ex.op,
+                    exchange: ex.id,
+                    base: ex.base.clone(),
+                    flow: ex.flow,
+                    packet: ex.packet,
+                    time: ex.start,
+                    from,
+                    pipe,
+                });
+            }
+        }
+        let journey = &mut self.journeys[ji];
         journey.journey.push(Hop {
-            exchange: ex.id,
+            exchange: Some(ex.id),
             op: ex.op,
             url: ex.url.clone(),
             server: ex.server,
@@ -237,12 +633,21 @@ impl Tracker {
             via: ex.via.clone(),
             after,
             upstream: Vec::new(),
+            failed: None,
             base: ex.base.clone(),
             start: ex.start,
             end: ex.end,
             client_ip: ex.client.ip(),
         });
-        self.hop_of.insert(ex.id, (ji, journey.journey.len() - 1));
+        let hi = journey.journey.len() - 1;
+        let unlinked = journey.journey[hi].after.is_none();
+        self.hop_of.insert(ex.id, (ji, hi));
+        if unlinked && ex.op.is_proxy() {
+            self.recent.push_back((ji, hi, ex.flow, ex.packet));
+            while self.recent.len() > MAX_RECENT_HOPS {
+                self.recent.pop_front();
+            }
+        }
         ji
     }
 
@@ -322,8 +727,9 @@ fn sort_by_start(hops: Vec<Hop>) -> Vec<Hop> {
         .filter_map(|&i| slots[i].take())
         .map(|mut h| {
             h.after = match h.after {
-                Some(HopLink::Fallback { from }) => Some(HopLink::Fallback {
+                Some(HopLink::Fallback { from, cause }) => Some(HopLink::Fallback {
                     from: new_pos[from],
+                    cause,
                 }),
                 Some(HopLink::Redirect { from }) => Some(HopLink::Redirect {
                     from: new_pos[from],
@@ -405,8 +811,8 @@ fn nest_upstream(j: &mut Journey) {
             kids.reverse();
             h.upstream.extend(kids);
             h.after = match h.after {
-                Some(HopLink::Fallback { from }) => {
-                    new_index[from].map(|f| HopLink::Fallback { from: f })
+                Some(HopLink::Fallback { from, cause }) => {
+                    new_index[from].map(|f| HopLink::Fallback { from: f, cause })
                 }
                 Some(HopLink::Redirect { from }) => {
                     new_index[from].map(|f| HopLink::Redirect { from: f })
@@ -490,14 +896,29 @@ pub(crate) mod tests {
             2,
             3,
         );
-        assert_eq!(t.on_exchange(&mut a).fallback_from, None);
+        assert_eq!(t.on_exchange(&mut a).fallback, None);
         let o = t.on_exchange(&mut b);
-        assert_eq!(o.fallback_from, Some(1));
+        let fb = o.fallback.expect("a fallback");
+        assert!(fb.after_not_found());
+        assert_eq!(
+            fb.from,
+            FallbackFrom::Exchange {
+                id: 1,
+                base: "http://127.0.0.1:8082".into(),
+                status: Some(410)
+            }
+        );
         let j = t.into_journeys();
         assert_eq!(j.len(), 1);
         assert_eq!(j[0].module, "example.test/Util");
         assert_eq!(j[0].version.as_deref(), Some("v0.2.0"));
-        assert_eq!(j[0].journey[1].after, Some(HopLink::Fallback { from: 0 }));
+        assert_eq!(
+            j[0].journey[1].after,
+            Some(HopLink::Fallback {
+                from: 0,
+                cause: "410".into()
+            })
+        );
     }
 
     #[test]
@@ -522,7 +943,7 @@ pub(crate) mod tests {
             3,
         );
         t.on_exchange(&mut a);
-        assert_eq!(t.on_exchange(&mut b).fallback_from, None);
+        assert_eq!(t.on_exchange(&mut b).fallback, None);
     }
 
     #[test]
@@ -616,8 +1037,238 @@ pub(crate) mod tests {
         t.on_exchange(&mut down);
         let j = t.into_journeys();
         assert_eq!(j[0].journey.len(), 1, "{:#?}", j[0].journey);
-        assert_eq!(j[0].journey[0].exchange, 2);
+        assert_eq!(j[0].journey[0].exchange, Some(2));
         assert_eq!(j[0].journey[0].upstream.len(), 1);
-        assert_eq!(j[0].journey[0].upstream[0].exchange, 1);
+        assert_eq!(j[0].journey[0].upstream[0].exchange, Some(1));
+    }
+
+    const A: &str = "http://127.0.0.1:8120/example.test/%21util/@v/v0.2.0.info";
+    const B: &str = "http://127.0.0.1:8121/example.test/%21util/@v/v0.2.0.info";
+
+    fn attempt(flow: u64, server: &str, failure: AttemptFailure, ms: i64) -> Attempt {
+        Attempt {
+            flow,
+            client: "127.0.0.1:40000".parse().unwrap(),
+            server: server.parse().unwrap(),
+            server_name: None,
+            start: Ts(ms * 1_000_000),
+            last: Ts(ms * 1_000_000),
+            packet: flow * 10,
+            failure,
+            tls: false,
+            process: None,
+            detail: None,
+        }
+    }
+
+    fn list(text: &str) -> Vec<ProxyEntry> {
+        crate::gomod::goenv::parse_goproxy(text)
+    }
+
+    #[test]
+    fn fallback_after_500_proves_a_pipe() {
+        let mut t = Tracker::new();
+        let mut a = ex(1, "127.0.0.1:40000", "127.0.0.1:8120", A, 500, 0, 1);
+        let mut b = ex(2, "127.0.0.1:40001", "127.0.0.1:8121", B, 200, 2, 3);
+        t.on_exchange(&mut a);
+        let fb = t
+            .on_exchange(&mut b)
+            .fallback
+            .expect("a fallback after 500");
+        assert!(!fb.after_not_found());
+        assert_eq!(
+            fb.pipe, None,
+            "without the list the separator is inferred, not known"
+        );
+        let j = t.into_journeys();
+        assert_eq!(
+            j[0].journey[1].after,
+            Some(HopLink::Fallback {
+                from: 0,
+                cause: "500".into()
+            })
+        );
+    }
+
+    #[test]
+    fn the_list_says_which_separator_was_there() {
+        let mut t = Tracker::new();
+        t.set_goproxy(list("http://127.0.0.1:8120|http://127.0.0.1:8121"));
+        let mut a = ex(1, "127.0.0.1:40000", "127.0.0.1:8120", A, 500, 0, 1);
+        let mut b = ex(2, "127.0.0.1:40001", "127.0.0.1:8121", B, 200, 2, 3);
+        t.on_exchange(&mut a);
+        assert_eq!(t.on_exchange(&mut b).fallback.unwrap().pipe, Some(true));
+        let mut t = Tracker::new();
+        t.set_goproxy(list("http://127.0.0.1:8120,http://127.0.0.1:8121"));
+        let mut a = ex(1, "127.0.0.1:40000", "127.0.0.1:8120", A, 404, 0, 1);
+        let mut b = ex(2, "127.0.0.1:40001", "127.0.0.1:8121", B, 200, 2, 3);
+        t.on_exchange(&mut a);
+        assert_eq!(t.on_exchange(&mut b).fallback.unwrap().pipe, Some(false));
+    }
+
+    #[test]
+    fn a_success_is_no_fallback_and_the_same_base_is_a_retry() {
+        let mut t = Tracker::new();
+        let mut a = ex(1, "127.0.0.1:40000", "127.0.0.1:8120", A, 200, 0, 1);
+        let mut b = ex(2, "127.0.0.1:40001", "127.0.0.1:8121", B, 200, 2, 3);
+        t.on_exchange(&mut a);
+        assert_eq!(t.on_exchange(&mut b).fallback, None);
+        let mut c = ex(3, "127.0.0.1:40002", "127.0.0.1:8121", B, 502, 4, 5);
+        let mut d = ex(4, "127.0.0.1:40003", "127.0.0.1:8121", B, 200, 6, 7);
+        t.on_exchange(&mut c);
+        assert_eq!(t.on_exchange(&mut d).fallback, None);
+    }
+
+    #[test]
+    fn a_refused_connection_becomes_the_attempt_before_the_next_request() {
+        let mut t = Tracker::new();
+        assert!(t
+            .on_failed_attempt(attempt(1, "127.0.0.1:8120", AttemptFailure::Refused, 0))
+            .is_none());
+        let mut b = ex(2, "127.0.0.1:40001", "127.0.0.1:8121", B, 200, 1, 2);
+        let fb = t
+            .on_exchange(&mut b)
+            .fallback
+            .expect("fallback after refused");
+        assert!(matches!(
+            fb.from,
+            FallbackFrom::Failed {
+                failure: AttemptFailure::Refused,
+                flow: 1,
+                ..
+            }
+        ));
+        let j = t.into_journeys();
+        assert_eq!(j[0].journey.len(), 2);
+        let failed = &j[0].journey[0];
+        assert_eq!(failed.exchange, None);
+        assert_eq!(failed.op, Op::Info, "the op of the request that followed");
+        assert_eq!(
+            failed.url, "127.0.0.1:8120",
+            "no scheme is known without the list"
+        );
+        assert!(failed.failed.as_ref().unwrap().inferred);
+        assert_eq!(
+            j[0].journey[1].after,
+            Some(HopLink::Fallback {
+                from: 0,
+                cause: "refused".into()
+            })
+        );
+    }
+
+    #[test]
+    fn one_failure_pairs_with_one_request_in_order() {
+        let mut t = Tracker::new();
+        t.on_failed_attempt(attempt(1, "127.0.0.1:8120", AttemptFailure::Refused, 0));
+        t.on_failed_attempt(attempt(2, "127.0.0.1:8120", AttemptFailure::Refused, 1));
+        let mut b = ex(3, "127.0.0.1:40001", "127.0.0.1:8121", B, 200, 2, 3);
+        let mut c = ex(
+            4,
+            "127.0.0.1:40002",
+            "127.0.0.1:8121",
+            "http://127.0.0.1:8121/example.test/%21util/@v/v0.2.0.mod",
+            200,
+            4,
+            5,
+        );
+        let mut d = ex(
+            5,
+            "127.0.0.1:40003",
+            "127.0.0.1:8121",
+            "http://127.0.0.1:8121/example.test/%21util/@v/v0.2.0.zip",
+            200,
+            6,
+            7,
+        );
+        let flow_of = |o: TrackOutcome| match o.fallback.map(|f| f.from) {
+            Some(FallbackFrom::Failed { flow, .. }) => Some(flow),
+            _ => None,
+        };
+        assert_eq!(flow_of(t.on_exchange(&mut b)), Some(1));
+        assert_eq!(flow_of(t.on_exchange(&mut c)), Some(2));
+        assert_eq!(flow_of(t.on_exchange(&mut d)), None, "no failure left");
+    }
+
+    #[test]
+    fn failures_of_other_clients_or_long_ago_are_not_paired() {
+        let mut t = Tracker::new();
+        let mut other = attempt(1, "127.0.0.1:8120", AttemptFailure::Refused, 0);
+        other.client = "10.0.0.9:40000".parse().unwrap();
+        t.on_failed_attempt(other);
+        t.on_failed_attempt(attempt(2, "127.0.0.1:8120", AttemptFailure::Refused, 0));
+        let mut late = ex(
+            3,
+            "127.0.0.1:40001",
+            "127.0.0.1:8121",
+            B,
+            200,
+            61_000,
+            61_001,
+        );
+        assert_eq!(t.on_exchange(&mut late).fallback, None);
+    }
+
+    #[test]
+    fn with_the_list_a_failure_pairs_only_across_a_pipe() {
+        let mut t = Tracker::new();
+        t.set_goproxy(list("http://127.0.0.1:8120,http://127.0.0.1:8121"));
+        t.on_failed_attempt(attempt(1, "127.0.0.1:8120", AttemptFailure::Refused, 0));
+        let mut b = ex(2, "127.0.0.1:40001", "127.0.0.1:8121", B, 200, 1, 2);
+        assert_eq!(
+            t.on_exchange(&mut b).fallback,
+            None,
+            "`,` does not go on after a refused connection: something else asked B"
+        );
+        let mut t = Tracker::new();
+        t.set_goproxy(list("http://127.0.0.1:8120|http://127.0.0.1:8121"));
+        t.on_failed_attempt(attempt(1, "127.0.0.1:8120", AttemptFailure::Refused, 0));
+        let mut b = ex(2, "127.0.0.1:40001", "127.0.0.1:8121", B, 200, 1, 2);
+        let fb = t.on_exchange(&mut b).fallback.unwrap();
+        assert_eq!(fb.pipe, Some(true));
+        let j = t.into_journeys();
+        assert_eq!(
+            j[0].journey[0].url, "http://127.0.0.1:8120",
+            "the entry, from the list"
+        );
+        assert_eq!(j[0].journey[0].scheme, "http");
+    }
+
+    #[test]
+    fn a_failure_reported_after_its_follower_still_links() {
+        let mut t = Tracker::new();
+        let mut b = ex(
+            2,
+            "127.0.0.1:40001",
+            "127.0.0.1:8121",
+            B,
+            200,
+            31_000,
+            31_001,
+        );
+        assert_eq!(t.on_exchange(&mut b).fallback, None);
+        // An unanswered SYN at 1 s: its flow closes (idle) after the request completed.
+        let (ji, fb) = t
+            .on_failed_attempt(attempt(
+                1,
+                "127.0.0.1:8120",
+                AttemptFailure::NoAnswer,
+                1_000,
+            ))
+            .expect("linked to the request that followed");
+        assert_eq!(ji, 0);
+        assert_eq!(fb.exchange, 2);
+        let j = t.into_journeys();
+        assert_eq!(
+            j[0].journey[0].exchange, None,
+            "sorted by start: the failure first"
+        );
+        assert_eq!(
+            j[0].journey[1].after,
+            Some(HopLink::Fallback {
+                from: 0,
+                cause: "no-answer".into()
+            })
+        );
     }
 }

@@ -8,9 +8,10 @@ mod layers;
 use crate::decode::{DecodeStats, Decoder, DefragLimits, Transport};
 use crate::detect::tls::{summarize, TlsPolicy, TlsRecord};
 use crate::detect::{Detector, Finding};
-use crate::flow::{Dir, FlowEvent, FlowId, FlowInfo, FlowStats, FlowTable, Limits};
+use crate::flow::{CloseReason, Dir, FlowEvent, FlowId, FlowInfo, FlowStats, FlowTable, Limits};
 use crate::gomod::classify::Op;
 use crate::gomod::integrity::Integrity;
+use crate::gomod::journey::{Attempt, AttemptFailure};
 use crate::gomod::note::Verifier;
 use crate::gomod::sumdb::GoSumLine;
 use crate::gomod::{self, Exchange, Journey, Tracker};
@@ -82,6 +83,9 @@ pub struct Config {
     /// text report lists the first ones only (`report::TEXT_TLS_SESSIONS`), and memory stays
     /// flat without `--format json`.
     pub keep_tls_sessions: usize,
+    /// The GOPROXY list of `--go-env` (empty without it): failed connections join journeys
+    /// only as an entry before the next request's, with `|` between.
+    pub goproxy: Vec<gomod::goenv::ProxyEntry>,
     /// `--policy`, `--private` and `--go-env` merged: private module paths and allowed proxies
     /// for the detector; severity overrides and ignores for the reports
     /// ([`crate::policy::Policy::apply`]).
@@ -108,6 +112,7 @@ impl Default for Config {
             wait_for_keys: false,
             keep_headers: false,
             keep_tls_sessions: 50,
+            goproxy: Vec::new(),
             policy: crate::policy::Policy::default(),
         }
     }
@@ -211,6 +216,8 @@ enum Downstream {
         packets: u64,
         ts: Ts,
     },
+    /// A connection that failed before any request (for the journeys).
+    Attempt(Box<Attempt>),
     /// The findings the detector changed become events here.
     Findings,
 }
@@ -251,6 +258,8 @@ impl Analyzer {
                 .collect(),
         );
         detector.set_scope(cfg.policy.scope());
+        let mut tracker = Tracker::new();
+        tracker.set_goproxy(cfg.goproxy.clone());
         Analyzer {
             decoder: Decoder::new(cfg.defrag.clone()),
             flows: FlowTable::new(cfg.flow.clone()),
@@ -258,7 +267,7 @@ impl Analyzer {
             ctx: HashMap::new(),
             names: HashMap::new(),
             name_order: VecDeque::new(),
-            tracker: Tracker::new(),
+            tracker,
             detector,
             exchanges: Vec::new(),
             tls_sessions: Vec::new(),
@@ -662,8 +671,21 @@ impl Analyzer {
                         what,
                     });
                 }
-                FlowEvent::Closed { flow, ts, .. } => {
+                FlowEvent::Closed {
+                    flow,
+                    ts,
+                    reason,
+                    answered,
+                    last_seen,
+                } => {
                     self.on_http_events(&mut he, Layer::Plain);
+                    if let Some(a) = self
+                        .ctx
+                        .get(&flow)
+                        .and_then(|c| failed_before_request(c, reason, answered, last_seen))
+                    {
+                        self.defer(Downstream::Attempt(Box::new(a)));
+                    }
                     let waiting = self.cfg.wait_for_keys
                         && self.ctx.get(&flow).is_some_and(|c| c.waits_for_keys());
                     if waiting {
@@ -1008,6 +1030,29 @@ impl Analyzer {
         match d {
             Downstream::Exchange(ex, work) => self.on_exchange(*ex, work),
             Downstream::Tls(record) => {
+                let refused = record.accepted == Some(false)
+                    || (!record.handshake_complete && record.accepted != Some(true));
+                if refused && record.via.is_none() {
+                    let detail = record
+                        .alerts
+                        .iter()
+                        .find(|a| a.starts_with("client"))
+                        .or(record.alerts.first())
+                        .map(|a| format!("alert {a}"));
+                    self.on_attempt(Attempt {
+                        flow: record.flow,
+                        client: record.client,
+                        server: record.server,
+                        server_name: record.sni.clone(),
+                        start: record.start,
+                        last: record.start,
+                        packet: record.packet,
+                        failure: AttemptFailure::TlsFailed,
+                        tls: true,
+                        process: self.flow_owners.get(&record.flow).cloned(),
+                        detail,
+                    });
+                }
                 self.detector.on_tls(&record);
                 self.events.push(Event::Tls(record.clone()));
                 if self.keep_exchanges || self.tls_sessions.len() < self.cfg.keep_tls_sessions {
@@ -1029,7 +1074,17 @@ impl Analyzer {
             } => self
                 .detector
                 .on_capture_drops(dropped, received, packets, ts),
+            Downstream::Attempt(a) => self.on_attempt(*a),
             Downstream::Findings => self.push_touched_findings(),
+        }
+    }
+
+    /// A failed connection joins the journey of the request it preceded, now or when that
+    /// request comes.
+    fn on_attempt(&mut self, a: Attempt) {
+        if let Some((ji, fb)) = self.tracker.on_failed_attempt(a) {
+            self.detector.on_fallback(&fb);
+            self.events.push(Event::Journey(ji));
         }
     }
 
@@ -1195,6 +1250,40 @@ fn authority_host(authority: &str) -> String {
     host.trim_start_matches('[')
         .trim_end_matches(']')
         .to_string()
+}
+
+/// A connection the client opened with a SYN that ended before any byte of a request: how it
+/// failed, if it did (a connection that was answered and then idled out unused is not a
+/// failure: clients keep spare connections).
+fn failed_before_request(
+    c: &FlowCtx,
+    reason: CloseReason,
+    answered: bool,
+    last_seen: Ts,
+) -> Option<Attempt> {
+    if !c.info.saw_syn || !matches!(c.conn, Conn::Unknown) {
+        return None;
+    }
+    let failure = match (answered, reason) {
+        (false, CloseReason::Reset) => AttemptFailure::Refused,
+        (false, CloseReason::Idle | CloseReason::End) => AttemptFailure::NoAnswer,
+        (true, CloseReason::Reset) => AttemptFailure::Reset,
+        (true, CloseReason::Fin) => AttemptFailure::Closed,
+        _ => return None,
+    };
+    Some(Attempt {
+        flow: c.info.id,
+        client: c.info.client,
+        server: c.info.server,
+        server_name: None,
+        start: c.info.first_ts,
+        last: last_seen,
+        packet: c.info.first_packet,
+        failure,
+        tls: false,
+        process: c.process.clone(),
+        detail: None,
+    })
 }
 
 #[cfg(test)]

@@ -438,14 +438,18 @@ fn write_hop(
     indent: usize,
 ) -> io::Result<()> {
     let status = h.status.map_or("---".to_string(), |s| s.to_string());
-    let status = match h.status {
-        Some(200..=299) => st.paint("32", &status),
-        Some(300..=399) => st.paint("36", &status),
-        Some(_) => st.paint("33", &status),
-        None => st.paint("2", &status),
+    let status = match (&h.failed, h.status) {
+        (Some(f), _) => st.paint("31", f.failure.as_str()),
+        (None, Some(200..=299)) => st.paint("32", &status),
+        (None, Some(300..=399)) => st.paint("36", &status),
+        (None, Some(_)) => st.paint("33", &status),
+        (None, None) => st.paint("2", &status),
     };
     let link = match &h.after {
-        Some(HopLink::Fallback { from }) => format!("  (fallback after #{from})"),
+        Some(HopLink::Fallback { from, cause }) if cause == "404" || cause == "410" => {
+            format!("  (fallback after #{from})")
+        }
+        Some(HopLink::Fallback { from, cause }) => format!("  (fallback after #{from}: {cause})"),
         Some(HopLink::Redirect { from }) => format!("  (redirected from #{from})"),
         None => String::new(),
     };
@@ -453,13 +457,27 @@ fn write_hop(
         Some(via) => format!("{link}  via {via}"),
         None => link,
     };
+    let link = match &h.failed {
+        Some(f) => {
+            let detail = f
+                .detail
+                .as_deref()
+                .map(|d| format!(", {d}"))
+                .unwrap_or_default();
+            format!("  (no request sent{detail}; inferred){link}")
+        }
+        None => link,
+    };
     let scheme = if h.scheme == "http" {
         st.paint("31", "http")
+    } else if h.scheme.is_empty() {
+        "-".to_string()
     } else {
         h.scheme.clone()
     };
-    let url = reveals
-        .get(&h.exchange)
+    let url = h
+        .exchange
+        .and_then(|x| reveals.get(&x))
         .and_then(|c| c.raw_url.as_deref())
         .unwrap_or(&h.url);
     writeln!(
