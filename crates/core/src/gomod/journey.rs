@@ -260,6 +260,8 @@ const FALLBACK_WINDOW_NS: i64 = 60_000_000_000;
 pub struct Tracker {
     journeys: Vec<Journey>,
     by_key: HashMap<(String, Option<String>), usize>,
+    /// module path -> its journeys (any version), for `direct` after proxies.
+    by_module: HashMap<String, Vec<usize>>,
     chains: Vec<Chain>,
     /// (client ip, absolute URL) -> chain index, waiting for the follow-up request.
     pending: HashMap<(std::net::IpAddr, String), usize>,
@@ -527,11 +529,80 @@ impl Tracker {
         out
     }
 
+    /// `direct` after proxies: a go-get discovery for a module whose journey at some version
+    /// ends in a failed proxy attempt of the same client is the go command's next step in
+    /// that journey (the journey, the failed hop and its cause). Alone (GOPROXY=direct), a
+    /// discovery keeps a journey of its own.
+    fn direct_after(&self, module: &str, ex: &Exchange) -> Option<(usize, usize, String)> {
+        let js = self.by_module.get(module)?;
+        for &ji in js.iter().rev() {
+            let j = &self.journeys[ji];
+            if j.version.is_none() {
+                continue;
+            }
+            let Some((hi, h)) = j
+                .journey
+                .iter()
+                .enumerate()
+                .rev()
+                .find(|(_, h)| h.client_ip == ex.client.ip() && h.op.is_proxy())
+            else {
+                continue;
+            };
+            let cause = match (&h.failed, h.status) {
+                (Some(f), _) => f.failure.as_str().to_string(),
+                (None, Some(s)) if s >= 400 => s.to_string(),
+                (None, None) => "no-response".to_string(),
+                _ => continue,
+            };
+            if h.end <= ex.start && ex.start.0 - h.end.0 <= FALLBACK_WINDOW_NS {
+                return Some((ji, hi, cause));
+            }
+        }
+        None
+    }
+
     fn add_hop(&mut self, module: String, ex: &Exchange, out: &mut TrackOutcome) -> usize {
+        if ex.op == Op::GoGet && ex.version.is_none() {
+            if let Some((ji, hi, cause)) = self.direct_after(&module, ex) {
+                let h = &self.journeys[ji].journey[hi];
+                let from = match (&h.failed, h.exchange) {
+                    (Some(f), _) => FallbackFrom::Failed {
+                        flow: f.flow,
+                        packet: 0,
+                        time: h.start,
+                        target: h.url.clone(),
+                        failure: f.failure,
+                    },
+                    (None, id) => FallbackFrom::Exchange {
+                        id: id.unwrap_or(0),
+                        base: h.base.clone(),
+                        status: h.status,
+                    },
+                };
+                out.fallback = Some(Fallback {
+                    module: ex.module.clone(),
+                    version: self.journeys[ji].version.clone(),
+                    op: ex.op,
+                    exchange: ex.id,
+                    base: ex.base.clone(),
+                    flow: ex.flow,
+                    packet: ex.packet,
+                    time: ex.start,
+                    from,
+                    pipe: None,
+                });
+                return self.push_hop(ji, ex, Some(HopLink::Fallback { from: hi, cause }), out);
+            }
+        }
         let key = (module, ex.version.clone());
         let ji = match self.by_key.get(&key) {
             Some(&ji) => ji,
             None => {
+                self.by_module
+                    .entry(key.0.clone())
+                    .or_default()
+                    .push(self.journeys.len());
                 self.journeys.push(Journey {
                     module: key.0.clone(),
                     version: key.1.clone(),
@@ -544,9 +615,19 @@ impl Tracker {
                 self.journeys.len() - 1
             }
         };
-        let mut after = None;
+        self.push_hop(ji, ex, None, out)
+    }
+
+    fn push_hop(
+        &mut self,
+        ji: usize,
+        ex: &Exchange,
+        preset: Option<HopLink>,
+        out: &mut TrackOutcome,
+    ) -> usize {
+        let mut after = preset;
         if let Some((fj, fh)) = ex.redirect_from.and_then(|r| self.hop_of.get(&r).copied()) {
-            if fj == ji {
+            if fj == ji && after.is_none() {
                 after = Some(HopLink::Redirect { from: fh });
             }
         }
@@ -1270,5 +1351,67 @@ pub(crate) mod tests {
                 cause: "no-answer".into()
             })
         );
+    }
+
+    #[test]
+    fn direct_after_a_proxy_joins_the_journey() {
+        let mut t = Tracker::new();
+        let mut a = ex(
+            1,
+            "127.0.0.1:40000",
+            "127.0.0.1:8120",
+            "http://127.0.0.1:8120/lab.test/%21hello/@v/v1.1.0.info",
+            404,
+            0,
+            1,
+        );
+        let mut g = ex(
+            2,
+            "127.0.0.1:40001",
+            "127.0.0.1:443",
+            "https://lab.test/Hello?go-get=1",
+            200,
+            2,
+            3,
+        );
+        assert_eq!(g.op, Op::GoGet);
+        let mut i = ex(
+            3,
+            "127.0.0.1:40002",
+            "127.0.0.1:80",
+            "http://lab.test/lab.test/%21hello/@v/v1.1.0.info",
+            200,
+            4,
+            5,
+        );
+        t.on_exchange(&mut a);
+        let o = t.on_exchange(&mut g);
+        assert!(o.fallback.is_some(), "direct is the next entry");
+        assert!(t.on_exchange(&mut i).fallback.is_some());
+        let j = t.into_journeys();
+        assert_eq!(j.len(), 1, "{j:#?}");
+        assert_eq!(j[0].version.as_deref(), Some("v1.1.0"));
+        let ops: Vec<Op> = j[0].journey.iter().map(|h| h.op).collect();
+        assert_eq!(ops, [Op::Info, Op::GoGet, Op::Info]);
+        assert_eq!(
+            j[0].journey[1].after,
+            Some(HopLink::Fallback {
+                from: 0,
+                cause: "404".into()
+            })
+        );
+        // GOPROXY=direct alone: the discovery keeps a journey of its own.
+        let mut t = Tracker::new();
+        let mut g = ex(
+            2,
+            "127.0.0.1:40001",
+            "127.0.0.1:443",
+            "https://lab.test/Hello?go-get=1",
+            200,
+            2,
+            3,
+        );
+        assert!(t.on_exchange(&mut g).fallback.is_none());
+        assert_eq!(t.into_journeys()[0].version, None);
     }
 }
