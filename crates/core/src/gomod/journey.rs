@@ -569,7 +569,7 @@ impl Tracker {
                 let from = match (&h.failed, h.exchange) {
                     (Some(f), _) => FallbackFrom::Failed {
                         flow: f.flow,
-                        packet: 0,
+                        packet: ex.packet,
                         time: h.start,
                         target: h.url.clone(),
                         failure: f.failure,
