@@ -27,9 +27,12 @@
 # with a tampering server leave NAME.true.go.sum (the go.sum lines of what the honest lab proxy
 # serves for DOWNLOADS, `modtrace lab go-sum`: for `modtrace analyze --go-sum`).
 # Fails (non-zero) when root, go, tcpdump, ip or cargo is missing (tshark too, for TLS
-# scenarios), a lab port (8081-8119 on 127.0.0.1) is taken, tcpdump captured nothing, the go
+# scenarios), a lab port (8081-8127 on 127.0.0.1) is taken, tcpdump captured nothing, the go
 # command's result differs from the scenario's expectation, or a request in the server log is
-# not in the capture (decrypted with the key log, for TLS) after 3 attempts. Servers, tcpdump
+# not in the capture (decrypted with the key log, for TLS) after 3 attempts.
+# A scenario's closed ports (CLOSED_PORTS: GOPROXY entries nothing listens on, pipe-after-refused)
+# must be free like the others; the lab starts nothing there, and the capture must show the go
+# command's connections to them refused (SYN answered by RST, never a SYN-ACK or a byte of data). Servers, tcpdump
 # and the network namespace of direct-mode scenarios are stopped/removed on any exit (trap).
 # Scenario definitions live in one place, crates/lab/src/scenario.rs, read here via `modtrace lab env`.
 set -euo pipefail
@@ -185,6 +188,20 @@ log_tunnel_ports() {
   sed -n 's/.*"method":"CONNECT","target":"[^"]*:\([0-9]*\)","status":200,.*/\1/p' "$1" | sort -u
 }
 
+# check_closed NAME CAPTURE: every closed port (CLOSED_PORTS) refused at least one connection
+# (a RST from it) and accepted none (every packet from it is a RST: no SYN-ACK, no data).
+# Returns 0, 2 when no refusal is in the capture (lost packets?), 1 when something answered.
+check_closed() {
+  local name=$1 cap=$2 p n
+  for p in $CLOSED_PORTS; do
+    n=$("$TCPDUMP" -r "$cap" -nn "tcp src port $p and tcp[tcpflags] & tcp-rst == 0" 2>/dev/null | wc -l)
+    [ "$n" = 0 ] || { echo "record.sh: $name: port $p is closed in the scenario, yet something answered there ($n packets)" >&2; return 1; }
+    n=$("$TCPDUMP" -r "$cap" -nn "tcp src port $p and tcp[tcpflags] & tcp-rst != 0" 2>/dev/null | wc -l)
+    [ "$n" -gt 0 ] || { echo "record.sh: $name: no refused connection (RST from port $p) in the capture" >&2; return 2; }
+  done
+  return 0
+}
+
 same_or_diff() { # same_or_diff NAME WHAT LOGGED WIRE: 0 when equal, else the diff and 2
   if [ "$3" != "$4" ]; then
     echo "record.sh: $1: $2 in the server log and the capture differ (packets lost?):" >&2
@@ -201,6 +218,7 @@ same_or_diff() { # same_or_diff NAME WHAT LOGGED WIRE: 0 when equal, else the di
 check_wire() {
   local name=$1 cap=$2 keys=$3 log=$4
   local logged wire
+  check_closed "$name" "$cap" || return $?
   if [ "$USES_TLS" != 1 ]; then
     logged=$(log_targets "$log")
     wire=$(wire_targets "$cap")

@@ -75,7 +75,7 @@ Server kinds (SPEC is [NAME=]KIND[+TLS[+h2]]:127.0.0.1:PORT[:ARG]):
   proxy-only  a proxy serving only the modules under ARG (a module path prefix, e.g.
               corp.lab.test): a company's private proxy; 404 for the rest
   proxy-except  a proxy serving every module but those under ARG: a public-style mirror
-  gone        answers ARG (410, default, or 404) to everything
+  gone        answers ARG (410, default, 404 or 500) to everything
   redirect    302 to ARG + the same request target; ARG: a server NAME or http[s]://127.0.0.1:PORT
   mirror      fetches the same target from ARG (a NAME or base) with Basic auth --user/--password
               and relays status and body; an https:// upstream is verified against the lab CA
@@ -103,7 +103,8 @@ and a client that picks h2 (the go command does) speaks HTTP/2, logged like HTTP
 :path). Every TLS server and the mirror's TLS client write their secrets to --keylog (NSS key
 log format: tshark -o tls.keylog_file:FILE).
 
-`serve` prints one `server NAME KIND URL` line per server, `SUMDB_KEY=<verifier key>` when a
+`serve` prints one `server NAME KIND URL` line per server (and `closed NAME URL` per GOPROXY
+entry of the scenario that nothing listens on), `SUMDB_KEY=<verifier key>` when a
 checksum database runs, then `GOPROXY=...` (the servers that no other server points at, in
 order, checksum databases left out) once all listen, and runs until SIGINT/SIGTERM (each log
 line is written when its response is sent, so a kill loses nothing), --timeout, or with
@@ -416,6 +417,7 @@ pub fn env_assignments(s: &Scenario) -> String {
     };
     let tls_ports: Vec<String> = s.tls_ports().iter().map(u16::to_string).collect();
     let connect_ports: Vec<String> = s.connect_ports().iter().map(u16::to_string).collect();
+    let closed_ports: Vec<String> = s.closed_ports().iter().map(u16::to_string).collect();
     let flag = |b: bool| if b { "1" } else { "0" }.to_string();
     [
         ("SCENARIO", s.name.to_string()),
@@ -434,6 +436,7 @@ pub fn env_assignments(s: &Scenario) -> String {
         ("HTTPS_PROXY", s.https_proxy_value()),
         ("EMBED_KEYS", flag(s.embed_keys)),
         ("CONNECT_PORTS", connect_ports.join(" ")),
+        ("CLOSED_PORTS", closed_ports.join(" ")),
         ("GOINSECURE", s.goinsecure.to_string()),
         ("GOPRIVATE", s.goprivate.to_string()),
         ("GONOPROXY", s.gonoproxy.to_string()),
@@ -540,7 +543,8 @@ pub fn parse_spec(spec: &str, creds: &Credentials) -> Result<(ServerSpec, bool),
             let status = match arg {
                 None | Some("") | Some("410") => 410,
                 Some("404") => 404,
-                Some(o) => return Err(format!("{spec}: gone answers 410 or 404, not {o}")),
+                Some("500") => 500,
+                Some(o) => return Err(format!("{spec}: gone answers 410, 404 or 500, not {o}")),
             };
             ServerKind::Gone { status }
         }
@@ -648,10 +652,26 @@ fn serve(a: ServeArgs) -> Result<(), String> {
         user: a.user.clone(),
         password: a.password.clone(),
     };
+    let mut closed = Vec::new();
     let (specs, options, goproxy_fixed) = match &a.scenario {
         Some(name) => {
             let s = scenario::find(name)
                 .ok_or_else(|| format!("no scenario {name:?} (see `modtrace lab scenarios`)"))?;
+            // Closed GOPROXY entries: nothing is started there, and nothing else may listen.
+            for sv in s
+                .servers
+                .iter()
+                .filter(|sv| sv.def == scenario::ServerDef::Closed)
+            {
+                let addr = SocketAddr::new(LAB_IP, sv.port);
+                if std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_ok() {
+                    return Err(format!(
+                        "{addr} is taken, but {} of scenario {name} must refuse connections",
+                        sv.name
+                    ));
+                }
+                closed.push(format!("closed {} http://{addr}", sv.name));
+            }
             let mut specs = s.specs(false);
             for sp in &mut specs {
                 match &mut sp.kind {
@@ -726,6 +746,9 @@ fn serve(a: ServeArgs) -> Result<(), String> {
         let mut out = std::io::stdout().lock();
         for s in lab.servers() {
             let _ = writeln!(out, "server {} {} {}", s.name, s.kind.label(), s.base_url);
+        }
+        for c in &closed {
+            let _ = writeln!(out, "{c}");
         }
         if let Some(db) = lab.sumdb() {
             let _ = writeln!(out, "SUMDB_KEY={}", db.verifier_key());
@@ -822,7 +845,11 @@ mod tests {
             spec_only("gone:127.0.0.1:1", &c).unwrap().kind,
             ServerKind::Gone { status: 410 }
         );
-        assert!(spec_only("gone:127.0.0.1:1:500", &c).is_err());
+        assert_eq!(
+            spec_only("gone:127.0.0.1:1:500", &c).unwrap().kind,
+            ServerKind::Gone { status: 500 }
+        );
+        assert!(spec_only("gone:127.0.0.1:1:503", &c).is_err());
         assert_eq!(
             spec_only("sumdb:127.0.0.1:8102", &c).unwrap().kind,
             ServerKind::SumDb
@@ -1034,6 +1061,16 @@ mod tests {
             "CONNECT_PORTS='8110'\n",
         ] {
             assert!(c.contains(want), "{want} in {c}");
+        }
+        assert!(c.contains("CLOSED_PORTS=''\n"), "{c}");
+        let refused = env_assignments(scenario::find("pipe-after-refused").unwrap());
+        for want in [
+            "GOPROXY='http://127.0.0.1:8125|http://127.0.0.1:8126'\n",
+            "PORTS='8125 8126'\n",
+            "CLOSED_PORTS='8125'\n",
+            "EXPECT_REQUESTS='1'\n",
+        ] {
+            assert!(refused.contains(want), "{want} in {refused}");
         }
     }
 

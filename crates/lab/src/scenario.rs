@@ -18,7 +18,7 @@ pub enum ServerDef {
     Proxy,
     /// A GOPROXY serving lab/modules that requires the lab's Basic credentials.
     ProxyWithAuth,
-    /// Answers this status (404 or 410) to everything.
+    /// Answers this status (404, 410 or 500) to everything.
     Gone(u16),
     /// 302 to the named server, same path.
     RedirectTo(&'static str),
@@ -44,6 +44,11 @@ pub enum ServerDef {
     /// A CONNECT proxy (plain HTTP) tunnelling to `lab.test:<port of another server>`, always
     /// at 127.0.0.1: the scenario's HTTPS_PROXY.
     ConnectProxy,
+    /// A GOPROXY entry whose port nothing listens on: connections are refused (SYN, then RST
+    /// from the kernel). The lab starts nothing there and logs no request for it; the port
+    /// must be free while the scenario runs (record.sh checks it like every other port, and
+    /// expects a refused connection on it in the capture).
+    Closed,
 }
 
 /// The data form of a tampering server ([`TamperPlan`] plus where it gets the modules).
@@ -149,8 +154,13 @@ pub struct Scenario {
     pub name: &'static str,
     pub summary: &'static str,
     pub servers: &'static [ScenarioServer],
-    /// Server names joined with `,` into GOPROXY (`direct` and `off` are taken literally).
+    /// Server names joined with `,` into GOPROXY (`direct` and `off` are taken literally),
+    /// or with `|` after the entries named in [`Scenario::goproxy_pipe_after`].
     pub goproxy: &'static [&'static str],
+    /// Entries of [`Scenario::goproxy`] followed by `|` instead of `,`: after such an entry the
+    /// go command falls back to the next one on any error (a 500, a refused connection), not
+    /// only on 404 and 410. Empty: every separator is `,`.
+    pub goproxy_pipe_after: &'static [&'static str],
     /// GOSUMDB; `{lab-key}` stands for the lab checksum database's verifier key (see
     /// [`Scenario::gosumdb_value`]).
     pub gosumdb: &'static str,
@@ -198,6 +208,7 @@ pub const SCENARIOS: &[Scenario] = &[
         summary: "one plain-HTTP GOPROXY serves both modules; GOSUMDB=off",
         servers: &[plain("proxy", 8081, ServerDef::Proxy)],
         goproxy: &["proxy"],
+        goproxy_pipe_after: &[],
         gosumdb: "off",
         goinsecure: "",
         goprivate: "",
@@ -219,6 +230,7 @@ pub const SCENARIOS: &[Scenario] = &[
             plain("proxy", 8083, ServerDef::Proxy),
         ],
         goproxy: &["gone", "proxy"],
+        goproxy_pipe_after: &[],
         gosumdb: "off",
         goinsecure: "",
         goprivate: "",
@@ -240,6 +252,7 @@ pub const SCENARIOS: &[Scenario] = &[
             plain("redirect-b", 8085, ServerDef::RedirectTo("redirect-a")),
         ],
         goproxy: &["redirect-a"],
+        goproxy_pipe_after: &[],
         gosumdb: "off",
         goinsecure: "",
         goprivate: "",
@@ -261,6 +274,7 @@ pub const SCENARIOS: &[Scenario] = &[
             plain("upstream", 8087, ServerDef::ProxyWithAuth),
         ],
         goproxy: &["mirror"],
+        goproxy_pipe_after: &[],
         gosumdb: "off",
         goinsecure: "",
         goprivate: "",
@@ -282,6 +296,7 @@ pub const SCENARIOS: &[Scenario] = &[
             plain("proxy", 8083, ServerDef::Proxy),
         ],
         goproxy: &["gone", "proxy"],
+        goproxy_pipe_after: &[],
         gosumdb: "off",
         goinsecure: "",
         goprivate: "",
@@ -303,6 +318,7 @@ pub const SCENARIOS: &[Scenario] = &[
             tls("upstream", 8089, ServerDef::ProxyWithAuth, TlsVersions::Tls12, CertKind::SelfSigned),
         ],
         goproxy: &["mirror"],
+        goproxy_pipe_after: &[],
         gosumdb: "off",
         goinsecure: "",
         goprivate: "",
@@ -324,6 +340,7 @@ pub const SCENARIOS: &[Scenario] = &[
             tls("upstream", 8091, ServerDef::ProxyWithAuth, TlsVersions::Tls12, CertKind::Expired),
         ],
         goproxy: &["mirror"],
+        goproxy_pipe_after: &[],
         gosumdb: "off",
         goinsecure: "",
         goprivate: "",
@@ -345,6 +362,7 @@ pub const SCENARIOS: &[Scenario] = &[
             plain("repo", 80, ServerDef::Proxy),
         ],
         goproxy: &["direct"],
+        goproxy_pipe_after: &[],
         gosumdb: "off",
         goinsecure: "lab.test",
         goprivate: "",
@@ -363,6 +381,7 @@ pub const SCENARIOS: &[Scenario] = &[
         summary: "GOPROXY=https proxy with a self-signed TLS 1.2 certificate, nothing trusts it: go refuses the handshake",
         servers: &[tls("proxy", 8092, ServerDef::Proxy, TlsVersions::Tls12, CertKind::SelfSigned)],
         goproxy: &["proxy"],
+        goproxy_pipe_after: &[],
         gosumdb: "off",
         goinsecure: "",
         goprivate: "",
@@ -381,6 +400,7 @@ pub const SCENARIOS: &[Scenario] = &[
         summary: "GOPROXY=https proxy over TLS 1.3 with a lab-CA certificate, SSL_CERT_FILE=the lab CA: go verifies and succeeds",
         servers: &[tls("proxy", 8093, ServerDef::Proxy, TlsVersions::Tls13, CertKind::Valid)],
         goproxy: &["proxy"],
+        goproxy_pipe_after: &[],
         gosumdb: "off",
         goinsecure: "",
         goprivate: "",
@@ -399,6 +419,7 @@ pub const SCENARIOS: &[Scenario] = &[
         summary: "GOPROXY=plain-HTTP proxy that also serves the lab checksum database under /sumdb/sum.lab.test/; GOSUMDB=<lab key> without URL: go asks the proxy's /supported, verifies through it and succeeds",
         servers: &[plain("proxy", 8100, ServerDef::ProxyWithSumdb)],
         goproxy: &["proxy"],
+        goproxy_pipe_after: &[],
         gosumdb: LAB_KEY,
         goinsecure: "",
         goprivate: "",
@@ -420,6 +441,7 @@ pub const SCENARIOS: &[Scenario] = &[
             plain("sumdb", 8102, ServerDef::SumDb),
         ],
         goproxy: &["proxy"],
+        goproxy_pipe_after: &[],
         gosumdb: "{lab-key} http://127.0.0.1:8102",
         goinsecure: "",
         goprivate: "",
@@ -441,6 +463,7 @@ pub const SCENARIOS: &[Scenario] = &[
             plain("sumdb", 8104, ServerDef::SumDb),
         ],
         goproxy: &["tamper"],
+        goproxy_pipe_after: &[],
         gosumdb: "{lab-key} http://127.0.0.1:8104",
         goinsecure: "",
         goprivate: "",
@@ -459,6 +482,7 @@ pub const SCENARIOS: &[Scenario] = &[
         summary: "GOPROXY=tampering proxy (one byte changed in every zip), GOSUMDB=off: go accepts the tampered zips",
         servers: &[plain("tamper", 8105, ServerDef::Tamper(TamperDef::ZIPS))],
         goproxy: &["tamper"],
+        goproxy_pipe_after: &[],
         gosumdb: "off",
         goinsecure: "",
         goprivate: "",
@@ -490,6 +514,7 @@ pub const SCENARIOS: &[Scenario] = &[
             plain("upstream", 8107, ServerDef::Proxy),
         ],
         goproxy: &["mirror"],
+        goproxy_pipe_after: &[],
         gosumdb: "off",
         goinsecure: "",
         goprivate: "",
@@ -508,6 +533,7 @@ pub const SCENARIOS: &[Scenario] = &[
         summary: "GOPROXY=https proxy over TLS 1.3 offering ALPN h2 (then http/1.1), lab-CA certificate, SSL_CERT_FILE=the lab CA: go speaks HTTP/2 and succeeds",
         servers: &[tls_h2("proxy", 8108, ServerDef::Proxy, TlsVersions::Tls13, CertKind::Valid)],
         goproxy: &["proxy"],
+        goproxy_pipe_after: &[],
         gosumdb: "off",
         goinsecure: "",
         goprivate: "",
@@ -529,6 +555,7 @@ pub const SCENARIOS: &[Scenario] = &[
             plain("connect", 8110, ServerDef::ConnectProxy),
         ],
         goproxy: &["proxy"],
+        goproxy_pipe_after: &[],
         gosumdb: "off",
         goinsecure: "",
         goprivate: "",
@@ -542,7 +569,101 @@ pub const SCENARIOS: &[Scenario] = &[
         https_proxy: Some("connect"),
         embed_keys: true,
     },
+    Scenario {
+        name: "pipe-after-500",
+        summary: "GOPROXY=fails|proxy: the first answers 500 to everything; after `|` the go command falls back on any error, so every operation gets 500, then 200 from the second",
+        servers: &[
+            plain("fails", 8120, ServerDef::Gone(500)),
+            plain("proxy", 8124, ServerDef::Proxy),
+        ],
+        goproxy: &["fails", "proxy"],
+        goproxy_pipe_after: &["fails"],
+        gosumdb: "off",
+        goinsecure: "",
+        goprivate: "",
+        gonoproxy: "",
+        trust_lab_ca: false,
+        netns_hosts: &[],
+        expect_requests: true,
+        downloads: BOTH_MODULES,
+        interface: "lo",
+        expect: GoOutcome::Success,
+        https_proxy: None,
+        embed_keys: false,
+    },
+    Scenario {
+        name: "pipe-after-refused",
+        summary: "GOPROXY=closed|proxy: nothing listens on the first (connection refused); after `|` the go command falls back to the second for every operation",
+        servers: &[
+            plain("closed", 8125, ServerDef::Closed),
+            plain("proxy", 8126, ServerDef::Proxy),
+        ],
+        goproxy: &["closed", "proxy"],
+        goproxy_pipe_after: &["closed"],
+        gosumdb: "off",
+        goinsecure: "",
+        goprivate: "",
+        gonoproxy: "",
+        trust_lab_ca: false,
+        netns_hosts: &[],
+        expect_requests: true,
+        downloads: BOTH_MODULES,
+        interface: "lo",
+        expect: GoOutcome::Success,
+        https_proxy: None,
+        embed_keys: false,
+    },
+    Scenario {
+        name: "comma-after-500",
+        summary: "pipe-after-500's servers (same ports) with GOPROXY=fails,proxy: after `,` a 500 is no reason to fall back, go fails and the second is never asked",
+        servers: &[
+            plain("fails", 8120, ServerDef::Gone(500)),
+            plain("proxy", 8124, ServerDef::Proxy),
+        ],
+        goproxy: &["fails", "proxy"],
+        goproxy_pipe_after: &[],
+        gosumdb: "off",
+        goinsecure: "",
+        goprivate: "",
+        gonoproxy: "",
+        trust_lab_ca: false,
+        netns_hosts: &[],
+        expect_requests: true,
+        downloads: BOTH_MODULES,
+        interface: "lo",
+        expect: GoOutcome::ErrorContains(COMMA_AFTER_500_ERROR),
+        https_proxy: None,
+        embed_keys: false,
+    },
+    Scenario {
+        name: "proxies-then-direct",
+        summary: "GOPROXY=notfound,direct, GOINSECURE=lab.test: the proxy answers 404, the go command goes direct: go-get page over TLS 1.2 with a self-signed certificate (port 443), module from the plain-HTTP repo root it names (port 80); in a netns",
+        servers: &[
+            plain("notfound", 8127, ServerDef::Gone(404)),
+            tls("goget", 443, ServerDef::GoGet("http://lab.test"), TlsVersions::Tls12, CertKind::SelfSigned),
+            plain("repo", 80, ServerDef::Proxy),
+        ],
+        goproxy: &["notfound", "direct"],
+        goproxy_pipe_after: &[],
+        gosumdb: "off",
+        goinsecure: "lab.test",
+        goprivate: "",
+        gonoproxy: "",
+        trust_lab_ca: false,
+        netns_hosts: &["lab.test"],
+        expect_requests: true,
+        downloads: LAB_HOST_MODULES,
+        interface: "lo",
+        expect: GoOutcome::Success,
+        https_proxy: None,
+        embed_keys: false,
+    },
 ];
+
+/// What the go command (1.26) says when the first GOPROXY entry of `comma-after-500` answers
+/// 500 to Hello's `.info` (it stops there: no fallback after `,`).
+pub const COMMA_AFTER_500_ERROR: &str =
+    "reading http://127.0.0.1:8120/example.test/%21hello/@v/v1.1.0.info: 500 Internal Server Error";
 
 /// The `.info` Time the disagreeing mirror of `mirrors-disagree` announces (the lab proxy says
 /// [`super::modules::INFO_TIME`]).
@@ -558,6 +679,7 @@ const LESSON_DEFAULTS: Scenario = Scenario {
     summary: "",
     servers: &[],
     goproxy: &[],
+    goproxy_pipe_after: &[],
     gosumdb: "off",
     goinsecure: "",
     goprivate: "",
@@ -625,7 +747,8 @@ pub const TRAINING: &[Scenario] = &[
 
 /// Scenarios of the go process key source's tests (tests/gokeys.rs): the go command's own
 /// HTTPS, read with the secrets of the go process and no server key log. Not recorded into
-/// captures/ (the tests record them with `modtrace run`); ports 8121-8129.
+/// captures/ (the tests record them with `modtrace run`); ports 8121-8123 and 8128-8129 (8120
+/// and 8124-8127 are the GOPROXY-fallback scenarios' of [`SCENARIOS`]).
 pub const GO_KEYS: &[Scenario] = &[
     Scenario {
         name: "tls12-verified",
@@ -674,58 +797,74 @@ pub fn of_half(half: &modtrace_core::lesson::Half) -> &'static Scenario {
 impl Scenario {
     /// The server specs on their fixed ports (`ephemeral_ports` puts port 0 everywhere, for tests
     /// that must not collide with a running lab).
+    /// [`ServerDef::Closed`] entries have no spec: nothing is started on their port.
     pub fn specs(&self, ephemeral_ports: bool) -> Vec<ServerSpec> {
         self.servers
             .iter()
-            .map(|s| ServerSpec {
-                name: s.name.to_string(),
-                addr: SocketAddr::new(LAB_IP, if ephemeral_ports { 0 } else { s.port }),
-                kind: match s.def {
-                    ServerDef::Proxy => ServerKind::Proxy {
-                        prefix: String::new(),
-                        auth: None,
+            .filter_map(|s| {
+                Some(ServerSpec {
+                    name: s.name.to_string(),
+                    addr: SocketAddr::new(LAB_IP, if ephemeral_ports { 0 } else { s.port }),
+                    kind: match s.def {
+                        ServerDef::Closed => return None,
+                        ServerDef::Proxy => ServerKind::Proxy {
+                            prefix: String::new(),
+                            auth: None,
+                        },
+                        ServerDef::ProxyWithAuth => ServerKind::Proxy {
+                            prefix: String::new(),
+                            auth: Some(Credentials::lab_default()),
+                        },
+                        ServerDef::Gone(status) => ServerKind::Gone { status },
+                        ServerDef::RedirectTo(n) => ServerKind::Redirect {
+                            to: Target::Server(n.to_string()),
+                            status: 302,
+                        },
+                        ServerDef::MirrorOf(n) => ServerKind::Mirror {
+                            upstream: Target::Server(n.to_string()),
+                            credentials: Credentials::lab_default(),
+                            verify: UpstreamVerify::LabCa,
+                        },
+                        ServerDef::MirrorOfUnverified(n) => ServerKind::Mirror {
+                            upstream: Target::Server(n.to_string()),
+                            credentials: Credentials::lab_default(),
+                            verify: UpstreamVerify::Nothing,
+                        },
+                        ServerDef::GoGet(root) => ServerKind::GoGet {
+                            repo_root: root.to_string(),
+                        },
+                        ServerDef::ProxyWithSumdb => ServerKind::ProxyWithSumdb {
+                            prefix: String::new(),
+                        },
+                        ServerDef::SumDb => ServerKind::SumDb,
+                        ServerDef::Tamper(t) => ServerKind::Tamper {
+                            upstream: t.upstream.map(|n| Target::Server(n.to_string())),
+                            plan: t.plan(),
+                        },
+                        ServerDef::ConnectProxy => ServerKind::Connect,
+                        ServerDef::ProxyOnly(p) => ServerKind::ScopedProxy {
+                            scope: ModuleScope::Only(p.to_string()),
+                        },
+                        ServerDef::ProxyExcept(p) => ServerKind::ScopedProxy {
+                            scope: ModuleScope::Except(p.to_string()),
+                        },
                     },
-                    ServerDef::ProxyWithAuth => ServerKind::Proxy {
-                        prefix: String::new(),
-                        auth: Some(Credentials::lab_default()),
-                    },
-                    ServerDef::Gone(status) => ServerKind::Gone { status },
-                    ServerDef::RedirectTo(n) => ServerKind::Redirect {
-                        to: Target::Server(n.to_string()),
-                        status: 302,
-                    },
-                    ServerDef::MirrorOf(n) => ServerKind::Mirror {
-                        upstream: Target::Server(n.to_string()),
-                        credentials: Credentials::lab_default(),
-                        verify: UpstreamVerify::LabCa,
-                    },
-                    ServerDef::MirrorOfUnverified(n) => ServerKind::Mirror {
-                        upstream: Target::Server(n.to_string()),
-                        credentials: Credentials::lab_default(),
-                        verify: UpstreamVerify::Nothing,
-                    },
-                    ServerDef::GoGet(root) => ServerKind::GoGet {
-                        repo_root: root.to_string(),
-                    },
-                    ServerDef::ProxyWithSumdb => ServerKind::ProxyWithSumdb {
-                        prefix: String::new(),
-                    },
-                    ServerDef::SumDb => ServerKind::SumDb,
-                    ServerDef::Tamper(t) => ServerKind::Tamper {
-                        upstream: t.upstream.map(|n| Target::Server(n.to_string())),
-                        plan: t.plan(),
-                    },
-                    ServerDef::ConnectProxy => ServerKind::Connect,
-                    ServerDef::ProxyOnly(p) => ServerKind::ScopedProxy {
-                        scope: ModuleScope::Only(p.to_string()),
-                    },
-                    ServerDef::ProxyExcept(p) => ServerKind::ScopedProxy {
-                        scope: ModuleScope::Except(p.to_string()),
-                    },
-                },
-                tls: s.tls,
+                    tls: s.tls,
+                })
             })
             .collect()
+    }
+
+    /// Ports of the [`ServerDef::Closed`] entries (nothing listens there), sorted.
+    pub fn closed_ports(&self) -> Vec<u16> {
+        let mut p: Vec<u16> = self
+            .servers
+            .iter()
+            .filter(|s| s.def == ServerDef::Closed)
+            .map(|s| s.port)
+            .collect();
+        p.sort_unstable();
+        p
     }
 
     /// What the specs cannot say: which TLS servers offer HTTP/2.
@@ -748,17 +887,25 @@ impl Scenario {
         } else {
             LAB_IP.to_string()
         };
-        self.goproxy
-            .iter()
-            .filter_map(|n| match *n {
-                "direct" | "off" => Some(n.to_string()),
-                _ => self.servers.iter().find(|s| s.name == *n).map(|s| {
-                    let scheme = if s.tls.is_some() { "https" } else { "http" };
-                    format!("{scheme}://{host}:{}", s.port)
-                }),
-            })
-            .collect::<Vec<_>>()
-            .join(",")
+        let mut value = String::new();
+        let entries = self.goproxy.iter().filter_map(|n| match *n {
+            "direct" | "off" => Some((*n, n.to_string())),
+            _ => self.servers.iter().find(|s| s.name == *n).map(|s| {
+                let scheme = if s.tls.is_some() { "https" } else { "http" };
+                (*n, format!("{scheme}://{host}:{}", s.port))
+            }),
+        });
+        let mut sep = "";
+        for (name, url) in entries {
+            value.push_str(sep);
+            value.push_str(&url);
+            sep = if self.goproxy_pipe_after.contains(&name) {
+                "|"
+            } else {
+                ","
+            };
+        }
+        value
     }
 
     /// HTTPS_PROXY for the go command (empty: none).
@@ -880,8 +1027,8 @@ mod tests {
                 assert!(ports.insert(sv.port), "{}: port {} twice", s.name, sv.port);
                 let netns_port = !s.netns_hosts.is_empty() && matches!(sv.port, 80 | 443);
                 assert!(
-                    (8081..=8119).contains(&sv.port) || netns_port,
-                    "{}: port {} outside 8081-8119 (80/443 only in a netns scenario)",
+                    (8081..=8127).contains(&sv.port) || netns_port,
+                    "{}: port {} outside 8081-8127 (80/443 only in a netns scenario)",
                     s.name,
                     sv.port
                 );
@@ -904,6 +1051,32 @@ mod tests {
                 assert!(
                     matches!(*g, "direct" | "off") || s.servers.iter().any(|o| o.name == *g),
                     "{}: GOPROXY names unknown {g}",
+                    s.name
+                );
+            }
+            // `|` only between two entries: after a named one, never after the last.
+            for g in s.goproxy_pipe_after {
+                let i = s.goproxy.iter().position(|o| o == g);
+                assert!(
+                    i.is_some_and(|i| i + 1 < s.goproxy.len()),
+                    "{}: `|` after {g}, which is no GOPROXY entry followed by another",
+                    s.name
+                );
+            }
+            // Nothing listens on a closed entry: it is a GOPROXY entry, plain, with nothing
+            // pointing at it and no request expected of it.
+            for sv in s.servers.iter().filter(|sv| sv.def == ServerDef::Closed) {
+                assert!(s.goproxy.contains(&sv.name), "{}: {}", s.name, sv.name);
+                assert!(sv.tls.is_none() && !sv.http2, "{}: {}", s.name, sv.name);
+                assert!(
+                    s.specs(false).iter().all(|sp| sp.name != sv.name),
+                    "{}: {} is started",
+                    s.name,
+                    sv.name
+                );
+                assert!(
+                    s.servers.iter().any(|o| o.def != ServerDef::Closed),
+                    "{}: only closed servers",
                     s.name
                 );
             }
@@ -1006,6 +1179,31 @@ mod tests {
             "https://127.0.0.1:8093"
         );
         assert_eq!(find("goinsecure-goget").unwrap().goproxy_value(), "direct");
+        assert_eq!(
+            find("pipe-after-500").unwrap().goproxy_value(),
+            "http://127.0.0.1:8120|http://127.0.0.1:8124"
+        );
+        assert_eq!(
+            find("comma-after-500").unwrap().goproxy_value(),
+            "http://127.0.0.1:8120,http://127.0.0.1:8124"
+        );
+        assert_eq!(
+            find("proxies-then-direct").unwrap().goproxy_value(),
+            "http://127.0.0.1:8127,direct"
+        );
+        let refused = find("pipe-after-refused").unwrap();
+        assert_eq!(
+            refused.goproxy_value(),
+            "http://127.0.0.1:8125|http://127.0.0.1:8126"
+        );
+        assert_eq!(refused.ports(), vec![8125, 8126]);
+        assert_eq!(refused.closed_ports(), vec![8125]);
+        assert_eq!(refused.specs(false).len(), 1);
+        assert_eq!(refused.specs(false)[0].name, "proxy");
+        assert!(SCENARIOS
+            .iter()
+            .filter(|s| s.name != "pipe-after-refused")
+            .all(|s| s.closed_ports().is_empty()));
         let direct = find("sumdb-direct").unwrap().gosumdb_value();
         assert!(
             direct.starts_with("sum.lab.test+") && direct.ends_with(" http://127.0.0.1:8102"),
@@ -1133,13 +1331,112 @@ mod tests {
         for s in GO_KEYS {
             assert!(s.uses_tls() && s.trust_lab_ca, "{}", s.name);
             for p in s.ports() {
-                assert!((8121..=8129).contains(&p), "{}: {p}", s.name);
+                assert!(matches!(p, 8121..=8123 | 8128..=8129), "{}: {p}", s.name);
                 assert!(!others.contains(&p), "{}: port {p} taken", s.name);
                 assert!(seen.insert(p), "{}: port {p} twice", s.name);
             }
             assert_eq!(find(s.name).unwrap().name, s.name);
         }
         assert!(find("sumdb-https").unwrap().uses_lab_sumdb());
+    }
+
+    /// `|` after the entries `goproxy_pipe_after` names, `,` elsewhere; `direct` and `off`
+    /// taken literally either way.
+    #[test]
+    fn goproxy_value_joins_with_pipe_where_asked() {
+        const SERVERS: &[ScenarioServer] = &[
+            plain("a", 8120, ServerDef::Gone(500)),
+            plain("b", 8124, ServerDef::Proxy),
+            tls(
+                "c",
+                8125,
+                ServerDef::Proxy,
+                TlsVersions::Tls13,
+                CertKind::Valid,
+            ),
+        ];
+        let with = |goproxy, goproxy_pipe_after| Scenario {
+            servers: SERVERS,
+            goproxy,
+            goproxy_pipe_after,
+            ..LESSON_DEFAULTS
+        };
+        assert_eq!(
+            with(&["a", "b"], &["a"]).goproxy_value(),
+            "http://127.0.0.1:8120|http://127.0.0.1:8124"
+        );
+        assert_eq!(
+            with(&["a", "b", "c"], &["b"]).goproxy_value(),
+            "http://127.0.0.1:8120,http://127.0.0.1:8124|https://127.0.0.1:8125"
+        );
+        assert_eq!(
+            with(&["a", "b", "direct"], &["a", "b"]).goproxy_value(),
+            "http://127.0.0.1:8120|http://127.0.0.1:8124|direct"
+        );
+        assert_eq!(
+            with(&["a", "direct", "off"], &["direct"]).goproxy_value(),
+            "http://127.0.0.1:8120,direct|off"
+        );
+        assert_eq!(
+            with(&["a", "b"], &[]).goproxy_value(),
+            "http://127.0.0.1:8120,http://127.0.0.1:8124"
+        );
+    }
+
+    /// The GOPROXY-fallback scenarios (pipe-after-500, pipe-after-refused, comma-after-500,
+    /// proxies-then-direct) sit on 8120-8127, apart from every other scenario (the go-keys
+    /// ones use 8121-8123): pipe-after-500 and comma-after-500 are the same servers with
+    /// another separator, so they share 8120/8124; proxies-then-direct runs in a netns of its
+    /// own but its proxy port is unique too.
+    #[test]
+    fn fallback_scenarios_use_their_own_ports() {
+        let names = [
+            "pipe-after-500",
+            "pipe-after-refused",
+            "comma-after-500",
+            "proxies-then-direct",
+        ];
+        let others: Vec<u16> = SCENARIOS
+            .iter()
+            .chain(TRAINING)
+            .chain(GO_KEYS)
+            .filter(|s| !names.contains(&s.name))
+            .flat_map(|s| s.ports())
+            .collect();
+        let mut owner = std::collections::HashMap::new();
+        for name in names {
+            let s = find(name).unwrap();
+            for p in s.ports() {
+                if s.netns_hosts.is_empty() || !matches!(p, 80 | 443) {
+                    assert!((8120..=8127).contains(&p), "{name}: {p}");
+                    assert!(!others.contains(&p), "{name}: port {p} taken");
+                    let first = *owner.entry(p).or_insert(name);
+                    assert!(
+                        first == name || (first, name) == ("pipe-after-500", "comma-after-500"),
+                        "{name}: port {p} also in {first}"
+                    );
+                }
+            }
+        }
+        let (pipe, comma) = (
+            find("pipe-after-500").unwrap(),
+            find("comma-after-500").unwrap(),
+        );
+        assert_eq!(pipe.ports(), comma.ports());
+        assert_eq!(pipe.goproxy, comma.goproxy);
+        assert_eq!(
+            (pipe.goproxy_pipe_after, comma.goproxy_pipe_after),
+            (&["fails"][..], &[][..])
+        );
+        assert_eq!(
+            comma.expect,
+            GoOutcome::ErrorContains(COMMA_AFTER_500_ERROR)
+        );
+        let direct = find("proxies-then-direct").unwrap();
+        assert_eq!(direct.goproxy, ["notfound", "direct"]);
+        assert_eq!(direct.netns_hosts, ["lab.test"]);
+        assert_eq!(direct.ports(), vec![80, 443, 8127]);
+        assert_eq!(direct.tls_ports(), vec![443]);
     }
 
     #[test]

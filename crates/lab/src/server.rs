@@ -66,7 +66,7 @@ pub enum ServerKind {
     /// A GOPROXY (no auth, no prefix) serving only the modules `scope` admits; 404 for the
     /// others, as a proxy that never heard of them.
     ScopedProxy { scope: ModuleScope },
-    /// Answers `status` (410 or 404) to everything.
+    /// Answers `status` (410, 404 or 500) to everything.
     Gone { status: u16 },
     /// Answers `status` (302) with `Location: <target base><same request target>`.
     Redirect { to: Target, status: u16 },
