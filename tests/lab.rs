@@ -480,6 +480,8 @@ fn every_scenario_starts_on_ephemeral_ports_and_answers() {
         let (target, want) = match sc.name {
             "redirect-loop" => ("/example.test/%21util/@v/v0.2.0.info", 302),
             "fallback-410" | "fallback-410-any" => ("/example.test/%21util/@v/v0.2.0.info", 410),
+            "pipe-after-500" | "comma-after-500" => ("/example.test/%21util/@v/v0.2.0.info", 500),
+            "proxies-then-direct" => ("/lab.test/%21util/@v/v0.2.0.info", 404),
             "goinsecure-goget" => ("/Util?go-get=1", 200),
             _ => ("/example.test/%21util/@v/v0.2.0.info", 200),
         };
