@@ -129,3 +129,19 @@ fn the_go_environment_decides_whether_a_failure_belongs_to_the_walk() {
     let j = analyze_json(&pcap, &["--go-env", other.to_str().unwrap()]);
     assert_eq!(hops(&j).len(), 1);
 }
+
+/// docs/report.md shows the first two hops of pipe-after-refused.pcap: they are what the
+/// analysis gives.
+#[test]
+fn the_documented_journey_is_the_capture_s() {
+    let doc = std::fs::read_to_string(repo().join("docs/report.md")).unwrap();
+    let block = doc
+        .split("The first two hops of `captures/pipe-after-refused.pcap`")
+        .nth(1)
+        .and_then(|rest| rest.split("```json").nth(1))
+        .and_then(|rest| rest.split("```").next())
+        .expect("the example in docs/report.md");
+    let documented: Value = serde_json::from_str(block).unwrap();
+    let j = analyze_json(&repo().join("captures/pipe-after-refused.pcap"), &[]);
+    assert_eq!(Value::Array(hops(&j)[..2].to_vec()), documented);
+}

@@ -87,6 +87,44 @@ fn fallback_410_main_view() {
 }
 
 #[test]
+fn refused_then_fallback_journey() {
+    // GOPROXY="http://127.0.0.1:8125|http://127.0.0.1:8126", nothing on 8125: every request
+    // first meets a refused connection, then goes to the second entry.
+    let app = app_of("pipe-after-refused.pcap");
+    assert_eq!(app.rows.len(), 2);
+    let shape: Vec<(bool, Option<String>)> = app
+        .tree
+        .iter()
+        .map(|l| {
+            let cause = match &l.hop.after {
+                Some(crate::gomod::HopLink::Fallback { from, cause }) => {
+                    Some(format!("{from}:{cause}"))
+                }
+                _ => None,
+            };
+            (l.hop.failed.is_some(), cause)
+        })
+        .collect();
+    assert_eq!(
+        shape,
+        [
+            (true, None),
+            (false, Some("0:refused".into())),
+            (true, None),
+            (false, Some("2:refused".into())),
+            (true, None),
+            (false, Some("4:refused".into())),
+        ]
+    );
+    snap("pipe_after_refused", &app);
+    let wide = render(&app, 120, 40);
+    assert!(wide.contains("refused"), "{wide}");
+    assert!(wide.contains("(no request sent)"), "{wide}");
+    assert!(wide.contains("fallback after #0 (refused)"), "{wide}");
+    assert!(wide.contains("127.0.0.1:8125"), "{wide}");
+}
+
+#[test]
 fn redirect_loop_is_drawn_as_a_loop() {
     let app = app_of("redirect-loop.pcap");
     let loops: Vec<(usize, Option<usize>)> =

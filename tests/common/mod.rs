@@ -243,6 +243,53 @@ const FALLBACK_FINDINGS: &[&str] = &[
     "no-checksum-verification example.test/Util@v0.2.0",
 ];
 
+/// pipe-after-500: every operation of both modules falls back after a 500 (a `|` list).
+const PIPE_AFTER_500_FINDINGS: &[&str] = &[
+    "plaintext-module-fetch example.test/Hello@v1.1.0",
+    "plaintext-module-fetch example.test/Hello@v1.1.0",
+    "plaintext-module-fetch example.test/Util@v0.2.0",
+    "plaintext-module-fetch example.test/Util@v0.2.0",
+    "no-checksum-verification example.test/Hello@v1.1.0",
+    "no-checksum-verification example.test/Util@v0.2.0",
+    "proxy-fallback example.test/Hello@v1.1.0",
+    "proxy-fallback example.test/Hello@v1.1.0",
+    "proxy-fallback example.test/Hello@v1.1.0",
+    "proxy-fallback example.test/Util@v0.2.0",
+    "proxy-fallback example.test/Util@v0.2.0",
+    "proxy-fallback example.test/Util@v0.2.0",
+];
+
+/// pipe-after-refused: nothing on the first entry; the second serves, over plain HTTP.
+const PIPE_AFTER_REFUSED_FINDINGS: &[&str] = &[
+    "plaintext-module-fetch example.test/Hello@v1.1.0",
+    "plaintext-module-fetch example.test/Util@v0.2.0",
+    "no-checksum-verification example.test/Hello@v1.1.0",
+    "no-checksum-verification example.test/Util@v0.2.0",
+    "proxy-fallback example.test/Hello@v1.1.0",
+    "proxy-fallback example.test/Hello@v1.1.0",
+    "proxy-fallback example.test/Hello@v1.1.0",
+    "proxy-fallback example.test/Util@v0.2.0",
+    "proxy-fallback example.test/Util@v0.2.0",
+    "proxy-fallback example.test/Util@v0.2.0",
+];
+
+/// proxies-then-direct without keys: the go-get discovery is inside TLS.
+const PROXIES_THEN_DIRECT_FINDINGS: &[&str] = &[
+    "plaintext-module-fetch lab.test/Hello@v1.1.0",
+    "plaintext-module-fetch lab.test/Hello@v1.1.0",
+    "plaintext-module-fetch lab.test/Util@v0.2.0",
+    "plaintext-module-fetch lab.test/Util@v0.2.0",
+    "no-checksum-verification lab.test/Hello@v1.1.0",
+    "no-checksum-verification lab.test/Util@v0.2.0",
+    "unverified-tls -",
+    "proxy-fallback lab.test/Hello@v1.1.0",
+    "proxy-fallback lab.test/Hello@v1.1.0",
+    "proxy-fallback lab.test/Hello@v1.1.0",
+    "proxy-fallback lab.test/Util@v0.2.0",
+    "proxy-fallback lab.test/Util@v0.2.0",
+    "proxy-fallback lab.test/Util@v0.2.0",
+];
+
 pub const EXPECTED: &[Expect] = &[
     Expect {
         name: "plaintext-proxy",
@@ -678,6 +725,70 @@ pub const EXPECTED: &[Expect] = &[
         }],
         keyed: &[],
     },
+    Expect {
+        name: "pipe-after-500",
+        args: &[],
+        modules: &["example.test/Hello@v1.1.0", "example.test/Util@v0.2.0"],
+        findings: PIPE_AFTER_500_FINDINGS,
+        tls_ports: &[],
+        variants: &[Variant {
+            args: &["--go-env", "{dir}/pipe-after-500.go-env.json"],
+            findings: PIPE_AFTER_500_FINDINGS,
+        }],
+        keyed: &[],
+    },
+    Expect {
+        name: "pipe-after-refused",
+        args: &[],
+        modules: &["example.test/Hello@v1.1.0", "example.test/Util@v0.2.0"],
+        findings: PIPE_AFTER_REFUSED_FINDINGS,
+        tls_ports: &[],
+        variants: &[Variant {
+            args: &["--go-env", "{dir}/pipe-after-refused.go-env.json"],
+            findings: PIPE_AFTER_REFUSED_FINDINGS,
+        }],
+        keyed: &[],
+    },
+    Expect {
+        name: "comma-after-500",
+        args: &[],
+        modules: &["example.test/Hello@v1.1.0", "example.test/Util@v0.2.0"],
+        findings: &[
+            "plaintext-module-fetch example.test/Hello@v1.1.0",
+            "plaintext-module-fetch example.test/Util@v0.2.0",
+        ],
+        tls_ports: &[],
+        variants: &[],
+        keyed: &[],
+    },
+    Expect {
+        name: "proxies-then-direct",
+        args: &[],
+        modules: &["lab.test/Hello@v1.1.0", "lab.test/Util@v0.2.0"],
+        findings: PROXIES_THEN_DIRECT_FINDINGS,
+        tls_ports: &[443],
+        variants: &[],
+        keyed: &[Variant {
+            args: &["--keylog", "{dir}/proxies-then-direct.keys"],
+            findings: &[
+                "plaintext-module-fetch lab.test/Hello@v1.1.0",
+                "plaintext-module-fetch lab.test/Hello@v1.1.0",
+                "plaintext-module-fetch lab.test/Util@v0.2.0",
+                "plaintext-module-fetch lab.test/Util@v0.2.0",
+                "no-checksum-verification lab.test/Hello@v1.1.0",
+                "no-checksum-verification lab.test/Util@v0.2.0",
+                "unverified-tls -",
+                "proxy-fallback lab.test/Hello@v1.1.0",
+                "proxy-fallback lab.test/Hello@v1.1.0",
+                "proxy-fallback lab.test/Hello@v1.1.0",
+                "proxy-fallback lab.test/Hello@v1.1.0",
+                "proxy-fallback lab.test/Util@v0.2.0",
+                "proxy-fallback lab.test/Util@v0.2.0",
+                "proxy-fallback lab.test/Util@v0.2.0",
+                "proxy-fallback lab.test/Util@v0.2.0",
+            ],
+        }],
+    },
 ];
 
 pub fn analyze_json(path: &Path, extra: &[&str]) -> serde_json::Value {
@@ -712,6 +823,88 @@ fn subject(f: &serde_json::Value) -> String {
 /// Checks one capture in `dir` against its expectation: every request the lab servers logged
 /// is an exchange with the same server, target and status; the modules are decoded; the
 /// findings are exactly the expected ones (ignoring none: info findings count too).
+/// Both modules' info, mod and zip, each first failing on the first entry (`$a`) and then
+/// answered 200 by the second.
+macro_rules! walk {
+    ($a:literal) => {
+        [
+            concat!("example.test/Hello@v1.1.0 #0 info ", $a),
+            concat!("example.test/Hello@v1.1.0 #1 info 200 <- #0 ", $a),
+            concat!("example.test/Hello@v1.1.0 #2 mod ", $a),
+            concat!("example.test/Hello@v1.1.0 #3 mod 200 <- #2 ", $a),
+            concat!("example.test/Hello@v1.1.0 #4 zip ", $a),
+            concat!("example.test/Hello@v1.1.0 #5 zip 200 <- #4 ", $a),
+            concat!("example.test/Util@v0.2.0 #0 info ", $a),
+            concat!("example.test/Util@v0.2.0 #1 info 200 <- #0 ", $a),
+            concat!("example.test/Util@v0.2.0 #2 mod ", $a),
+            concat!("example.test/Util@v0.2.0 #3 mod 200 <- #2 ", $a),
+            concat!("example.test/Util@v0.2.0 #4 zip ", $a),
+            concat!("example.test/Util@v0.2.0 #5 zip 200 <- #4 ", $a),
+        ]
+    };
+}
+
+/// The journeys of captures that show the walk of a GOPROXY list, attempt by attempt: one
+/// line per hop, `module@version #i op status-or-failure`, then `<- #j cause` for a fallback
+/// link. Checked on the bundled capture and on every re-recording (no options).
+pub const JOURNEYS: &[(&str, &[&str])] = &[
+    ("pipe-after-500", &walk!("500")),
+    ("pipe-after-refused", &walk!("refused")),
+    (
+        "comma-after-500",
+        &[
+            "example.test/Hello@v1.1.0 #0 info 500",
+            "example.test/Util@v0.2.0 #0 info 500",
+        ],
+    ),
+    (
+        "proxies-then-direct",
+        &[
+            "lab.test/Hello@v1.1.0 #0 info 404",
+            "lab.test/Hello@v1.1.0 #1 info 200 <- #0 404",
+            "lab.test/Hello@v1.1.0 #2 mod 404",
+            "lab.test/Hello@v1.1.0 #3 mod 200 <- #2 404",
+            "lab.test/Hello@v1.1.0 #4 zip 404",
+            "lab.test/Hello@v1.1.0 #5 zip 200 <- #4 404",
+            "lab.test/Util@v0.2.0 #0 info 404",
+            "lab.test/Util@v0.2.0 #1 info 200 <- #0 404",
+            "lab.test/Util@v0.2.0 #2 mod 404",
+            "lab.test/Util@v0.2.0 #3 mod 200 <- #2 404",
+            "lab.test/Util@v0.2.0 #4 zip 404",
+            "lab.test/Util@v0.2.0 #5 zip 200 <- #4 404",
+        ],
+    ),
+];
+
+/// The JOURNEYS lines of a JSON report.
+pub fn journey_lines(j: &serde_json::Value) -> Vec<String> {
+    let mut out = Vec::new();
+    for m in j["modules"].as_array().unwrap() {
+        let label = format!(
+            "{}@{}",
+            m["module"].as_str().unwrap_or("-"),
+            m["version"].as_str().unwrap_or("-")
+        );
+        for (i, h) in m["journey"].as_array().unwrap().iter().enumerate() {
+            let what = match (h["failed"]["failure"].as_str(), h["status"].as_u64()) {
+                (Some(f), _) => f.to_string(),
+                (None, Some(s)) => s.to_string(),
+                (None, None) => "---".to_string(),
+            };
+            let mut line = format!("{label} #{i} {} {what}", h["op"].as_str().unwrap());
+            if h["after"]["kind"] == "fallback" {
+                line += &format!(
+                    " <- #{} {}",
+                    h["after"]["from"],
+                    h["after"]["cause"].as_str().unwrap()
+                );
+            }
+            out.push(line);
+        }
+    }
+    out
+}
+
 pub fn check_capture(dir: &Path, e: &Expect) {
     let pcap = ["pcap", "pcapng"]
         .iter()
@@ -742,8 +935,11 @@ pub fn check_capture(dir: &Path, e: &Expect) {
         e.name
     );
 
-    // 2. Modules.
+    // 2. Modules, and the walk of the GOPROXY list where it is the point of the capture.
     check_modules(e, &j, "no options");
+    if let Some((_, want)) = JOURNEYS.iter().find(|(n, _)| *n == e.name) {
+        assert_eq!(journey_lines(&j), *want, "{}: journeys", e.name);
+    }
 
     // 3. Findings, exactly, with no options and with each variant's.
     assert_findings(&j, e.findings, &format!("{} (no options)", e.name));

@@ -30,6 +30,9 @@ pub(super) struct FlowCtx {
     pub(super) process: Option<String>,
     /// The HTTP/1 connection became a CONNECT tunnel.
     pub(super) tunnel: Option<Box<Tunnel>>,
+    /// Which side ended the connection first (FIN or RST): true for the server. A client
+    /// that closes a connection it did not need has not seen it fail.
+    pub(super) ended_by_server: Option<bool>,
 }
 
 impl FlowCtx {

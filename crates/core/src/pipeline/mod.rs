@@ -564,6 +564,7 @@ impl Analyzer {
                             conn: if keep { Conn::Unknown } else { Conn::Opaque },
                             process,
                             tunnel: None,
+                            ended_by_server: None,
                         }),
                     );
                 }
@@ -802,6 +803,7 @@ impl Analyzer {
         let Some(c) = self.ctx.get_mut(&flow) else {
             return;
         };
+        c.ended_by_server.get_or_insert(dir == Dir::ToClient);
         match &mut c.conn {
             Conn::Http(h) => h.on_end(dir, ts, packet, he),
             Conn::Tls(sc) => {
@@ -1261,7 +1263,7 @@ fn failed_before_request(
     answered: bool,
     last_seen: Ts,
 ) -> Option<Attempt> {
-    if !c.info.saw_syn || !matches!(c.conn, Conn::Unknown) {
+    if !c.info.saw_syn || !matches!(c.conn, Conn::Unknown) || c.ended_by_server == Some(false) {
         return None;
     }
     let failure = match (answered, reason) {
