@@ -145,3 +145,75 @@ fn the_documented_journey_is_the_capture_s() {
     let j = analyze_json(&repo().join("captures/pipe-after-refused.pcap"), &[]);
     assert_eq!(Value::Array(hops(&j)[..2].to_vec()), documented);
 }
+
+/// The go command's own refused TLS handshakes (tls-proxy-rejected.pcap: it sent
+/// bad_certificate to a self-signed proxy, twice) merged with a synthetic next entry that
+/// answered right after each: every failed handshake is the attempt before one request.
+#[test]
+fn a_failed_tls_handshake_is_the_attempt_before_the_next_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let next = dir.path().join("next.pcap");
+    // 2026-11-24T03:26:11Z, then .640 s and .651 s: after each failed handshake (.635, .650).
+    let t0: u64 = 1_795_490_771 * 1_000_000;
+    let mut frames = Vec::new();
+    for (k, (ms, file)) in [(640u64, "info"), (651, "mod")].into_iter().enumerate() {
+        frames.extend(http_get(
+            t0 + ms * 1000,
+            40100 + k as u16,
+            ([127, 0, 0, 1], 8093),
+            "127.0.0.1:8093",
+            &format!("/example.test/%21hello/@v/v1.1.0.{file}"),
+            "",
+            "200 OK",
+            "",
+            b"{}",
+        ));
+    }
+    write_pcap(&next, &frames);
+    let rejected = repo().join("captures/tls-proxy-rejected.pcap");
+    let out = run(&[
+        "analyze",
+        rejected.to_str().unwrap(),
+        next.to_str().unwrap(),
+        "--format",
+        "json",
+        "--fail-on",
+        "never",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let j: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let h = hops(&j);
+    let shape: Vec<(String, String)> = h
+        .iter()
+        .map(|h| {
+            (
+                h["op"].as_str().unwrap().to_string(),
+                h["failed"]["failure"]
+                    .as_str()
+                    .map_or(h["status"].to_string(), str::to_string),
+            )
+        })
+        .collect();
+    assert_eq!(
+        shape,
+        [
+            ("info".into(), "tls-failed".into()),
+            ("info".into(), "200".into()),
+            ("mod".into(), "tls-failed".into()),
+            ("mod".into(), "200".into()),
+        ]
+    );
+    assert_eq!(
+        h[0]["url"], "https://127.0.0.1:8092",
+        "a ClientHello says https"
+    );
+    assert_eq!(
+        h[0]["failed"]["detail"],
+        "alert client: fatal bad_certificate"
+    );
+    assert_eq!(h[1]["after"]["cause"], "tls-failed");
+    assert_eq!(h[3]["after"]["from"], 2);
+    let fb = fallbacks(&j);
+    assert_eq!(fb.len(), 2);
+    assert!(fb[0].1.contains("failed its TLS handshake"), "{}", fb[0].1);
+}
