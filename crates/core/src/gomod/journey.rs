@@ -348,7 +348,7 @@ impl Tracker {
         start: Ts,
         process: Option<&str>,
     ) -> bool {
-        a.client.ip() == client
+        same_host(a.client.ip(), client)
             && a.server != server
             && a.last <= start
             && start.0 - a.last.0 <= FALLBACK_WINDOW_NS
@@ -545,7 +545,7 @@ impl Tracker {
                 .iter()
                 .enumerate()
                 .rev()
-                .find(|(_, h)| h.client_ip == ex.client.ip() && h.op.is_proxy())
+                .find(|(_, h)| same_host(h.client_ip, ex.client.ip()) && h.op.is_proxy())
             else {
                 continue;
             };
@@ -643,7 +643,10 @@ impl Tracker {
                 .map(|(i, h)| (i, h.clone()));
             if let Some((i, h)) = prev {
                 let failed = !matches!(h.status, Some(s) if s < 400);
-                if failed && h.base != ex.base && h.client_ip == ex.client.ip() && h.end <= ex.start
+                if failed
+                    && h.base != ex.base
+                    && same_host(h.client_ip, ex.client.ip())
+                    && h.end <= ex.start
                 {
                     let cause = h.status.map_or("no-response".into(), |s| s.to_string());
                     after = Some(HopLink::Fallback { from: i, cause });
@@ -792,6 +795,13 @@ impl Tracker {
         }
         journeys
     }
+}
+
+/// Two client addresses of one walk of the list. A loopback address is the capturing host's
+/// own: its connection to a local proxy comes from 127.0.0.1 while the same go command reaches
+/// the next entry from its interface's address.
+fn same_host(a: IpAddr, b: IpAddr) -> bool {
+    a == b || a.is_loopback() || b.is_loopback()
 }
 
 /// Hops are filed as their exchanges complete; reports show them in the order they started.
@@ -1413,5 +1423,36 @@ pub(crate) mod tests {
         );
         assert!(t.on_exchange(&mut g).fallback.is_none());
         assert_eq!(t.into_journeys()[0].version, None);
+    }
+
+    #[test]
+    fn a_local_entry_refused_then_a_remote_one_is_one_walk() {
+        let mut t = Tracker::new();
+        t.on_failed_attempt(attempt(1, "127.0.0.1:8125", AttemptFailure::Refused, 0));
+        let mut b = ex(
+            2,
+            "192.0.2.2:40001",
+            "203.0.113.80:443",
+            "https://proxy.test/example.test/x/@v/v1.0.0.info",
+            200,
+            1,
+            2,
+        );
+        assert!(t.on_exchange(&mut b).fallback.is_some());
+        // Two other hosts are not one walk.
+        let mut t = Tracker::new();
+        let mut other = attempt(1, "198.51.100.7:8125", AttemptFailure::Refused, 0);
+        other.client = "198.51.100.9:40000".parse().unwrap();
+        t.on_failed_attempt(other);
+        let mut b = ex(
+            2,
+            "192.0.2.2:40001",
+            "203.0.113.80:443",
+            "https://proxy.test/example.test/x/@v/v1.0.0.info",
+            200,
+            1,
+            2,
+        );
+        assert!(t.on_exchange(&mut b).fallback.is_none());
     }
 }
