@@ -59,6 +59,8 @@ impl Pane {
 pub enum Detail {
     /// A hop: the exchange with this id.
     Exchange(u64),
+    /// A hop that is a connection which failed before any request: its flow.
+    Attempt(u64),
     /// A finding: its position in [`App::findings`].
     Finding(usize),
 }
@@ -1044,12 +1046,12 @@ impl App {
             Action::Open if self.detail.is_none() => match self.focus {
                 Pane::Modules => self.focus = Pane::Journey,
                 Pane::Journey => {
-                    // A failed connection has no exchange to open; its line says it all.
-                    self.detail = self
-                        .tree
-                        .get(self.selected_line)
-                        .and_then(|l| l.hop.exchange)
-                        .map(Detail::Exchange);
+                    self.detail = self.tree.get(self.selected_line).and_then(|l| {
+                        match (&l.hop.failed, l.hop.exchange) {
+                            (Some(f), _) => Some(Detail::Attempt(f.flow)),
+                            (None, x) => x.map(Detail::Exchange),
+                        }
+                    });
                 }
                 Pane::Findings => self.detail = self.selected_finding.map(Detail::Finding),
             },

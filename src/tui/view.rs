@@ -895,6 +895,7 @@ fn draw_detail(app: &App, frame: &mut Frame, body: Rect, d: Detail) {
     let area = body;
     let title = match d {
         Detail::Exchange(x) => format!(" Exchange {x} "),
+        Detail::Attempt(flow) => format!(" Failed connection (flow {flow}) "),
         Detail::Finding(p) => format!(
             " Finding: {} ",
             app.findings.get(p).map_or("?", |f| f.rule.id())
@@ -911,6 +912,7 @@ fn draw_detail(app: &App, frame: &mut Frame, body: Rect, d: Detail) {
     };
     match d {
         Detail::Exchange(x) => exchange_detail(app, x, &mut doc),
+        Detail::Attempt(flow) => attempt_detail(app, flow, &mut doc),
         Detail::Finding(p) => finding_detail(app, p, &mut doc),
     }
     let height = usize::from(inner.height);
@@ -1214,6 +1216,77 @@ fn tls_detail(t: &TlsRecord, doc: &mut Doc) {
         }
         doc.field_w(4, 7, "sha256", &c.sha256);
     }
+}
+
+/// A connection that failed before any request: what failed, and what the go command did
+/// next (the request whose journey it joined).
+fn attempt_detail(app: &App, flow: u64, doc: &mut Doc) {
+    use crate::gomod::journey::AttemptFailure as F;
+    let Some((i, l)) = app
+        .tree
+        .iter()
+        .enumerate()
+        .find(|(_, l)| l.hop.failed.as_ref().is_some_and(|f| f.flow == flow))
+    else {
+        doc.text(
+            0,
+            &format!("Flow {flow} is no longer in this journey."),
+            dim(),
+        );
+        return;
+    };
+    let Some(f) = &l.hop.failed else {
+        return;
+    };
+    let what = match f.failure {
+        F::Refused => "refused: the server answered the SYN with a RST (nothing listens there)",
+        F::Reset => "reset by the server after connecting, before any request",
+        F::Closed => "closed by the server after connecting, before any request",
+        F::TlsFailed => "the TLS handshake failed or the client refused the certificate",
+        F::NoAnswer => "no answer to the SYN",
+    };
+    doc.line(vec![
+        Span::styled(format!("{} ", f.failure.as_str()), bad()),
+        Span::raw(clean(&l.hop.url)),
+    ]);
+    doc.field(0, "failure", what);
+    if let Some(d) = &f.detail {
+        doc.field(0, "detail", d);
+    }
+    doc.field(0, "server", &l.hop.server.to_string());
+    doc.field(
+        0,
+        "evidence",
+        &format!("flow {flow}; no request was sent on it"),
+    );
+    let next = app.tree[i + 1..].iter().find(
+        |n| matches!(&n.hop.after, Some(HopLink::Fallback { from, .. }) if *from == l.number),
+    );
+    if let Some(n) = next {
+        doc.field(
+            0,
+            "next",
+            &format!(
+                "#{} {} {} {}",
+                n.number,
+                n.hop.op,
+                n.hop.status.map_or("---".into(), |s| s.to_string()),
+                clean(&n.hop.url)
+            ),
+        );
+    }
+    doc.lines.push(Line::raw(""));
+    doc.text(
+        0,
+        &format!(
+            "Inferred: a failed connection carries no module path. It is the {} the go command \
+            then asked of the next GOPROXY entry (same host, in order, within 60 s; with \
+            --go-env, only across a `|` of the list). Only `|` goes on after such a failure: \
+            whoever can make this entry fail diverts the request to the next one.",
+            l.hop.op
+        ),
+        Style::new(),
+    );
 }
 
 fn finding_detail(app: &App, pos: usize, doc: &mut Doc) {

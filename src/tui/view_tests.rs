@@ -122,6 +122,21 @@ fn refused_then_fallback_journey() {
     assert!(wide.contains("(no request sent)"), "{wide}");
     assert!(wide.contains("fallback after #0 (refused)"), "{wide}");
     assert!(wide.contains("127.0.0.1:8125"), "{wide}");
+
+    // Enter on the failed hop says what failed and what came next.
+    let mut app = app;
+    app.on_key(key(KeyCode::Tab));
+    app.on_key(key(KeyCode::Enter));
+    assert!(
+        matches!(app.detail, Some(Detail::Attempt(_))),
+        "{:?}",
+        app.detail
+    );
+    let detail = render(&app, 120, 40);
+    assert!(detail.contains("Failed connection (flow"), "{detail}");
+    assert!(detail.contains("answered the SYN with a RST"), "{detail}");
+    assert!(detail.contains("next"), "{detail}");
+    insta::assert_snapshot!("pipe_after_refused_attempt_detail_120x40", detail);
 }
 
 #[test]
