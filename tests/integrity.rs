@@ -16,13 +16,6 @@ fn go_download(name: &str) -> Vec<Value> {
         .collect()
 }
 
-fn vkey() -> String {
-    std::fs::read_to_string(repo().join("captures/lab-sumdb.vkey"))
-        .unwrap()
-        .trim()
-        .to_string()
-}
-
 fn findings(j: &Value, rule: &str) -> Vec<Value> {
     j["findings"]
         .as_array()
@@ -51,7 +44,7 @@ fn h1_values_equal_the_go_sum_lines_of_the_recording() {
     for name in CLEAN {
         let j = analyze_json(
             &repo().join(format!("captures/{name}.pcap")),
-            &["--sumdb-key", &vkey()],
+            &["--sumdb-key", &lab_sumdb_vkey()],
         );
         let modules: BTreeMap<String, &Value> = j["modules"]
             .as_array()
@@ -90,7 +83,7 @@ fn h1_values_equal_the_go_sum_lines_of_the_recording() {
 fn tampered_zip_gives_exactly_the_hashes_of_gos_security_error() {
     let j = analyze_json(
         &repo().join("captures/tamper-sumdb-on.pcap"),
-        &["--sumdb-key", &vkey()],
+        &["--sumdb-key", &lab_sumdb_vkey()],
     );
     let mismatches = findings(&j, "checksum-mismatch");
     let mut checked = 0;
@@ -165,7 +158,7 @@ fn sumdb_keys_decide_between_verified_unknown_and_invalid() {
         v.dedup();
         v
     };
-    let with_key = analyze_json(&pcap, &["--sumdb-key", &vkey()]);
+    let with_key = analyze_json(&pcap, &["--sumdb-key", &lab_sumdb_vkey()]);
     assert!(
         !rules(&with_key).iter().any(|r| r.starts_with("sumdb-")),
         "{:?}",
@@ -177,7 +170,7 @@ fn sumdb_keys_decide_between_verified_unknown_and_invalid() {
     let wrong = modtrace::gomod::note::Verifier::from_ed25519("sum.lab.test", [42u8; 32])
         .unwrap()
         .encode();
-    assert_ne!(wrong, vkey());
+    assert_ne!(wrong, lab_sumdb_vkey());
     let j = analyze_json(&pcap, &["--sumdb-key", &wrong]);
     let invalid = findings(&j, "sumdb-signature-invalid");
     assert!(!invalid.is_empty(), "{:?}", rules(&j));

@@ -375,13 +375,6 @@ fn wrong_sumdb_key() -> String {
         .encode()
 }
 
-fn lab_sumdb_key() -> String {
-    std::fs::read_to_string(repo().join("captures/lab-sumdb.vkey"))
-        .unwrap()
-        .trim()
-        .to_string()
-}
-
 struct Case {
     capture: PathBuf,
     args: Vec<String>,
@@ -471,7 +464,7 @@ fn cases(dir: &Path) -> BTreeMap<&'static str, (Vec<Case>, Vec<Case>)> {
                 )],
                 vec![Case::bundled(
                     "sumdb-direct.pcap",
-                    &arg(&["--sumdb-key", &lab_sumdb_key()]),
+                    &arg(&["--sumdb-key", &lab_sumdb_vkey()]),
                 )],
             ),
         ),

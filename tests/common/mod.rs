@@ -20,6 +20,14 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The bundled lab checksum database's verifier key (for `--sumdb-key`).
+pub fn lab_sumdb_vkey() -> String {
+    std::fs::read_to_string(repo().join("captures/lab-sumdb.vkey"))
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
 /// Writes a classic little-endian microsecond pcap with Ethernet frames.
 pub fn write_pcap(path: &Path, frames: &[(u64, Vec<u8>)]) {
     let mut out = Vec::new();

@@ -643,12 +643,8 @@ impl Detector {
                 },
             ),
         };
-        if let Some(&i) = self.keys.get(&key) {
-            self.touched.push(i);
-            return;
-        }
         let not_found = fb.after_not_found();
-        let mut message = if not_found {
+        let message = if not_found {
             // Kept word for word: reports of 404/410 fallbacks are unchanged.
             format!("{} of {target}: fell back to {} {what}", fb.op, fb.base)
         } else {
@@ -662,21 +658,34 @@ impl Detector {
                 fb.op, fb.base
             )
         };
-        message = crate::redact::text(&message);
-        let mut f = Finding::new(Rule::ProxyFallback, message, evidence)
-            .about(fb.module.clone(), fb.version.clone());
-        if !not_found {
-            f.severity = Severity::Low;
-        }
-        self.findings.push(f);
-        self.keys.insert(key, self.findings.len() - 1);
-        self.touched.push(self.findings.len() - 1);
+        self.raise(
+            key,
+            |_| {},
+            || {
+                let mut f = Finding::new(Rule::ProxyFallback, message, evidence)
+                    .about(fb.module.clone(), fb.version.clone());
+                if !not_found {
+                    f.severity = Severity::Low;
+                }
+                f
+            },
+        );
     }
 
     fn raise_at(&mut self, key: String, ex: &Exchange, make: impl FnOnce() -> Finding) {
+        self.raise(key, |f| f.evidence.add(ex), make);
+    }
+
+    /// The finding under `key`: grown by `grow` when it exists, else made by `make`.
+    fn raise(
+        &mut self,
+        key: String,
+        grow: impl FnOnce(&mut Finding),
+        make: impl FnOnce() -> Finding,
+    ) {
         let i = match self.keys.get(&key) {
             Some(&i) => {
-                self.findings[i].evidence.add(ex);
+                grow(&mut self.findings[i]);
                 i
             }
             None => {

@@ -221,6 +221,28 @@ pub struct Fallback {
 }
 
 impl Fallback {
+    /// The fallback whose request is `ex`, in the journey of `version` (a go-get discovery
+    /// has no version of its own).
+    fn to(
+        ex: &Exchange,
+        version: Option<String>,
+        from: FallbackFrom,
+        pipe: Option<bool>,
+    ) -> Fallback {
+        Fallback {
+            module: ex.module.clone(),
+            version,
+            op: ex.op,
+            exchange: ex.id,
+            base: ex.base.clone(),
+            flow: ex.flow,
+            packet: ex.packet,
+            time: ex.start,
+            from,
+            pipe,
+        }
+    }
+
     /// 404 and 410 are the only errors after which `,` goes on; anything else proves `|`.
     pub fn after_not_found(&self) -> bool {
         matches!(
@@ -247,10 +269,12 @@ pub struct TrackOutcome {
 /// Bound on redirect targets waiting for their request (a redirect nobody followed is dropped
 /// oldest-first so a hostile capture cannot grow it).
 const MAX_PENDING_REDIRECTS: usize = 4096;
-/// Bound on failed connections waiting for the request that followed them, and on recent
-/// hops a late-reported failure may still precede (oldest forgotten first).
+/// Bound on failed connections waiting for the request that followed them (oldest forgotten
+/// first).
 const MAX_PENDING_FAILURES: usize = 1024;
-const MAX_RECENT_HOPS: usize = 1024;
+/// Recent hops a late-reported failure may still precede. Every such failure scans them, and
+/// a SYN flood idles out as a failure per SYN: kept small.
+const MAX_RECENT_HOPS: usize = 64;
 /// A failed connection and the next request are one walk of the list only this close in
 /// time: a refusal is followed within milliseconds; an unanswered SYN after the go command's
 /// dial timeout (30 s).
@@ -330,15 +354,17 @@ impl Tracker {
             return Ok(None);
         }
         match (self.entry_of_attempt(a), self.entry_of_base(base)) {
-            (Some(f), Some(b)) if f < b => {
-                if self.goproxy[f..b].iter().all(|e| e.fallback_on_any_error) {
-                    Ok(Some(true))
-                } else {
-                    Err(())
-                }
-            }
+            (Some(f), Some(b)) if f < b && self.only_pipes(f, b) => Ok(Some(true)),
             _ => Err(()),
         }
+    }
+
+    /// Entries `from..to` of the list are each followed by `|`: the walk goes on after any
+    /// error there.
+    fn only_pipes(&self, from: usize, to: usize) -> bool {
+        self.goproxy[from..to]
+            .iter()
+            .all(|e| e.fallback_on_any_error)
     }
 
     fn fits(
@@ -580,18 +606,8 @@ impl Tracker {
                         status: h.status,
                     },
                 };
-                out.fallback = Some(Fallback {
-                    module: ex.module.clone(),
-                    version: self.journeys[ji].version.clone(),
-                    op: ex.op,
-                    exchange: ex.id,
-                    base: ex.base.clone(),
-                    flow: ex.flow,
-                    packet: ex.packet,
-                    time: ex.start,
-                    from,
-                    pipe: None,
-                });
+                let version = self.journeys[ji].version.clone();
+                out.fallback = Some(Fallback::to(ex, version, from, None));
                 return self.push_hop(ji, ex, Some(HopLink::Fallback { from: hi, cause }), out);
             }
         }
@@ -651,27 +667,15 @@ impl Tracker {
                     let cause = h.status.map_or("no-response".into(), |s| s.to_string());
                     after = Some(HopLink::Fallback { from: i, cause });
                     let pipe = match (self.entry_of_base(&h.base), self.entry_of_base(&ex.base)) {
-                        (Some(f), Some(b)) if f < b => {
-                            Some(self.goproxy[f..b].iter().all(|e| e.fallback_on_any_error))
-                        }
+                        (Some(f), Some(b)) if f < b => Some(self.only_pipes(f, b)),
                         _ => None,
                     };
-                    out.fallback = Some(Fallback {
-                        module: ex.module.clone(),
-                        version: ex.version.clone(),
-                        op: ex.op,
-                        exchange: ex.id,
-                        base: ex.base.clone(),
-                        flow: ex.flow,
-                        packet: ex.packet,
-                        time: ex.start,
-                        from: FallbackFrom::Exchange {
-                            id: h.exchange.unwrap_or(0),
-                            base: h.base.clone(),
-                            status: h.status,
-                        },
-                        pipe,
-                    });
+                    let from = FallbackFrom::Exchange {
+                        id: h.exchange.unwrap_or(0),
+                        base: h.base.clone(),
+                        status: h.status,
+                    };
+                    out.fallback = Some(Fallback::to(ex, ex.version.clone(), from, pipe));
                 }
             }
         }
@@ -692,18 +696,7 @@ impl Tracker {
                     from: journey.journey.len() - 1,
                     cause: a.failure.as_str().into(),
                 });
-                out.fallback = Some(Fallback {
-                    module: ex.module.clone(),
-                    version: ex.version.clone(),
-                    op: ex.op,
-                    exchange: ex.id,
-                    base: ex.base.clone(),
-                    flow: ex.flow,
-                    packet: ex.packet,
-                    time: ex.start,
-                    from,
-                    pipe,
-                });
+                out.fallback = Some(Fallback::to(ex, ex.version.clone(), from, pipe));
             }
         }
         let journey = &mut self.journeys[ji];
